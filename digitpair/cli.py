@@ -1,0 +1,84 @@
+"""`digitpair-train`: train one variant, run a study, report it, export and push the weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .data import MNIST, DataError
+from .models import VARIANTS
+from .training import RunConfig, pick_device, train_run
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Train and study the five digit-pair variants (EE-559 mini-project 1).")
+console = Console()
+
+
+@app.callback()
+def _group():
+    """Keeps `digitpair-train COMMAND` a command group even while it has one command."""
+
+DataDirOption = typer.Option(None, "--data-dir", envvar="DIGITPAIR_DATA",
+                             help="MNIST folder (IDX files, or torchvision's MNIST/raw layout).")
+
+
+def load_data(data_dir: Optional[Path]) -> MNIST:
+    try:
+        return MNIST(data_dir)
+    except DataError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def train(
+    model: str = typer.Option("shared_aux", help=f"One of: {', '.join(VARIANTS)}."),
+    optimizer: str = typer.Option(RunConfig.optimizer, help="adam, sgd or rmsprop."),
+    lr: float = typer.Option(RunConfig.lr),
+    batch_size: int = typer.Option(RunConfig.batch_size),
+    epochs: int = typer.Option(RunConfig.epochs),
+    weight_decay: float = typer.Option(RunConfig.weight_decay),
+    aux_weight: float = typer.Option(RunConfig.aux_weight),
+    augmentation: str = typer.Option(RunConfig.augmentation, help="none, seed (the 2020 report's) or safe."),
+    data_seed: int = typer.Option(RunConfig.data_seed),
+    init_seed: int = typer.Option(RunConfig.init_seed),
+    data_dir: Optional[Path] = DataDirOption,
+    save: Optional[Path] = typer.Option(None, help="Write the trained model here (a weights/<variant> folder)."),
+):
+    """Train one variant on one round of 1000 pairs; print the config, progress and final metrics."""
+    from .export import save_variant
+
+    try:
+        cfg = RunConfig(model=model, optimizer=optimizer, lr=lr, batch_size=batch_size, epochs=epochs,
+                        weight_decay=weight_decay, aux_weight=aux_weight, augmentation=augmentation,
+                        data_seed=data_seed, init_seed=init_seed)
+    except ValueError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    console.print_json(json.dumps(cfg.to_dict()))
+    mnist = load_data(data_dir)
+    device = pick_device()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task(f"{model} on {device}", total=cfg.epochs, status="")
+        def on_epoch(r):
+            val = f" val {r['val_acc']:.1f}%" if r.get("val_acc") is not None else ""
+            bar.update(task, advance=1, status=f"loss {r['train_loss']:.3f}{val}")
+        result = train_run(cfg, mnist, device=device, on_epoch=on_epoch)
+    f = result.final
+    digits = f" | test digit accuracy {f['test_digit_acc']:.1f}%" if f["test_digit_acc"] is not None else ""
+    console.print(f"[bold]{model}[/bold]: test pair accuracy {f['test_acc']:.1f}%{digits} "
+                  f"(epoch {f['selected_epoch']} chosen on validation {f['val_acc']:.1f}%; "
+                  f"{f['parameters']:,} parameters; {f['wall_seconds']:.0f} s)")
+    if save is not None:
+        save_variant(result.model, model, save, {"train_config": cfg.to_dict(), "metrics": f})
+        console.print(f"saved to {save}")
+
+
+def main():
+    app()

@@ -1,0 +1,176 @@
+"""MNIST digit pairs, exactly as the EE-559 course's `generate_pair_sets(nb)` makes them.
+
+Course semantics (dlc_practical_prologue.py, `mnist_to_pairs`): 28x28 images are 2x2 average
+pooled to 14x14, one random permutation of the split is drawn, its first 2N indices are paired
+in order, `target = class_a <= class_b`, and the inputs stay raw 0-255 floats. Training pairs come
+from MNIST-train, test pairs from MNIST-test. Here every draw takes an explicit
+`torch.Generator`, so a seed reproduces a set bit for bit and no global RNG is touched.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+DATA_ENV = "DIGITPAIR_DATA"
+DEFAULT_ROOT = Path.home() / ".cache" / "digitpair"
+
+# (file stem, IDX magic number, item count) per split; the magic is 0x00000803 for 3-d uint8
+# images and 0x00000801 for 1-d uint8 labels (http://yann.lecun.com/exdb/mnist/).
+_FILES = {
+    True: (("train-images-idx3-ubyte", 2051, 60000), ("train-labels-idx1-ubyte", 2049, 60000)),
+    False: (("t10k-images-idx3-ubyte", 2051, 10000), ("t10k-labels-idx1-ubyte", 2049, 10000)),
+}
+
+
+class DataError(RuntimeError):
+    """MNIST is missing or damaged; the message says where we looked and what to do."""
+
+
+@dataclass(frozen=True)
+class PairSet:
+    input: torch.Tensor    # (N, 2, 14, 14) float32, raw 0-255
+    target: torch.Tensor   # (N,) int64, 1 iff class of digit 0 <= class of digit 1
+    classes: torch.Tensor  # (N, 2) int64, the two digit classes
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def __getitem__(self, index) -> "PairSet":
+        return PairSet(self.input[index], self.target[index], self.classes[index])
+
+    def to(self, device) -> "PairSet":
+        return PairSet(self.input.to(device), self.target.to(device), self.classes.to(device))
+
+
+def data_root(data_dir: str | os.PathLike | None = None) -> Path:
+    """`--data-dir`, else $DIGITPAIR_DATA, else ~/.cache/digitpair."""
+    return Path(data_dir or os.environ.get(DATA_ENV) or DEFAULT_ROOT).expanduser()
+
+
+def _find(root: Path, stem: str) -> Path | None:
+    # A plain folder of IDX files (../shared/data/mnist) or torchvision's <root>/MNIST/raw layout.
+    for folder in (root, root / "MNIST" / "raw"):
+        for name in (stem, stem + ".gz"):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def _read_idx(path: Path, magic: int, count: int, expected_sha256: str | None) -> torch.Tensor:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"cannot read {path}: {e}") from e
+    if expected_sha256 and hashlib.sha256(raw).hexdigest() != expected_sha256:
+        raise DataError(f"{path} does not match its SHA256SUMS entry: the file is damaged; fetch it again")
+    header = int.from_bytes(raw[:4], "big")
+    ndim = header & 0xFF
+    if header != magic or int.from_bytes(raw[4:8], "big") != count:
+        raise DataError(f"{path} is not an MNIST IDX file of {count} items (magic {header:#x})")
+    shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    data = raw[4 + 4 * ndim:]
+    expected = 1
+    for s in shape:
+        expected *= s
+    if len(data) != expected:
+        raise DataError(f"{path} is truncated: {len(data)} bytes of data, expected {expected}")
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8).reshape(shape)
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    sums = folder / "SHA256SUMS.uncompressed"
+    if not sums.is_file():
+        return {}
+    pairs = (line.split() for line in sums.read_text().splitlines() if line.strip())
+    return {name: digest for digest, name in pairs}
+
+
+def _download(root: Path, train: bool) -> None:
+    try:
+        from torchvision.datasets import MNIST
+        MNIST(str(root), train=train, download=True)
+    except Exception as e:  # no network, no torchvision: the caller explains what to do
+        raise DataError(
+            f"MNIST not found under {root} (looked for the four IDX files there and in "
+            f"{root / 'MNIST' / 'raw'}), and downloading it failed ({type(e).__name__}). "
+            f"Point --data-dir or ${DATA_ENV} at a folder holding train-images-idx3-ubyte[.gz], "
+            f"train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz]."
+        ) from None
+
+
+def load_mnist(train: bool, data_dir: str | os.PathLike | None = None,
+               download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images (N, 28, 28) uint8, labels (N,) int64) of one MNIST split, verified."""
+    root = data_root(data_dir)
+    paths = [_find(root, stem) for stem, _, _ in _FILES[train]]
+    if None in paths:
+        if not download:
+            raise DataError(f"MNIST not found under {root}; set --data-dir or ${DATA_ENV}")
+        _download(root, train)
+        paths = [_find(root, stem) for stem, _, _ in _FILES[train]]
+    (img_stem, img_magic, n), (lbl_stem, lbl_magic, _) = _FILES[train]
+    images = _read_idx(paths[0], img_magic, n, _checksums(paths[0].parent).get(img_stem))
+    labels = _read_idx(paths[1], lbl_magic, n, _checksums(paths[1].parent).get(lbl_stem))
+    if images.shape != (n, 28, 28) or int(labels.max()) > 9:
+        raise DataError(f"{paths[0]} / {paths[1]} do not hold 28x28 images with labels 0-9")
+    return images, labels.long()
+
+
+def mnist_to_pairs(n: int, images: torch.Tensor, labels: torch.Tensor,
+                   generator: torch.Generator) -> PairSet:
+    """The course's `mnist_to_pairs`, with an explicit generator."""
+    if not 0 < 2 * n <= len(images):
+        raise ValueError(f"cannot draw {n} pairs of distinct images from {len(images)} images")
+    x = F.avg_pool2d(images.view(-1, 1, 28, 28).float(), kernel_size=2)   # (M, 1, 14, 14)
+    idx = torch.randperm(len(images), generator=generator)[: 2 * n].view(n, 2)
+    classes = labels[idx]                                                  # (n, 2)
+    return PairSet(
+        input=torch.cat((x[idx[:, 0]], x[idx[:, 1]]), dim=1),              # (n, 2, 14, 14)
+        target=(classes[:, 0] <= classes[:, 1]).long(),
+        classes=classes,
+    )
+
+
+@dataclass(frozen=True)
+class RoundData:
+    train: PairSet
+    val: PairSet   # carved from the training pairs; every selection decision looks here only
+    test: PairSet  # looked at once per run, after selection
+
+
+class MNIST:
+    """Both MNIST splits in memory, so a study loads them once and draws many rounds."""
+
+    def __init__(self, data_dir: str | os.PathLike | None = None, download: bool = True):
+        self.train_images, self.train_labels = load_mnist(True, data_dir, download)
+        self.test_images, self.test_labels = load_mnist(False, data_dir, download)
+
+    def round(self, data_seed: int, n_pairs: int = 1000, val_pairs: int = 200) -> RoundData:
+        """`generate_pair_sets(n_pairs)` under `data_seed`, the last `val_pairs` train pairs held out."""
+        if not 0 <= val_pairs < n_pairs:
+            raise ValueError(f"val_pairs must be in [0, {n_pairs}), got {val_pairs}")
+        g = torch.Generator().manual_seed(data_seed)
+        train = mnist_to_pairs(n_pairs, self.train_images, self.train_labels, g)
+        test = mnist_to_pairs(n_pairs, self.test_images, self.test_labels, g)
+        cut = n_pairs - val_pairs
+        return RoundData(train=train[:cut], val=train[cut:], test=test)
+
+
+def synthetic_mnist(n_train: int = 600, n_test: int = 200, seed: int = 0) -> MNIST:
+    """A tiny stand-in with MNIST's shapes, for `--dry-run` and unit tests that need no real digits."""
+    g = torch.Generator().manual_seed(seed)
+    fake = MNIST.__new__(MNIST)
+    fake.train_images = torch.randint(0, 256, (n_train, 28, 28), generator=g, dtype=torch.uint8)
+    fake.train_labels = torch.randint(0, 10, (n_train,), generator=g)
+    fake.test_images = torch.randint(0, 256, (n_test, 28, 28), generator=g, dtype=torch.uint8)
+    fake.test_labels = torch.randint(0, 10, (n_test,), generator=g)
+    return fake

@@ -1,0 +1,97 @@
+import gzip
+import shutil
+
+import pytest
+import torch
+
+from digitpair.data import MNIST, DataError, load_mnist, mnist_to_pairs
+
+
+def test_real_mnist_shapes(mnist):
+    assert mnist.train_images.shape == (60000, 28, 28) and mnist.train_images.dtype == torch.uint8
+    assert mnist.test_images.shape == (10000, 28, 28)
+    assert set(mnist.train_labels.unique().tolist()) == set(range(10))
+
+
+def test_pairs_match_course_semantics(mnist):
+    g = torch.Generator().manual_seed(3)
+    pairs = mnist_to_pairs(1000, mnist.train_images, mnist.train_labels, g)
+    assert pairs.input.shape == (1000, 2, 14, 14) and pairs.input.dtype == torch.float32
+    assert pairs.input.min() >= 0 and pairs.input.max() <= 255 and pairs.input.max() > 200  # raw 0-255
+    assert torch.equal(pairs.target, (pairs.classes[:, 0] <= pairs.classes[:, 1]).long())
+    # Same draw as the course code: first 2N of one permutation, paired in order, 2x2 avg-pooled.
+    idx = torch.randperm(60000, generator=torch.Generator().manual_seed(3))[:2000].view(1000, 2)
+    assert len(idx.flatten().unique()) == 2000                                  # all digits distinct
+    pooled = torch.nn.functional.avg_pool2d(mnist.train_images[idx[:, 1]].float()[:, None], 2)[:, 0]
+    assert torch.equal(pairs.input[:, 1], pooled)
+    assert torch.equal(pairs.classes, mnist.train_labels[idx])
+
+
+def test_round_is_seed_deterministic_and_splits_are_separate(mnist):
+    a, b, c = mnist.round(7), mnist.round(7), mnist.round(8)
+    assert torch.equal(a.train.input, b.train.input) and torch.equal(a.test.input, b.test.input)
+    assert not torch.equal(a.train.input, c.train.input)
+    assert (len(a.train), len(a.val), len(a.test)) == (800, 200, 1000)
+    # Validation pairs are training-split pairs held out from training: no image in common.
+    flat = lambda p: {row.numpy().tobytes() for row in p.input.flatten(0, 1)}
+    assert not flat(a.train) & flat(a.val)
+    # Test pairs come from MNIST-test: pooled test images, not training ones.
+    test_pool = torch.nn.functional.avg_pool2d(mnist.test_images[:, None].float(), 2)[:, 0]
+    assert a.test.input[0, 0].numpy().tobytes() in {t.numpy().tobytes() for t in test_pool}
+
+
+def test_global_rng_untouched(mnist):
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    mnist.round(1)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def _copy_split(src_dir, dst, corrupt=None):
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        shutil.copy(src_dir / f"{stem}.gz", dst / f"{stem}.gz")
+    if corrupt:
+        with gzip.open(dst / f"{corrupt}.gz", "rb") as f:
+            raw = f.read()
+        with gzip.open(dst / f"{corrupt}.gz", "wb") as f:
+            f.write(raw[:-100])
+
+
+def test_missing_data_message(tmp_path):
+    with pytest.raises(DataError, match=str(tmp_path)):
+        load_mnist(False, tmp_path, download=False)
+
+
+def test_truncated_file_is_reported(tmp_path):
+    from tests.conftest import SHARED
+    if not SHARED.is_dir():
+        pytest.skip("shared MNIST copy not present")
+    _copy_split(SHARED, tmp_path, corrupt="t10k-labels-idx1-ubyte")
+    with pytest.raises(DataError, match="t10k-labels"):
+        load_mnist(False, tmp_path, download=False)
+    assert load_mnist(True, tmp_path, download=False)[0].shape == (60000, 28, 28)
+
+
+def test_checksum_mismatch_is_reported(tmp_path):
+    from tests.conftest import SHARED
+    if not SHARED.is_dir():
+        pytest.skip("shared MNIST copy not present")
+    _copy_split(SHARED, tmp_path)
+    (tmp_path / "SHA256SUMS.uncompressed").write_text("0" * 64 + "  t10k-labels-idx1-ubyte\n")
+    with pytest.raises(DataError, match="SHA256SUMS"):
+        load_mnist(False, tmp_path, download=False)
+
+
+def test_torchvision_layout(tmp_path):
+    from tests.conftest import SHARED
+    if not SHARED.is_dir():
+        pytest.skip("shared MNIST copy not present")
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for stem in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):   # uncompressed, as torchvision leaves them
+        with gzip.open(SHARED / f"{stem}.gz") as f:
+            (raw / stem).write_bytes(f.read())
+    images, labels = load_mnist(False, tmp_path, download=False)
+    assert images.shape == (10000, 28, 28) and len(labels) == 10000

@@ -1,0 +1,112 @@
+import pytest
+import torch
+
+from digitpair.export import load_pretrained, load_variant, save_variant
+from digitpair.models import VARIANTS, PairOutput, build_model, count_parameters, order_logits
+from digitpair.training import loss_fn
+
+NAMES = list(VARIANTS)
+
+
+def batch(n=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 2, 14, 14, generator=g) * 255
+    classes = torch.randint(0, 10, (n, 2), generator=g)
+    return x, (classes[:, 0] <= classes[:, 1]).long(), classes
+
+
+def test_registry_order():
+    assert NAMES == ["simple_cnn", "shared", "shared_aux", "unshared", "unshared_aux"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_output_shapes_and_finite(name):
+    model = build_model(name)
+    out = model(batch()[0])
+    assert isinstance(out, PairOutput)
+    assert out.pair_logits.shape == (8, 2) and torch.isfinite(out.pair_logits).all()
+    if VARIANTS[name].digit_loss:
+        assert out.digit_logits.shape == (8, 2, 10) and torch.isfinite(out.digit_logits).all()
+    else:
+        assert out.digit_logits is None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_parameter_gets_a_gradient(name):
+    model = build_model(name)
+    x, target, classes = batch()
+    loss_fn(VARIANTS[name], model(x), target, classes, aux_weight=1.0).backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, pname
+
+
+def test_shared_really_shares_and_unshared_does_not():
+    shared, unshared = build_model("shared"), build_model("unshared")
+    # One encoder called twice: parameters of one encoder only.
+    assert count_parameters(shared) == count_parameters(shared.encoder)
+    assert count_parameters(unshared) == 2 * count_parameters(shared)
+    ids_a = {id(p) for p in unshared.encoder_a.parameters()}
+    assert not ids_a & {id(p) for p in unshared.encoder_b.parameters()}
+    # Swapping the digits swaps the shared encoder's outputs exactly.
+    shared_aux = build_model("shared_aux").eval()
+    x = batch()[0]
+    with torch.no_grad():
+        d, d_swapped = shared_aux(x).digit_logits, shared_aux(x.flip(1)).digit_logits
+    torch.testing.assert_close(d, d_swapped.flip(1))
+
+
+def test_order_head_is_exact_on_one_hot():
+    big = 50.0
+    a = torch.nn.functional.one_hot(torch.arange(10).repeat_interleave(10), 10).float() * big
+    b = torch.nn.functional.one_hot(torch.arange(10).repeat(10), 10).float() * big
+    p = order_logits(a, b).softmax(1)[:, 1]
+    expected = (torch.arange(10).repeat_interleave(10) <= torch.arange(10).repeat(10)).float()
+    torch.testing.assert_close(p, expected, atol=1e-6, rtol=0)
+    # Uniform digits: P(a <= b) = 55/100.
+    torch.testing.assert_close(order_logits(torch.zeros(1, 10), torch.zeros(1, 10)).exp()[0, 1], torch.tensor(0.55))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_save_load_identical(name, tmp_path):
+    model = build_model(name)
+    model.set_normalization(batch()[0])
+    model.eval()
+    save_variant(model, name, tmp_path / name, {"metrics": {"test_acc": 1.0}})
+    loaded = load_variant(tmp_path / name)
+    x = batch(seed=1)[0]
+    assert torch.equal(model.predict(x).p_leq, loaded.predict(x).p_leq)
+    assert torch.equal(loaded.mean, model.mean) and torch.equal(loaded.std, model.std)
+
+
+def test_load_pretrained_registry_order_and_partial_failure(tmp_path):
+    for name in reversed(NAMES):
+        save_variant(build_model(name), name, tmp_path / name)
+    assert list(load_pretrained(tmp_path)) == NAMES
+    (tmp_path / "shared" / "model.safetensors").write_bytes(b"not safetensors")
+    errors = {}
+    models = load_pretrained(tmp_path, errors=errors)
+    assert "shared" not in models and len(models) == 4
+    assert "shared/model.safetensors" in errors["shared"]
+
+
+def test_predict_outputs_and_mode():
+    model = build_model("shared_aux")
+    model.train()
+    pred = model.predict(batch()[0])
+    assert model.training                                   # predict restores the mode
+    assert pred.p_leq.shape == (8,) and ((pred.p_leq >= 0) & (pred.p_leq <= 1)).all()
+    torch.testing.assert_close(pred.digit_probs.sum(-1), torch.ones(8, 2))
+    assert build_model("shared").predict(batch()[0]).digit_probs is None
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (torch.zeros(4, 1, 14, 14), ValueError, r"\(N, 2, 14, 14\)"),
+    (torch.zeros(2, 14, 14), ValueError, r"\(N, 2, 14, 14\)"),
+    (torch.zeros(4, 2, 28, 28), ValueError, r"\(N, 2, 14, 14\)"),
+    (torch.zeros(4, 2, 14, 14, dtype=torch.uint8), TypeError, "floating-point"),
+    (torch.full((1, 2, 14, 14), float("nan")), ValueError, "NaN"),
+    ([[0.0]], TypeError, "torch.Tensor"),
+])
+def test_predict_rejects_bad_input(bad, error, match):
+    with pytest.raises(error, match=match):
+        build_model("simple_cnn").predict(bad)

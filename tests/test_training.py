@@ -1,0 +1,65 @@
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from digitpair.cli import app
+from digitpair.export import load_variant
+from digitpair.training import RunConfig, train_run
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="optimizer"):
+        RunConfig(optimizer="lbfgs")
+    with pytest.raises(ValueError, match="differ"):
+        RunConfig(data_seed=3, init_seed=3)
+    with pytest.raises(ValueError, match="val_pairs"):
+        RunConfig(val_pairs=0)
+    cfg = RunConfig(model="shared")
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    assert not cfg.uses_swap                      # no digit labels -> no swapping
+    assert RunConfig(model="shared_aux").uses_swap
+
+
+def test_run_is_reproducible(tiny):
+    cfg = RunConfig(model="unshared_aux", epochs=2, n_pairs=100, val_pairs=20, batch_size=20)
+    a, b = train_run(cfg, tiny), train_run(cfg, tiny)
+    assert a.history == [{**r, "seconds": a.history[i]["seconds"]} for i, r in enumerate(b.history)]
+    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(pa, pb)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "rmsprop"])
+@pytest.mark.parametrize("augmentation", ["seed", "none"])
+def test_optimizers_and_augmentations_run(tiny, optimizer, augmentation):
+    cfg = RunConfig(model="shared", optimizer=optimizer, augmentation=augmentation, epochs=1,
+                    n_pairs=100, val_pairs=0, selection="last", schedule="constant")
+    final = train_run(cfg, tiny).final
+    assert final["val_acc"] is None and final["selected_epoch"] == 1 and 0 <= final["test_acc"] <= 100
+
+
+def test_shared_aux_learns_real_pairs(mnist):
+    """Integration: a short run on real MNIST pairs is far above chance (~55 % by majority class)."""
+    cfg = RunConfig(model="shared_aux", epochs=8, data_seed=11, init_seed=12)
+    final = train_run(cfg, mnist).final
+    assert final["test_acc"] > 80 and final["test_digit_acc"] > 75
+    assert final["train_pairs"] == 800 and final["test_pairs"] == 1000
+
+
+def test_cli_train_saves_a_loadable_model(mnist, tmp_path, monkeypatch):
+    from tests.conftest import SHARED
+    import os
+    monkeypatch.setenv("DIGITPAIR_DATA", os.environ.get("DIGITPAIR_DATA") or str(SHARED))
+    result = CliRunner().invoke(app, ["train", "--model", "simple_cnn", "--epochs", "1",
+                                      "--save", str(tmp_path / "simple_cnn")])
+    assert result.exit_code == 0, result.output
+    assert '"model": "simple_cnn"' in result.output and "test pair accuracy" in result.output
+    model = load_variant(tmp_path / "simple_cnn")
+    assert model.predict(torch.zeros(1, 2, 14, 14)).digit_probs.shape == (1, 2, 10)
+
+
+def test_cli_missing_data_is_a_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITPAIR_DATA", str(tmp_path))
+    monkeypatch.setattr("digitpair.data._download", lambda root, train: (_ for _ in ()).throw(
+        __import__("digitpair").DataError(f"MNIST not found under {root}")))
+    result = CliRunner().invoke(app, ["train", "--epochs", "1"])
+    assert result.exit_code == 2 and "MNIST not found" in result.output and "Traceback" not in result.output
