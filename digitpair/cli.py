@@ -82,3 +82,70 @@ def train(
 
 def main():
     app()
+
+
+@app.command()
+def study(
+    study_file: Optional[Path] = typer.Argument(None, help="A study TOML, e.g. train/studies/best.toml."),
+    preset: Optional[str] = typer.Option(None, help="A study in train/studies/ by name: best, seed2020, ..."),
+    workers: int = typer.Option(1, help="Independent runs trained in parallel processes."),
+    rounds: Optional[int] = typer.Option(None, help="Only the first N rounds (a quick look)."),
+    epochs: Optional[int] = typer.Option(None, help="Override every run's epochs (records go to <out>-e<N>)."),
+    only: Optional[str] = typer.Option(None, help="Only this variant."),
+    out: Optional[Path] = typer.Option(None, help="Run records folder [default: train/runs/<study>]."),
+    results: Optional[Path] = typer.Option(None, help="Report folder [default: train/results/<study>]."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="The whole pipeline on tiny synthetic data, in seconds."),
+    data_dir: Optional[Path] = DataDirOption,
+):
+    """Run a study (resumable: finished runs are skipped), then write its report."""
+    import tempfile
+
+    from .report import write_report
+    from .study import Study, dry_run_study, grid, run_study
+
+    if (study_file is None) == (preset is None):
+        console.print("[red]error:[/red] give a study file or --preset NAME (one of them)")
+        raise typer.Exit(2)
+    path = study_file or Path("train/studies") / f"{preset}.toml"
+    try:
+        spec = Study.load(path)
+    except (OSError, ValueError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    if only is not None and only not in spec.models:
+        console.print(f"[red]error:[/red] --only {only!r}: the study's variants are {', '.join(spec.models)}")
+        raise typer.Exit(2)
+    if dry_run:
+        spec = dry_run_study(spec)
+        base = Path(tempfile.mkdtemp(prefix=f"digitpair-{spec.name}-dry-")) if out is None else out
+        out, results = base / "runs", results or base / "results"
+    else:
+        suffix = f"-e{epochs}" if epochs is not None else ""
+        out = out or Path("train/runs") / f"{spec.name}{suffix}"
+        results = results or Path("train/results") / f"{spec.name}{suffix}"
+        load_data(data_dir)   # fail early, with a message, if MNIST is missing
+    specs = grid(spec, rounds=rounds, epochs=epochs, only=only)
+    try:
+        run_study(spec, out, specs, workers=workers, data_dir=data_dir, dry_run=dry_run, console=console)
+    except ValueError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    files = write_report(out, results, spec)
+    console.print(f"report: {', '.join(str(f) for f in files)}")
+
+
+@app.command()
+def report(
+    study_dir: Path = typer.Argument(..., help="A study's run records folder, e.g. train/runs/best."),
+    results: Optional[Path] = typer.Option(None, help="Report folder [default: train/results/<study>]."),
+):
+    """Aggregate a study's records into summary.csv, meta.json, report.md and figures."""
+    from .report import write_report
+    from .study import Study
+
+    if not (study_dir / "study.toml").is_file():
+        console.print(f"[red]error:[/red] {study_dir} holds no study.toml: not a study's run folder")
+        raise typer.Exit(2)
+    spec = Study.load(study_dir / "study.toml")
+    files = write_report(study_dir, results or Path("train/results") / study_dir.name, spec)
+    console.print(f"report: {', '.join(str(f) for f in files)}")

@@ -42,6 +42,7 @@ class RunConfig:
     n_pairs: int = 1000          # pairs per split, as generate_pair_sets(1000)
     val_pairs: int = 200         # carved from the training pairs for selection
     selection: str = "best_val"  # "best_val" | "last"
+    test: bool = True            # False in tuning studies: the test pairs are never evaluated
     data_seed: int = 0
     init_seed: int = 1
 
@@ -193,7 +194,8 @@ def train_run(cfg: RunConfig, mnist: MNIST, device: torch.device | None = None,
         model.load_state_dict(best_state)
     else:
         best = {"epoch": cfg.epochs, "val_acc": None, "val_digit_acc": None}
-    test_metrics = evaluate(model, test)                    # the one look at the test pairs
+    # The one look at the test pairs (none at all while tuning).
+    test_metrics = evaluate(model, test) if cfg.test else {"pair_acc": None, "digit_acc": None}
     model.cpu().eval()
     final = {
         "selected_epoch": best["epoch"], "val_acc": best["val_acc"], "val_digit_acc": best["val_digit_acc"],

@@ -1,0 +1,271 @@
+"""A study: a TOML file naming settings x variants x rounds, run into one record folder per run.
+
+Layout of a study's output folder (default `train/runs/<study>/`):
+
+    study.toml                      the study file, copied, so the folder explains itself
+    <setting>-<model>-r<round>/     one run
+        config.json                 variant, study, setting, round, seeds and the full RunConfig
+        metrics.jsonl               one line per epoch
+        final.json                  selected epoch, val/test metrics, parameters, wall time
+        model.safetensors           the selected weights (not committed: see .gitignore)
+        done                        written last: a run without it is not finished
+
+A run is written into `<name>.partial-<pid>/` and renamed into place in one `os.rename`, so a
+kill at any moment (even SIGKILL) leaves either a finished run or a partial folder that the
+next invocation deletes and redoes. Reruns skip finished runs.
+
+Seeds derive from the grid coordinates: data_seed = round (every setting and variant of a
+round sees the same pairs, so comparisons are paired), init_seed = a stable hash of
+(setting, model, round). Any single run can be re-run alone from its config.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tomllib
+import zlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .export import save_variant
+from .models import VARIANTS
+from .training import RunConfig, RunResult
+
+DONE = "done"
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    description: str
+    rounds: int
+    main: str                             # the headline setting (Fig. 1; exported weights)
+    models: tuple[str, ...]
+    settings: dict[str, RunConfig]        # name -> config template (seeds filled per run)
+    comparisons: dict[str, list[str]]     # "augmentation" -> ["adam_none", "adam_seed"], ...
+    reference: dict                       # the 2020 report's published numbers, if any
+    source: str                           # the TOML text
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Study":
+        path = Path(path)
+        text = path.read_text()
+        try:
+            raw = tomllib.loads(text)
+            meta, base = raw["study"], raw.get("base", {})
+            settings = {name: RunConfig.from_dict({**base, **over, "data_seed": 0, "init_seed": 1})
+                        for name, over in raw["settings"].items()}
+        except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: not a valid study file ({type(e).__name__}: {e})") from None
+        models = tuple(meta.get("models", list(VARIANTS)))
+        comparisons = raw.get("comparisons", {})
+        unknown = [s for names in comparisons.values() for s in names if s not in settings]
+        if meta["main"] not in settings or unknown or set(models) - set(VARIANTS):
+            raise ValueError(f"{path}: comparisons/main name unknown settings or models")
+        return cls(name=meta["name"], description=meta.get("description", ""), rounds=meta["rounds"],
+                   main=meta["main"], models=models, settings=settings, comparisons=comparisons,
+                   reference=raw.get("reference", {}), source=text)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    study: str
+    setting: str
+    round: int
+    config: RunConfig
+
+    @property
+    def name(self) -> str:
+        return f"{self.setting}-{self.config.model}-r{self.round:02d}"
+
+    def record(self) -> dict:
+        return {"variant": self.config.model, "study": self.study, "setting": self.setting,
+                "round": self.round, "train_config": self.config.to_dict()}
+
+
+def init_seed(setting: str, model: str, round_: int) -> int:
+    # crc32 is stable across processes and Python versions (unlike hash()); the offset keeps it
+    # away from the small data seeds.
+    return 10_000 + zlib.crc32(f"{setting}/{model}/{round_}".encode()) % 1_000_000_000
+
+
+def grid(study: Study, rounds: int | None = None, epochs: int | None = None,
+         only: str | None = None) -> list[RunSpec]:
+    """Every run of the study, round-major, so a partial study has complete early rounds."""
+    specs = []
+    for r in range(rounds if rounds is not None else study.rounds):
+        for setting, template in study.settings.items():
+            for model in study.models:
+                if only is not None and model != only:
+                    continue
+                cfg = replace(template, model=model, data_seed=r, init_seed=init_seed(setting, model, r),
+                              **({"epochs": epochs} if epochs is not None else {}))
+                specs.append(RunSpec(study.name, setting, r, cfg))
+    return specs
+
+
+def is_done(run_dir: Path) -> bool:
+    return (run_dir / DONE).is_file()
+
+
+def clean_partials(out: Path) -> int:
+    """Remove what killed runs left behind; returns how many."""
+    stale = [p for p in out.glob("*.partial-*") if p.is_dir()]
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return len(stale)
+
+
+def check_config(run_dir: Path, spec: RunSpec) -> None:
+    """A finished run must be the run this grid asks for, or the records would mix two studies."""
+    recorded = json.loads((run_dir / "config.json").read_text())
+    if recorded.get("train_config") != spec.config.to_dict():
+        raise ValueError(f"{run_dir} was recorded with a different config; "
+                         f"use another output folder (--out) for a changed study")
+
+
+def write_run(out: Path, spec: RunSpec, result: RunResult) -> Path:
+    """Write all records into a partial folder, then rename it into place (atomic on POSIX)."""
+    final_dir = out / spec.name
+    tmp = out / f"{spec.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_variant(result.model, spec.config.model, tmp, {k: v for k, v in spec.record().items() if k != "variant"})
+    with open(tmp / "metrics.jsonl", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in result.history)
+    (tmp / "final.json").write_text(json.dumps(result.final, indent=2) + "\n")
+    (tmp / DONE).write_text("")
+    for path in tmp.iterdir():          # durable before the rename makes it visible
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+    if final_dir.exists():              # an unfinished leftover without `done`
+        shutil.rmtree(final_dir)
+    os.rename(tmp, final_dir)
+    return final_dir
+
+
+def load_records(out: str | os.PathLike) -> list[dict]:
+    """The finished runs of a study folder: config.json + final.json merged, one dict per run."""
+    records = []
+    for run_dir in sorted(Path(out).iterdir()):
+        if run_dir.is_dir() and is_done(run_dir):
+            rec = json.loads((run_dir / "config.json").read_text())
+            rec["final"] = json.loads((run_dir / "final.json").read_text())
+            rec["dir"] = str(run_dir)
+            records.append(rec)
+    return records
+
+
+# --- running a grid ---------------------------------------------------------------------------
+
+_MNIST = None   # per worker process: loaded once, shared by all the runs it trains
+
+
+def _init_worker(data_dir, dry_run: bool, threads: int) -> None:
+    import torch
+    from .data import MNIST, synthetic_mnist
+    global _MNIST
+    torch.set_num_threads(threads)
+    _MNIST = synthetic_mnist() if dry_run else MNIST(data_dir)
+
+
+def _run_one(spec: RunSpec, out: Path, events=None) -> tuple[str, dict]:
+    from .training import train_run
+    on_epoch = None
+    if events is not None:
+        on_epoch = lambda r: events.put((spec.name, r["epoch"], spec.config.epochs))  # noqa: E731
+    result = train_run(spec.config, _MNIST, on_epoch=on_epoch)
+    write_run(out, spec, result)
+    return spec.name, result.final
+
+
+def dry_run_study(study: Study) -> Study:
+    """The same study on tiny synthetic data: 2 rounds, 2 epochs, 64 pairs; seconds, not hours."""
+    tiny = dict(n_pairs=64, batch_size=16, epochs=2)
+    settings = {k: replace(v, **tiny, val_pairs=16 if v.val_pairs else 0) for k, v in study.settings.items()}
+    return replace(study, rounds=min(2, study.rounds), settings=settings)
+
+
+def run_study(study: Study, out: Path, specs: list[RunSpec], workers: int = 1, data_dir=None,
+              dry_run: bool = False, console=None) -> dict:
+    """Train every unfinished run of `specs` into `out`; returns {"completed", "skipped", "wall_seconds"}."""
+    import multiprocessing as mp
+    import time
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from queue import Empty
+
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    console = console or Console()
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "study.toml").write_text(study.source)
+    if n := clean_partials(out):
+        console.print(f"removed {n} partial run folder(s) left by an interrupted invocation")
+    todo = []
+    for spec in specs:
+        if is_done(out / spec.name):
+            check_config(out / spec.name, spec)
+        else:
+            todo.append(spec)
+    skipped = len(specs) - len(todo)
+    console.print(f"[bold]{study.name}[/bold]: {len(specs)} runs, {skipped} already finished, "
+                  f"{len(todo)} to train with {workers} worker(s) -> {out}")
+
+    def log(name: str, final: dict) -> None:
+        parts = [f"{k} {final[key]:5.1f}" for k, key in
+                 (("val", "val_acc"), ("test", "test_acc"), ("digits", "test_digit_acc")) if final[key] is not None]
+        console.print(f"{name:<34} {'  '.join(parts)}  epoch {final['selected_epoch']:>3}  "
+                      f"{final['wall_seconds']:5.1f}s")
+
+    columns = (TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with Progress(*columns, console=console) as bar:
+        total = bar.add_task("runs", total=len(specs), completed=skipped)
+        current: dict[str, int] = {}
+
+        def on_epoch(name: str, epoch: int, epochs: int) -> None:
+            if name not in current:
+                current[name] = bar.add_task(name, total=epochs)
+            bar.update(current[name], completed=epoch)
+
+        def finish(name: str, final: dict) -> None:
+            if name in current:
+                bar.remove_task(current.pop(name))
+            bar.advance(total)
+            log(name, final)
+
+        if workers == 1:
+            _init_worker(data_dir, dry_run, threads)
+            for spec in todo:
+                from .training import train_run
+                result = train_run(spec.config, _MNIST,
+                                   on_epoch=lambda r, s=spec: on_epoch(s.name, r["epoch"], s.config.epochs))
+                write_run(out, spec, result)
+                finish(spec.name, result.final)
+        elif todo:
+            ctx = mp.get_context("spawn")   # fresh interpreters: no forked torch thread pools
+            with ctx.Manager() as manager, ProcessPoolExecutor(
+                    workers, mp_context=ctx, initializer=_init_worker,
+                    initargs=(data_dir, dry_run, threads)) as pool:
+                events = manager.Queue()
+                pending = {pool.submit(_run_one, spec, out, events) for spec in todo}
+                while pending:
+                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    try:
+                        while True:
+                            on_epoch(*events.get_nowait())
+                    except Empty:
+                        pass
+                    for fut in done:
+                        finish(*fut.result())
+    wall = time.perf_counter() - t0
+    with open(out / "invocations.jsonl", "a") as f:
+        f.write(json.dumps({"wall_seconds": wall, "completed": len(todo), "skipped": skipped,
+                            "workers": workers, "threads_per_worker": threads,
+                            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
+    return {"completed": len(todo), "skipped": skipped, "wall_seconds": wall}
