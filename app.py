@@ -1,0 +1,76 @@
+"""Draw two digits; five networks say whether the first is <= the second.
+
+`python app.py` serves http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override,
+as on a Hugging Face Space). Everything computed lives in digitpair/app_logic.py; this file
+only lays out the page and wires events. Models: weights/, or the Hub repo in
+$DIGITPAIR_MODEL_REPO (at $DIGITPAIR_MODEL_REVISION).
+"""
+
+from pathlib import Path
+
+import gradio as gr
+
+from digitpair import VARIANTS, WeightsError
+from digitpair import app_logic as logic
+from digitpair.drawing import DrawingError
+
+LOADED = logic.load_models()
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+
+
+def compare(first: dict, second: dict) -> dict:
+    """Two images (gradio_client `handle_file(path or URL)`, or Sketchpad dicts) -> for each variant
+    P(first <= second), the verdict and, where the variant has a digit head, its top-3 digits per image."""
+    try:
+        return logic.compare(LOADED, logic.uploaded_image(first), logic.uploaded_image(second))
+    except (DrawingError, WeightsError) as e:
+        raise gr.Error(str(e), print_exception=False) from None   # a bad input, not a server fault
+
+
+def show(first, second) -> list:
+    view = logic.page_view(LOADED, first, second)
+    return [view.headline, *view.verdicts.values(), *view.notes.values(), *view.previews]
+
+
+def pad(box: str) -> gr.Sketchpad:
+    # White paper, black brush; a 280x280 canvas is MNIST's 28x28 at 10x, and a 12 px brush
+    # radius gives strokes of MNIST's thickness for a digit that fills the box.
+    return gr.Sketchpad(label=box, elem_id=box, type="pil", image_mode="RGBA", canvas_size=(280, 280),
+                        brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=12),
+                        layers=False, transforms=(), format="png")
+
+
+with gr.Blocks(title="digitpair: is the first digit <= the second?") as demo:
+    gr.Markdown("# Is the first digit ≤ the second?\nDraw a digit in each box: the five networks "
+                "of the study answer as you draw.")
+    headline = gr.Markdown("Draw a digit in both boxes.", elem_id="consensus")
+    with gr.Row():
+        first, second = pad("first"), pad("second")
+    with gr.Row():
+        gr.ClearButton([first, second], value="Clear both")
+        compare_button = gr.Button("Compare", variant="primary")
+    verdicts, notes, initial = [], [], logic.page_view(LOADED, None, None)   # says which variants failed to load
+    with gr.Row():
+        for name in VARIANTS:
+            with gr.Column(min_width=150):
+                verdicts.append(gr.Label(label=name, num_top_classes=2, elem_id=f"verdict-{name}"))
+                notes.append(gr.Markdown(initial.notes[name], elem_id=f"digits-{name}"))
+    with gr.Row():
+        seen = [gr.Image(label=f"{box}, as the networks see it (14x14)", interactive=False, height=180,
+                         elem_id=f"seen-{box}") for box in logic.BOXES]
+    gr.Examples([[str(a), str(b)] for a, b in zip(sorted(EXAMPLES.glob("pair*_first_*.png")),
+                                                  sorted(EXAMPLES.glob("pair*_second_*.png")))],
+                [first, second], label="MNIST test pairs")
+    with gr.Accordion("About", open=False):
+        gr.Markdown(logic.about_markdown())
+
+    outputs = [headline, *verdicts, *notes, *seen]
+    for box in (first, second):
+        box.change(show, [first, second], outputs, trigger_mode="always_last", show_progress="hidden",
+                   api_visibility="private")
+    compare_button.click(show, [first, second], outputs, api_visibility="private")
+    gr.api(compare, api_name="compare")
+
+
+if __name__ == "__main__":
+    demo.launch()

@@ -1,0 +1,107 @@
+"""A drawing (canvas, upload, file) -> the 14x14 digit the networks were trained on.
+
+Canvas drawings are not MNIST: thick strokes, off-centre, any size. This does what MNIST did to
+its scans: composite over white, grayscale, take the ink, crop to the ink's bounding box, scale
+the longest side to 20 px keeping the aspect ratio, paste into 28x28 so the centre of mass sits
+at the centre, then the course's 2x2 average pooling to 14x14. The result is raw 0-255 floats,
+white digit on black, exactly like `mnist_to_pairs`' inputs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+
+MAX_SIDE = 4096          # larger images are refused: nobody draws a digit on 17 megapixels
+INK_LEVEL = 40           # 0-255; fainter differences from the paper are noise (JPEG, paper grain)
+MIN_EXTENT = 0.08        # ink spanning less of the image's longest side than this is a dot, not a digit
+BOX, FIELD = 20, 28      # MNIST: digit scaled into a 20x20 box, centred by mass in a 28x28 field
+
+
+class DrawingError(ValueError):
+    """The input is not a usable drawing; the message tells the person what to do."""
+
+
+def load_image(value) -> PIL.Image.Image:
+    """A Sketchpad value {"background", "layers", "composite"}, a FileData-like {"path": ...},
+    a PIL image, a numpy array or a file path -> a PIL image (not yet decoded for files)."""
+    if isinstance(value, dict) and "composite" in value:
+        # The canvas's own composite is what the person sees; an API caller may send only a background.
+        value = value["composite"] if value.get("composite") is not None else value.get("background")
+    if isinstance(value, dict) and "path" in value:
+        value = value["path"]
+    if value is None:
+        raise DrawingError("nothing drawn: draw a digit")
+    if isinstance(value, PIL.Image.Image):
+        return value
+    if isinstance(value, np.ndarray):
+        if value.ndim not in (2, 3) or value.dtype.kind not in "biuf":
+            raise DrawingError(f"an image array must be (H, W) or (H, W, C) numbers, got {value.dtype} {value.shape}")
+        return PIL.Image.fromarray(np.clip(value, 0, 255).astype(np.uint8))
+    if isinstance(value, (str, os.PathLike)):
+        name = Path(value).name
+        try:
+            return PIL.Image.open(value)
+        except PIL.Image.DecompressionBombError:
+            raise DrawingError(f"{name} is far too large an image; send at most {MAX_SIDE}x{MAX_SIDE} pixels") from None
+        except PIL.UnidentifiedImageError:
+            raise DrawingError(f"{name} is not an image (PNG, JPEG, WebP ...)") from None
+        except OSError as e:
+            raise DrawingError(f"cannot read {name}: {e}") from None
+    raise DrawingError(f"expected an image, got {type(value).__name__}")
+
+
+def ink(image: PIL.Image.Image) -> np.ndarray:
+    """(H, W) float32 0-255: how far each pixel is from the paper colour, after compositing over white."""
+    if max(image.size) > MAX_SIDE:
+        raise DrawingError(f"the image is {image.width}x{image.height}; send at most {MAX_SIDE}x{MAX_SIDE} pixels")
+    try:
+        rgba = image.convert("RGBA")   # decodes a file; P-with-transparency and LA become proper alpha
+    except OSError as e:
+        raise DrawingError(f"the image is damaged or truncated: {e}") from None
+    # A transparent pixel is paper: the canvas exports RGB 0 under alpha 0, which is not black ink.
+    white = PIL.Image.new("RGBA", rgba.size, "white")
+    gray = np.asarray(PIL.Image.alpha_composite(white, rgba).convert("L"), dtype=np.float32)
+    # The paper colour is the border's median, so black-on-white drawings and white-on-black
+    # MNIST scans both work, and an all-black canvas is "blank", not one big blob of ink.
+    border = np.concatenate((gray[0], gray[-1], gray[:, 0], gray[:, -1]))
+    return np.abs(gray - np.median(border))
+
+
+def preprocess(value) -> torch.Tensor:
+    """Any drawing `load_image` accepts -> (14, 14) float32, raw 0-255, white digit on black.
+
+    Raises `DrawingError` for a blank image, a dot, a non-image or an oversized image.
+    """
+    amount = ink(load_image(value))
+    inked = amount > INK_LEVEL
+    rows, cols = np.flatnonzero(inked.any(1)), np.flatnonzero(inked.any(0))
+    if rows.size == 0:
+        raise DrawingError("no ink found: the image is blank (or one colour); draw a digit")
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    height, width = bottom - top, right - left
+    if max(height, width) < MIN_EXTENT * max(amount.shape):
+        raise DrawingError("the drawing is only a dot: draw a digit that fills more of the box")
+
+    scale = BOX / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    crop = PIL.Image.fromarray(amount[top:bottom, left:right])   # float32 -> mode "F"
+    # BILINEAR in Pillow is antialiased when shrinking (its support widens with the factor), like MNIST's.
+    digit = np.asarray(crop.resize(size, PIL.Image.Resampling.BILINEAR), dtype=np.float32)
+    digit = digit * (255.0 / digit.max())   # MNIST digits peak at 255 whatever the pen
+
+    # Centre of mass onto index (14, 14), where MNIST's digits have theirs (pixel i centred at i);
+    # clamped so that no ink is cut off.
+    ys, xs = np.indices(digit.shape)
+    mass = digit.sum()
+    dy = int(np.clip(round(FIELD / 2 - (ys * digit).sum() / mass), 0, FIELD - digit.shape[0]))
+    dx = int(np.clip(round(FIELD / 2 - (xs * digit).sum() / mass), 0, FIELD - digit.shape[1]))
+    field = np.zeros((FIELD, FIELD), dtype=np.float32)
+    field[dy:dy + digit.shape[0], dx:dx + digit.shape[1]] = digit
+
+    # The course's 2x2 average pooling (data.mnist_to_pairs), 28x28 -> 14x14.
+    return torch.from_numpy(field).reshape(FIELD // 2, 2, FIELD // 2, 2).mean((1, 3))
