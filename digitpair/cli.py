@@ -149,3 +149,82 @@ def report(
     spec = Study.load(study_dir / "study.toml")
     files = write_report(study_dir, results or Path("train/results") / study_dir.name, spec)
     console.print(f"report: {', '.join(str(f) for f in files)}")
+
+
+def fail(message: str) -> typer.Exit:
+    """Print an error without a traceback; the caller raises what this returns."""
+    from rich.markup import escape
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    return typer.Exit(1)
+
+
+@app.command("export")
+def export_command(
+    study_dir: Path = typer.Argument(..., help="A study's run records folder, e.g. train/runs/best."),
+    to: Path = typer.Option(Path("weights"), "--to", help="The folder to write: what `push` uploads, the app loads."),
+    reference: str = typer.Option("train/studies/seed2020.toml",
+                                  help="Study file whose [reference] holds the 2020 report's numbers, shown "
+                                       "beside ours in the repo card ('' for none)."),
+    repo_id: Optional[str] = typer.Option(None, "--repo-id", help="USER/NAME the cards' usage snippet names "
+                                                                  "[default: the placeholder USER/NAME]."),
+):
+    """Export per variant the best-validation run of a study's main setting, with config.json and model cards."""
+    from .cards import pct
+    from .export import WeightsError
+    from .hub import PublishError, export_study
+    from .study import Study
+
+    try:
+        ref = Study.load(reference) if reference else None
+    except (OSError, ValueError) as e:
+        raise fail(f"--reference: {e}") from None
+    try:
+        files = export_study(study_dir, to, ref, repo_id)
+    except (PublishError, WeightsError) as e:
+        raise fail(str(e)) from None
+    for path in files:
+        if path.name == "config.json":
+            c = json.loads(path.read_text())
+            console.print(f"{c['variant']:<13} run {c['run']:<28} validation {pct(c['metrics']['val_acc'])} %  "
+                          f"test {pct(c['metrics']['test_acc'])} %", soft_wrap=True)
+    console.print(f"wrote {len(files)} files to {to}; check {to / 'README.md'}, then "
+                  f"`digitpair-train push --repo-id {repo_id or 'USER/NAME'} --folder {to}`", soft_wrap=True)
+
+
+@app.command("push")
+def push_command(
+    repo_id: str = typer.Option(..., "--repo-id", help="USER/NAME of the model repo; created if it doesn't exist."),
+    private: bool = typer.Option(False, "--private", help="Create the repo private (an existing one stays as is)."),
+    revision: Optional[str] = typer.Option(None, help="Branch to commit to, created if needed [default: main]."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be uploaded; no network."),
+    folder: Path = typer.Option(Path("weights"), help="The exported folder to upload."),
+):
+    """Upload the exported weights folder to a Hub model repo, in one commit. Token: HF_TOKEN or `hf auth login`."""
+    from huggingface_hub import get_token
+
+    from .export import WeightsError
+    from .hub import PublishError, commit_message, push, upload_files
+
+    try:
+        files = upload_files(folder, repo_id)
+    except (PublishError, WeightsError) as e:
+        raise fail(str(e)) from None
+    if f'load_pretrained("{repo_id}")' not in (folder / "README.md").read_text():
+        console.print(f"[yellow]warning:[/yellow] the cards' usage snippet names another repo; "
+                      f"re-export with --repo-id {repo_id} to fix it", soft_wrap=True)
+    if dry_run:
+        summary, description = commit_message(folder)
+        for path, size in files:
+            console.print(f"{size:>10,}  {path}", soft_wrap=True)
+        console.print(f"{sum(s for _, s in files):>10,}  bytes in {len(files)} files", soft_wrap=True)
+        console.print(f"would commit to {repo_id} ({revision or 'main'}): {summary}\n{description}", soft_wrap=True)
+        # Says whether a token exists, never what it is.
+        console.print("a token is available" if get_token() else "no token found: a real push would stop here",
+                      soft_wrap=True)
+        console.print("dry run: nothing was uploaded")
+        return
+    try:
+        url = push(folder, repo_id, private=private, revision=revision)
+    except (PublishError, WeightsError) as e:
+        raise fail(str(e)) from None
+    console.print(f"pushed {len(files)} files to {repo_id} ({revision or 'main'}): {url}", soft_wrap=True)

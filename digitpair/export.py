@@ -1,8 +1,15 @@
 """Save and load trained variants: one folder per variant with `model.safetensors` + `config.json`.
 
-`config.json` holds what rebuilds the module (the variant name and the code's architecture
-version) plus the training config and its metrics. Weights are read with safetensors only: no
-pickle is ever unpickled, so a weights file cannot run code.
+`config.json` holds what rebuilds the module (the variant name) plus the training config and its
+metrics. Weights are read with safetensors only: no pickle is ever unpickled, so a weights file
+cannot run code. `load_pretrained` reads the same layout from a local folder (`weights/`) or
+from a Hugging Face Hub repo, which is that folder uploaded (see digitpair/hub.py).
+
+Why not huggingface_hub's `PyTorchModelHubMixin`: its `from_pretrained` reads one model from the
+repo root (we keep five variants, one per subfolder, in one repo), falls back to a pickled
+`pytorch_model.bin` when `model.safetensors` is absent, and loads with `strict=False`, which
+silently accepts weights that don't fit the module. Its config.json holds only constructor
+arguments, while ours names a registry variant and carries the training record.
 """
 
 from __future__ import annotations
@@ -12,13 +19,16 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from .models import VARIANTS, PairNet, build_model
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+# What a Hub download fetches: the two files per variant that load it, nothing else, so no pickle
+# (*.bin, *.pt, *.pkl) ever reaches the disk even if someone uploads one to the repo.
+HUB_FILES = [f"{name}/{file}" for name in VARIANTS for file in (WEIGHTS_NAME, CONFIG_NAME)]
 
 
 class WeightsError(RuntimeError):
@@ -57,11 +67,17 @@ def load_variant(folder: str | os.PathLike) -> PairNet:
     if name not in VARIANTS:
         raise WeightsError(f"{config_path} names unknown variant {name!r}")
     try:
-        state = load_file(str(weights_path))
+        with safe_open(str(weights_path), framework="pt") as f:
+            recorded = (f.metadata() or {}).get("variant")
+            state = {key: f.get_tensor(key) for key in f.keys()}
     except FileNotFoundError:
         raise WeightsError(f"{weights_path} is missing") from None
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{weights_path} is corrupt or not a safetensors file ({e})") from None
+    # simple_cnn and shared_aux have the same tensors as shared: only the name save_variant wrote
+    # into the file tells a swapped config.json apart. Files without that metadata skip this check.
+    if recorded is not None and recorded != name:
+        raise WeightsError(f"{config_path} says {name!r} but {weights_path} holds {recorded!r} weights")
     model = build_model(name)
     try:
         model.load_state_dict(state, strict=True)
@@ -70,16 +86,59 @@ def load_variant(folder: str | os.PathLike) -> PairNet:
     return model.eval()
 
 
+def _hub_snapshot(repo_id: str, revision: str | None) -> Path:
+    """The local folder of a Hub repo's files at `revision`: downloaded, or from the HF cache.
+
+    Offline (HF_HUB_OFFLINE=1 or no network) the cached snapshot is used. Every way of failing is
+    a `WeightsError` saying which repo and revision could not be resolved, and why.
+    """
+    # Imported here: `import digitpair` (and every training worker) doesn't need the Hub client.
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+
+    where = f"{repo_id} is not a local folder, and as a Hub repo (revision {revision or 'main'!r})"
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_FILES))
+    except RevisionNotFoundError:
+        raise WeightsError(f"{where} it has no such revision") from None
+    except RepositoryNotFoundError:
+        raise WeightsError(f"{where} it was not found: no such repo, or a private one and no token with "
+                           f"access is set (HF_TOKEN or `hf auth login`)") from None
+    except LocalEntryNotFoundError:
+        raise WeightsError(f"{where} it is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and the "
+                           f"Hub can't be reached (HF_HUB_OFFLINE is set, or no network)") from None
+    except HfHubHTTPError as e:
+        raise WeightsError(f"{where} the Hub answered HTTP {e.response.status_code}") from None
+
+
+def is_repo_id(source: str) -> bool:
+    """Whether `source` reads as a Hub repo id ORG/NAME (not whether the repo exists)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        return False
+    return source.count("/") == 1   # ORG/NAME: a bare name is more likely a mistyped folder
+
+
 def load_pretrained(source: str | os.PathLike, revision: str | None = None,
                     errors: dict | None = None) -> dict[str, PairNet]:
-    """{variant name: model} in registry order, from a folder holding one subfolder per variant.
+    """{variant name: model} in registry order, from a folder holding one subfolder per variant,
+    or from a Hub repo id ("ORG/NAME", at `revision`) whose files have that layout.
 
     With `errors` (a dict), a variant that fails to load is recorded there as {name: message}
     and the others are still returned; without it the first failure raises `WeightsError`.
+    A source that can't be found at all always raises `WeightsError`.
     """
     root = Path(source)
-    if not root.is_dir():
-        raise WeightsError(f"{root} is not a folder of pretrained variants")
+    if root.is_dir():
+        if revision is not None:
+            raise WeightsError(f"{root} is a local folder: a revision ({revision!r}) applies to Hub repos only")
+    elif is_repo_id(str(source)):
+        root = _hub_snapshot(str(source), revision)
+    else:
+        raise WeightsError(f"{source} is neither a folder of pretrained variants nor a Hub repo id (ORG/NAME)")
     models = {}
     for name in VARIANTS:
         try:

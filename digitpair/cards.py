@@ -1,0 +1,161 @@
+"""Model cards (README.md) for exported weights: one per variant and one for the whole repo.
+
+Cards are rendered from the exported `config.json` files alone (the selected run's record and
+the study's mean ± std for that variant), so a card can never disagree with the config beside
+it. Metadata is huggingface_hub's `ModelCardData` with `EvalResult`s, which the Hub reads into
+the model-index; the body is plain Markdown built here (no Jinja template).
+"""
+
+from __future__ import annotations
+
+import json
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .models import VARIANTS
+from .study import Study
+
+PLACEHOLDER_REPO = "USER/NAME"
+TAGS = ["pytorch", "safetensors", "mnist", "siamese-network", "auxiliary-loss", "digit-comparison"]
+
+
+def pct(value: float | None) -> str:
+    """One run's accuracy (1000 test pairs: 0.1-point steps), '-' where not measured."""
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _mean_std(summary: dict, key: str) -> str:
+    mean, std = summary[f"{key}_mean"], summary[f"{key}_std"]
+    if mean is None:
+        return "-"
+    return f"{mean:.2f}" + ("" if std is None else f" ± {std:.2f}")
+
+
+def _result(value: float, split: str, name: str) -> EvalResult:
+    return EvalResult(task_type="image-classification", task_name="Digit-pair comparison (first <= second)",
+                      dataset_type="ylecun/mnist", dataset_name="MNIST digit pairs, 14x14 (EE-559 generate_pair_sets)",
+                      dataset_split=split, metric_type="accuracy", metric_value=round(value, 2), metric_name=name)
+
+
+def _card(body: str, model_name: str, results: list[EvalResult]) -> ModelCard:
+    data = ModelCardData(license="mit", library_name="pytorch", pipeline_tag="image-classification", tags=TAGS,
+                         datasets=["ylecun/mnist"], metrics=["accuracy"], model_name=model_name,
+                         eval_results=results or None)
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+
+
+def _recipe(config: dict) -> str:
+    c = config["train_config"]
+    return (f"{c['optimizer']}, lr {c['lr']:g}, batch {c['batch_size']}, {c['epochs']} epochs, "
+            f"{c['schedule']} schedule, augmentation `{c['augmentation']}`")
+
+
+def _usage(repo_id: str | None, name: str) -> list[str]:
+    return ["## Usage", "",
+            "Needs the `digitpair` package (this project's code: `pip install -e .` in its repository).", "",
+            "```python",
+            "import torch, digitpair",
+            f'models = digitpair.load_pretrained("{repo_id or PLACEHOLDER_REPO}")   # {{name: model}}; or a local copy',
+            f'pred = models["{name}"].predict(torch.zeros(1, 2, 14, 14))   # (N, 2, 14, 14) float, raw 0-255 pixels',
+            "pred.p_leq, pred.digit_probs   # (N,) P(first <= second); (N, 2, 10) or None",
+            "```", ""]
+
+
+def _limitations(config: dict) -> list[str]:
+    c, m = config["train_config"], config["metrics"]
+    return ["## Limitations", "",
+            "- Input is pairs of 14x14 MNIST-style digits: white strokes on black, raw 0-255, centred like MNIST's "
+            "28x28 digits, 2x2 average-pooled. Drawings, photos and dark-on-light images need the app's "
+            "preprocessing first (`digitpair.drawing.preprocess`), or the predictions mean nothing.",
+            f"- Each model is trained on {m['train_pairs']} pairs from MNIST-train ({c['n_pairs']} drawn, "
+            f"{c['val_pairs']} held out to choose the epoch) and tested on {m['test_pairs']} pairs from MNIST-test. "
+            "Accuracy on other handwriting, or on things that are not digits 0-9, is not measured.",
+            "- An exported checkpoint is one run, chosen for its validation accuracy: that number is the best of "
+            "the study's rounds and so optimistic. The study's mean ± std is what the recipe achieves.",
+            "- `shared` and `unshared` are never told what a digit is: their encoders' 10 outputs are an ordering "
+            "code, not digit classes, and they return no digit probabilities.", ""]
+
+
+def variant_card(config: dict, repo_id: str | None = None) -> ModelCard:
+    """The card of one exported variant, from its config.json."""
+    name, m, s = config["variant"], config["metrics"], config["study_summary"]
+    n = s["rounds"]
+    results = [_result(v, split, label) for v, split, label in (
+        (m["test_acc"], "test", "test pair accuracy (%), this checkpoint"),
+        (m["val_acc"], "validation", "validation pair accuracy (%), this checkpoint"),
+        (s["test_acc_mean"], "test", f"test pair accuracy (%), study mean over {n} rounds"),
+        (m["test_digit_acc"], "test", "test digit accuracy (%), this checkpoint"),
+    ) if v is not None]
+    rows = [("validation pair accuracy (%)", m["val_acc"], _mean_std(s, "val_acc")),
+            ("test pair accuracy (%)", m["test_acc"], _mean_std(s, "test_acc"))]
+    if VARIANTS[name].digit_loss:
+        rows.append(("test digit accuracy (%)", m["test_digit_acc"], _mean_std(s, "test_digit_acc")))
+    lines = [f"# digitpair `{name}`", "",
+             f"Is the first of two handwritten digits smaller than or equal to the second? `{name}`: "
+             f"{VARIANTS[name].description}. {config['parameters']:,} parameters. One of five variants "
+             "in this repo (see its top-level README).", "",
+             "## This checkpoint", "",
+             f"Run `{config['run']}` of study `{config['study']}`, setting `{config['setting']}` ({_recipe(config)}); "
+             f"epoch {m['selected_epoch']} kept on validation. Chosen among the study's {n} runs of this "
+             f"variant in that setting as {config['run_selection']}.", "",
+             f"| metric | this checkpoint | study: mean ± std over {n} rounds |", "| --- | --- | --- |"]
+    lines += [f"| {label} | {pct(value)} | {summary} |" for label, value, summary in rows]
+    lines += ["", f"Exported by `digitpair-train export` at commit `{config['commit']}`.", ""]
+    lines += _usage(repo_id, name)
+    lines += ["## Training config", "", "```json", json.dumps(config["train_config"], indent=2), "```", ""]
+    lines += _limitations(config)
+    return _card("\n".join(lines), f"digitpair-{name}", results)
+
+
+def _reference_columns(reference: Study | None) -> list[tuple[str, dict]]:
+    """[(column header, {variant: [mean, std]})] for each table of the 2020 report's numbers."""
+    if reference is None:
+        return []
+    columns = []
+    for setting, table in reference.reference.items():
+        if isinstance(table, dict):   # skips "note"
+            cfg = reference.settings.get(setting)
+            label = f"{cfg.optimizer}, augmentation {cfg.augmentation}" if cfg else setting
+            columns.append((f"2020 report ({label})", table))
+    return columns
+
+
+def repo_card(configs: dict[str, dict], study: Study, reference: Study | None = None,
+              repo_id: str | None = None) -> ModelCard:
+    """The repo's top-level card: the study's results table for the exported setting, usage, limitations."""
+    first = next(iter(configs.values()))
+    ref = _reference_columns(reference)
+    results = [_result(c["study_summary"]["test_acc_mean"], "test",
+                       f"{name}: test pair accuracy (%), study mean over {c['study_summary']['rounds']} rounds")
+               for name, c in configs.items() if c["study_summary"]["test_acc_mean"] is not None]
+    header = ["variant", "parameters", "test pair acc. (%)", "validation pair acc. (%)", "test digit acc. (%)",
+              "rounds", "exported run: val / test (%)"] + [h for h, _ in ref]
+    lines = ["# digitpair: is the first digit <= the second?", "",
+             "Five small CNNs for the EPFL EE-559 (2020) mini-project 1 task: two 14x14 MNIST digits as a "
+             "2-channel image, predict whether the first is <= the second, learning from 1000 pairs. The "
+             "variants answer the study's questions: does weight sharing (a siamese encoder) help, and do "
+             "auxiliary digit losses help?", "",
+             "## Files", "",
+             "One folder per variant, each with `model.safetensors` (the weights), `config.json` (the variant, "
+             "its training config, the selected run's metrics and the study's summary) and `README.md` (its card):", ""]
+    lines += [f"- `{name}/`: {VARIANTS[name].description}" for name in configs]
+    lines += ["", f"## Results: study `{study.name}`, setting `{study.main}`", "",
+              f"{study.description.strip()}", "",
+              f"Setting `{study.main}`: {_recipe(first)}. Accuracy in percent, mean ± sample std over rounds; "
+              "each round draws fresh pairs and a fresh initialisation. Per variant, the exported weights are "
+              f"{first['run_selection']}. Computed from the run records by "
+              f"`digitpair-train export` at commit `{first['commit']}`.", "",
+              "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for name, c in configs.items():
+        s, m = c["study_summary"], c["metrics"]
+        cells = [f"`{name}`", f"{c['parameters']:,}", _mean_std(s, "test_acc"), _mean_std(s, "val_acc"),
+                 _mean_std(s, "test_digit_acc"), str(s["rounds"]),
+                 f"`{c['run']}`: {pct(m['val_acc'])} / {pct(m['test_acc'])}"]
+        cells += [f"{table[name][0]} ± {table[name][1]}" if name in table else "-" for _, table in ref]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    if ref and reference.reference.get("note"):
+        lines += ["About the 2020 report's numbers: " + " ".join(reference.reference["note"].split()), ""]
+    lines += _usage(repo_id, "shared_aux")
+    lines += _limitations(first)
+    return _card("\n".join(lines), f"digitpair-{study.name}", results)

@@ -1,0 +1,168 @@
+"""Publishing the pretrained weights: export a study's chosen runs to `weights/`, push it to the Hub.
+
+`weights/` is exactly what is uploaded, and what `load_pretrained` reads from either place:
+
+    README.md                  the repo's card: the study's results table, usage, limitations
+    <variant>/                 one per variant, registry order
+        model.safetensors      the selected run's weights
+        config.json            variant, training config, the run's metrics, the study's summary
+        README.md              the variant's card
+
+Export chooses, per variant, one finished run of the study's `main` setting by validation
+accuracy only (see `select_runs`): the test pairs never influence which weights ship.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .cards import pct, repo_card, variant_card
+from .export import CONFIG_NAME, WEIGHTS_NAME, is_repo_id, load_pretrained, load_variant, save_variant
+from .models import VARIANTS
+from .report import aggregate, git_commit
+from .study import Study, load_records
+
+CARD_NAME = "README.md"
+SELECTION = ("the run with the best validation accuracy (ties: the lowest round); "
+             "test accuracy plays no part in the choice")
+SUMMARY_KEYS = ("rounds", "val_acc_mean", "val_acc_std", "test_acc_mean", "test_acc_std",
+                "test_digit_acc_mean", "test_digit_acc_std")
+
+
+class PublishError(RuntimeError):
+    """Export or push can't go on; the message says why and what to do."""
+
+
+def select_runs(records: list[dict], study: Study) -> dict[str, dict]:
+    """{variant: record} of the run to export: the best validation accuracy among the finished runs
+    of the study's `main` setting. Ties go to the lowest round: deterministic, and independent of
+    how many later rounds have finished."""
+    chosen, missing = {}, []
+    for name in VARIANTS:
+        runs = [r for r in records if r["setting"] == study.main and r["variant"] == name]
+        if not runs:
+            missing.append(name)
+            continue
+        if any(r["final"]["val_acc"] is None for r in runs):
+            raise PublishError(f"the {study.main!r} runs of {name} have no validation accuracy (val_pairs = 0): "
+                               "export chooses on validation only, never on test accuracy")
+        chosen[name] = max(runs, key=lambda r: (r["final"]["val_acc"], -r["round"]))
+    if missing:
+        raise PublishError(f"study {study.name!r} has no finished {study.main!r} run of {', '.join(missing)}: "
+                           f"the exported weights need all five variants ({', '.join(VARIANTS)})")
+    return chosen
+
+
+def export_config(record: dict, summary: dict, commit: str) -> dict:
+    """What config.json holds besides the variant name (save_variant writes that)."""
+    return {"description": VARIANTS[record["variant"]].description,
+            "parameters": record["final"]["parameters"],
+            "study": record["study"], "setting": record["setting"], "round": record["round"],
+            "run": Path(record["dir"]).name, "run_selection": SELECTION,
+            "train_config": record["train_config"], "metrics": record["final"],
+            "study_summary": {k: summary[k] for k in SUMMARY_KEYS}, "commit": commit}
+
+
+def export_study(study_dir: str | os.PathLike, dest: str | os.PathLike, reference: Study | None = None,
+                 repo_id: str | None = None) -> list[Path]:
+    """Write `dest/<variant>/{model.safetensors,config.json,README.md}` and `dest/README.md`.
+
+    Every run is checked (present, loadable) before anything is written, so a failed export
+    leaves `dest` as it was. Returns the written files.
+    """
+    study_dir, dest = Path(study_dir), Path(dest)
+    if not (study_dir / "study.toml").is_file():
+        raise PublishError(f"{study_dir} holds no study.toml: not a study's run folder")
+    try:
+        study = Study.load(study_dir / "study.toml")
+    except ValueError as e:
+        raise PublishError(str(e)) from None
+    records = load_records(study_dir)
+    chosen = select_runs(records, study)
+    absent = [str(path) for path in (Path(r["dir"]) / WEIGHTS_NAME for r in chosen.values()) if not path.is_file()]
+    if absent:
+        raise PublishError(f"missing: {', '.join(absent)}. Per-run weights are not committed (.gitignore): "
+                           "export on the machine that trained the study")
+    models = {name: load_variant(r["dir"]) for name, r in chosen.items()}   # WeightsError names a bad file
+    summaries = {row["model"]: row for row in aggregate(records, study) if row["setting"] == study.main}
+    commit = git_commit()
+    configs, written = {}, []
+    for name, record in chosen.items():
+        extra = export_config(record, summaries[name], commit)
+        folder = save_variant(models[name], name, dest / name, extra)
+        configs[name] = {"variant": name, **extra}
+        variant_card(configs[name], repo_id).save(folder / CARD_NAME)
+        written += [folder / WEIGHTS_NAME, folder / CONFIG_NAME, folder / CARD_NAME]
+    repo_card(configs, study, reference, repo_id).save(dest / CARD_NAME)
+    written.append(dest / CARD_NAME)
+    return written
+
+
+def upload_files(folder: str | os.PathLike, repo_id: str) -> list[tuple[str, int]]:
+    """[(path in the repo, size in bytes)] of what a push of `folder` to `repo_id` uploads, after
+    checking the repo id and that the folder is complete and every variant loads: a broken folder
+    is never published."""
+    if not is_repo_id(repo_id):
+        raise PublishError(f"{repo_id!r} is not a Hub repo id: give USER/NAME (or ORG/NAME)")
+    folder = Path(folder)
+    paths = [CARD_NAME] + [f"{name}/{file}" for name in VARIANTS for file in (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)]
+    absent = [str(folder / p) for p in paths if not (folder / p).is_file()]
+    if absent:
+        raise PublishError(f"missing: {', '.join(absent)}. Write the folder with `digitpair-train export` first")
+    load_pretrained(folder)   # raises WeightsError naming the file
+    return [(p, (folder / p).stat().st_size) for p in paths]
+
+
+def commit_message(folder: str | os.PathLike) -> tuple[str, str]:
+    """(summary, description) of the upload commit, from the folder's config.json files."""
+    configs = {name: json.loads((Path(folder) / name / CONFIG_NAME).read_text()) for name in VARIANTS}
+    first = next(iter(configs.values()))
+    summary = (f"digitpair weights: study {first['study']}, setting {first['setting']}, "
+               f"commit {first['commit']} ({', '.join(configs)})")
+    runs = [f"- {name}: run {c['run']}, validation {pct(c['metrics']['val_acc'])} %, "
+            f"test {pct(c['metrics']['test_acc'])} %" for name, c in configs.items()]
+    return summary, f"Exported by `digitpair-train export`; per variant, {first['run_selection']}:\n" + "\n".join(runs)
+
+
+def push(folder: str | os.PathLike, repo_id: str, private: bool = False, revision: str | None = None) -> str:
+    """Create the model repo if needed and upload `folder` in one commit; returns the commit URL.
+
+    The token comes from HF_TOKEN or the stored login (`huggingface_hub.get_token`) and goes only
+    to the HfApi client: it is never printed, logged or written.
+    """
+    import httpx2
+    from huggingface_hub import HfApi, get_token
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    paths = [p for p, _ in upload_files(folder, repo_id)]
+    summary, description = commit_message(folder)
+    token = get_token()
+    if token is None:
+        raise PublishError("no Hugging Face token: set HF_TOKEN to a write token, or log in with `hf auth login`")
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        if revision is not None:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), allow_patterns=paths, revision=revision,
+                                 commit_message=summary, commit_description=description)
+    except RepositoryNotFoundError:
+        raise PublishError(f"{repo_id} was not found, or this token can't see it; check the repo id") from None
+    except HfHubHTTPError as e:
+        status = e.response.status_code
+        if status == 401:
+            raise PublishError("the Hub rejected the token (HTTP 401): it is invalid or expired; "
+                               "set HF_TOKEN or log in again with `hf auth login`") from None
+        if status == 403:
+            raise PublishError(f"this token may not write to {repo_id} (HTTP 403): the repo belongs to someone "
+                               "else or the token is read-only; use your own namespace or a write token") from None
+        # The server's text, minus the token should it ever echo a header back.
+        raise PublishError(f"the Hub refused the upload (HTTP {status}): "
+                           f"{(e.server_message or str(e)).replace(token, '***')}") from None
+    except (OSError, httpx2.TransportError) as e:   # OfflineModeIsEnabled, DNS, refused, timeout
+        raise PublishError(f"can't reach the Hugging Face Hub ({type(e).__name__}); check the network "
+                           "(and that HF_HUB_OFFLINE is not set)") from None
+    return info.commit_url
+

@@ -1,0 +1,311 @@
+"""Pretrained weights: export from a study, model cards, load from a folder or the HF cache, push."""
+
+import json
+import shutil
+from types import SimpleNamespace
+
+import httpx2
+import pytest
+import torch
+from huggingface_hub import HfApi, ModelCard, constants
+from huggingface_hub.errors import HfHubHTTPError
+from typer.testing import CliRunner
+
+from digitpair.cli import app
+from digitpair.export import WeightsError, load_pretrained, load_variant, save_variant
+from digitpair.hub import PublishError, commit_message, export_study, push, select_runs, upload_files
+from digitpair.models import VARIANTS, build_model
+from digitpair.study import Study, grid, load_records, write_run
+from digitpair.training import RunResult
+
+NAMES = list(VARIANTS)
+REFERENCE = Study.load("train/studies/seed2020.toml")
+FAKE_TOKEN = "hf_FAKEtokenNEVERtoBEprinted0123456789"
+runner = CliRunner()
+
+
+def pairs(seed: int = 0) -> torch.Tensor:
+    return torch.rand(16, 2, 14, 14, generator=torch.Generator().manual_seed(seed)) * 255
+
+
+def val_acc(round_: int, name: str) -> float:
+    """Round 1 always wins on validation; round 2 always has the best test accuracy."""
+    return {0: 80.0, 1: 90.0, 2: 85.0}[round_] + NAMES.index(name)
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory):
+    """The `best` study's layout, 3 rounds of its main setting + one run of another, written by
+    study.write_run with untrained models and made-up metrics (milliseconds, not hours)."""
+    study = Study.load("train/studies/best.toml")
+    out = tmp_path_factory.mktemp("runs") / "best"
+    out.mkdir()
+    (out / "study.toml").write_text(study.source)
+    specs = [s for s in grid(study, rounds=3) if s.setting == study.main]
+    specs.append(next(s for s in grid(study, rounds=1) if s.setting != study.main))
+    for spec in specs:
+        torch.manual_seed(spec.config.init_seed)
+        model = build_model(spec.config.model)
+        model.set_normalization(pairs(spec.round))
+        name = spec.config.model
+        test = 99.0 if spec.round == 2 else 95.0 + spec.round
+        final = {"selected_epoch": 7, "val_acc": val_acc(spec.round, name), "val_digit_acc": None,
+                 "test_acc": test, "test_digit_acc": 96.5 if VARIANTS[name].digit_loss else None,
+                 "parameters": sum(p.numel() for p in model.parameters()), "train_pairs": 800,
+                 "test_pairs": 1000, "wall_seconds": 1.0, "device": "cpu"}
+        write_run(out, spec, RunResult(spec.config, model.eval(), [], final))
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(study_dir, tmp_path_factory):
+    dest = tmp_path_factory.mktemp("export") / "weights"
+    export_study(study_dir, dest, REFERENCE, repo_id="org/digitpair")
+    return dest
+
+
+def copy_of(folder, tmp_path):
+    return shutil.copytree(folder, tmp_path / "weights")
+
+
+# --- export ------------------------------------------------------------------------------------
+
+def test_export_round_trip_is_bit_identical(study_dir, exported):
+    models = load_pretrained(exported)
+    assert list(models) == NAMES
+    for name, model in models.items():
+        run = load_variant(study_dir / f"adam_safe-{name}-r01")       # the best-validation run
+        for seed in (1, 2):
+            ours, theirs = model.predict(pairs(seed)), run.predict(pairs(seed))
+            assert torch.equal(ours.p_leq, theirs.p_leq)
+            assert (ours.digit_probs is None) == (theirs.digit_probs is None) == (not VARIANTS[name].digit_loss)
+            if ours.digit_probs is not None:
+                assert torch.equal(ours.digit_probs, theirs.digit_probs)
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), run.state_dict().values()))
+
+
+def test_export_writes_configs_and_cards_from_the_records(study_dir, exported):
+    records = load_records(study_dir)
+    for name in NAMES:
+        config = json.loads((exported / name / "config.json").read_text())
+        record = next(r for r in records if r["dir"].endswith(f"adam_safe-{name}-r01"))
+        assert config["variant"] == name and config["run"] == f"adam_safe-{name}-r01"
+        assert config["train_config"] == record["train_config"] and config["metrics"] == record["final"]
+        summary = config["study_summary"]
+        vals = [val_acc(r, name) for r in range(3)]
+        assert summary["rounds"] == 3 and summary["val_acc_mean"] == pytest.approx(sum(vals) / 3)
+        assert summary["test_acc_mean"] == pytest.approx((95 + 96 + 99) / 3)
+        card = ModelCard.load(exported / name / "README.md")
+        results = {(r.dataset_split, r.metric_name): r.metric_value for r in card.data.eval_results}
+        assert results[("validation", "validation pair accuracy (%), this checkpoint")] == val_acc(1, name)
+        assert results[("test", "test pair accuracy (%), this checkpoint")] == 96.0
+        row = f"| validation pair accuracy (%) | {val_acc(1, name):.1f} | {summary['val_acc_mean']:.2f} ± 5.00 |"
+        assert row in card.text
+        assert 'digitpair.load_pretrained("org/digitpair")' in card.text
+    top = ModelCard.load(exported / "README.md")
+    assert len(top.data.eval_results) == 5 and {r.metric_value for r in top.data.eval_results} == {96.67}
+    row = next(line for line in top.text.splitlines() if line.startswith("| `shared_aux` |"))
+    # study mean ± std (n - 1) of test accuracy, the exported run, and the 2020 report beside
+    assert "96.67 ± 2.08" in row and "`adam_safe-shared_aux-r01`: 92.0 / 96.0" in row and "86.9 ± 0.08" in row
+    assert "2020 report (adam, augmentation none)" in top.text and "14x14" in top.text
+
+
+def test_selection_uses_validation_never_test():
+    def rec(name, round_, val, test, setting="adam_safe"):
+        return {"setting": setting, "variant": name, "round": round_, "final": {"val_acc": val, "test_acc": test}}
+    study = Study.load("train/studies/best.toml")
+    records = [rec(name, r, val, test) for name in NAMES
+               for r, val, test in ((0, 90.0, 99.9), (1, 91.5, 80.0), (2, 91.5, 85.0), (3, 88.0, 100.0))]
+    records.append(rec("shared", 0, 99.9, 99.9, setting="adam_none"))     # another setting never competes
+    chosen = select_runs(records, study)
+    assert list(chosen) == NAMES
+    # max val_acc (91.5) though rounds 0 and 3 test higher; the tie 1 vs 2 goes to the lowest round
+    assert all(r["round"] == 1 and r["setting"] == "adam_safe" for r in chosen.values())
+
+
+def test_export_refuses_a_study_without_validation(study_dir, tmp_path):
+    records = load_records(study_dir)
+    for r in records:
+        r["final"]["val_acc"] = None
+    with pytest.raises(PublishError, match="no validation accuracy"):
+        select_runs(records, Study.load(study_dir / "study.toml"))
+
+
+def test_export_errors_name_what_is_missing(study_dir, tmp_path):
+    study = shutil.copytree(study_dir, tmp_path / "best")
+    (study / "adam_safe-shared-r01" / "model.safetensors").unlink()
+    result = runner.invoke(app, ["export", str(study), "--to", str(tmp_path / "w")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "adam_safe-shared-r01/model.safetensors" in result.output and "gitignore" in result.output
+    for r in range(3):
+        shutil.rmtree(study / f"adam_safe-unshared_aux-r{r:02d}")
+    with pytest.raises(PublishError, match="no finished 'adam_safe' run of unshared_aux"):
+        export_study(study, tmp_path / "w")
+    assert not (tmp_path / "w").exists()          # nothing written by a failed export
+
+
+# --- loading: corrupt files, and a Hub repo id from the HF cache -------------------------------
+
+def test_corrupt_or_mismatched_files_name_the_file(exported, tmp_path):
+    w = copy_of(exported, tmp_path)
+    data = (w / "shared_aux" / "model.safetensors").read_bytes()
+    (w / "shared_aux" / "model.safetensors").write_bytes(data[: len(data) // 2])       # truncated
+    shared, unshared = (w / n / "config.json" for n in ("shared", "unshared"))
+    a, b = shared.read_text(), unshared.read_text()
+    shared.write_text(b), unshared.write_text(a)                                       # swapped configs
+    shutil.rmtree(w / "simple_cnn")                                                    # missing folder
+    with pytest.raises(WeightsError, match="simple_cnn/config.json is missing"):
+        load_pretrained(w)
+    errors = {}
+    models = load_pretrained(w, errors=errors)
+    assert list(models) == ["unshared_aux"] and sorted(errors) == sorted(NAMES[:4])
+    assert "shared_aux/model.safetensors is corrupt" in errors["shared_aux"]
+    assert "shared/config.json says 'unshared'" in errors["shared"] and "shared/model.safetensors" in errors["shared"]
+    assert "unshared/config.json says 'shared'" in errors["unshared"]
+
+
+def test_same_shaped_variant_swap_is_caught(exported, tmp_path):
+    # shared and shared_aux have identical tensors: only the metadata in the file tells them apart.
+    w = copy_of(exported, tmp_path)
+    config = json.loads((w / "shared" / "config.json").read_text())
+    (w / "shared" / "config.json").write_text(json.dumps({**config, "variant": "shared_aux"}))
+    with pytest.raises(WeightsError, match="says 'shared_aux' but .*shared/model.safetensors holds 'shared'"):
+        load_variant(w / "shared")
+
+
+def hf_cache(root, repo_id, refs: dict[str, str], snapshots: dict[str, object]):
+    """The Hub cache layout: models--ORG--NAME/refs/<ref> holds a commit hash, snapshots/<hash>/ the files."""
+    repo = root / f"models--{repo_id.replace('/', '--')}"
+    for ref, commit in refs.items():
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / ref).write_text(commit)
+    for commit, folder in snapshots.items():
+        shutil.copytree(folder, repo / "snapshots" / commit)
+
+
+@pytest.fixture
+def offline_cache(monkeypatch, tmp_path):
+    # huggingface_hub reads HF_HUB_OFFLINE and HF_HUB_CACHE into `constants` at import, so setting
+    # the environment now is not enough: patch the constants it consults at call time too.
+    cache = tmp_path / "hf-cache"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def test_load_repo_id_offline_from_the_hf_cache(exported, offline_cache, tmp_path):
+    main, v1 = "a" * 40, "b" * 40
+    old = copy_of(exported, tmp_path)
+    save_variant(build_model("shared"), "shared", old / "shared")     # another revision, other weights
+    hf_cache(offline_cache, "org/digitpair", {"main": main, "v1": v1}, {main: exported, v1: old})
+    models = load_pretrained("org/digitpair")
+    reference = load_pretrained(exported)
+    assert list(models) == NAMES
+    for name in NAMES:
+        assert torch.equal(models[name].predict(pairs(3)).p_leq, reference[name].predict(pairs(3)).p_leq)
+    older = load_pretrained("org/digitpair", revision="v1")
+    assert not torch.equal(older["shared"].predict(pairs(3)).p_leq, models["shared"].predict(pairs(3)).p_leq)
+    with pytest.raises(WeightsError, match=r"org/missing is not a local folder.*not in the Hugging Face cache"):
+        load_pretrained("org/missing")
+    with pytest.raises(WeightsError, match="revision 'v2'"):
+        load_pretrained("org/digitpair", revision="v2")
+    with pytest.raises(WeightsError, match="neither a folder"):
+        load_pretrained(str(tmp_path / "nowhere"))
+
+
+# --- push ----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def hub_calls(monkeypatch):
+    """HfApi's network methods replaced by recorders; records the token each call's client had."""
+    calls = []
+
+    def recorder(method, result=None):
+        def record(self, *args, **kwargs):
+            calls.append((method, self.token, args, kwargs))
+            return result
+        return record
+    monkeypatch.setattr(HfApi, "create_repo", recorder("create_repo"))
+    monkeypatch.setattr(HfApi, "create_branch", recorder("create_branch"))
+    monkeypatch.setattr(HfApi, "upload_folder", recorder(
+        "upload_folder", SimpleNamespace(commit_url="https://huggingface.co/org/digitpair/commit/c0ffee")))
+    monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
+    return calls
+
+
+def test_push_uploads_the_folder_in_one_commit(exported, hub_calls):
+    result = runner.invoke(app, ["push", "--repo-id", "org/digitpair", "--folder", str(exported),
+                                 "--private", "--revision", "dev"])
+    assert result.exit_code == 0, result.output
+    assert [c[0] for c in hub_calls] == ["create_repo", "create_branch", "upload_folder"]
+    assert all(token == FAKE_TOKEN for _, token, _, _ in hub_calls)
+    assert hub_calls[0][2:] == (("org/digitpair",), {"repo_type": "model", "private": True, "exist_ok": True})
+    assert hub_calls[1][2:] == (("org/digitpair",), {"branch": "dev", "exist_ok": True})
+    upload = hub_calls[2][3]
+    commit = json.loads((exported / "shared" / "config.json").read_text())["commit"]
+    assert upload["repo_id"] == "org/digitpair" and upload["folder_path"] == str(exported)
+    assert upload["revision"] == "dev"
+    assert upload["commit_message"] == (f"digitpair weights: study best, setting adam_safe, commit {commit} "
+                                        "(simple_cnn, shared, shared_aux, unshared, unshared_aux)")
+    assert "shared_aux: run adam_safe-shared_aux-r01, validation 92.0 %, test 96.0 %" in upload["commit_description"]
+    assert sorted(upload["allow_patterns"]) == sorted(
+        ["README.md"] + [f"{n}/{f}" for n in NAMES for f in ("model.safetensors", "config.json", "README.md")])
+    assert "commit/c0ffee" in result.output and FAKE_TOKEN not in result.output
+
+
+def test_push_dry_run_lists_files_without_network(exported, hub_calls):
+    result = runner.invoke(app, ["push", "--repo-id", "org/digitpair", "--folder", str(exported), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert hub_calls == []
+    size = (exported / "unshared" / "model.safetensors").stat().st_size
+    assert f"{size:>10,}  unshared/model.safetensors" in result.output
+    assert "a token is available" in result.output and "nothing was uploaded" in result.output
+    assert FAKE_TOKEN not in result.output and "warning" not in result.output
+    other = runner.invoke(app, ["push", "--repo-id", "someone/else", "--folder", str(exported), "--dry-run"])
+    assert "re-export with --repo-id someone/else" in other.output
+
+
+def http_error(status: int) -> HfHubHTTPError:
+    request = httpx2.Request("POST", "https://huggingface.co/api/repos/create")
+    return HfHubHTTPError(f"{status} error", response=httpx2.Response(status, request=request))
+
+
+@pytest.mark.parametrize("error, message", [
+    (http_error(403), "may not write to org/digitpair (HTTP 403)"),
+    (http_error(401), "rejected the token (HTTP 401)"),
+    (httpx2.ConnectError("Name or service not known"), "can't reach the Hugging Face Hub"),
+])
+def test_push_failures_are_clear(exported, hub_calls, monkeypatch, error, message):
+    def refuse(self, *args, **kwargs):
+        raise error
+    monkeypatch.setattr(HfApi, "create_repo", refuse)
+    result = runner.invoke(app, ["push", "--repo-id", "org/digitpair", "--folder", str(exported)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert message in result.output and FAKE_TOKEN not in result.output
+    assert hub_calls == []
+
+
+def test_push_without_token_or_with_a_broken_folder_stops_before_the_hub(exported, hub_calls, monkeypatch, tmp_path):
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.delenv("HF_OIDC_RESOURCE", raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    result = runner.invoke(app, ["push", "--repo-id", "org/digitpair", "--folder", str(exported)])
+    assert result.exit_code == 1 and "no Hugging Face token" in result.output
+    w = copy_of(exported, tmp_path)
+    (w / "unshared" / "model.safetensors").write_bytes(b"\0" * 100)
+    with pytest.raises(WeightsError, match="unshared/model.safetensors is corrupt"):
+        push(w, "org/digitpair")
+    (w / "README.md").unlink()
+    with pytest.raises(PublishError, match="README.md"):
+        upload_files(w, "org/digitpair")
+    with pytest.raises(PublishError, match="not a Hub repo id"):
+        upload_files(exported, "no repo id")
+    assert hub_calls == []
+
+
+def test_commit_message_names_study_commit_and_variants(exported):
+    summary, description = commit_message(exported)
+    assert summary.startswith("digitpair weights: study best, setting adam_safe, commit ")
+    assert all(f"- {n}: run adam_safe-{n}-r01" in description for n in NAMES)
