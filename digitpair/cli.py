@@ -92,6 +92,7 @@ def study(
     rounds: Optional[int] = typer.Option(None, help="Only the first N rounds (a quick look)."),
     epochs: Optional[int] = typer.Option(None, help="Override every run's epochs (records go to <out>-e<N>)."),
     only: Optional[str] = typer.Option(None, help="Only this variant."),
+    setting: Optional[str] = typer.Option(None, help="Only this setting of the study (e.g. its main one first)."),
     out: Optional[Path] = typer.Option(None, help="Run records folder [default: train/runs/<study>]."),
     results: Optional[Path] = typer.Option(None, help="Report folder [default: train/results/<study>]."),
     dry_run: bool = typer.Option(False, "--dry-run", help="The whole pipeline on tiny synthetic data, in seconds."),
@@ -115,6 +116,9 @@ def study(
     if only is not None and only not in spec.models:
         console.print(f"[red]error:[/red] --only {only!r}: the study's variants are {', '.join(spec.models)}")
         raise typer.Exit(2)
+    if setting is not None and setting not in spec.settings:
+        console.print(f"[red]error:[/red] --setting {setting!r}: the study's settings are {', '.join(spec.settings)}")
+        raise typer.Exit(2)
     if dry_run:
         spec = dry_run_study(spec)
         base = Path(tempfile.mkdtemp(prefix=f"digitpair-{spec.name}-dry-")) if out is None else out
@@ -124,7 +128,7 @@ def study(
         out = out or Path("train/runs") / f"{spec.name}{suffix}"
         results = results or Path("train/results") / f"{spec.name}{suffix}"
         load_data(data_dir)   # fail early, with a message, if MNIST is missing
-    specs = grid(spec, rounds=rounds, epochs=epochs, only=only)
+    specs = grid(spec, rounds=rounds, epochs=epochs, only=only, setting=setting)
     try:
         run_study(spec, out, specs, workers=workers, data_dir=data_dir, dry_run=dry_run, console=console)
     except ValueError as e:

@@ -139,7 +139,9 @@ class SharedNet(PairNet):
 
     def forward(self, x: torch.Tensor) -> PairOutput:
         a, b = self.split(x)
-        la, lb = self.encoder(a), self.encoder(b)                            # (N, 10) each
+        # The one encoder sees both digits as one batch of 2N: half the kernel launches of two
+        # calls, and BatchNorm normalises digits in either position with the same statistics.
+        la, lb = self.encoder(torch.cat((a, b))).chunk(2)                    # (N, 10) each
         digits = torch.stack((la, lb), 1) if self.digit_outputs else None    # (N, 2, 10)
         return PairOutput(order_logits(la, lb), digits)
 

@@ -92,17 +92,19 @@ def init_seed(setting: str, model: str, round_: int) -> int:
 
 
 def grid(study: Study, rounds: int | None = None, epochs: int | None = None,
-         only: str | None = None) -> list[RunSpec]:
+         only: str | None = None, setting: str | None = None) -> list[RunSpec]:
     """Every run of the study, round-major, so a partial study has complete early rounds."""
     specs = []
     for r in range(rounds if rounds is not None else study.rounds):
-        for setting, template in study.settings.items():
+        for name, template in study.settings.items():
+            if setting is not None and name != setting:
+                continue
             for model in study.models:
                 if only is not None and model != only:
                     continue
-                cfg = replace(template, model=model, data_seed=r, init_seed=init_seed(setting, model, r),
+                cfg = replace(template, model=model, data_seed=r, init_seed=init_seed(name, model, r),
                               **({"epochs": epochs} if epochs is not None else {}))
-                specs.append(RunSpec(study.name, setting, r, cfg))
+                specs.append(RunSpec(study.name, name, r, cfg))
     return specs
 
 

@@ -1,0 +1,94 @@
+"""Training throughput: digitpair's loop vs a conventional loop, side by side in one process.
+
+The conventional loop is what public implementations of this study do: DataLoader over a
+TensorDataset, a `.to(device)` per batch, and a full evaluation of train and test accuracy
+after every epoch. Both train the same architecture with the same config and loss; the script
+prints pairs/s (training pairs per second of wall time, evaluation included), the ratio, and
+the test accuracy of both (parity check: differences should be seed noise).
+
+    python benchmarks/bench_train.py --model shared_aux --epochs 20 --seeds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from digitpair.augment import augment
+from digitpair.data import MNIST
+from digitpair.models import build_model
+from digitpair.report import git_commit, machine
+from digitpair.training import RunConfig, evaluate, loss_fn, make_optimizer, train_run
+
+
+def conventional_run(cfg: RunConfig, mnist: MNIST, device: torch.device) -> tuple[float, float]:
+    """(pairs/s, test accuracy %) of the conventional loop; last epoch, as such code reports."""
+    rnd = mnist.round(cfg.data_seed, cfg.n_pairs, cfg.val_pairs)
+    torch.manual_seed(cfg.init_seed)
+    g = torch.Generator().manual_seed(cfg.init_seed)
+    model = build_model(cfg.model)
+    model.set_normalization(rnd.train.input)
+    model.to(device)
+    opt = make_optimizer(cfg, model)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs) if cfg.schedule == "cosine" else None
+    loader = DataLoader(TensorDataset(rnd.train.input, rnd.train.target, rnd.train.classes),
+                        batch_size=cfg.batch_size, shuffle=True, generator=g)
+    t0 = time.perf_counter()
+    for _ in range(cfg.epochs):
+        model.train()
+        for x, target, classes in loader:
+            x, target, classes = x.to(device), target.to(device), classes.to(device)
+            x, target, classes = augment(cfg.augmentation, x, target, classes, g, swap=cfg.uses_swap)
+            loss = loss_fn(cfg.variant, model(x), target, classes, cfg.aux_weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if sched is not None:
+            sched.step()
+        model.eval()
+        with torch.no_grad():   # per-epoch train and test accuracy, as public implementations print
+            for split in (rnd.train, rnd.test):
+                (model(split.input.to(device)).pair_logits.argmax(1).cpu() == split.target).float().mean()
+    wall = time.perf_counter() - t0
+    return cfg.epochs * len(rnd.train) / wall, evaluate(model, rnd.test.to(device))["pair_acc"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="shared_aux")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--data-dir", default=None)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    mnist = MNIST(args.data_dir)
+    ours, ref = [], []
+    for seed in range(args.seeds):
+        cfg = RunConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                        data_seed=seed, init_seed=100 + seed)
+        # Alternate the order so drift in machine load hits both loops alike.
+        for which in ((0, 1) if seed % 2 == 0 else (1, 0)):
+            if which == 0:
+                r = train_run(cfg, mnist, device=device)
+                ours.append((cfg.epochs * r.final["train_pairs"] / r.final["wall_seconds"], r.final["test_acc"]))
+            else:
+                ref.append(conventional_run(cfg, mnist, device))
+    m = machine()
+    print(f"machine: {m['cpu']} x{m['cpu_count']}, {m['gpu'] or 'no GPU'}, torch {m['torch']}, "
+          f"threads {args.threads}, commit {git_commit()}")
+    print(f"config: {args.model}, {args.epochs} epochs, batch {args.batch_size}, {args.seeds} seeds, {device}")
+    ours_pps, ref_pps = statistics.median(p for p, _ in ours), statistics.median(p for p, _ in ref)
+    print(f"conventional loop: {ref_pps:8.0f} pairs/s  test acc {statistics.fmean(a for _, a in ref):.2f} %")
+    print(f"digitpair loop:    {ours_pps:8.0f} pairs/s  test acc {statistics.fmean(a for _, a in ours):.2f} %")
+    print(f"ratio: {ours_pps / ref_pps:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
