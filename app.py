@@ -9,11 +9,15 @@ $DIGITPAIR_MODEL_REPO (at $DIGITPAIR_MODEL_REVISION).
 from pathlib import Path
 
 import gradio as gr
+import torch
 
 from digitpair import VARIANTS, WeightsError
 from digitpair import app_logic as logic
 from digitpair.drawing import DrawingError
 
+# One intra-op thread: batch-1 passes through 56k-parameter networks gain nothing from more, and on
+# a shared CPU the spinning of a second thread adds tens of ms at random (see benchmarks/bench_app.py).
+torch.set_num_threads(1)
 LOADED = logic.load_models()
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 
@@ -56,15 +60,17 @@ with gr.Blocks(title="digitpair: is the first digit <= the second?") as demo:
                 verdicts.append(gr.Label(label=name, num_top_classes=2, elem_id=f"verdict-{name}"))
                 notes.append(gr.Markdown(initial.notes[name], elem_id=f"digits-{name}"))
     with gr.Row():
-        seen = [gr.Image(label=f"{box}, as the networks see it (14x14)", interactive=False, height=180,
+        seen = [gr.Image(label=f"{box}, as the networks see it (14x14)", interactive=False, height=180, format="png",
                          elem_id=f"seen-{box}") for box in logic.BOXES]
+    outputs = [headline, *verdicts, *notes, *seen]
+    # Loading an example into a Sketchpad fires no .change: the example runs `show` itself.
     gr.Examples([[str(a), str(b)] for a, b in zip(sorted(EXAMPLES.glob("pair*_first_*.png")),
                                                   sorted(EXAMPLES.glob("pair*_second_*.png")))],
-                [first, second], label="MNIST test pairs")
+                [first, second], outputs, show, run_on_click=True, cache_examples=False, label="MNIST test pairs",
+                api_visibility="private")
     with gr.Accordion("About", open=False):
         gr.Markdown(logic.about_markdown())
 
-    outputs = [headline, *verdicts, *notes, *seen]
     for box in (first, second):
         box.change(show, [first, second], outputs, trigger_mode="always_last", show_progress="hidden",
                    api_visibility="private")

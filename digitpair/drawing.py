@@ -94,14 +94,15 @@ def preprocess(value) -> torch.Tensor:
     digit = np.asarray(crop.resize(size, PIL.Image.Resampling.BILINEAR), dtype=np.float32)
     digit = digit * (255.0 / digit.max())   # MNIST digits peak at 255 whatever the pen
 
-    # Centre of mass onto index (14, 14), where MNIST's digits have theirs (pixel i centred at i);
-    # clamped so that no ink is cut off.
+    # Centre of mass onto index (14, 14), where MNIST's digits have theirs (pixel i centred at i),
+    # clamped so that no ink is cut off. The shift is sub-pixel: rounding it to whole pixels
+    # moves the same digit drawn at two sizes by up to half a pooled pixel, which changes it a lot.
     ys, xs = np.indices(digit.shape)
     mass = digit.sum()
-    dy = int(np.clip(round(FIELD / 2 - (ys * digit).sum() / mass), 0, FIELD - digit.shape[0]))
-    dx = int(np.clip(round(FIELD / 2 - (xs * digit).sum() / mass), 0, FIELD - digit.shape[1]))
-    field = np.zeros((FIELD, FIELD), dtype=np.float32)
-    field[dy:dy + digit.shape[0], dx:dx + digit.shape[1]] = digit
+    dy = float(np.clip(FIELD / 2 - (ys * digit).sum() / mass, 0, FIELD - digit.shape[0]))
+    dx = float(np.clip(FIELD / 2 - (xs * digit).sum() / mass, 0, FIELD - digit.shape[1]))
+    field = PIL.Image.fromarray(digit).transform((FIELD, FIELD), PIL.Image.Transform.AFFINE, (1, 0, -dx, 0, 1, -dy),
+                                                 PIL.Image.Resampling.BILINEAR)
 
     # The course's 2x2 average pooling (data.mnist_to_pairs), 28x28 -> 14x14.
-    return torch.from_numpy(field).reshape(FIELD // 2, 2, FIELD // 2, 2).mean((1, 3))
+    return torch.from_numpy(np.array(field)).reshape(FIELD // 2, 2, FIELD // 2, 2).mean((1, 3))

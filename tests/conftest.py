@@ -24,3 +24,26 @@ def mnist() -> MNIST:
 @pytest.fixture(scope="session")
 def tiny() -> MNIST:
     return synthetic_mnist()
+
+
+@pytest.fixture(scope="session")
+def served_app():
+    """The real app (app.py, models from weights/) served on 127.0.0.1 on a free port: (module, url).
+
+    Shared by the API and the browser tests, so the suite starts one server. Without trained
+    weights the app has nothing to serve: skipped locally, a failure under CI.
+    """
+    import socket
+
+    import app
+
+    if not app.LOADED.models:
+        if os.environ.get("CI"):
+            pytest.fail(f"no trained model loaded from {app.LOADED.source}: {app.LOADED.errors}")
+        pytest.skip(f"no trained model in {app.LOADED.source}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _, url, _ = app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield app, url
+    app.demo.close()

@@ -1,0 +1,113 @@
+"""The app's two speed targets, measured: one request <= 30 ms, ready to serve <= 10 s after start.
+
+One request = what the `/compare` handler (`app.compare`) does once Gradio has the two uploaded
+files: decode both drawings (280x280 PNGs, the canvas's size), preprocess them, run all five
+models; in process, with the app's own settings, median over --requests. The same request
+through HTTP (gradio_client: uploads, queue and event stream included) is printed too.
+Start-up = from launching `python app.py` to its first HTTP 200, median over --starts.
+
+    python benchmarks/bench_app.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(timeout: float = 60.0) -> tuple[subprocess.Popen, str, float]:
+    """`python app.py` on a free port: (process, url, seconds until it answered HTTP 200)."""
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    url = f"http://127.0.0.1:{port}/"
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while time.perf_counter() - t0 < timeout:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return proc, url, time.perf_counter() - t0
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit(f"app.py exited with code {proc.returncode} before serving")
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"app.py did not serve {url} within {timeout:.0f} s")
+
+
+def median_ms(fn, n: int) -> float:
+    for _ in range(10):   # warm-up: first calls pay for lazy initialisation
+        fn()
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--requests", type=int, default=300)
+    p.add_argument("--http-requests", type=int, default=50)
+    p.add_argument("--starts", type=int, default=3)
+    args = p.parse_args()
+
+    sys.path.insert(0, str(ROOT))   # app.py is a script at the repo root, not part of the package
+    import app
+    import torch
+    from gradio_client import Client, handle_file
+
+    from digitpair.report import git_commit, machine
+
+    first, second = (str(ROOT / "examples" / name) for name in ("pair0_first_2.png", "pair0_second_7.png"))
+    loaded = app.LOADED
+    if not loaded.models:
+        raise SystemExit(f"no model loaded from {loaded.source}: train or export weights first")
+    # What the handler receives for two uploads: Gradio's FileData dicts naming its cached copies.
+    uploads = [{"path": path, "meta": {"_type": "gradio.FileData"}} for path in (first, second)]
+    one = median_ms(lambda: app.compare(*uploads), args.requests)
+
+    starts = []
+    for i in range(args.starts):
+        proc, url, seconds = start_app()
+        starts.append(seconds)
+        if i < args.starts - 1:
+            proc.terminate()
+            proc.wait()
+    try:
+        client = Client(url, verbose=False)
+        files = handle_file(first), handle_file(second)
+        http = median_ms(lambda: client.predict(*files, api_name="/compare"), args.http_requests)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+    m = machine()
+    print(f"machine: {m['cpu']} x{m['cpu_count']}, torch {m['torch']}, threads {torch.get_num_threads()}, "
+          f"commit {git_commit()}; models: {', '.join(loaded.models)} from {loaded.source}")
+    print(f"one request (preprocess 2 drawings + {len(loaded.models)} models), median of {args.requests}: "
+          f"{one:.1f} ms  (target <= 30 ms)")
+    print(f"same through HTTP /compare with gradio_client, median of {args.http_requests}: {http:.1f} ms")
+    print(f"start to ready to serve, median of {args.starts}: {statistics.median(starts):.1f} s "
+          f"(each: {', '.join(f'{s:.1f}' for s in starts)})  (target <= 10 s)")
+
+
+if __name__ == "__main__":
+    main()

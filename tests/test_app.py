@@ -1,0 +1,230 @@
+"""The app: its pure logic on small models saved in tmp, then the real server through gradio_client."""
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from digitpair import VARIANTS, WeightsError, build_model
+from digitpair import app_logic as logic
+from digitpair.drawing import MAX_SIDE, DrawingError, preprocess
+from digitpair.export import save_variant
+
+DIGIT_HEADS = [name for name in VARIANTS if VARIANTS[name].digit_loss]   # simple_cnn, shared_aux, unshared_aux
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """Untrained variants saved the way weights/ is laid out; their numbers are arbitrary but fixed."""
+    root = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    for name in VARIANTS:
+        save_variant(build_model(name), name, root / name)
+    return root
+
+
+def drawing(digit: torch.Tensor, size: int = 280) -> PIL.Image.Image:
+    """A 28x28 MNIST digit as a person's drawing: black on white, canvas size."""
+    return PIL.Image.fromarray(255 - digit.numpy()).resize((size, size), PIL.Image.Resampling.BILINEAR)
+
+
+def first_of(mnist, label: int) -> torch.Tensor:
+    return mnist.test_images[int((mnist.test_labels == label).nonzero()[0])]
+
+
+# --- pure functions ----------------------------------------------------------------------------
+
+def test_compare_returns_the_documented_json(weights, mnist):
+    loaded = logic.load_models(str(weights))
+    two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
+    result = logic.compare(loaded, two, seven)
+    assert json.loads(json.dumps(result)) == result   # plain JSON
+    assert list(result) == ["models"] and list(result["models"]) == list(VARIANTS)
+    x = torch.stack([preprocess(two), preprocess(seven)])[None]
+    for name, entry in result["models"].items():
+        pred = loaded.models[name].predict(x)
+        assert set(entry) == {"p_leq", "first_is_leq", "digits"}
+        assert entry["p_leq"] == pytest.approx(float(pred.p_leq[0]))
+        assert entry["first_is_leq"] == (entry["p_leq"] >= 0.5)
+        if name not in DIGIT_HEADS:
+            assert entry["digits"] is None
+            continue
+        for i, box in enumerate(["first", "second"]):
+            guesses = entry["digits"][box]
+            probs, digits = pred.digit_probs[0, i].topk(3)
+            assert [d for d, _ in guesses] == digits.tolist()
+            assert [p for _, p in guesses] == pytest.approx(probs.tolist())
+            assert all(isinstance(d, int) for d, _ in guesses)
+
+
+def test_a_variant_that_fails_to_load_is_reported_and_the_others_serve(weights, tmp_path, mnist):
+    broken = tmp_path / "weights"
+    for name in VARIANTS:
+        save_variant(logic.load_models(str(weights)).models[name], name, broken / name)
+    (broken / "shared" / "model.safetensors").write_bytes(b"not safetensors")
+    loaded = logic.load_models(str(broken))
+    assert list(loaded.errors) == ["shared"] and "model.safetensors" in loaded.errors["shared"]
+    assert list(loaded.models) == [n for n in VARIANTS if n != "shared"]
+    two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
+    assert list(logic.compare(loaded, two, seven)["models"]) == list(loaded.models)
+    view = logic.page_view(loaded, two, seven)
+    assert view.verdicts["shared"] is None and view.notes["shared"].startswith("**not loaded**")
+    assert all(view.verdicts[n] is not None for n in loaded.models)
+
+
+def test_no_models_is_a_clear_message(tmp_path):
+    loaded = logic.load_models(str(tmp_path / "nowhere"))
+    assert loaded.models == {} and list(loaded.errors) == list(VARIANTS)
+    with pytest.raises(WeightsError, match="no model is loaded"):
+        logic.compare(loaded, None, None)
+    view = logic.page_view(loaded, None, None)
+    assert "No model is loaded" in view.headline and all(n.startswith("**not loaded**") for n in view.notes.values())
+
+
+def test_models_come_from_the_repo_in_the_environment(weights, monkeypatch):
+    monkeypatch.setenv(logic.MODEL_REPO_ENV, str(weights))   # load_pretrained takes a folder or a Hub id alike
+    loaded = logic.load_models()
+    assert loaded.source == str(weights) and list(loaded.models) == list(VARIANTS)
+    monkeypatch.delenv(logic.MODEL_REPO_ENV)
+    assert logic.load_models().source == str(logic.WEIGHTS_DIR)
+
+
+def test_page_view_turns_a_bad_drawing_into_the_headline(weights, mnist):
+    loaded = logic.load_models(str(weights))
+    view = logic.page_view(loaded, drawing(first_of(mnist, 3)), PIL.Image.new("L", (280, 280), 255))
+    assert view.headline.startswith("second image: no ink found")
+    assert all(v is None for v in view.verdicts.values())
+    assert view.previews[0].shape == (168, 168) and view.previews[1] is None   # the good box is still shown
+
+
+def test_consensus_line():
+    def result(*ps):
+        return {"models": {f"m{i}": {"p_leq": p, "first_is_leq": p >= 0.5} for i, p in enumerate(ps)}}
+    assert logic.consensus(result(0.9, 0.8, 0.7)) == "**first ≤ second**: all 3 models agree (mean P(first ≤ second) = 0.80)"
+    assert logic.consensus(result(0.1, 0.2)).startswith("**first > second**: all 2 models agree")
+    assert logic.consensus(result(0.9, 0.1, 0.6)) == ("**split**: 2 of 3 models say first ≤ second, 1 say first > second "
+                                                      "(mean P(first ≤ second) = 0.53)")
+
+
+def test_verdict_and_digit_notes():
+    entry = {"p_leq": 0.75, "first_is_leq": True,
+             "digits": {"first": [[2, 0.9], [3, 0.05], [7, 0.01]], "second": [[7, 0.6], [1, 0.3], [9, 0.1]]}}
+    assert logic.verdict(entry) == {"first ≤ second": 0.75, "first > second": 0.25}
+    assert logic.digits_note(entry) == "first: **2** 90% · 3 5% · 7 1%  \nsecond: **7** 60% · 1 30% · 9 10%"
+    assert "no digit head" in logic.digits_note({**entry, "digits": None})
+
+
+def test_enlarge_shows_each_of_the_196_pixels_as_a_square():
+    digit = torch.arange(196, dtype=torch.float32).reshape(14, 14)
+    big = logic.enlarge(digit, factor=12)
+    assert big.shape == (168, 168) and big.dtype == np.uint8
+    assert (big[12 * 3:12 * 4, 12 * 5:12 * 6] == 3 * 14 + 5).all()
+
+
+def test_api_inputs_must_be_files_gradio_checked():
+    upload = {"path": "/tmp/gradio/abc/two.png", "meta": {"_type": "gradio.FileData"}}
+    assert logic.uploaded_image(upload) is upload
+    pad = {"background": None, "layers": [], "composite": upload}
+    assert logic.uploaded_image(pad) is pad
+    for unchecked in ["/etc/hostname", {"path": "/etc/hostname"}, {"background": None, "layers": [], "composite": "/etc/x.png"}, 3]:
+        with pytest.raises(DrawingError, match="handle_file"):
+            logic.uploaded_image(unchecked)
+
+
+def test_about_reads_the_study_summary_at_runtime(tmp_path, monkeypatch):
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert "none in this copy yet" in logic.about_markdown(tmp_path)
+    best = tmp_path / "train" / "results" / "best"
+    best.mkdir(parents=True)
+    (best / "summary.csv").write_text("model,test_acc_mean\nshared_aux,97.1\nshared,88.0\n")
+    (best / "report.md").write_text("# report\n")
+    about = logic.about_markdown(tmp_path)
+    assert "| model | test_acc_mean |" in about and "| shared_aux | 97.1 |" in about
+    assert "`train/results/best/report.md`" in about
+    monkeypatch.setenv("SPACE_ID", "someone/digitpair")
+    assert "(https://huggingface.co/spaces/someone/digitpair/blob/main/train/results/best/report.md)" in logic.about_markdown(tmp_path)
+
+
+# --- the real server -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def client(served_app):
+    return Client(served_app[1], verbose=False)
+
+
+@pytest.fixture(scope="module")
+def digit_files(mnist, tmp_path_factory):
+    """A clear 2 and a clear 7 (MNIST's first test images of each): raw white-on-black 28x28 PNGs."""
+    folder = tmp_path_factory.mktemp("digits")
+    paths = {}
+    for label in (2, 7):
+        paths[label] = folder / f"mnist_{label}.png"
+        PIL.Image.fromarray(first_of(mnist, label).numpy()).save(paths[label])
+    return paths
+
+
+def test_api_compares_real_mnist_digits(client, served_app, digit_files):
+    two, seven = handle_file(str(digit_files[2])), handle_file(str(digit_files[7]))
+    up = client.predict(two, seven, api_name="/compare")
+    down = client.predict(seven, two, api_name="/compare")
+    app = served_app[0]
+    assert list(up["models"]) == list(app.LOADED.models)
+    assert up == logic.compare(app.LOADED, str(digit_files[2]), str(digit_files[7]))   # same bytes, same numbers
+    for name in DIGIT_HEADS:   # the variants that know digits: strong on a clear 2 and 7
+        assert up["models"][name]["first_is_leq"] and not down["models"][name]["first_is_leq"], name
+        assert [up["models"][name]["digits"][box][0][0] for box in ("first", "second")] == [2, 7], name
+    # A Sketchpad dict, as the page sends it, gives the same answer.
+    pad = client.predict({"background": None, "layers": [], "composite": two}, seven, api_name="/compare")
+    assert pad == up
+
+
+def test_bad_inputs_get_a_clear_message_and_the_server_keeps_serving(client, digit_files, tmp_path):
+    def png(name, image):
+        image.save(tmp_path / name)
+        return handle_file(str(tmp_path / name))
+
+    dot = PIL.Image.new("L", (280, 280), 255)
+    dot.putpixel((140, 140), 0)
+    (tmp_path / "notes.txt").write_text("not an image")
+    bad = [
+        (png("blank.png", PIL.Image.new("L", (280, 280), 255)), "blank"),
+        (png("dot.png", dot), "only a dot"),
+        (png("black.png", PIL.Image.new("L", (280, 280), 0)), "blank"),
+        (png("huge.png", PIL.Image.new("1", (MAX_SIDE * 2, MAX_SIDE * 2), 1)), f"at most {MAX_SIDE}x{MAX_SIDE}"),
+        (png("clear.png", PIL.Image.new("RGBA", (280, 280), (0, 0, 0, 0))), "blank"),
+        (handle_file(str(tmp_path / "notes.txt")), "notes.txt is not an image"),
+        ({"background": None, "layers": [], "composite": None}, "nothing drawn"),
+        (str(digit_files[2]), "handle_file"),   # a bare path would name a file on the server: refused
+    ]
+    seven = handle_file(str(digit_files[7]))
+    for value, message in bad:
+        with pytest.raises(AppError, match=message):
+            client.predict(value, seven, api_name="/compare")
+    ok = client.predict(handle_file(str(digit_files[2])), seven, api_name="/compare")
+    assert set(ok["models"]) and all(0 <= e["p_leq"] <= 1 for e in ok["models"].values())
+
+
+def test_100_concurrent_requests_all_succeed(served_app, client, digit_files):
+    two, seven = handle_file(str(digit_files[2])), handle_file(str(digit_files[7]))
+    expected = {True: client.predict(two, seven, api_name="/compare"),
+                False: client.predict(seven, two, api_name="/compare")}
+    # A pool of 8 threads, one Client each (a client's jobs share one event stream, and its own
+    # bookkeeping races when one client has many jobs in flight): 100 requests, at most 8 at once.
+    local = threading.local()
+
+    def request(up: bool):
+        if not hasattr(local, "client"):
+            local.client = Client(served_app[1], verbose=False)
+        return up, local.client.predict(*((two, seven) if up else (seven, two)), api_name="/compare")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(request, [i % 2 == 0 for i in range(100)]))
+    assert len(results) == 100
+    for up, result in results:
+        assert result == expected[up]
