@@ -33,7 +33,7 @@ class RunConfig:
     lr: float = 1e-3
     momentum: float = 0.0        # sgd / rmsprop only; the report used the torch defaults (0)
     batch_size: int = 100
-    epochs: int = 60
+    epochs: int = 120
     schedule: str = "cosine"     # "constant" | "cosine" (cosine annealing to 0 over the epochs)
     weight_decay: float = 0.0
     aux_weight: float = 1.0      # loss = pair CE + aux_weight * (CE digit a + CE digit b)
