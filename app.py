@@ -47,13 +47,15 @@ def pad(box: str) -> gr.Sketchpad:
 with gr.Blocks(title="digitpair: is the first digit <= the second?") as demo:
     gr.Markdown("# Is the first digit ≤ the second?\nDraw a digit in each box: the five networks "
                 "of the study answer as you draw.")
-    headline = gr.Markdown("Draw a digit in both boxes.", elem_id="consensus")
+    initial = logic.page_view(LOADED, None, None)   # names the variants that failed to load, if any
+    headline = gr.Markdown(initial.headline if not LOADED.models else "Draw a digit in both boxes.",
+                           elem_id="consensus")
     with gr.Row():
         first, second = pad("first"), pad("second")
     with gr.Row():
         gr.ClearButton([first, second], value="Clear both")
         compare_button = gr.Button("Compare", variant="primary")
-    verdicts, notes, initial = [], [], logic.page_view(LOADED, None, None)   # says which variants failed to load
+    verdicts, notes = [], []
     with gr.Row():
         for name in VARIANTS:
             with gr.Column(min_width=150):

@@ -25,6 +25,9 @@ WEIGHTS_DIR = ROOT / "weights"
 MODEL_REPO_ENV, MODEL_REVISION_ENV = "DIGITPAIR_MODEL_REPO", "DIGITPAIR_MODEL_REVISION"
 BOXES = ("first", "second")
 LEQ, GT = "first ≤ second", "first > second"
+# The columns of the study's summary.csv the About panel shows (when present), out of its ~15.
+HEADLINE_COLUMNS = ("setting", "model", "rounds", "test_acc_mean", "test_acc_std", "test_digit_acc_mean",
+                    "test_digit_acc_std", "parameters")
 
 
 @dataclass(frozen=True)
@@ -175,11 +178,12 @@ def about_markdown(root: Path = ROOT) -> str:
     summary = results / "best" / "summary.csv"
     if summary.is_file():
         with summary.open(newline="") as f:
-            rows = [row for row in csv.reader(f) if row]
+            rows = list(csv.DictReader(f))
         if rows:
-            lines += ["", "The study's headline numbers (`train/results/best/summary.csv`):", "",
-                      "| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])]
-            lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+            columns = [c for c in HEADLINE_COLUMNS if c in rows[0]] or list(rows[0])
+            lines += ["", "The study's headline numbers (`train/results/best/summary.csv`; accuracies in %):", "",
+                      "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+            lines += ["| " + " | ".join(row[c] for c in columns) + " |" for row in rows]
     reports = [p.relative_to(root).as_posix() for p in (results / "best" / "report.md",
                                                         results / "seed2020" / "report.md") if p.is_file()]
     space = os.environ.get("SPACE_ID")   # set by Hugging Face Spaces: link the files of the Space's repo
