@@ -35,7 +35,11 @@ def served_app():
     """
     import socket
 
+    import torch
+
+    threads = torch.get_num_threads()
     import app
+    torch.set_num_threads(threads)   # app.py serves with one thread; the rest of the suite keeps its own
 
     if not app.LOADED.models:
         if os.environ.get("CI"):
