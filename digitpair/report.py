@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-import math
+import os
 import platform
 import statistics
 import subprocess
@@ -69,7 +69,7 @@ def machine() -> dict:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "cpu_count": __import__("os").cpu_count(), "torch_threads": torch.get_num_threads(),
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
             "platform": platform.platform()}
 

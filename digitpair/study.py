@@ -22,16 +22,25 @@ round sees the same pairs, so comparisons are paired), init_seed = a stable hash
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import shutil
+import time
 import tomllib
 import zlib
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
+from queue import Empty
 
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .data import MNIST, synthetic_mnist
 from .export import save_variant
 from .models import VARIANTS
-from .training import RunConfig, RunResult
+from .training import RunConfig, RunResult, train_run
 
 DONE = "done"
 
@@ -165,15 +174,12 @@ _MNIST = None   # per worker process: loaded once, shared by all the runs it tra
 
 
 def _init_worker(data_dir, dry_run: bool, threads: int) -> None:
-    import torch
-    from .data import MNIST, synthetic_mnist
     global _MNIST
     torch.set_num_threads(threads)
     _MNIST = synthetic_mnist() if dry_run else MNIST(data_dir)
 
 
 def _run_one(spec: RunSpec, out: Path, events=None) -> tuple[str, dict]:
-    from .training import train_run
     on_epoch = None
     if events is not None:
         on_epoch = lambda r: events.put((spec.name, r["epoch"], spec.config.epochs))  # noqa: E731
@@ -192,15 +198,6 @@ def dry_run_study(study: Study) -> Study:
 def run_study(study: Study, out: Path, specs: list[RunSpec], workers: int = 1, data_dir=None,
               dry_run: bool = False, console=None) -> dict:
     """Train every unfinished run of `specs` into `out`; returns {"completed", "skipped", "wall_seconds"}."""
-    import multiprocessing as mp
-    import time
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from queue import Empty
-
-    from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-
     console = console or Console()
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -244,7 +241,6 @@ def run_study(study: Study, out: Path, specs: list[RunSpec], workers: int = 1, d
         if workers == 1:
             _init_worker(data_dir, dry_run, threads)
             for spec in todo:
-                from .training import train_run
                 result = train_run(spec.config, _MNIST,
                                    on_epoch=lambda r, s=spec: on_epoch(s.name, r["epoch"], s.config.epochs))
                 write_run(out, spec, result)
