@@ -232,3 +232,7 @@ def push_command(
     except (PublishError, WeightsError) as e:
         raise fail(str(e)) from None
     console.print(f"pushed {len(files)} files to {repo_id} ({revision or 'main'}): {url}", soft_wrap=True)
+
+
+if __name__ == "__main__":   # python -m digitpair.cli, where the console script is not installed
+    main()

@@ -18,7 +18,6 @@ import json
 import os
 from pathlib import Path
 
-import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 from .models import VARIANTS
-from .study import Study, load_records
+from .study import Study, git_commit, load_records, machine
 
 COLUMNS = ["setting", "model", "optimizer", "augmentation", "lr", "epochs", "rounds",
            "test_acc_mean", "test_acc_std", "test_digit_acc_mean", "test_digit_acc_std",
@@ -58,31 +55,8 @@ def _fmt(mean, std, n=None) -> str:
     return s + (f" (n={n})" if n is not None else "")
 
 
-def machine() -> dict:
-    import torch
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
-            "platform": platform.platform()}
-
-
-def git_commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+def describe_machine(m: dict) -> str:
+    return f"{m['gpu'] + ', ' if m['gpu'] else ''}{m['cpu']} ({m['cpu_count']} cores), torch {m['torch']}"
 
 
 def _metric(records: list[dict]) -> tuple[str, str]:
@@ -149,17 +123,20 @@ def write_report(runs_dir: str | Path, results_dir: str | Path, study: Study) ->
     invocations = []
     if (runs_dir / "invocations.jsonl").is_file():
         invocations = [json.loads(l) for l in (runs_dir / "invocations.jsonl").read_text().splitlines() if l]
+    # Where and at which commit the runs trained, as each study invocation recorded it
+    # (invocations from before these fields existed ran where the report is generated).
+    machines = [i.get("machine") or machine() for i in invocations] or [machine()]
     meta = {"study": study.name, "runs": len(records), "rounds": study.rounds,
             "wall_seconds": sum(i["wall_seconds"] for i in invocations),
             "compute_seconds": sum(r["final"]["wall_seconds"] for r in records),
             "invocations": len(invocations), "workers": sorted({i["workers"] for i in invocations}),
-            "commit": git_commit(), "machine": machine(),
+            "commit": git_commit(), "run_commits": sorted({i["commit"] for i in invocations if "commit" in i}),
+            "machines": list({json.dumps(m, sort_keys=True): m for m in machines}.values()),
             "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     (results_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     written.append(results_dir / "meta.json")
 
-    footer = (f"digitpair {meta['commit']} | {meta['machine']['cpu']} x{meta['machine']['cpu_count']} | "
-              f"torch {meta['machine']['torch']} | study {study.name}")
+    footer = f"digitpair {meta['commit']} | {' + '.join(map(describe_machine, meta['machines']))} | study {study.name}"
     figures = {}
     for comparison, settings in study.comparisons.items():
         settings = [s for s in settings if any(r["setting"] == s for r in records)]
@@ -179,11 +156,12 @@ def render_markdown(study: Study, rows: list[dict], records: list[dict], meta: d
                     figures: dict) -> str:
     key, label = _metric(records)
     by = {(r["setting"], r["model"]): r for r in rows}
-    m = meta["machine"]
+    trained = " and ".join(map(describe_machine, meta["machines"]))
+    at = f" at commit {', '.join(f'`{c}`' for c in meta['run_commits'])}" if meta["run_commits"] else ""
     lines = [f"# Study `{study.name}`", "", study.description.strip(), "",
              f"Generated from {meta['runs']} run records by `digitpair-train report` at commit "
-             f"`{meta['commit']}` on {m['cpu']} ({m['cpu_count']} cores{', ' + m['gpu'] if m['gpu'] else ''}), "
-             f"torch {m['torch']}. Wall time of the study command(s): {meta['wall_seconds'] / 60:.1f} min; "
+             f"`{meta['commit']}`; trained on {trained}{at}. "
+             f"Wall time of the study command(s): {meta['wall_seconds'] / 60:.1f} min; "
              f"compute summed over runs: {meta['compute_seconds'] / 60:.1f} min. "
              f"Numbers are {label}, mean ± sample std over rounds (n = rounds); each round draws fresh "
              f"pairs (data seed = round) and a fresh initialisation.", ""]

@@ -24,7 +24,9 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import platform
 import shutil
+import subprocess
 import time
 import tomllib
 import zlib
@@ -92,6 +94,33 @@ class RunSpec:
     def record(self) -> dict:
         return {"variant": self.config.model, "study": self.study, "setting": self.setting,
                 "round": self.round, "train_config": self.config.to_dict()}
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        # A copy of the tree without .git (e.g. sent to a GPU machine) can say where it came from.
+        return os.environ.get("DIGITPAIR_COMMIT", "unknown")
 
 
 def init_seed(setting: str, model: str, round_: int) -> int:
@@ -265,5 +294,6 @@ def run_study(study: Study, out: Path, specs: list[RunSpec], workers: int = 1, d
     with open(out / "invocations.jsonl", "a") as f:
         f.write(json.dumps({"wall_seconds": wall, "completed": len(todo), "skipped": skipped,
                             "workers": workers, "threads_per_worker": threads,
+                            "commit": git_commit(), "machine": machine(),
                             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
     return {"completed": len(todo), "skipped": skipped, "wall_seconds": wall}

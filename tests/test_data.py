@@ -4,7 +4,7 @@ import shutil
 import pytest
 import torch
 
-from digitpair.data import MNIST, DataError, load_mnist, mnist_to_pairs
+from digitpair.data import DataError, load_mnist, mnist_to_pairs
 
 
 def test_real_mnist_shapes(mnist):
