@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import replace
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -21,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from digitpair.augment import augment
 from digitpair.data import MNIST
 from digitpair.models import build_model
-from digitpair.report import git_commit, machine
+from digitpair.study import git_commit, machine
 from digitpair.training import RunConfig, evaluate, loss_fn, make_optimizer, train_run
 
 
@@ -64,26 +65,32 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--precision", default="fp32", help="digitpair loop only: fp32 or bf16 (the reference is fp32)")
     p.add_argument("--data-dir", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     mnist = MNIST(args.data_dir)
     ours, ref = [], []
+    # Untimed warm-up of both loops: one-off costs (CUDA context, cuDNN/oneDNN kernel selection)
+    # would otherwise land on whichever loop runs first.
+    warm = RunConfig(model=args.model, epochs=1, batch_size=args.batch_size, precision=args.precision)
+    train_run(warm, mnist, device=device), conventional_run(replace(warm, precision="fp32"), mnist, device)
     for seed in range(args.seeds):
         cfg = RunConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                         data_seed=seed, init_seed=100 + seed)
         # Alternate the order so drift in machine load hits both loops alike.
         for which in ((0, 1) if seed % 2 == 0 else (1, 0)):
             if which == 0:
-                r = train_run(cfg, mnist, device=device)
+                r = train_run(replace(cfg, precision=args.precision), mnist, device=device)
                 ours.append((cfg.epochs * r.final["train_pairs"] / r.final["wall_seconds"], r.final["test_acc"]))
             else:
                 ref.append(conventional_run(cfg, mnist, device))
     m = machine()
     print(f"machine: {m['cpu']} x{m['cpu_count']}, {m['gpu'] or 'no GPU'}, torch {m['torch']}, "
           f"threads {args.threads}, commit {git_commit()}")
-    print(f"config: {args.model}, {args.epochs} epochs, batch {args.batch_size}, {args.seeds} seeds, {device}")
+    print(f"config: {args.model}, {args.epochs} epochs, batch {args.batch_size}, {args.seeds} seeds, {device}, "
+          f"digitpair loop in {args.precision}")
     ours_pps, ref_pps = statistics.median(p for p, _ in ours), statistics.median(p for p, _ in ref)
     print(f"conventional loop: {ref_pps:8.0f} pairs/s  test acc {statistics.fmean(a for _, a in ref):.2f} %")
     print(f"digitpair loop:    {ours_pps:8.0f} pairs/s  test acc {statistics.fmean(a for _, a in ours):.2f} %")

@@ -130,11 +130,13 @@ def mnist_to_pairs(n: int, images: torch.Tensor, labels: torch.Tensor,
     """The course's `mnist_to_pairs`, with an explicit generator."""
     if not 0 < 2 * n <= len(images):
         raise ValueError(f"cannot draw {n} pairs of distinct images from {len(images)} images")
-    x = F.avg_pool2d(images.view(-1, 1, 28, 28).float(), kernel_size=2)   # (M, 1, 14, 14)
     idx = torch.randperm(len(images), generator=generator)[: 2 * n].view(n, 2)
     classes = labels[idx]                                                  # (n, 2)
+    # The course pools the whole split, then indexes; pooling only the 2n drawn images gives the
+    # same values (each output pixel is the mean of its own 2x2 block) at a fraction of the cost.
+    x = F.avg_pool2d(images[idx].view(2 * n, 1, 28, 28).float(), kernel_size=2)   # (2n, 1, 14, 14)
     return PairSet(
-        input=torch.cat((x[idx[:, 0]], x[idx[:, 1]]), dim=1),              # (n, 2, 14, 14)
+        input=x.view(n, 2, 14, 14),                                        # (n, 2, 14, 14)
         target=(classes[:, 0] <= classes[:, 1]).long(),
         classes=classes,
     )

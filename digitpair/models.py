@@ -62,7 +62,9 @@ class Encoder(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
+        # Logits leave in fp32: a no-op in fp32, and under bf16 autocast (RunConfig.precision) the
+        # comparison head and the losses stay in full precision.
+        return self.classifier(self.features(x)).float()
 
 
 # --- the comparison head ---------------------------------------------------------------------

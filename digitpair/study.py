@@ -129,9 +129,11 @@ def init_seed(setting: str, model: str, round_: int) -> int:
     return 10_000 + zlib.crc32(f"{setting}/{model}/{round_}".encode()) % 1_000_000_000
 
 
-def grid(study: Study, rounds: int | None = None, epochs: int | None = None,
-         only: str | None = None, setting: str | None = None) -> list[RunSpec]:
-    """Every run of the study, round-major, so a partial study has complete early rounds."""
+def grid(study: Study, rounds: int | None = None, only: str | None = None,
+         setting: str | None = None, overrides: dict | None = None) -> list[RunSpec]:
+    """Every run of the study, round-major, so a partial study has complete early rounds.
+
+    `overrides` sets RunConfig fields in every run (e.g. {"epochs": 5} for a quick look)."""
     specs = []
     for r in range(rounds if rounds is not None else study.rounds):
         for name, template in study.settings.items():
@@ -141,7 +143,7 @@ def grid(study: Study, rounds: int | None = None, epochs: int | None = None,
                 if only is not None and model != only:
                     continue
                 cfg = replace(template, model=model, data_seed=r, init_seed=init_seed(name, model, r),
-                              **({"epochs": epochs} if epochs is not None else {}))
+                              **(overrides or {}))
                 specs.append(RunSpec(study.name, name, r, cfg))
     return specs
 
@@ -161,7 +163,9 @@ def clean_partials(out: Path) -> int:
 def check_config(run_dir: Path, spec: RunSpec) -> None:
     """A finished run must be the run this grid asks for, or the records would mix two studies."""
     recorded = json.loads((run_dir / "config.json").read_text())
-    if recorded.get("train_config") != spec.config.to_dict():
+    # Through RunConfig: a field added since the run was recorded takes its default, which is
+    # what that run used.
+    if RunConfig.from_dict(recorded["train_config"]) != spec.config:
         raise ValueError(f"{run_dir} was recorded with a different config; "
                          f"use another output folder (--out) for a changed study")
 

@@ -37,6 +37,7 @@ class RunConfig:
     schedule: str = "cosine"     # "constant" | "cosine" (cosine annealing to 0 over the epochs)
     weight_decay: float = 0.0
     aux_weight: float = 1.0      # loss = pair CE + aux_weight * (CE digit a + CE digit b)
+    precision: str = "fp32"      # "fp32" | "bf16": autocast convolutions and matmuls to bfloat16
     augmentation: str = "safe"   # "none" | "seed" | "safe", see digitpair/augment.py
     swap: bool = True            # with "safe": swap the digits; only where digit labels are trained
     n_pairs: int = 1000          # pairs per split, as generate_pair_sets(1000)
@@ -53,6 +54,7 @@ class RunConfig:
             "augmentation": (self.augmentation in AUGMENTATIONS, AUGMENTATIONS),
             "schedule": (self.schedule in ("constant", "cosine"), ("constant", "cosine")),
             "selection": (self.selection in ("best_val", "last"), ("best_val", "last")),
+            "precision": (self.precision in ("fp32", "bf16"), ("fp32", "bf16")),
         }
         for field, (ok, choices) in checks.items():
             if not ok:
@@ -90,6 +92,14 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def autocast(precision: str, device: torch.device):
+    """bf16: convolutions and matmuls in bfloat16 (CPUs with AVX512-BF16/AMX, GPU tensor cores),
+    ~1.5x faster training steps and ~3x faster evaluation on this project's CPU
+    (benchmarks/README.md); parameters, optimizer state and losses stay fp32 (mixed precision,
+    Micikevicius et al., 2018)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def make_optimizer(cfg: RunConfig, model: PairNet) -> torch.optim.Optimizer:
     params, kw = model.parameters(), dict(lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
@@ -121,7 +131,8 @@ def train_one_epoch(model: PairNet, cfg: RunConfig, data: PairSet, opt: torch.op
         batch = data[order[start: start + cfg.batch_size]]
         x, target, classes = augment(cfg.augmentation, batch.input, batch.target, batch.classes,
                                      g, swap=cfg.uses_swap)
-        out = model(x)
+        with autocast(cfg.precision, x.device):
+            out = model(x)
         loss = loss_fn(cfg.variant, out, target, classes, cfg.aux_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -132,13 +143,14 @@ def train_one_epoch(model: PairNet, cfg: RunConfig, data: PairSet, opt: torch.op
 
 
 @torch.inference_mode()
-def evaluate(model: PairNet, data: PairSet, batch_size: int = 1000) -> dict:
+def evaluate(model: PairNet, data: PairSet, precision: str = "fp32", batch_size: int = 1000) -> dict:
     """Pair accuracy (%), and digit accuracy (%) for variants with digit outputs."""
     model.eval()
     pair_correct, digit_correct, has_digits = 0, 0, False
     for start in range(0, len(data), batch_size):
         batch = data[start: start + batch_size]
-        out = model(batch.input)
+        with autocast(precision, batch.input.device):
+            out = model(batch.input)
         pair_correct += (out.pair_logits.argmax(1) == batch.target).sum().item()
         if out.digit_logits is not None:
             has_digits = True
@@ -181,7 +193,7 @@ def train_run(cfg: RunConfig, mnist: MNIST, device: torch.device | None = None,
         if sched is not None:
             sched.step()
         if cfg.selection == "best_val":
-            v = evaluate(model, val)
+            v = evaluate(model, val, cfg.precision)
             record.update(val_acc=v["pair_acc"], val_digit_acc=v["digit_acc"])
             # Ties go to the later epoch: with 200 validation pairs, one pair is 0.5 %.
             if best is None or v["pair_acc"] >= best["val_acc"]:
@@ -197,7 +209,7 @@ def train_run(cfg: RunConfig, mnist: MNIST, device: torch.device | None = None,
     else:
         best = {"epoch": cfg.epochs, "val_acc": None, "val_digit_acc": None}
     # The one look at the test pairs (none at all while tuning).
-    test_metrics = evaluate(model, test) if cfg.test else {"pair_acc": None, "digit_acc": None}
+    test_metrics = evaluate(model, test, cfg.precision) if cfg.test else {"pair_acc": None, "digit_acc": None}
     model.cpu().eval()
     final = {
         "selected_epoch": best["epoch"], "val_acc": best["val_acc"], "val_digit_acc": best["val_digit_acc"],

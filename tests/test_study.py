@@ -48,6 +48,23 @@ def test_seeds_derive_from_grid_coordinates():
     assert all(only[s.name] == s.config for s in specs if s.name in only)
 
 
+def test_grid_overrides_keep_seeds():
+    study = Study.load("train/studies/best.toml")
+    base, bf16 = grid(study, rounds=2), grid(study, rounds=2, overrides={"precision": "bf16", "epochs": 3})
+    assert [s.name for s in base] == [s.name for s in bf16]
+    assert all(o.config == replace(b.config, precision="bf16", epochs=3) for b, o in zip(base, bf16))
+
+
+def test_records_from_before_a_new_config_field_still_resume(tiny_study, tmp_path):
+    specs = grid(tiny_study)[:2]
+    run_study(tiny_study, tmp_path, specs, dry_run=True)
+    config = tmp_path / specs[0].name / "config.json"
+    recorded = json.loads(config.read_text())
+    del recorded["train_config"]["precision"]          # as written before `precision` existed
+    config.write_text(json.dumps(recorded))
+    assert run_study(tiny_study, tmp_path, specs, dry_run=True)["skipped"] == 2
+
+
 def test_resume_after_interruption(tiny_study, tmp_path):
     specs = grid(tiny_study)
     out = tmp_path / "runs"

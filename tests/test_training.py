@@ -37,6 +37,19 @@ def test_optimizers_and_augmentations_run(tiny, optimizer, augmentation):
     assert final["val_acc"] is None and final["selected_epoch"] == 1 and 0 <= final["test_acc"] <= 100
 
 
+def test_bf16_autocast_trains_with_fp32_logits(tiny):
+    cfg = RunConfig(model="unshared_aux", epochs=2, n_pairs=100, val_pairs=20, batch_size=20, precision="bf16")
+    result = train_run(cfg, tiny)
+    assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in result.history)
+    assert 0 <= result.final["test_acc"] <= 100
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())   # master weights stay fp32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = result.model(tiny.round(0, 10, 0).test.input)
+    assert out.pair_logits.dtype == out.digit_logits.dtype == torch.float32   # head and losses in fp32
+    with pytest.raises(ValueError, match="precision"):
+        RunConfig(precision="fp16")
+
+
 def test_shared_aux_learns_real_pairs(mnist):
     """Integration: a short run on real MNIST pairs is far above chance (~55 % by majority class)."""
     cfg = RunConfig(model="shared_aux", epochs=8, data_seed=11, init_seed=12)
