@@ -112,6 +112,10 @@ def machine() -> dict:
 
 
 def git_commit() -> str:
+    # A copy of the tree sent elsewhere (e.g. to a GPU machine) names its commit here: a .git
+    # there, if any, need not match the files that were sent.
+    if os.environ.get("DIGITPAIR_COMMIT"):
+        return os.environ["DIGITPAIR_COMMIT"]
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                              check=True).stdout.strip()
@@ -119,8 +123,7 @@ def git_commit() -> str:
                                capture_output=True, text=True).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        # A copy of the tree without .git (e.g. sent to a GPU machine) can say where it came from.
-        return os.environ.get("DIGITPAIR_COMMIT", "unknown")
+        return "unknown"
 
 
 def init_seed(setting: str, model: str, round_: int) -> int:
