@@ -125,7 +125,10 @@ def loss_fn(variant: Variant, out, target: torch.Tensor, classes: torch.Tensor,
 def train_one_epoch(model: PairNet, cfg: RunConfig, data: PairSet, opt: torch.optim.Optimizer,
                     g: torch.Generator) -> dict:
     model.train()
-    total_loss, correct = 0.0, 0
+    # Summed on the device and read once per epoch: a per-step .item() would make a GPU wait
+    # for every step instead of queueing them.
+    total_loss = torch.zeros((), device=data.input.device)
+    correct = torch.zeros((), dtype=torch.long, device=data.input.device)
     order = torch.randperm(len(data), generator=g).to(data.input.device)
     for start in range(0, len(data), cfg.batch_size):
         batch = data[order[start: start + cfg.batch_size]]
@@ -137,9 +140,9 @@ def train_one_epoch(model: PairNet, cfg: RunConfig, data: PairSet, opt: torch.op
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        total_loss += loss.item() * len(target)
-        correct += (out.pair_logits.argmax(1) == target).sum().item()
-    return {"train_loss": total_loss / len(data), "train_acc": 100.0 * correct / len(data)}
+        total_loss += loss.detach() * len(target)
+        correct += (out.pair_logits.argmax(1) == target).sum()
+    return {"train_loss": total_loss.item() / len(data), "train_acc": 100.0 * correct.item() / len(data)}
 
 
 @torch.inference_mode()
