@@ -150,3 +150,6 @@ def test_cli_study_errors(tmp_path):
     assert result.exit_code == 2 and "nope.toml" in result.output
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "study.toml" in result.output
+    result = CliRunner().invoke(app, ["study", "--preset", "best", "--dry-run", "--precision", "fp8",
+                                      "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "precision='fp8'" in result.output
