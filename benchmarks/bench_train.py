@@ -94,7 +94,8 @@ def main() -> None:
     # Untimed warm-up of both loops: one-off costs (CUDA context, cuDNN/oneDNN kernel selection)
     # would otherwise land on whichever loop runs first.
     warm = RunConfig(model=args.model, epochs=1, batch_size=args.batch_size, precision=args.precision)
-    train_run(warm, mnist, device=device), conventional_run(replace(warm, precision="fp32"), mnist, device)
+    train_run(warm, mnist, device=device)
+    conventional_run(replace(warm, precision="fp32"), mnist, device)
     for seed in range(args.seeds):
         cfg = RunConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                         data_seed=seed, init_seed=100 + seed)

@@ -17,8 +17,7 @@ study() {   # study NAME [extra options]
     local name=$1; shift
     timeout -k 10 "$limit" $train study --preset "$name" --workers "$workers" "$@" \
         --out "train/runs/$name-gpu" --results "train/results/$name-gpu"
-    echo "study $name: exit $?"
-    pkill -f "multiprocessing.spawn" || true   # workers of a study stopped by the time limit
+    echo "study $name: exit $?"   # timeout signals the whole process group, workers included
 }
 study seed2020
 study best --setting adam_safe

@@ -132,12 +132,8 @@ def study(
         results = results or Path("train/results") / f"{spec.name}{suffix}"
         load_data(data_dir)   # fail early, with a message, if MNIST is missing
     overrides = {k: v for k, v in (("epochs", epochs), ("precision", precision)) if v is not None}
-    try:
+    try:   # an override RunConfig rejects, or records of another config in the output folder
         specs = grid(spec, rounds=rounds, only=only, setting=setting, overrides=overrides)
-    except ValueError as e:   # an override RunConfig rejects
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
-    try:
         run_study(spec, out, specs, workers=workers, data_dir=data_dir, dry_run=dry_run, console=console)
     except ValueError as e:
         console.print(f"[red]error:[/red] {e}")

@@ -127,7 +127,8 @@ def write_report(runs_dir: str | Path, results_dir: str | Path, study: Study) ->
         invocations = [json.loads(l) for l in (runs_dir / "invocations.jsonl").read_text().splitlines() if l]
     # Where and at which commit the runs trained, as each study invocation recorded it
     # (invocations from before these fields existed ran where the report is generated).
-    machines = [i.get("machine") or machine() for i in invocations] or [machine()]
+    here = machine()
+    machines = [i.get("machine") or here for i in invocations] or [here]
     meta = {"study": study.name, "runs": len(records), "rounds": study.rounds,
             "wall_seconds": sum(i["wall_seconds"] for i in invocations),
             "compute_seconds": sum(r["final"]["wall_seconds"] for r in records),
