@@ -31,7 +31,7 @@ def conventional_run(cfg: RunConfig, mnist: MNIST, device: torch.device) -> tupl
     rnd = mnist.round(cfg.data_seed, cfg.n_pairs, cfg.val_pairs)
     torch.manual_seed(cfg.init_seed)
     g = torch.Generator().manual_seed(cfg.init_seed)
-    model = build_model(cfg.model)
+    model = build_model(cfg.model, cfg.encoder)
     model.set_normalization(rnd.train.input)
     model.to(device)
     opt = make_optimizer(cfg, model)
@@ -58,10 +58,10 @@ def conventional_run(cfg: RunConfig, mnist: MNIST, device: torch.device) -> tupl
     return cfg.epochs * len(rnd.train) / wall, evaluate(model, rnd.test.to(device))["pair_acc"]
 
 
-def training_flop_per_pair(model_name: str) -> float:
+def training_flop_per_pair(model_name: str, encoder: str) -> float:
     """Multiply-adds of one forward pass over a pair, counted on the module shapes; x2 FLOP per
     MAC, x3 for forward + backward (the usual estimate, Kaplan et al., 2020)."""
-    model, macs = build_model(model_name), 0
+    model, macs = build_model(model_name, encoder), 0
 
     def count(m, _, out):
         nonlocal macs
@@ -80,6 +80,7 @@ def training_flop_per_pair(model_name: str) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="shared_aux")
+    p.add_argument("--encoder", default="strided", help="conv trunk of both loops: strided or padded")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--seeds", type=int, default=2)
@@ -93,11 +94,11 @@ def main() -> None:
     ours, ref = [], []
     # Untimed warm-up of both loops: one-off costs (CUDA context, cuDNN/oneDNN kernel selection)
     # would otherwise land on whichever loop runs first.
-    warm = RunConfig(model=args.model, epochs=1, batch_size=args.batch_size, precision=args.precision)
+    warm = RunConfig(model=args.model, encoder=args.encoder, epochs=1, batch_size=args.batch_size, precision=args.precision)
     train_run(warm, mnist, device=device)
     conventional_run(replace(warm, precision="fp32"), mnist, device)
     for seed in range(args.seeds):
-        cfg = RunConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+        cfg = RunConfig(model=args.model, encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
                         data_seed=seed, init_seed=100 + seed)
         # Alternate the order so drift in machine load hits both loops alike.
         for which in ((0, 1) if seed % 2 == 0 else (1, 0)):
@@ -109,12 +110,12 @@ def main() -> None:
     m = machine()
     print(f"machine: {m['cpu']} x{m['cpu_count']}, {m['gpu'] or 'no GPU'}, torch {m['torch']}, "
           f"threads {args.threads}, commit {git_commit()}")
-    print(f"config: {args.model}, {args.epochs} epochs, batch {args.batch_size}, {args.seeds} seeds, {device}, "
+    print(f"config: {args.model} ({args.encoder} encoder), {args.epochs} epochs, batch {args.batch_size}, {args.seeds} seeds, {device}, "
           f"digitpair loop in {args.precision}")
     ours_pps, ref_pps = statistics.median(p for p, _ in ours), statistics.median(p for p, _ in ref)
     print(f"conventional loop: {ref_pps:8.0f} pairs/s  test acc {statistics.fmean(a for _, a in ref):.2f} %")
     print(f"digitpair loop:    {ours_pps:8.0f} pairs/s  test acc {statistics.fmean(a for _, a in ours):.2f} %")
-    flop = training_flop_per_pair(args.model)
+    flop = training_flop_per_pair(args.model, args.encoder)
     print(f"digitpair loop sustains {ours_pps * flop / 1e9:.1f} GFLOP/s of training arithmetic "
           f"({flop / 1e6:.1f} MFLOP per pair, {args.threads} thread(s))")
     print(f"ratio: {ours_pps / ref_pps:.2f}x")

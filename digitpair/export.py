@@ -1,7 +1,7 @@
 """Save and load trained variants: one folder per variant with `model.safetensors` + `config.json`.
 
-`config.json` holds what rebuilds the module (the variant name) plus the training config and its
-metrics. Weights are read with safetensors only: no pickle is ever unpickled, so a weights file
+`config.json` holds what rebuilds the module (the variant and encoder names) plus the training
+config and its metrics. Weights are read with safetensors only: no pickle is ever unpickled, so a weights file
 cannot run code. `load_pretrained` reads the same layout from a local folder (`weights/`) or
 from a Hugging Face Hub repo, which is that folder uploaded (see digitpair/hub.py).
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .models import VARIANTS, PairNet, build_model
+from .models import ENCODERS, VARIANTS, PairNet, build_model
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -41,14 +41,16 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 def save_variant(model: PairNet, name: str, folder: str | os.PathLike, extra: dict | None = None) -> Path:
-    """Write `folder/model.safetensors` and `folder/config.json` (variant, + `extra` e.g. train config, metrics)."""
+    """Write `folder/model.safetensors` and `folder/config.json` (variant, encoder, + `extra` e.g.
+    train config, metrics)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (WEIGHTS_NAME + ".tmp")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(tmp), metadata={"variant": name, "format": "pt"})
     os.replace(tmp, folder / WEIGHTS_NAME)
-    _atomic_write_text(folder / CONFIG_NAME, json.dumps({"variant": name, **(extra or {})}, indent=2) + "\n")
+    config = {"variant": name, "encoder": model.encoder_name, **(extra or {})}
+    _atomic_write_text(folder / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     return folder
 
 
@@ -59,12 +61,14 @@ def load_variant(folder: str | os.PathLike) -> PairNet:
     try:
         config = json.loads(config_path.read_text())
         name = config["variant"]
+        # Folders written before the encoder was named (up to commit b2292be) hold the padded one.
+        encoder = config.get("encoder", "padded")
     except FileNotFoundError:
         raise WeightsError(f"{config_path} is missing") from None
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise WeightsError(f"{config_path} is not a digitpair config ({e})") from None
-    if name not in VARIANTS:
-        raise WeightsError(f"{config_path} names unknown variant {name!r}")
+    if name not in VARIANTS or encoder not in ENCODERS:
+        raise WeightsError(f"{config_path} names unknown variant {name!r} or encoder {encoder!r}")
     try:
         with safe_open(str(weights_path), framework="pt") as f:
             recorded = (f.metadata() or {}).get("variant")
@@ -77,11 +81,11 @@ def load_variant(folder: str | os.PathLike) -> PairNet:
     # into the file tells a swapped config.json apart. Files without that metadata skip this check.
     if recorded is not None and recorded != name:
         raise WeightsError(f"{config_path} says {name!r} but {weights_path} holds {recorded!r} weights")
-    model = build_model(name)
+    model = build_model(name, encoder)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise WeightsError(f"{weights_path} does not match the {name!r} architecture: {e}") from None
+        raise WeightsError(f"{weights_path} does not match the {name!r} ({encoder}) architecture: {e}") from None
     return model.eval()
 
 

@@ -36,27 +36,54 @@ class Prediction(NamedTuple):
 
 
 # --- the encoder: one 14x14 digit -> 10 logits ----------------------------------------------
+# Two conv trunks, compared in train/studies/tuning.toml on validation pairs; `strided` is the
+# default, `padded` is the one the first studies ran with (their records say so).
+
+def strided_trunk(c1: int = 32, c2: int = 64) -> nn.Sequential:
+    """0.32 M multiply-adds a digit. The first convolution steps by 2 instead of being followed
+    by a max-pool, and the second is pooled before its batch norm, so no per-element op runs at
+    14x14 or 12x12: on CPU those memory-bound ops, not the convolutions, set the speed
+    (benchmarks/README.md). Same validation accuracy as `padded` at a third of the cost."""
+    return nn.Sequential(
+        nn.Conv2d(1, c1, 3, stride=2, bias=False), nn.BatchNorm2d(c1), nn.ReLU(),        # (N, c1, 6, 6)
+        nn.Conv2d(c1, c2, 3, bias=False),                                                 # (N, c2, 4, 4)
+        nn.MaxPool2d(2), nn.BatchNorm2d(c2), nn.ReLU(),                                   # (N, c2, 2, 2)
+    )
+
+
+def padded_trunk(c1: int = 32, c2: int = 64) -> nn.Sequential:
+    """1.0 M multiply-adds a digit: two 'same'-padded conv blocks at 14x14 and 7x7."""
+    return nn.Sequential(
+        nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1), nn.ReLU(),    # (N, c1, 14, 14)
+        nn.MaxPool2d(2),                                                              # (N, c1, 7, 7)
+        nn.Conv2d(c1, c2, 3, padding=1, bias=False), nn.BatchNorm2d(c2), nn.ReLU(),   # (N, c2, 7, 7)
+        nn.MaxPool2d(2),                                                              # (N, c2, 3, 3)
+    )
+
+
+# name -> (trunk, its output features for c2=64)
+ENCODERS: dict[str, tuple[Callable[[], nn.Sequential], int]] = {
+    "strided": (strided_trunk, 64 * 2 * 2),
+    "padded": (padded_trunk, 64 * 3 * 3),
+}
+
 
 class Encoder(nn.Module):
     """A small CNN for one 14x14 digit (in: (N, 1, 14, 14) normalised; out: (N, 10) logits).
 
-    Two conv blocks and a two-layer classifier, ~56k parameters, the size the course suggests.
-    Kept lean on purpose: a study trains it thousands of times on 2 CPU cores, and with 800
-    training pairs accuracy is bound by data, not capacity (see benchmarks/ and train/results/).
+    A conv trunk from `ENCODERS` and a two-layer classifier (36k parameters with `strided`, 56k
+    with `padded`). Kept lean on purpose: a study trains it thousands of times on 2 CPU cores,
+    and with 800 training pairs accuracy is bound by data, not capacity (train/results/).
     """
 
-    def __init__(self, c1: int = 32, c2: int = 64, hidden: int = 64, dropout: float = 0.25):
+    def __init__(self, trunk: str = "strided", hidden: int = 64, dropout: float = 0.25):
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1), nn.ReLU(),    # (N, c1, 14, 14)
-            nn.MaxPool2d(2),                                                              # (N, c1, 7, 7)
-            nn.Conv2d(c1, c2, 3, padding=1, bias=False), nn.BatchNorm2d(c2), nn.ReLU(),   # (N, c2, 7, 7)
-            nn.MaxPool2d(2),                                                              # (N, c2, 3, 3)
-        )
+        build_trunk, features = ENCODERS[trunk]
+        self.features = build_trunk()
         self.classifier = nn.Sequential(
-            nn.Flatten(),                                                                 # (N, 9 c2)
+            nn.Flatten(),                                                                 # (N, features)
             nn.Dropout(dropout),
-            nn.Linear(9 * c2, hidden), nn.ReLU(),                                         # (N, hidden)
+            nn.Linear(features, hidden), nn.ReLU(),                                       # (N, hidden)
             nn.Dropout(dropout),
             nn.Linear(hidden, 10),                                                        # (N, 10)
         )
@@ -90,8 +117,9 @@ def order_logits(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor
 class PairNet(nn.Module):
     """Base: raw 0-255 input, normalisation as a buffer (training statistics), `predict`."""
 
-    def __init__(self):
+    def __init__(self, encoder: str):
         super().__init__()
+        self.encoder_name = encoder   # which ENCODERS trunk: saved beside the weights
         # Set from the training pairs by `set_normalization`; saved with the weights, so exported
         # models take raw 0-255 pixels like the course's data.
         self.register_buffer("mean", torch.tensor(0.0))
@@ -134,9 +162,9 @@ class SharedNet(PairNet):
     to be digits); `shared` hides them (they are whatever ordering code the pair loss finds).
     """
 
-    def __init__(self, digit_outputs: bool):
-        super().__init__()
-        self.encoder = Encoder()
+    def __init__(self, digit_outputs: bool, encoder: str = "strided"):
+        super().__init__(encoder)
+        self.encoder = Encoder(encoder)
         self.digit_outputs = digit_outputs
 
     def forward(self, x: torch.Tensor) -> PairOutput:
@@ -151,9 +179,9 @@ class SharedNet(PairNet):
 class UnsharedNet(PairNet):
     """Two encoders of the same shape, one per position, no parameter in common."""
 
-    def __init__(self, digit_outputs: bool):
-        super().__init__()
-        self.encoder_a, self.encoder_b = Encoder(), Encoder()
+    def __init__(self, digit_outputs: bool, encoder: str = "strided"):
+        super().__init__(encoder)
+        self.encoder_a, self.encoder_b = Encoder(encoder), Encoder(encoder)
         self.digit_outputs = digit_outputs
 
     def forward(self, x: torch.Tensor) -> PairOutput:
@@ -165,7 +193,7 @@ class UnsharedNet(PairNet):
 
 @dataclass(frozen=True)
 class Variant:
-    build: Callable[[], PairNet]
+    build: Callable[[str], PairNet]   # encoder name -> module
     pair_loss: bool    # trained on the <= target
     digit_loss: bool   # trained on the digit classes (auxiliary loss, or the only loss)
     description: str
@@ -173,23 +201,25 @@ class Variant:
 
 # The registry, in the study's table order. The CLI, the reports, the app and the tests iterate it.
 VARIANTS: dict[str, Variant] = {
-    "simple_cnn": Variant(lambda: SharedNet(digit_outputs=True), pair_loss=False, digit_loss=True,
+    "simple_cnn": Variant(lambda enc: SharedNet(True, enc), pair_loss=False, digit_loss=True,
                           description="a digit classifier applied to each digit; <= computed from the two digit distributions"),
-    "shared": Variant(lambda: SharedNet(digit_outputs=False), pair_loss=True, digit_loss=False,
+    "shared": Variant(lambda enc: SharedNet(False, enc), pair_loss=True, digit_loss=False,
                       description="siamese: one encoder for both digits, trained on the <= target only"),
-    "shared_aux": Variant(lambda: SharedNet(digit_outputs=True), pair_loss=True, digit_loss=True,
+    "shared_aux": Variant(lambda enc: SharedNet(True, enc), pair_loss=True, digit_loss=True,
                           description="siamese + auxiliary digit losses"),
-    "unshared": Variant(lambda: UnsharedNet(digit_outputs=False), pair_loss=True, digit_loss=False,
+    "unshared": Variant(lambda enc: UnsharedNet(False, enc), pair_loss=True, digit_loss=False,
                         description="two separate encoders, trained on the <= target only"),
-    "unshared_aux": Variant(lambda: UnsharedNet(digit_outputs=True), pair_loss=True, digit_loss=True,
+    "unshared_aux": Variant(lambda enc: UnsharedNet(True, enc), pair_loss=True, digit_loss=True,
                             description="two separate encoders + auxiliary digit losses"),
 }
 
 
-def build_model(name: str) -> PairNet:
+def build_model(name: str, encoder: str = "strided") -> PairNet:
     if name not in VARIANTS:
         raise KeyError(f"unknown model {name!r}; choose one of {', '.join(VARIANTS)}")
-    return VARIANTS[name].build()
+    if encoder not in ENCODERS:
+        raise KeyError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
+    return VARIANTS[name].build(encoder)
 
 
 def count_parameters(model: nn.Module) -> int:

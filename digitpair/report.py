@@ -14,8 +14,10 @@ from pathlib import Path
 
 from .models import VARIANTS
 from .study import Study, git_commit, load_records, machine
+from .training import RunConfig
 
-COLUMNS = ["setting", "model", "optimizer", "augmentation", "lr", "epochs", "precision", "rounds",
+COLUMNS = ["setting", "model", "optimizer", "augmentation", "lr", "epochs", "encoder", "precision",
+           "rounds",
            "test_acc_mean", "test_acc_std", "test_digit_acc_mean", "test_digit_acc_std",
            "val_acc_mean", "val_acc_std", "parameters", "train_seconds_mean"]
 
@@ -36,11 +38,10 @@ def aggregate(records: list[dict], study: Study) -> list[dict]:
             runs = [r for r in records if r["setting"] == setting and r["variant"] == model]
             if not runs:
                 continue
-            cfg, finals = runs[0]["train_config"], [r["final"] for r in runs]
-            row = {"setting": setting, "model": model, "optimizer": cfg["optimizer"],
-                   "augmentation": cfg["augmentation"], "lr": cfg["lr"], "epochs": cfg["epochs"],
-                   # records from before `precision` existed ran in fp32, its default
-                   "precision": cfg.get("precision", "fp32"),
+            cfg, finals = RunConfig.from_record(runs[0]["train_config"]), [r["final"] for r in runs]
+            row = {"setting": setting, "model": model, "optimizer": cfg.optimizer,
+                   "augmentation": cfg.augmentation, "lr": cfg.lr, "epochs": cfg.epochs,
+                   "encoder": cfg.encoder, "precision": cfg.precision,
                    "rounds": len(runs), "parameters": finals[0]["parameters"],
                    "train_seconds_mean": statistics.fmean(f["wall_seconds"] for f in finals)}
             for key in ("test_acc", "test_digit_acc", "val_acc"):
@@ -168,7 +169,8 @@ def render_markdown(study: Study, rows: list[dict], records: list[dict], meta: d
              f"compute summed over runs: {meta['compute_seconds'] / 60:.1f} min. "
              f"Numbers are {label}, mean ± sample std over rounds (n = rounds); each round draws fresh "
              f"pairs (data seed = round) and a fresh initialisation. "
-             f"Arithmetic: {' and '.join(sorted({r['precision'] for r in rows}))}.", ""]
+             f"Encoder: {' and '.join(sorted({r['encoder'] for r in rows}))}; "
+             f"arithmetic: {' and '.join(sorted({r['precision'] for r in rows}))}.", ""]
     for comparison, settings in study.comparisons.items():
         present = [s for s in settings if any(r["setting"] == s for r in rows)]
         lines += [f"## {comparison}", ""]

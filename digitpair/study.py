@@ -166,9 +166,7 @@ def clean_partials(out: Path) -> int:
 def check_config(run_dir: Path, spec: RunSpec) -> None:
     """A finished run must be the run this grid asks for, or the records would mix two studies."""
     recorded = json.loads((run_dir / "config.json").read_text())
-    # Through RunConfig: a field added since the run was recorded takes its default, which is
-    # what that run used.
-    if RunConfig.from_dict(recorded["train_config"]) != spec.config:
+    if RunConfig.from_record(recorded["train_config"]) != spec.config:
         raise ValueError(f"{run_dir} was recorded with a different config; "
                          f"use another output folder (--out) for a changed study")
 

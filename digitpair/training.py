@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from .augment import AUGMENTATIONS, augment
 from .data import MNIST, PairSet
-from .models import VARIANTS, PairNet, Variant, build_model, count_parameters
+from .models import ENCODERS, VARIANTS, PairNet, Variant, build_model, count_parameters
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 
@@ -29,6 +29,7 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop")
 @dataclass(frozen=True)
 class RunConfig:
     model: str = "shared_aux"
+    encoder: str = "strided"     # the conv trunk, see ENCODERS in digitpair/models.py
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.0        # sgd / rmsprop only; the report used the torch defaults (0)
@@ -50,6 +51,7 @@ class RunConfig:
     def __post_init__(self):
         checks = {
             "model": (self.model in VARIANTS, list(VARIANTS)),
+            "encoder": (self.encoder in ENCODERS, list(ENCODERS)),
             "optimizer": (self.optimizer in OPTIMIZERS, OPTIMIZERS),
             "augmentation": (self.augmentation in AUGMENTATIONS, AUGMENTATIONS),
             "schedule": (self.schedule in ("constant", "cosine"), ("constant", "cosine")),
@@ -83,6 +85,13 @@ class RunConfig:
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         return cls(**d)
+
+    @classmethod
+    def from_record(cls, d: dict) -> "RunConfig":
+        """A config read back from a run's or a weights folder's config.json. Those written before
+        the `encoder` field existed (up to commit b2292be) all used the padded encoder; every
+        other field added since then defaults to what the earlier runs used."""
+        return cls.from_dict({"encoder": "padded", **d})
 
     def pretty(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -179,7 +188,7 @@ def train_run(cfg: RunConfig, mnist: MNIST, device: torch.device | None = None,
 
     torch.manual_seed(cfg.init_seed)            # init and dropout
     g = torch.Generator().manual_seed(cfg.init_seed)  # batch order and augmentation
-    model = build_model(cfg.model)
+    model = build_model(cfg.model, cfg.encoder)
     model.set_normalization(rnd.train.input)
     # channels_last: oneDNN's convolutions and max-pooling run ~25 % faster on CPU in NHWC
     # (benchmarks/README.md); the values are the same up to float rounding.

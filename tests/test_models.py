@@ -1,11 +1,14 @@
+import json
+
 import pytest
 import torch
 
-from digitpair.export import load_pretrained, load_variant, save_variant
-from digitpair.models import VARIANTS, PairOutput, build_model, count_parameters, order_logits
+from digitpair.export import WeightsError, load_pretrained, load_variant, save_variant
+from digitpair.models import ENCODERS, VARIANTS, PairOutput, build_model, count_parameters, order_logits
 from digitpair.training import loss_fn
 
 NAMES = list(VARIANTS)
+over_registry = pytest.mark.parametrize("name, encoder", [(n, e) for e in ENCODERS for n in VARIANTS])
 
 
 def batch(n=8, seed=0):
@@ -19,9 +22,9 @@ def test_registry_order():
     assert NAMES == ["simple_cnn", "shared", "shared_aux", "unshared", "unshared_aux"]
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_output_shapes_and_finite(name):
-    model = build_model(name)
+@over_registry
+def test_output_shapes_and_finite(name, encoder):
+    model = build_model(name, encoder)
     out = model(batch()[0])
     assert isinstance(out, PairOutput)
     assert out.pair_logits.shape == (8, 2) and torch.isfinite(out.pair_logits).all()
@@ -31,24 +34,25 @@ def test_output_shapes_and_finite(name):
         assert out.digit_logits is None
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_every_parameter_gets_a_gradient(name):
-    model = build_model(name)
+@over_registry
+def test_every_parameter_gets_a_gradient(name, encoder):
+    model = build_model(name, encoder)
     x, target, classes = batch()
     loss_fn(VARIANTS[name], model(x), target, classes, aux_weight=1.0).backward()
     for pname, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, pname
 
 
-def test_shared_really_shares_and_unshared_does_not():
-    shared, unshared = build_model("shared"), build_model("unshared")
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_shared_really_shares_and_unshared_does_not(encoder):
+    shared, unshared = build_model("shared", encoder), build_model("unshared", encoder)
     # One encoder called twice: parameters of one encoder only.
     assert count_parameters(shared) == count_parameters(shared.encoder)
     assert count_parameters(unshared) == 2 * count_parameters(shared)
     ids_a = {id(p) for p in unshared.encoder_a.parameters()}
     assert not ids_a & {id(p) for p in unshared.encoder_b.parameters()}
     # Swapping the digits swaps the shared encoder's outputs exactly.
-    shared_aux = build_model("shared_aux").eval()
+    shared_aux = build_model("shared_aux", encoder).eval()
     x = batch()[0]
     with torch.no_grad():
         d, d_swapped = shared_aux(x).digit_logits, shared_aux(x.flip(1)).digit_logits
@@ -66,9 +70,9 @@ def test_order_head_is_exact_on_one_hot():
     torch.testing.assert_close(order_logits(torch.zeros(1, 10), torch.zeros(1, 10)).exp()[0, 1], torch.tensor(0.55))
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_save_load_identical(name, tmp_path):
-    model = build_model(name)
+@over_registry
+def test_save_load_identical(name, encoder, tmp_path):
+    model = build_model(name, encoder)
     model.set_normalization(batch()[0])
     model.eval()
     save_variant(model, name, tmp_path / name, {"metrics": {"test_acc": 1.0}})
@@ -76,6 +80,20 @@ def test_save_load_identical(name, tmp_path):
     x = batch(seed=1)[0]
     assert torch.equal(model.predict(x).p_leq, loaded.predict(x).p_leq)
     assert torch.equal(loaded.mean, model.mean) and torch.equal(loaded.std, model.std)
+    assert loaded.encoder_name == encoder
+
+
+def test_weights_from_before_the_encoder_was_named_load_as_padded(tmp_path):
+    model = build_model("shared_aux", "padded").eval()
+    save_variant(model, "shared_aux", tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["encoder"]                                   # as written up to commit b2292be
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    x = batch()[0]
+    assert torch.equal(load_variant(tmp_path).predict(x).p_leq, model.predict(x).p_leq)
+    (tmp_path / "config.json").write_text(json.dumps({**config, "encoder": "wide"}))
+    with pytest.raises(WeightsError, match="encoder 'wide'"):
+        load_variant(tmp_path)
 
 
 def test_load_pretrained_registry_order_and_partial_failure(tmp_path):

@@ -63,6 +63,11 @@ def test_records_from_before_a_new_config_field_still_resume(tiny_study, tmp_pat
     del recorded["train_config"]["precision"]          # as written before `precision` existed
     config.write_text(json.dumps(recorded))
     assert run_study(tiny_study, tmp_path, specs, dry_run=True)["skipped"] == 2
+    # Before `encoder` existed every run used the padded one: such a record is not this grid's run.
+    del recorded["train_config"]["encoder"]
+    config.write_text(json.dumps(recorded))
+    with pytest.raises(ValueError, match="different config"):
+        run_study(tiny_study, tmp_path, specs, dry_run=True)
 
 
 def test_resume_after_interruption(tiny_study, tmp_path):

@@ -14,6 +14,10 @@ def test_config_validation():
         RunConfig(data_seed=3, init_seed=3)
     with pytest.raises(ValueError, match="val_pairs"):
         RunConfig(val_pairs=0)
+    with pytest.raises(ValueError, match="encoder"):
+        RunConfig(encoder="wide")
+    assert RunConfig.from_record({"model": "shared"}).encoder == "padded"   # records up to b2292be
+    assert RunConfig.from_dict({"model": "shared"}).encoder == "strided"    # study files: the default
     cfg = RunConfig(model="shared")
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
     assert not cfg.uses_swap                      # no digit labels -> no swapping
