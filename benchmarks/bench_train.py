@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from digitpair.augment import augment
 from digitpair.data import MNIST
-from digitpair.models import build_model
+from digitpair.models import ENCODERS, build_model
 from digitpair.study import git_commit, machine
 from digitpair.training import RunConfig, evaluate, loss_fn, make_optimizer, train_run
 
@@ -80,7 +80,7 @@ def training_flop_per_pair(model_name: str, encoder: str) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="shared_aux")
-    p.add_argument("--encoder", default="strided", help="conv trunk of both loops: strided or padded")
+    p.add_argument("--encoder", default=RunConfig.encoder, help=f"conv trunk of both loops: {', '.join(ENCODERS)}")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--seeds", type=int, default=2)

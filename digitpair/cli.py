@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .data import MNIST, DataError
-from .models import VARIANTS
+from .models import ENCODERS, VARIANTS
 from .training import RunConfig, pick_device, train_run
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -38,6 +38,7 @@ def load_data(data_dir: Optional[Path]) -> MNIST:
 @app.command()
 def train(
     model: str = typer.Option("shared_aux", help=f"One of: {', '.join(VARIANTS)}."),
+    encoder: str = typer.Option(RunConfig.encoder, help=f"The conv trunk: {', '.join(ENCODERS)}."),
     optimizer: str = typer.Option(RunConfig.optimizer, help="adam, sgd or rmsprop."),
     lr: float = typer.Option(RunConfig.lr),
     batch_size: int = typer.Option(RunConfig.batch_size),
@@ -55,7 +56,7 @@ def train(
     from .export import save_variant
 
     try:
-        cfg = RunConfig(model=model, optimizer=optimizer, lr=lr, batch_size=batch_size, epochs=epochs,
+        cfg = RunConfig(model=model, encoder=encoder, optimizer=optimizer, lr=lr, batch_size=batch_size, epochs=epochs,
                         weight_decay=weight_decay, aux_weight=aux_weight, augmentation=augmentation,
                         precision=precision, data_seed=data_seed, init_seed=init_seed)
     except ValueError as e:

@@ -36,18 +36,21 @@ class Prediction(NamedTuple):
 
 
 # --- the encoder: one 14x14 digit -> 10 logits ----------------------------------------------
-# Two conv trunks, compared in train/studies/tuning.toml on validation pairs; `strided` is the
-# default, `padded` is the one the first studies ran with (their records say so).
+# Three conv trunks, compared on validation pairs (train/studies/tuning.toml, and paired over the
+# 15 rounds of `best` in benchmarks/README.md). `pooled` is the default; `padded` is the trunk
+# the first studies ran with, `strided` a cheaper one rejected on validation accuracy. Their
+# records name theirs (RunConfig.encoder).
 
-def strided_trunk(c1: int = 32, c2: int = 64) -> nn.Sequential:
-    """0.32 M multiply-adds a digit. The first convolution steps by 2 instead of being followed
-    by a max-pool, and the second is pooled before its batch norm, so no per-element op runs at
-    14x14 or 12x12: on CPU those memory-bound ops, not the convolutions, set the speed
-    (benchmarks/README.md). Same validation accuracy as `padded` at a third of the cost."""
+def pooled_trunk(c1: int = 32, c2: int = 32) -> nn.Sequential:
+    """0.53 M multiply-adds a digit. Each max-pool comes straight after its convolution, so batch
+    norm and ReLU run on a quarter of the values: on a CPU those memory-bound ops, not the
+    convolutions, took most of a training step (benchmarks/README.md). ReLU commutes with max;
+    batch norm now normalises the pooled map."""
     return nn.Sequential(
-        nn.Conv2d(1, c1, 3, stride=2, bias=False), nn.BatchNorm2d(c1), nn.ReLU(),        # (N, c1, 6, 6)
-        nn.Conv2d(c1, c2, 3, bias=False),                                                 # (N, c2, 4, 4)
-        nn.MaxPool2d(2), nn.BatchNorm2d(c2), nn.ReLU(),                                   # (N, c2, 2, 2)
+        nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.MaxPool2d(2),                 # (N, c1, 7, 7)
+        nn.BatchNorm2d(c1), nn.ReLU(),
+        nn.Conv2d(c1, c2, 3, padding=1, bias=False), nn.MaxPool2d(2),                # (N, c2, 3, 3)
+        nn.BatchNorm2d(c2), nn.ReLU(),
     )
 
 
@@ -61,22 +64,33 @@ def padded_trunk(c1: int = 32, c2: int = 64) -> nn.Sequential:
     )
 
 
-# name -> (trunk, its output features for c2=64)
+def strided_trunk(c1: int = 32, c2: int = 64) -> nn.Sequential:
+    """0.32 M multiply-adds a digit: a stride-2 first convolution instead of conv + max-pool, no
+    padding. The fastest, but 0.2-1.7 points below `padded` on validation: not used."""
+    return nn.Sequential(
+        nn.Conv2d(1, c1, 3, stride=2, bias=False), nn.BatchNorm2d(c1), nn.ReLU(),        # (N, c1, 6, 6)
+        nn.Conv2d(c1, c2, 3, bias=False),                                                 # (N, c2, 4, 4)
+        nn.MaxPool2d(2), nn.BatchNorm2d(c2), nn.ReLU(),                                   # (N, c2, 2, 2)
+    )
+
+
+# name -> (trunk, its output features)
 ENCODERS: dict[str, tuple[Callable[[], nn.Sequential], int]] = {
-    "strided": (strided_trunk, 64 * 2 * 2),
+    "pooled": (pooled_trunk, 32 * 3 * 3),
     "padded": (padded_trunk, 64 * 3 * 3),
+    "strided": (strided_trunk, 64 * 2 * 2),
 }
 
 
 class Encoder(nn.Module):
     """A small CNN for one 14x14 digit (in: (N, 1, 14, 14) normalised; out: (N, 10) logits).
 
-    A conv trunk from `ENCODERS` and a two-layer classifier (36k parameters with `strided`, 56k
-    with `padded`). Kept lean on purpose: a study trains it thousands of times on 2 CPU cores,
+    A conv trunk from `ENCODERS` and a two-layer classifier (28,778 parameters with `pooled`,
+    56,490 with `padded`). Kept lean on purpose: a study trains it thousands of times on 2 CPU cores,
     and with 800 training pairs accuracy is bound by data, not capacity (train/results/).
     """
 
-    def __init__(self, trunk: str = "strided", hidden: int = 64, dropout: float = 0.25):
+    def __init__(self, trunk: str = "pooled", hidden: int = 64, dropout: float = 0.25):
         super().__init__()
         build_trunk, features = ENCODERS[trunk]
         self.features = build_trunk()
@@ -162,7 +176,7 @@ class SharedNet(PairNet):
     to be digits); `shared` hides them (they are whatever ordering code the pair loss finds).
     """
 
-    def __init__(self, digit_outputs: bool, encoder: str = "strided"):
+    def __init__(self, digit_outputs: bool, encoder: str = "pooled"):
         super().__init__(encoder)
         self.encoder = Encoder(encoder)
         self.digit_outputs = digit_outputs
@@ -179,7 +193,7 @@ class SharedNet(PairNet):
 class UnsharedNet(PairNet):
     """Two encoders of the same shape, one per position, no parameter in common."""
 
-    def __init__(self, digit_outputs: bool, encoder: str = "strided"):
+    def __init__(self, digit_outputs: bool, encoder: str = "pooled"):
         super().__init__(encoder)
         self.encoder_a, self.encoder_b = Encoder(encoder), Encoder(encoder)
         self.digit_outputs = digit_outputs
@@ -214,7 +228,7 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
-def build_model(name: str, encoder: str = "strided") -> PairNet:
+def build_model(name: str, encoder: str = "pooled") -> PairNet:
     if name not in VARIANTS:
         raise KeyError(f"unknown model {name!r}; choose one of {', '.join(VARIANTS)}")
     if encoder not in ENCODERS:

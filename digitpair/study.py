@@ -234,6 +234,7 @@ def run_study(study: Study, out: Path, specs: list[RunSpec], workers: int = 1, d
     """Train every unfinished run of `specs` into `out`; returns {"completed", "skipped", "wall_seconds"}."""
     console = console or Console()
     t0 = time.perf_counter()
+    commit = git_commit()   # the code these runs are trained with, read before anything is written
     out.mkdir(parents=True, exist_ok=True)
     (out / "study.toml").write_text(study.source)
     if n := clean_partials(out):
@@ -299,6 +300,6 @@ def run_study(study: Study, out: Path, specs: list[RunSpec], workers: int = 1, d
     with open(out / "invocations.jsonl", "a") as f:
         f.write(json.dumps({"wall_seconds": wall, "completed": len(todo), "skipped": skipped,
                             "workers": workers, "threads_per_worker": threads,
-                            "commit": git_commit(), "machine": machine(),
+                            "commit": commit, "machine": machine(),
                             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
     return {"completed": len(todo), "skipped": skipped, "wall_seconds": wall}

@@ -29,7 +29,7 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop")
 @dataclass(frozen=True)
 class RunConfig:
     model: str = "shared_aux"
-    encoder: str = "strided"     # the conv trunk, see ENCODERS in digitpair/models.py
+    encoder: str = "pooled"      # the conv trunk, see ENCODERS in digitpair/models.py
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.0        # sgd / rmsprop only; the report used the torch defaults (0)

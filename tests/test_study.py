@@ -63,11 +63,15 @@ def test_records_from_before_a_new_config_field_still_resume(tiny_study, tmp_pat
     del recorded["train_config"]["precision"]          # as written before `precision` existed
     config.write_text(json.dumps(recorded))
     assert run_study(tiny_study, tmp_path, specs, dry_run=True)["skipped"] == 2
-    # Before `encoder` existed every run used the padded one: such a record is not this grid's run.
+    # Before `encoder` existed every run used the padded one (tuning's base): it still resumes ...
+    assert specs[0].config.encoder == "padded"
     del recorded["train_config"]["encoder"]
     config.write_text(json.dumps(recorded))
+    assert run_study(tiny_study, tmp_path, specs, dry_run=True)["skipped"] == 2
+    # ... and is not the run of a grid with another encoder.
+    pooled = [replace(s, config=replace(s.config, encoder="pooled")) for s in specs]
     with pytest.raises(ValueError, match="different config"):
-        run_study(tiny_study, tmp_path, specs, dry_run=True)
+        run_study(tiny_study, tmp_path, pooled, dry_run=True)
 
 
 def test_resume_after_interruption(tiny_study, tmp_path):

@@ -17,7 +17,7 @@ def test_config_validation():
     with pytest.raises(ValueError, match="encoder"):
         RunConfig(encoder="wide")
     assert RunConfig.from_record({"model": "shared"}).encoder == "padded"   # records up to b2292be
-    assert RunConfig.from_dict({"model": "shared"}).encoder == "strided"    # study files: the default
+    assert RunConfig.from_dict({"model": "shared"}).encoder == "pooled"     # study files: the default
     cfg = RunConfig(model="shared")
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
     assert not cfg.uses_swap                      # no digit labels -> no swapping

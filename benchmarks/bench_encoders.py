@@ -1,0 +1,94 @@
+"""Where an encoder's training step goes on a CPU: every `ENCODERS` trunk, fp32 and bf16.
+
+One training step (forward, backward, Adam) of one encoder on a batch of digits, channels_last,
+as `digitpair.training` runs it, timed for each trunk and precision in the same process, with
+its arithmetic counted from the module shapes. The ratio is against `padded` in fp32, the trunk
+and precision the first studies used.
+
+    python benchmarks/bench_encoders.py --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from digitpair.models import ENCODERS, Encoder
+from digitpair.study import git_commit, machine
+from digitpair.training import autocast
+
+
+def forward_macs(encoder: nn.Module) -> int:
+    macs = 0
+
+    def count(m, _, out):
+        nonlocal macs
+        if isinstance(m, nn.Conv2d):
+            macs += out.numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, nn.Linear):
+            macs += out.numel() * m.in_features
+
+    hooks = [m.register_forward_hook(count) for m in encoder.modules()]
+    with torch.no_grad():
+        encoder.eval()(torch.zeros(1, 1, 14, 14))
+    for h in hooks:
+        h.remove()
+    return macs
+
+
+def step_seconds(encoder: nn.Module, precision: str, digits: int, steps: int, repeats: int) -> float:
+    """Median over `repeats` of the mean time of `steps` training steps."""
+    encoder.train().to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(encoder.parameters())
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(digits, 1, 14, 14, generator=g), torch.randint(0, 10, (digits,), generator=g)
+
+    def step():
+        with autocast(precision, x.device):
+            logits = encoder(x)
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(3):   # oneDNN creates its kernels on the first calls
+        step()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(steps):
+            step()
+        times.append((time.perf_counter() - t) / steps)
+    return statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=5)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    m = machine()
+    print(f"machine: {m['cpu']} x{m['cpu_count']}, torch {m['torch']}, threads {args.threads}, commit {git_commit()}")
+    # 200 digits = a batch of 100 pairs (`best`); 2000 = a batch of 1000 pairs (`seed2020`).
+    for digits in (200, 2000):
+        steps = max(2, 4000 // digits)
+        reference = step_seconds(Encoder("padded"), "fp32", digits, steps, args.repeats)
+        for name in ENCODERS:
+            for precision in ("fp32", "bf16"):
+                encoder = Encoder(name)
+                sec = step_seconds(encoder, precision, digits, steps, args.repeats)
+                params = sum(p.numel() for p in encoder.parameters())
+                print(f"{digits:5d} digits  {name:<8} {precision}  {params:6,d} params  "
+                      f"{forward_macs(encoder) / 1e6:4.2f} M MAC/digit  {sec * 1e3:7.2f} ms/step  "
+                      f"{digits / 2 / sec:6.0f} pairs/s  {reference / sec:4.2f}x padded fp32")
+
+
+if __name__ == "__main__":
+    main()
