@@ -14,6 +14,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .models import VARIANTS
 from .study import Study
+from .training import RunConfig
 
 PLACEHOLDER_REPO = "USER/NAME"
 TAGS = ["pytorch", "safetensors", "mnist", "siamese-network", "auxiliary-loss", "digit-comparison"]
@@ -45,9 +46,9 @@ def _card(body: str, model_name: str, results: list[EvalResult]) -> ModelCard:
 
 
 def _recipe(config: dict) -> str:
-    c = config["train_config"]
-    return (f"{c['optimizer']}, lr {c['lr']:g}, batch {c['batch_size']}, {c['epochs']} epochs, "
-            f"{c['schedule']} schedule, augmentation `{c['augmentation']}`")
+    c = RunConfig.from_record(config["train_config"])
+    return (f"`{c.encoder}` encoder, {c.optimizer}, lr {c.lr:g}, batch {c.batch_size}, {c.epochs} epochs, "
+            f"{c.schedule} schedule, augmentation `{c.augmentation}`, {c.precision} arithmetic")
 
 
 def _usage(repo_id: str | None, name: str) -> list[str]:

@@ -1,0 +1,92 @@
+"""Validation-only screen of candidate encoder trunks, paired with `padded` run by run.
+
+Trains `best`'s main setting (adam_safe) with a candidate trunk on the grid's own seeds (data
+seed = round, init seed from (setting, variant, round)), never evaluating the test pairs, and
+compares each run's validation accuracy with the `padded` run of the same round in
+train/runs/best-padded. This is how `pooled` was chosen (benchmarks/README.md); its output
+from that session is benchmarks/encoder_screen.jsonl.
+
+    python benchmarks/screen_encoders.py run OUT.jsonl pooled+bf16 --models shared_aux,simple_cnn --rounds 10
+    python benchmarks/screen_encoders.py compare OUT.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from digitpair.data import MNIST
+from digitpair.models import ENCODERS, VARIANTS
+from digitpair.study import Study, init_seed
+from digitpair.training import train_run
+
+
+def pool_first_trunk(c1: int, c2: int):
+    """`pooled`'s layout at other widths: the candidates screened beside it."""
+    def trunk() -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c1), nn.ReLU(),
+                             nn.Conv2d(c1, c2, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c2), nn.ReLU())
+    return trunk, 9 * c2
+
+
+CANDIDATES = {"pooled_16_64": pool_first_trunk(16, 64), "pooled_32_64": pool_first_trunk(32, 64)}
+
+
+def run(out: Path, candidate: str, models: list[str], rounds: int, data_dir) -> None:
+    ENCODERS.update(CANDIDATES)   # this process only
+    encoder, _, precision = candidate.partition("+")
+    base = Study.load(Path(__file__).parents[1] / "train/studies/best.toml").settings["adam_safe"]
+    mnist = MNIST(data_dir)
+    torch.set_num_threads(1)
+    for r in range(rounds):
+        for model in models:
+            cfg = replace(base, model=model, encoder=encoder, precision=precision or "fp32", data_seed=r,
+                          init_seed=init_seed("adam_safe", model, r), test=False)
+            final = train_run(cfg, mnist, torch.device("cpu")).final
+            with open(out, "a") as f:
+                f.write(json.dumps({"enc": candidate, "model": model, "round": r, "val": final["val_acc"],
+                                    "sec": final["wall_seconds"]}) + "\n")
+
+
+def compare(path: Path, reference: Path) -> None:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    print(f"validation pair accuracy, candidate minus padded ({reference}), paired by round:")
+    for enc in dict.fromkeys(r["enc"] for r in rows):
+        for model in VARIANTS:
+            mine = [r for r in rows if r["enc"] == enc and r["model"] == model]
+            if len(mine) < 2:
+                continue
+            diffs = [r["val"] - json.loads((reference / f"adam_safe-{model}-r{r['round']:02d}" / "final.json")
+                                           .read_text())["val_acc"] for r in mine]
+            se = statistics.stdev(diffs) / len(diffs) ** 0.5
+            print(f"  {enc:<18} {model:<13} {statistics.fmean(diffs):+.2f} (standard error {se:.2f}, n={len(diffs)})"
+                  f"  {statistics.fmean(r['sec'] for r in mine):5.1f} s/run")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("out", type=Path)
+    r.add_argument("candidate", help="an encoder name (ENCODERS or pooled_16_64, pooled_32_64), +bf16 for autocast")
+    r.add_argument("--models", default=",".join(VARIANTS))
+    r.add_argument("--rounds", type=int, default=10)
+    r.add_argument("--data-dir", default=None)
+    c = sub.add_parser("compare")
+    c.add_argument("path", type=Path)
+    c.add_argument("--reference", type=Path, default=Path("train/runs/best-padded"))
+    args = p.parse_args()
+    if args.command == "run":
+        run(args.out, args.candidate, args.models.split(","), args.rounds, args.data_dir)
+    else:
+        compare(args.path, args.reference)
+
+
+if __name__ == "__main__":
+    main()
