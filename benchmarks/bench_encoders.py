@@ -41,8 +41,8 @@ def forward_macs(encoder: nn.Module) -> int:
     return macs
 
 
-def step_seconds(encoder: nn.Module, precision: str, digits: int, steps: int, repeats: int) -> float:
-    """Median over `repeats` of the mean time of `steps` training steps."""
+def make_step(encoder: nn.Module, precision: str, digits: int):
+    """One training step of `encoder` on a fixed batch, as `digitpair.training` runs it."""
     encoder.train().to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(encoder.parameters())
     g = torch.Generator().manual_seed(0)
@@ -58,19 +58,13 @@ def step_seconds(encoder: nn.Module, precision: str, digits: int, steps: int, re
 
     for _ in range(3):   # oneDNN creates its kernels on the first calls
         step()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(steps):
-            step()
-        times.append((time.perf_counter() - t) / steps)
-    return statistics.median(times)
+    return step
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=7)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -79,15 +73,24 @@ def main() -> None:
     # 200 digits = a batch of 100 pairs (`best`); 2000 = a batch of 1000 pairs (`seed2020`).
     for digits in (200, 2000):
         steps = max(2, 4000 // digits)
-        reference = step_seconds(Encoder("padded"), "fp32", digits, steps, args.repeats)
-        for name in ENCODERS:
-            for precision in ("fp32", "bf16"):
-                encoder = Encoder(name)
-                sec = step_seconds(encoder, precision, digits, steps, args.repeats)
-                params = sum(p.numel() for p in encoder.parameters())
-                print(f"{digits:5d} digits  {name:<8} {precision}  {params:6,d} params  "
-                      f"{forward_macs(encoder) / 1e6:4.2f} M MAC/digit  {sec * 1e3:7.2f} ms/step  "
-                      f"{digits / 2 / sec:6.0f} pairs/s  {reference / sec:4.2f}x padded fp32")
+        configs = [(name, precision) for name in ENCODERS for precision in ("fp32", "bf16")]
+        encoders = {c: Encoder(c[0]) for c in configs}
+        step = {c: make_step(encoders[c], c[1], digits) for c in configs}
+        times = {c: [] for c in configs}
+        # Round-robin over the configurations, so drift in machine load hits them all alike.
+        for _ in range(args.repeats):
+            for c in configs:
+                t = time.perf_counter()
+                for _ in range(steps):
+                    step[c]()
+                times[c].append((time.perf_counter() - t) / steps)
+        sec = {c: statistics.median(ts) for c, ts in times.items()}
+        for (name, precision), s in sec.items():
+            encoder = encoders[(name, precision)]
+            params = sum(p.numel() for p in encoder.parameters())
+            print(f"{digits:5d} digits  {name:<8} {precision}  {params:6,d} params  "
+                  f"{forward_macs(encoder) / 1e6:4.2f} M MAC/digit  {s * 1e3:7.2f} ms/step  "
+                  f"{digits / 2 / s:6.0f} pairs/s  {sec[('padded', 'fp32')] / s:4.2f}x padded fp32")
 
 
 if __name__ == "__main__":
