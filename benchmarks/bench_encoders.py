@@ -18,27 +18,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bench_train import forward_macs   # this folder: the script's own, first on sys.path
 from digitpair.models import ENCODERS, Encoder
 from digitpair.study import git_commit, machine
 from digitpair.training import autocast
-
-
-def forward_macs(encoder: nn.Module) -> int:
-    macs = 0
-
-    def count(m, _, out):
-        nonlocal macs
-        if isinstance(m, nn.Conv2d):
-            macs += out.numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
-        elif isinstance(m, nn.Linear):
-            macs += out.numel() * m.in_features
-
-    hooks = [m.register_forward_hook(count) for m in encoder.modules()]
-    with torch.no_grad():
-        encoder.eval()(torch.zeros(1, 1, 14, 14))
-    for h in hooks:
-        h.remove()
-    return macs
 
 
 def make_step(encoder: nn.Module, precision: str, digits: int):
@@ -89,7 +72,7 @@ def main() -> None:
             encoder = encoders[(name, precision)]
             params = sum(p.numel() for p in encoder.parameters())
             print(f"{digits:5d} digits  {name:<8} {precision}  {params:6,d} params  "
-                  f"{forward_macs(encoder) / 1e6:4.2f} M MAC/digit  {s * 1e3:7.2f} ms/step  "
+                  f"{forward_macs(encoder, torch.zeros(1, 1, 14, 14)) / 1e6:4.2f} M MAC/digit  {s * 1e3:7.2f} ms/step  "
                   f"{digits / 2 / s:6.0f} pairs/s  {sec[('padded', 'fp32')] / s:4.2f}x padded fp32")
 
 

@@ -58,10 +58,9 @@ def conventional_run(cfg: RunConfig, mnist: MNIST, device: torch.device) -> tupl
     return cfg.epochs * len(rnd.train) / wall, evaluate(model, rnd.test.to(device))["pair_acc"]
 
 
-def training_flop_per_pair(model_name: str, encoder: str) -> float:
-    """Multiply-adds of one forward pass over a pair, counted on the module shapes; x2 FLOP per
-    MAC, x3 for forward + backward (the usual estimate, Kaplan et al., 2020)."""
-    model, macs = build_model(model_name, encoder), 0
+def forward_macs(module: torch.nn.Module, x: torch.Tensor) -> int:
+    """Multiply-adds of the convolutions and linear layers in one forward pass of `x` (eval mode)."""
+    macs = 0
 
     def count(m, _, out):
         nonlocal macs
@@ -70,11 +69,18 @@ def training_flop_per_pair(model_name: str, encoder: str) -> float:
         elif isinstance(m, torch.nn.Linear):
             macs += out.numel() * m.in_features
 
-    for m in model.modules():
-        m.register_forward_hook(count)
+    hooks = [m.register_forward_hook(count) for m in module.modules()]
     with torch.no_grad():
-        model(torch.zeros(1, 2, 14, 14))
-    return 2 * macs * 3
+        module.eval()(x)
+    for h in hooks:
+        h.remove()
+    return macs
+
+
+def training_flop_per_pair(model_name: str, encoder: str) -> float:
+    """Multiply-adds of one forward pass over a pair, counted on the module shapes; x2 FLOP per
+    MAC, x3 for forward + backward (the usual estimate, Kaplan et al., 2020)."""
+    return 2 * forward_macs(build_model(model_name, encoder), torch.zeros(1, 2, 14, 14)) * 3
 
 
 def main() -> None:

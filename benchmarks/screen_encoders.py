@@ -16,26 +16,20 @@ import argparse
 import json
 import statistics
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 
 from digitpair.data import MNIST
-from digitpair.models import ENCODERS, VARIANTS
+from digitpair.models import ENCODERS, VARIANTS, pooled_trunk
 from digitpair.study import Study, init_seed
 from digitpair.training import train_run
 
 
-def pool_first_trunk(c1: int, c2: int):
-    """`pooled`'s layout at other widths: the candidates screened beside it."""
-    def trunk() -> nn.Sequential:
-        return nn.Sequential(nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c1), nn.ReLU(),
-                             nn.Conv2d(c1, c2, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c2), nn.ReLU())
-    return trunk, 9 * c2
-
-
-CANDIDATES = {"pooled_16_64": pool_first_trunk(16, 64), "pooled_32_64": pool_first_trunk(32, 64)}
+# `pooled`'s layout at other widths (first, second convolution): the candidates screened beside it.
+CANDIDATES = {"pooled_16_64": (partial(pooled_trunk, 16, 64), 9 * 64),
+              "pooled_32_64": (partial(pooled_trunk, 32, 64), 9 * 64)}
 
 
 def run(out: Path, candidate: str, models: list[str], rounds: int, data_dir) -> None:

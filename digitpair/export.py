@@ -1,8 +1,8 @@
 """Save and load trained variants: one folder per variant with `model.safetensors` + `config.json`.
 
 `config.json` holds what rebuilds the module (the variant and encoder names) plus the training
-config and its metrics. Weights are read with safetensors only: no pickle is ever unpickled, so a weights file
-cannot run code. `load_pretrained` reads the same layout from a local folder (`weights/`) or
+config and its metrics. Weights are read with safetensors only: no pickle is ever unpickled, so
+a weights file cannot run code. `load_pretrained` reads the same layout from a local folder (`weights/`) or
 from a Hugging Face Hub repo, which is that folder uploaded (see digitpair/hub.py).
 
 Why not huggingface_hub's `PyTorchModelHubMixin`: its `from_pretrained` reads one model from the
@@ -21,7 +21,7 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .models import ENCODERS, VARIANTS, PairNet, build_model
+from .models import ENCODERS, UNNAMED_ENCODER, VARIANTS, PairNet, build_model
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -61,8 +61,7 @@ def load_variant(folder: str | os.PathLike) -> PairNet:
     try:
         config = json.loads(config_path.read_text())
         name = config["variant"]
-        # Folders written before the encoder was named (up to commit b2292be) hold the padded one.
-        encoder = config.get("encoder", "padded")
+        encoder = config.get("encoder", UNNAMED_ENCODER)
     except FileNotFoundError:
         raise WeightsError(f"{config_path} is missing") from None
     except (json.JSONDecodeError, KeyError, TypeError) as e:

@@ -81,17 +81,21 @@ ENCODERS: dict[str, tuple[Callable[[], nn.Sequential], int]] = {
     "padded": (padded_trunk, 64 * 3 * 3),
     "strided": (strided_trunk, 64 * 2 * 2),
 }
+DEFAULT_ENCODER = "pooled"
+# What run records and weights folders written before the encoder was named (up to commit
+# b2292be) hold: the first studies' trunk.
+UNNAMED_ENCODER = "padded"
 
 
 class Encoder(nn.Module):
     """A small CNN for one 14x14 digit (in: (N, 1, 14, 14) normalised; out: (N, 10) logits).
 
     A conv trunk from `ENCODERS` and a two-layer classifier (28,778 parameters with `pooled`,
-    56,490 with `padded`). Kept lean on purpose: a study trains it thousands of times on 2 CPU cores,
-    and with 800 training pairs accuracy is bound by data, not capacity (train/results/).
+    56,490 with `padded`). Kept lean on purpose: a study trains it thousands of times on 2 CPU
+    cores, and with 800 training pairs accuracy is bound by data, not capacity (train/results/).
     """
 
-    def __init__(self, trunk: str = "pooled", hidden: int = 64, dropout: float = 0.25):
+    def __init__(self, trunk: str, hidden: int = 64, dropout: float = 0.25):
         super().__init__()
         build_trunk, features = ENCODERS[trunk]
         self.features = build_trunk()
@@ -177,7 +181,7 @@ class SharedNet(PairNet):
     to be digits); `shared` hides them (they are whatever ordering code the pair loss finds).
     """
 
-    def __init__(self, digit_outputs: bool, encoder: str = "pooled"):
+    def __init__(self, digit_outputs: bool, encoder: str):
         super().__init__(encoder)
         self.encoder = Encoder(encoder)
         self.digit_outputs = digit_outputs
@@ -194,7 +198,7 @@ class SharedNet(PairNet):
 class UnsharedNet(PairNet):
     """Two encoders of the same shape, one per position, no parameter in common."""
 
-    def __init__(self, digit_outputs: bool, encoder: str = "pooled"):
+    def __init__(self, digit_outputs: bool, encoder: str):
         super().__init__(encoder)
         self.encoder_a, self.encoder_b = Encoder(encoder), Encoder(encoder)
         self.digit_outputs = digit_outputs
@@ -229,7 +233,7 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
-def build_model(name: str, encoder: str = "pooled") -> PairNet:
+def build_model(name: str, encoder: str = DEFAULT_ENCODER) -> PairNet:
     if name not in VARIANTS:
         raise KeyError(f"unknown model {name!r}; choose one of {', '.join(VARIANTS)}")
     if encoder not in ENCODERS:

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 
 from .augment import AUGMENTATIONS, augment
 from .data import MNIST, PairSet
-from .models import ENCODERS, VARIANTS, PairNet, Variant, build_model, count_parameters
+from .models import (DEFAULT_ENCODER, ENCODERS, UNNAMED_ENCODER, VARIANTS, PairNet, Variant, build_model,
+                     count_parameters)
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 
@@ -29,7 +30,7 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop")
 @dataclass(frozen=True)
 class RunConfig:
     model: str = "shared_aux"
-    encoder: str = "pooled"      # the conv trunk, see ENCODERS in digitpair/models.py
+    encoder: str = DEFAULT_ENCODER  # the conv trunk, see ENCODERS in digitpair/models.py
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.0        # sgd / rmsprop only; the report used the torch defaults (0)
@@ -89,9 +90,9 @@ class RunConfig:
     @classmethod
     def from_record(cls, d: dict) -> "RunConfig":
         """A config read back from a run's or a weights folder's config.json. Those written before
-        the `encoder` field existed (up to commit b2292be) all used the padded encoder; every
-        other field added since then defaults to what the earlier runs used."""
-        return cls.from_dict({"encoder": "padded", **d})
+        the `encoder` field existed hold UNNAMED_ENCODER; every other field added since then
+        defaults to what the earlier runs used."""
+        return cls.from_dict({"encoder": UNNAMED_ENCODER, **d})
 
     def pretty(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
