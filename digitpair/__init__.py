@@ -5,7 +5,7 @@ and auxiliary losses, packaged as a library, a training CLI and a drawing app.
 """
 
 from .data import MNIST, DataError, PairSet
-from .export import WeightsError, load_pretrained
+from .weights import WeightsError, load_pretrained
 from .models import VARIANTS, PairOutput, Prediction, build_model
 from .training import RunConfig, train_run
 

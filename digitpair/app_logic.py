@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .drawing import DrawingError, preprocess
-from .export import WeightsError, load_pretrained
+from .weights import WeightsError, load_pretrained
 from .models import VARIANTS, PairNet
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -53,7 +53,7 @@ def train(
     save: Optional[Path] = typer.Option(None, help="Write the trained model here (a weights/<variant> folder)."),
 ):
     """Train one variant on one round of 1000 pairs; print the config, progress and final metrics."""
-    from .export import save_variant
+    from .weights import save_variant
 
     try:
         cfg = RunConfig(model=model, encoder=encoder, optimizer=optimizer, lr=lr, batch_size=batch_size, epochs=epochs,
@@ -179,8 +179,8 @@ def export_command(
 ):
     """Export per variant the best-validation run of a study's main setting, with config.json and model cards."""
     from .cards import pct
-    from .export import WeightsError
-    from .hub import PublishError, export_study
+    from .weights import WeightsError
+    from .publish import PublishError, export_study
     from .study import Study
 
     try:
@@ -211,8 +211,8 @@ def push_command(
     """Upload the exported weights folder to a Hub model repo, in one commit. Token: HF_TOKEN or `hf auth login`."""
     from huggingface_hub import get_token
 
-    from .export import WeightsError
-    from .hub import PublishError, commit_message, push, upload_files
+    from .weights import WeightsError
+    from .publish import PublishError, commit_message, push, upload_files
 
     try:
         files = upload_files(folder, repo_id)

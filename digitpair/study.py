@@ -40,7 +40,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .data import MNIST, synthetic_mnist
-from .export import save_variant
+from .weights import save_variant
 from .models import VARIANTS
 from .training import RunConfig, RunResult, train_run
 

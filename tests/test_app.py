@@ -14,7 +14,7 @@ from gradio_client.exceptions import AppError
 from digitpair import VARIANTS, WeightsError, build_model
 from digitpair import app_logic as logic
 from digitpair.drawing import MAX_SIDE, DrawingError, preprocess
-from digitpair.export import save_variant
+from digitpair.weights import save_variant
 
 DIGIT_HEADS = [name for name in VARIANTS if VARIANTS[name].digit_loss]   # simple_cnn, shared_aux, unshared_aux
 

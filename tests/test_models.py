@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from digitpair.export import WeightsError, load_pretrained, load_variant, save_variant
+from digitpair.weights import WeightsError, load_pretrained, load_variant, save_variant
 from digitpair.models import ENCODERS, VARIANTS, PairOutput, build_model, count_parameters, order_logits
 from digitpair.training import loss_fn
 

@@ -3,7 +3,7 @@ import torch
 from typer.testing import CliRunner
 
 from digitpair.cli import app
-from digitpair.export import load_variant
+from digitpair.weights import load_variant
 from digitpair.training import RunConfig, train_run
 
 

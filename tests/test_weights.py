@@ -12,8 +12,8 @@ from huggingface_hub.errors import HfHubHTTPError
 from typer.testing import CliRunner
 
 from digitpair.cli import app
-from digitpair.export import WeightsError, load_pretrained, load_variant, save_variant
-from digitpair.hub import PublishError, commit_message, export_study, push, select_runs, upload_files
+from digitpair.weights import WeightsError, load_pretrained, load_variant, save_variant
+from digitpair.publish import PublishError, commit_message, export_study, push, select_runs, upload_files
 from digitpair.models import VARIANTS, build_model
 from digitpair.study import Study, grid, load_records, write_run
 from digitpair.training import RunResult

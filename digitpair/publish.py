@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from .cards import pct, repo_card, variant_card
-from .export import CONFIG_NAME, WEIGHTS_NAME, is_repo_id, load_pretrained, load_variant, save_variant
+from .weights import CONFIG_NAME, WEIGHTS_NAME, is_repo_id, load_pretrained, load_variant, save_variant
 from .models import VARIANTS
 from .report import aggregate, git_commit
 from .study import Study, load_records

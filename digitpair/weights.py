@@ -3,7 +3,7 @@
 `config.json` holds what rebuilds the module (the variant and encoder names) plus the training
 config and its metrics. Weights are read with safetensors only: no pickle is ever unpickled, so
 a weights file cannot run code. `load_pretrained` reads the same layout from a local folder (`weights/`) or
-from a Hugging Face Hub repo, which is that folder uploaded (see digitpair/hub.py).
+from a Hugging Face Hub repo, which is that folder uploaded (see digitpair/publish.py).
 
 Why not huggingface_hub's `PyTorchModelHubMixin`: its `from_pretrained` reads one model from the
 repo root (we keep five variants, one per subfolder, in one repo), falls back to a pickled
