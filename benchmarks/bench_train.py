@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from digitpair.augment import augment
 from digitpair.data import MNIST
-from digitpair.models import ENCODERS, build_model
+from digitpair.models import ENCODERS, VARIANTS, build_model
 from digitpair.study import git_commit, machine
 from digitpair.training import RunConfig, evaluate, loss_fn, make_optimizer, train_run
 
@@ -31,7 +31,7 @@ def conventional_run(cfg: RunConfig, mnist: MNIST, device: torch.device) -> tupl
     rnd = mnist.round(cfg.data_seed, cfg.n_pairs, cfg.val_pairs)
     torch.manual_seed(cfg.init_seed)
     g = torch.Generator().manual_seed(cfg.init_seed)
-    model = build_model(cfg.model, cfg.encoder)
+    model = build_model(cfg.variant, cfg.encoder)
     model.set_normalization(rnd.train.input)
     model.to(device)
     opt = make_optimizer(cfg, model)
@@ -44,7 +44,7 @@ def conventional_run(cfg: RunConfig, mnist: MNIST, device: torch.device) -> tupl
         for x, target, classes in loader:
             x, target, classes = x.to(device), target.to(device), classes.to(device)
             x, target, classes = augment(cfg.augmentation, x, target, classes, g, swap=cfg.uses_swap)
-            loss = loss_fn(cfg.variant, model(x), target, classes, cfg.aux_weight)
+            loss = loss_fn(VARIANTS[cfg.variant], model(x), target, classes, cfg.aux_weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -100,11 +100,11 @@ def main() -> None:
     ours, ref = [], []
     # Untimed warm-up of both loops: one-off costs (CUDA context, cuDNN/oneDNN kernel selection)
     # would otherwise land on whichever loop runs first.
-    warm = RunConfig(model=args.model, encoder=args.encoder, epochs=1, batch_size=args.batch_size, precision=args.precision)
+    warm = RunConfig(variant=args.model, encoder=args.encoder, epochs=1, batch_size=args.batch_size, precision=args.precision)
     train_run(warm, mnist, device=device)
     conventional_run(replace(warm, precision="fp32"), mnist, device)
     for seed in range(args.seeds):
-        cfg = RunConfig(model=args.model, encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
+        cfg = RunConfig(variant=args.model, encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
                         data_seed=seed, init_seed=100 + seed)
         # Alternate the order so drift in machine load hits both loops alike.
         for which in ((0, 1) if seed % 2 == 0 else (1, 0)):

@@ -40,7 +40,7 @@ def run(out: Path, candidate: str, models: list[str], rounds: int, data_dir) -> 
     torch.set_num_threads(1)
     for r in range(rounds):
         for model in models:
-            cfg = replace(base, model=model, encoder=encoder, precision=precision or "fp32", data_seed=r,
+            cfg = replace(base, variant=model, encoder=encoder, precision=precision or "fp32", data_seed=r,
                           init_seed=init_seed("adam_safe", model, r), test=False)
             final = train_run(cfg, mnist, torch.device("cpu")).final
             with open(out, "a") as f:

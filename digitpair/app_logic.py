@@ -26,7 +26,7 @@ MODEL_REPO_ENV, MODEL_REVISION_ENV = "DIGITPAIR_MODEL_REPO", "DIGITPAIR_MODEL_RE
 BOXES = ("first", "second")
 LEQ, GT = "first ≤ second", "first > second"
 # The columns of the study's summary.csv the About panel shows (when present), out of its ~15.
-HEADLINE_COLUMNS = ("setting", "model", "rounds", "test_acc_mean", "test_acc_std", "test_digit_acc_mean",
+HEADLINE_COLUMNS = ("setting", "variant", "rounds", "test_acc_mean", "test_acc_std", "test_digit_acc_mean",
                     "test_digit_acc_std", "parameters")
 
 

@@ -56,7 +56,7 @@ def train(
     from .weights import save_variant
 
     try:
-        cfg = RunConfig(model=model, encoder=encoder, optimizer=optimizer, lr=lr, batch_size=batch_size, epochs=epochs,
+        cfg = RunConfig(variant=model, encoder=encoder, optimizer=optimizer, lr=lr, batch_size=batch_size, epochs=epochs,
                         weight_decay=weight_decay, aux_weight=aux_weight, augmentation=augmentation,
                         precision=precision, data_seed=data_seed, init_seed=init_seed)
     except ValueError as e:

@@ -86,7 +86,7 @@ def export_study(study_dir: str | os.PathLike, dest: str | os.PathLike, referenc
         raise PublishError(f"missing: {', '.join(absent)}. Per-run weights are not committed (.gitignore): "
                            "export on the machine that trained the study")
     models = {name: load_variant(r["dir"]) for name, r in chosen.items()}   # WeightsError names a bad file
-    summaries = {row["model"]: row for row in aggregate(records, study) if row["setting"] == study.main}
+    summaries = {row["variant"]: row for row in aggregate(records, study) if row["setting"] == study.main}
     commit = git_commit()
     configs, written = {}, []
     for name, record in chosen.items():

@@ -16,7 +16,7 @@ from .models import VARIANTS
 from .study import Study, git_commit, load_records, machine
 from .training import RunConfig
 
-COLUMNS = ["setting", "model", "optimizer", "augmentation", "lr", "epochs", "encoder", "precision",
+COLUMNS = ["setting", "variant", "optimizer", "augmentation", "lr", "epochs", "encoder", "precision",
            "rounds",
            "test_acc_mean", "test_acc_std", "test_digit_acc_mean", "test_digit_acc_std",
            "val_acc_mean", "val_acc_std", "parameters", "train_seconds_mean"]
@@ -39,7 +39,7 @@ def aggregate(records: list[dict], study: Study) -> list[dict]:
             if not runs:
                 continue
             cfg, finals = RunConfig.from_record(runs[0]["train_config"]), [r["final"] for r in runs]
-            row = {"setting": setting, "model": model, "optimizer": cfg.optimizer,
+            row = {"setting": setting, "variant": model, "optimizer": cfg.optimizer,
                    "augmentation": cfg.augmentation, "lr": cfg.lr, "epochs": cfg.epochs,
                    "encoder": cfg.encoder, "precision": cfg.precision,
                    "rounds": len(runs), "parameters": finals[0]["parameters"],
@@ -159,7 +159,7 @@ def write_report(runs_dir: str | Path, results_dir: str | Path, study: Study) ->
 def render_markdown(study: Study, rows: list[dict], records: list[dict], meta: dict,
                     figures: dict) -> str:
     key, label = _metric(records)
-    by = {(r["setting"], r["model"]): r for r in rows}
+    by = {(r["setting"], r["variant"]): r for r in rows}
     trained = " and ".join(map(describe_machine, meta["machines"]))
     at = f" at commit {', '.join(f'`{c}`' for c in meta['run_commits'])}" if meta["run_commits"] else ""
     lines = [f"# Study `{study.name}`", "", study.description.strip(), "",
@@ -202,7 +202,7 @@ def render_markdown(study: Study, rows: list[dict], records: list[dict], meta: d
     if digit_rows:
         lines += ["## Digit accuracy (variants with digit outputs)", "", "| setting | variant | test digit accuracy (%) |",
                   "| --- | --- | --- |"]
-        lines += [f"| {r['setting']} | {r['model']} | {_fmt(r['test_digit_acc_mean'], r['test_digit_acc_std'], r['rounds'])} |"
+        lines += [f"| {r['setting']} | {r['variant']} | {_fmt(r['test_digit_acc_mean'], r['test_digit_acc_std'], r['rounds'])} |"
                   for r in digit_rows]
         lines.append("")
     if study.reference.get("note"):

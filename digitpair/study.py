@@ -89,10 +89,10 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        return f"{self.setting}-{self.config.model}-r{self.round:02d}"
+        return f"{self.setting}-{self.config.variant}-r{self.round:02d}"
 
     def record(self) -> dict:
-        return {"variant": self.config.model, "study": self.study, "setting": self.setting,
+        return {"variant": self.config.variant, "study": self.study, "setting": self.setting,
                 "round": self.round, "train_config": self.config.to_dict()}
 
 
@@ -145,7 +145,7 @@ def grid(study: Study, rounds: int | None = None, only: str | None = None,
             for model in study.models:
                 if only is not None and model != only:
                     continue
-                cfg = replace(template, model=model, data_seed=r, init_seed=init_seed(name, model, r),
+                cfg = replace(template, variant=model, data_seed=r, init_seed=init_seed(name, model, r),
                               **(overrides or {}))
                 specs.append(RunSpec(study.name, name, r, cfg))
     return specs
@@ -176,7 +176,7 @@ def write_run(out: Path, spec: RunSpec, result: RunResult) -> Path:
     final_dir = out / spec.name
     tmp = out / f"{spec.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    save_variant(result.model, spec.config.model, tmp, {k: v for k, v in spec.record().items() if k != "variant"})
+    save_variant(result.model, spec.config.variant, tmp, {k: v for k, v in spec.record().items() if k != "variant"})
     with open(tmp / "metrics.jsonl", "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in result.history)
     (tmp / "final.json").write_text(json.dumps(result.final, indent=2) + "\n")

@@ -29,7 +29,7 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop")
 
 @dataclass(frozen=True)
 class RunConfig:
-    model: str = "shared_aux"
+    variant: str = "shared_aux"
     encoder: str = DEFAULT_ENCODER  # the conv trunk, see ENCODERS in digitpair/models.py
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -51,7 +51,7 @@ class RunConfig:
 
     def __post_init__(self):
         checks = {
-            "model": (self.model in VARIANTS, list(VARIANTS)),
+            "variant": (self.variant in VARIANTS, list(VARIANTS)),
             "encoder": (self.encoder in ENCODERS, list(ENCODERS)),
             "optimizer": (self.optimizer in OPTIMIZERS, OPTIMIZERS),
             "augmentation": (self.augmentation in AUGMENTATIONS, AUGMENTATIONS),
@@ -68,13 +68,9 @@ class RunConfig:
             raise ValueError("data_seed and init_seed must differ (they seed different things)")
 
     @property
-    def variant(self) -> Variant:
-        return VARIANTS[self.model]
-
-    @property
     def uses_swap(self) -> bool:
         # Swapping recomputes the target from the classes: only for variants that see classes.
-        return self.swap and self.augmentation == "safe" and self.variant.digit_loss
+        return self.swap and self.augmentation == "safe" and VARIANTS[self.variant].digit_loss
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -91,7 +87,8 @@ class RunConfig:
     def from_record(cls, d: dict) -> "RunConfig":
         """A config read back from a run's or a weights folder's config.json. Those written before
         the `encoder` field existed hold UNNAMED_ENCODER; every other field added since then
-        defaults to what the earlier runs used."""
+        defaults to what the earlier runs used, and `model` is the variant's older key."""
+        d = {("variant" if k == "model" else k): v for k, v in d.items()}
         return cls.from_dict({"encoder": UNNAMED_ENCODER, **d})
 
     def pretty(self) -> str:
@@ -145,7 +142,7 @@ def train_one_epoch(model: PairNet, cfg: RunConfig, data: PairSet, opt: torch.op
                                      g, swap=cfg.uses_swap)
         with autocast(cfg.precision, x.device):
             out = model(x)
-        loss = loss_fn(cfg.variant, out, target, classes, cfg.aux_weight)
+        loss = loss_fn(VARIANTS[cfg.variant], out, target, classes, cfg.aux_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -189,7 +186,7 @@ def train_run(cfg: RunConfig, mnist: MNIST, device: torch.device | None = None,
 
     torch.manual_seed(cfg.init_seed)            # init and dropout
     g = torch.Generator().manual_seed(cfg.init_seed)  # batch order and augmentation
-    model = build_model(cfg.model, cfg.encoder)
+    model = build_model(cfg.variant, cfg.encoder)
     model.set_normalization(rnd.train.input)
     # channels_last: oneDNN's convolutions and max-pooling run ~25 % faster on CPU in NHWC
     # (benchmarks/README.md); the values are the same up to float rounding.

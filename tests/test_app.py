@@ -142,10 +142,10 @@ def test_about_reads_the_study_summary_at_runtime(tmp_path, monkeypatch):
     assert "none in this copy yet" in logic.about_markdown(tmp_path)
     best = tmp_path / "train" / "results" / "best"
     best.mkdir(parents=True)
-    (best / "summary.csv").write_text("model,optimizer,test_acc_mean\nshared_aux,adam,97.1\nshared,adam,88.0\n")
+    (best / "summary.csv").write_text("variant,optimizer,test_acc_mean\nshared_aux,adam,97.1\nshared,adam,88.0\n")
     (best / "report.md").write_text("# report\n")
     about = logic.about_markdown(tmp_path)
-    assert "| model | test_acc_mean |" in about and "| shared_aux | 97.1 |" in about   # headline columns only
+    assert "| variant | test_acc_mean |" in about and "| shared_aux | 97.1 |" in about   # headline columns only
     assert "`train/results/best/report.md`" in about
     monkeypatch.setenv("SPACE_ID", "someone/digitpair")
     assert "(https://huggingface.co/spaces/someone/digitpair/blob/main/train/results/best/report.md)" in logic.about_markdown(tmp_path)

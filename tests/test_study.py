@@ -134,7 +134,7 @@ def test_report_files(tiny_study, tmp_path):
     assert any(f.suffix == ".png" and f.stat().st_size > 1000 for f in files)
     rows = list(csv.DictReader(open(tmp_path / "results" / "summary.csv")))
     assert len(rows) == len(tiny_study.settings) * len(tiny_study.models)
-    assert {"model", "optimizer", "augmentation", "rounds", "test_acc_mean", "test_acc_std"} <= set(rows[0])
+    assert {"variant", "optimizer", "augmentation", "rounds", "test_acc_mean", "test_acc_std"} <= set(rows[0])
     assert all(int(r["rounds"]) == tiny_study.rounds for r in rows)
     meta = json.loads((tmp_path / "results" / "meta.json").read_text())
     assert meta["runs"] == len(specs) and meta["wall_seconds"] > 0
@@ -147,7 +147,7 @@ def test_cli_study_dry_run(tmp_path):
                                       "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(open(tmp_path / "results" / "summary.csv")))
-    assert [r["model"] for r in rows] == ["shared_aux"] * 4
+    assert [r["variant"] for r in rows] == ["shared_aux"] * 4
     assert "2020 report" in (tmp_path / "results" / "report.md").read_text()
     again = CliRunner().invoke(app, ["study", "--preset", "seed2020", "--dry-run", "--only", "shared_aux",
                                      "--out", str(tmp_path)])

@@ -17,15 +17,15 @@ def test_config_validation():
     with pytest.raises(ValueError, match="encoder"):
         RunConfig(encoder="wide")
     assert RunConfig.from_record({"model": "shared"}).encoder == "padded"   # records up to b2292be
-    assert RunConfig.from_dict({"model": "shared"}).encoder == "pooled"     # study files: the default
-    cfg = RunConfig(model="shared")
+    assert RunConfig.from_dict({"variant": "shared"}).encoder == "pooled"     # study files: the default
+    cfg = RunConfig(variant="shared")
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
     assert not cfg.uses_swap                      # no digit labels -> no swapping
-    assert RunConfig(model="shared_aux").uses_swap
+    assert RunConfig(variant="shared_aux").uses_swap
 
 
 def test_run_is_reproducible(tiny):
-    cfg = RunConfig(model="unshared_aux", epochs=2, n_pairs=100, val_pairs=20, batch_size=20)
+    cfg = RunConfig(variant="unshared_aux", epochs=2, n_pairs=100, val_pairs=20, batch_size=20)
     a, b = train_run(cfg, tiny), train_run(cfg, tiny)
     assert a.history == [{**r, "seconds": a.history[i]["seconds"]} for i, r in enumerate(b.history)]
     for pa, pb in zip(a.model.parameters(), b.model.parameters()):
@@ -35,14 +35,14 @@ def test_run_is_reproducible(tiny):
 @pytest.mark.parametrize("optimizer", ["sgd", "rmsprop"])
 @pytest.mark.parametrize("augmentation", ["seed", "none"])
 def test_optimizers_and_augmentations_run(tiny, optimizer, augmentation):
-    cfg = RunConfig(model="shared", optimizer=optimizer, augmentation=augmentation, epochs=1,
+    cfg = RunConfig(variant="shared", optimizer=optimizer, augmentation=augmentation, epochs=1,
                     n_pairs=100, val_pairs=0, selection="last", schedule="constant")
     final = train_run(cfg, tiny).final
     assert final["val_acc"] is None and final["selected_epoch"] == 1 and 0 <= final["test_acc"] <= 100
 
 
 def test_bf16_autocast_trains_with_fp32_logits(tiny):
-    cfg = RunConfig(model="unshared_aux", epochs=2, n_pairs=100, val_pairs=20, batch_size=20, precision="bf16")
+    cfg = RunConfig(variant="unshared_aux", epochs=2, n_pairs=100, val_pairs=20, batch_size=20, precision="bf16")
     result = train_run(cfg, tiny)
     assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in result.history)
     assert 0 <= result.final["test_acc"] <= 100
@@ -56,7 +56,7 @@ def test_bf16_autocast_trains_with_fp32_logits(tiny):
 
 def test_shared_aux_learns_real_pairs(mnist):
     """Integration: a short run on real MNIST pairs is far above chance (~55 % by majority class)."""
-    cfg = RunConfig(model="shared_aux", epochs=8, data_seed=11, init_seed=12)
+    cfg = RunConfig(variant="shared_aux", epochs=8, data_seed=11, init_seed=12)
     final = train_run(cfg, mnist).final
     assert final["test_acc"] > 80 and final["test_digit_acc"] > 75
     assert final["train_pairs"] == 800 and final["test_pairs"] == 1000
@@ -69,7 +69,7 @@ def test_cli_train_saves_a_loadable_model(mnist, tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["train", "--model", "simple_cnn", "--epochs", "1",
                                       "--save", str(tmp_path / "simple_cnn")])
     assert result.exit_code == 0, result.output
-    assert '"model": "simple_cnn"' in result.output and "test pair accuracy" in result.output
+    assert '"variant": "simple_cnn"' in result.output and "test pair accuracy" in result.output
     model = load_variant(tmp_path / "simple_cnn")
     assert model.predict(torch.zeros(1, 2, 14, 14)).digit_probs.shape == (1, 2, 10)
 

@@ -45,9 +45,9 @@ def study_dir(tmp_path_factory):
     specs.append(next(s for s in grid(study, rounds=1) if s.setting != study.main))
     for spec in specs:
         torch.manual_seed(spec.config.init_seed)
-        model = build_model(spec.config.model)
+        model = build_model(spec.config.variant)
         model.set_normalization(pairs(spec.round))
-        name = spec.config.model
+        name = spec.config.variant
         test = 99.0 if spec.round == 2 else 95.0 + spec.round
         final = {"selected_epoch": 7, "val_acc": val_acc(spec.round, name), "val_digit_acc": None,
                  "test_acc": test, "test_digit_acc": 96.5 if VARIANTS[name].digit_loss else None,
