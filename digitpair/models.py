@@ -1,16 +1,23 @@
-"""The five variants of the study, top to bottom as in its architecture table.
+"""The five variants of the study, top to bottom as in its architecture section.
 
 Every variant maps a pair image (N, 2, 14, 14), raw 0-255, to the same `PairOutput`:
 pair logits (N, 2) over {first > second, first <= second} and digit logits (N, 2, 10), or
-None for the variants that are never told what a digit is. The two experimental factors are
+None for the variants that are never told what a digit is. The experimental factors are
 structure, not flags: weight sharing is one `Encoder` called twice; no sharing is two encoders
-of the same shape. The auxiliary loss is a training factor, listed beside each variant in
-`VARIANTS` (the registry, in the study's table order).
+of the same shape; the comparison is a head module you can name (`HEADS`). The auxiliary loss
+is a training factor, listed beside each variant in `VARIANTS` (the registry, in the study's
+table order).
 
-All four pair networks share one comparison head, `order_logits`, with no parameters:
-P(a <= b) = sum_{i <= j} p_a(i) p_b(j), from each digit's 10-way distribution. It keeps the
-digit information a fully connected head on concatenated logits throws away, which is why
-careful work on this task reaches ~98 % where an FC head stalls near 92 %.
+Two comparison heads, from the two 10-way outputs of the sub-networks to the pair logits:
+- `order` (ours, no parameters): P(a <= b) = sum_{i <= j} p_a(i) p_b(j) from each digit's
+  10-way distribution. It keeps the digit information and knows the order of the classes.
+- `fc` (the 2020 report's, its section 2.2): "an additional fully connected layer" on the two
+  sub-networks' outputs, here nn.Linear(20, 2) on the concatenated (N, 10) logits. The report
+  leaves open what the layer reads (logits or probabilities) and whether a nonlinearity comes
+  first: raw logits, no nonlinearity, is the plainest reading, and what is built here. The
+  layer has to learn the order of the classes from the pair targets alone.
+`simple_cnn` has no pair head: it is a digit classifier whose two digit distributions are
+compared in code, with the `order` rule, under either head (as the report's was).
 """
 
 from __future__ import annotations
@@ -113,7 +120,7 @@ class Encoder(nn.Module):
         return self.classifier(self.features(x)).float()
 
 
-# --- the comparison head ---------------------------------------------------------------------
+# --- the comparison heads: two (N, 10) digit outputs -> (N, 2) pair logits -------------------
 
 _LEQ = torch.ones(10, 10).triu().bool()   # _LEQ[i, j] = i <= j
 
@@ -131,14 +138,36 @@ def order_logits(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor
     return torch.stack((log_gt, log_leq), dim=1)
 
 
+class OrderHead(nn.Module):
+    """Ours: the probability that digit a <= digit b, from the two digit distributions. No parameters."""
+
+    def forward(self, logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+        return order_logits(logits_a, logits_b)                                       # (N, 2)
+
+
+class FCHead(nn.Module):
+    """The 2020 report's: one fully connected layer on the two concatenated outputs, 42 parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2 * 10, 2)
+
+    def forward(self, logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.cat((logits_a, logits_b), 1))                           # (N, 20) -> (N, 2)
+
+
+HEADS: dict[str, Callable[[], nn.Module]] = {"order": OrderHead, "fc": FCHead}
+DEFAULT_HEAD = "order"
+
+
 # --- the variants ----------------------------------------------------------------------------
 
 class PairNet(nn.Module):
     """Base: raw 0-255 input, normalisation as a buffer (training statistics), `predict`."""
 
-    def __init__(self, encoder: str):
+    def __init__(self, encoder: str, head: str):
         super().__init__()
-        self.encoder_name = encoder   # which ENCODERS trunk: saved beside the weights
+        self.encoder_name, self.head_name = encoder, head   # which trunk and head: saved beside the weights
         # Set from the training pairs by `set_normalization`; saved with the weights, so exported
         # models take raw 0-255 pixels like the course's data.
         self.register_buffer("mean", torch.tensor(0.0))
@@ -178,12 +207,13 @@ class SharedNet(PairNet):
     """Siamese: ONE encoder applied to both digits, then the comparison head.
 
     `simple_cnn` and `shared_aux` expose the encoder's logits as digit logits (they are trained
-    to be digits); `shared` hides them (they are whatever ordering code the pair loss finds).
+    to be digits); `shared` hides them (they are whatever code the pair loss finds).
     """
 
-    def __init__(self, digit_outputs: bool, encoder: str):
-        super().__init__(encoder)
+    def __init__(self, digit_outputs: bool, encoder: str, head: str):
+        super().__init__(encoder, head)
         self.encoder = Encoder(encoder)
+        self.head = HEADS[head]()
         self.digit_outputs = digit_outputs
 
     def forward(self, x: torch.Tensor) -> PairOutput:
@@ -192,53 +222,62 @@ class SharedNet(PairNet):
         # calls, and BatchNorm normalises digits in either position with the same statistics.
         la, lb = self.encoder(torch.cat((a, b))).chunk(2)                    # (N, 10) each
         digits = torch.stack((la, lb), 1) if self.digit_outputs else None    # (N, 2, 10)
-        return PairOutput(order_logits(la, lb), digits)
+        return PairOutput(self.head(la, lb), digits)
 
 
 class UnsharedNet(PairNet):
-    """Two encoders of the same shape, one per position, no parameter in common."""
+    """Two encoders of the same shape, one per position, no parameter in common; then the head."""
 
-    def __init__(self, digit_outputs: bool, encoder: str):
-        super().__init__(encoder)
+    def __init__(self, digit_outputs: bool, encoder: str, head: str):
+        super().__init__(encoder, head)
         self.encoder_a, self.encoder_b = Encoder(encoder), Encoder(encoder)
+        self.head = HEADS[head]()
         self.digit_outputs = digit_outputs
 
     def forward(self, x: torch.Tensor) -> PairOutput:
         a, b = self.split(x)
         la, lb = self.encoder_a(a), self.encoder_b(b)                        # (N, 10) each
         digits = torch.stack((la, lb), 1) if self.digit_outputs else None    # (N, 2, 10)
-        return PairOutput(order_logits(la, lb), digits)
+        return PairOutput(self.head(la, lb), digits)
 
 
 @dataclass(frozen=True)
 class Variant:
-    build: Callable[[str], PairNet]   # encoder name -> module
-    pair_loss: bool    # trained on the <= target
+    build: Callable[[str, str], PairNet]   # (encoder name, head name) -> module
+    pair_loss: bool    # trained on the <= target, through its comparison head
     digit_loss: bool   # trained on the digit classes (auxiliary loss, or the only loss)
     description: str
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The heads it can be built with: a variant trained without the pair loss has no head to
+        learn, and compares its digit distributions in code."""
+        return tuple(HEADS) if self.pair_loss else (DEFAULT_HEAD,)
 
 
 # The registry, in the study's table order. The CLI, the reports, the app and the tests iterate it.
 VARIANTS: dict[str, Variant] = {
-    "simple_cnn": Variant(lambda enc: SharedNet(True, enc), pair_loss=False, digit_loss=True,
+    "simple_cnn": Variant(lambda enc, head: SharedNet(True, enc, head), pair_loss=False, digit_loss=True,
                           description="a digit classifier applied to each digit; <= computed from the two digit distributions"),
-    "shared": Variant(lambda enc: SharedNet(False, enc), pair_loss=True, digit_loss=False,
+    "shared": Variant(lambda enc, head: SharedNet(False, enc, head), pair_loss=True, digit_loss=False,
                       description="siamese: one encoder for both digits, trained on the <= target only"),
-    "shared_aux": Variant(lambda enc: SharedNet(True, enc), pair_loss=True, digit_loss=True,
+    "shared_aux": Variant(lambda enc, head: SharedNet(True, enc, head), pair_loss=True, digit_loss=True,
                           description="siamese + auxiliary digit losses"),
-    "unshared": Variant(lambda enc: UnsharedNet(False, enc), pair_loss=True, digit_loss=False,
+    "unshared": Variant(lambda enc, head: UnsharedNet(False, enc, head), pair_loss=True, digit_loss=False,
                         description="two separate encoders, trained on the <= target only"),
-    "unshared_aux": Variant(lambda enc: UnsharedNet(True, enc), pair_loss=True, digit_loss=True,
+    "unshared_aux": Variant(lambda enc, head: UnsharedNet(True, enc, head), pair_loss=True, digit_loss=True,
                             description="two separate encoders + auxiliary digit losses"),
 }
 
 
-def build_model(name: str, encoder: str = DEFAULT_ENCODER) -> PairNet:
+def build_model(name: str, encoder: str = DEFAULT_ENCODER, head: str = DEFAULT_HEAD) -> PairNet:
     if name not in VARIANTS:
         raise KeyError(f"unknown model {name!r}; choose one of {', '.join(VARIANTS)}")
     if encoder not in ENCODERS:
         raise KeyError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
-    return VARIANTS[name].build(encoder)
+    if head not in VARIANTS[name].heads:
+        raise KeyError(f"{name} can't have head {head!r}; it takes {', '.join(VARIANTS[name].heads)}")
+    return VARIANTS[name].build(encoder, head)
 
 
 def count_parameters(model: nn.Module) -> int:

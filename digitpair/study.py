@@ -41,7 +41,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .data import MNIST, synthetic_mnist
 from .weights import save_variant
-from .models import VARIANTS
+from .models import DEFAULT_HEAD, VARIANTS
 from .training import RunConfig, RunResult, train_run
 
 DONE = "done"
@@ -145,8 +145,11 @@ def grid(study: Study, rounds: int | None = None, only: str | None = None,
             for model in study.models:
                 if only is not None and model != only:
                     continue
-                cfg = replace(template, variant=model, data_seed=r, init_seed=init_seed(name, model, r),
-                              **(overrides or {}))
+                # simple_cnn has no pair head (VARIANTS[...].heads): it compares its digits in code
+                # in every setting, so a setting's head applies to the four pair networks only.
+                head = template.head if template.head in VARIANTS[model].heads else DEFAULT_HEAD
+                cfg = replace(template, variant=model, head=head, data_seed=r,
+                              init_seed=init_seed(name, model, r), **(overrides or {}))
                 specs.append(RunSpec(study.name, name, r, cfg))
     return specs
 

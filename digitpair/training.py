@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from .augment import AUGMENTATIONS, augment
 from .data import MNIST, PairSet
-from .models import (DEFAULT_ENCODER, ENCODERS, UNNAMED_ENCODER, VARIANTS, PairNet, Variant, build_model,
+from .models import (DEFAULT_ENCODER, DEFAULT_HEAD, ENCODERS, HEADS, UNNAMED_ENCODER, VARIANTS, PairNet, Variant, build_model,
                      count_parameters)
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -31,6 +31,7 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop")
 class RunConfig:
     variant: str = "shared_aux"
     encoder: str = DEFAULT_ENCODER  # the conv trunk, see ENCODERS in digitpair/models.py
+    head: str = DEFAULT_HEAD        # the comparison head: "order" (ours) or "fc" (the 2020 report's), see HEADS
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.0        # sgd / rmsprop only; the report used the torch defaults (0)
@@ -53,6 +54,8 @@ class RunConfig:
         checks = {
             "variant": (self.variant in VARIANTS, list(VARIANTS)),
             "encoder": (self.encoder in ENCODERS, list(ENCODERS)),
+            "head": (self.variant in VARIANTS and self.head in VARIANTS[self.variant].heads,
+                     VARIANTS[self.variant].heads if self.variant in VARIANTS else list(HEADS)),
             "optimizer": (self.optimizer in OPTIMIZERS, OPTIMIZERS),
             "augmentation": (self.augmentation in AUGMENTATIONS, AUGMENTATIONS),
             "schedule": (self.schedule in ("constant", "cosine"), ("constant", "cosine")),
@@ -186,7 +189,7 @@ def train_run(cfg: RunConfig, mnist: MNIST, device: torch.device | None = None,
 
     torch.manual_seed(cfg.init_seed)            # init and dropout
     g = torch.Generator().manual_seed(cfg.init_seed)  # batch order and augmentation
-    model = build_model(cfg.variant, cfg.encoder)
+    model = build_model(cfg.variant, cfg.encoder, cfg.head)
     model.set_normalization(rnd.train.input)
     # channels_last: oneDNN's convolutions and max-pooling run ~25 % faster on CPU in NHWC
     # (benchmarks/README.md); the values are the same up to float rounding.

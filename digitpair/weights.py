@@ -21,7 +21,7 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .models import ENCODERS, UNNAMED_ENCODER, VARIANTS, PairNet, build_model
+from .models import DEFAULT_HEAD, ENCODERS, UNNAMED_ENCODER, VARIANTS, PairNet, build_model
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -49,7 +49,7 @@ def save_variant(model: PairNet, name: str, folder: str | os.PathLike, extra: di
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(tmp), metadata={"variant": name, "format": "pt"})
     os.replace(tmp, folder / WEIGHTS_NAME)
-    config = {"variant": name, "encoder": model.encoder_name, **(extra or {})}
+    config = {"variant": name, "encoder": model.encoder_name, "head": model.head_name, **(extra or {})}
     _atomic_write_text(folder / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     return folder
 
@@ -62,12 +62,13 @@ def load_variant(folder: str | os.PathLike) -> PairNet:
         config = json.loads(config_path.read_text())
         name = config["variant"]
         encoder = config.get("encoder", UNNAMED_ENCODER)
+        head = config.get("head", DEFAULT_HEAD)   # folders written before the fc head existed: order
     except FileNotFoundError:
         raise WeightsError(f"{config_path} is missing") from None
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise WeightsError(f"{config_path} is not a digitpair config ({e})") from None
-    if name not in VARIANTS or encoder not in ENCODERS:
-        raise WeightsError(f"{config_path} names unknown variant {name!r} or encoder {encoder!r}")
+    if name not in VARIANTS or encoder not in ENCODERS or head not in VARIANTS[name].heads:
+        raise WeightsError(f"{config_path} names unknown variant {name!r}, encoder {encoder!r} or head {head!r}")
     try:
         with safe_open(str(weights_path), framework="pt") as f:
             recorded = (f.metadata() or {}).get("variant")
@@ -80,11 +81,11 @@ def load_variant(folder: str | os.PathLike) -> PairNet:
     # into the file tells a swapped config.json apart. Files without that metadata skip this check.
     if recorded is not None and recorded != name:
         raise WeightsError(f"{config_path} says {name!r} but {weights_path} holds {recorded!r} weights")
-    model = build_model(name, encoder)
+    model = build_model(name, encoder, head)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise WeightsError(f"{weights_path} does not match the {name!r} ({encoder}) architecture: {e}") from None
+        raise WeightsError(f"{weights_path} does not match the {name!r} ({encoder}, {head} head) architecture: {e}") from None
     return model.eval()
 
 

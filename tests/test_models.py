@@ -4,11 +4,13 @@ import pytest
 import torch
 
 from digitpair.weights import WeightsError, load_pretrained, load_variant, save_variant
-from digitpair.models import ENCODERS, VARIANTS, PairOutput, build_model, count_parameters, order_logits
+from digitpair.models import ENCODERS, HEADS, VARIANTS, PairOutput, build_model, count_parameters, order_logits
 from digitpair.training import loss_fn
 
 NAMES = list(VARIANTS)
-over_registry = pytest.mark.parametrize("name, encoder", [(n, e) for e in ENCODERS for n in VARIANTS])
+# Every buildable (variant, encoder, head): simple_cnn compares in code and takes only the order head.
+over_registry = pytest.mark.parametrize("name, encoder, head", [(n, e, h) for e in ENCODERS for n, v in VARIANTS.items()
+                                                                for h in v.heads])
 
 
 def batch(n=8, seed=0):
@@ -23,8 +25,8 @@ def test_registry_order():
 
 
 @over_registry
-def test_output_shapes_and_finite(name, encoder):
-    model = build_model(name, encoder)
+def test_output_shapes_and_finite(name, encoder, head):
+    model = build_model(name, encoder, head)
     out = model(batch()[0])
     assert isinstance(out, PairOutput)
     assert out.pair_logits.shape == (8, 2) and torch.isfinite(out.pair_logits).all()
@@ -35,8 +37,8 @@ def test_output_shapes_and_finite(name, encoder):
 
 
 @over_registry
-def test_every_parameter_gets_a_gradient(name, encoder):
-    model = build_model(name, encoder)
+def test_every_parameter_gets_a_gradient(name, encoder, head):
+    model = build_model(name, encoder, head)
     x, target, classes = batch()
     loss_fn(VARIANTS[name], model(x), target, classes, aux_weight=1.0).backward()
     for pname, p in model.named_parameters():
@@ -70,9 +72,47 @@ def test_order_head_is_exact_on_one_hot():
     torch.testing.assert_close(order_logits(torch.zeros(1, 10), torch.zeros(1, 10)).exp()[0, 1], torch.tensor(0.55))
 
 
+def test_fc_head_is_the_reports_one_linear_layer_on_both_outputs():
+    head = HEADS["fc"]()
+    assert [tuple(p.shape) for p in head.parameters()] == [(2, 20), (2,)]
+    la, lb = torch.randn(4, 10), torch.randn(4, 10)
+    torch.testing.assert_close(head(la, lb), torch.cat((la, lb), 1) @ head.fc.weight.T + head.fc.bias)
+    assert not list(HEADS["order"]().parameters())
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_fc_head_keeps_sharing_one_encoder(encoder):
+    shared, unshared = build_model("shared", encoder, "fc"), build_model("unshared", encoder, "fc")
+    encoder_params = count_parameters(shared.encoder)
+    assert count_parameters(shared) == encoder_params + 42          # one encoder + Linear(20, 2)
+    assert count_parameters(unshared) == 2 * encoder_params + 42
+    assert count_parameters(build_model("shared", encoder, "order")) == encoder_params
+
+
+def test_simple_cnn_has_no_pair_head_to_swap():
+    assert VARIANTS["simple_cnn"].heads == ("order",)
+    with pytest.raises(KeyError, match="simple_cnn can't have head 'fc'"):
+        build_model("simple_cnn", head="fc")
+
+
+def test_weights_from_before_the_head_was_named_load_as_order(tmp_path):
+    model = build_model("shared_aux").eval()
+    save_variant(model, "shared_aux", tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["head"] == "order"
+    del config["head"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert load_variant(tmp_path).head_name == "order"
+    fc = build_model("shared_aux", head="fc").eval()
+    save_variant(fc, "shared_aux", tmp_path / "fc")
+    (tmp_path / "fc" / "config.json").write_text(json.dumps(config))   # an fc model whose config says nothing
+    with pytest.raises(WeightsError, match="does not match"):
+        load_variant(tmp_path / "fc")
+
+
 @over_registry
-def test_save_load_identical(name, encoder, tmp_path):
-    model = build_model(name, encoder)
+def test_save_load_identical(name, encoder, head, tmp_path):
+    model = build_model(name, encoder, head)
     model.set_normalization(batch()[0])
     model.eval()
     save_variant(model, name, tmp_path / name, {"metrics": {"test_acc": 1.0}})
@@ -80,7 +120,9 @@ def test_save_load_identical(name, encoder, tmp_path):
     x = batch(seed=1)[0]
     assert torch.equal(model.predict(x).p_leq, loaded.predict(x).p_leq)
     assert torch.equal(loaded.mean, model.mean) and torch.equal(loaded.std, model.std)
-    assert loaded.encoder_name == encoder
+    assert loaded.encoder_name == encoder and loaded.head_name == head
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
 
 
 def test_weights_from_before_the_encoder_was_named_load_as_padded(tmp_path):

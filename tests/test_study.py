@@ -28,11 +28,12 @@ def test_study_files_load(path):
 
 def test_seed2020_is_the_reports_grid():
     study = Study.load("train/studies/seed2020.toml")
-    assert study.rounds == 15 and len(grid(study)) == 300
+    assert study.rounds == 15 and len(grid(study)) == 375
     for cfg in study.settings.values():
         assert (cfg.lr, cfg.batch_size, cfg.epochs, cfg.selection) == (1e-3, 1000, 200, "last")
-    assert {(c.optimizer, c.augmentation) for c in study.settings.values()} == {
-        ("adam", "none"), ("adam", "seed"), ("sgd", "seed"), ("rmsprop", "seed")}
+    assert {(c.optimizer, c.augmentation, c.head) for c in study.settings.values()} == {
+        ("adam", "none", "fc"), ("adam", "seed", "fc"), ("sgd", "seed", "fc"), ("rmsprop", "seed", "fc"),
+        ("adam", "none", "order")}   # the report's four settings with its FC head, + Fig. 1 with ours
 
 
 def test_seeds_derive_from_grid_coordinates():
@@ -147,11 +148,11 @@ def test_cli_study_dry_run(tmp_path):
                                       "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(open(tmp_path / "results" / "summary.csv")))
-    assert [r["variant"] for r in rows] == ["shared_aux"] * 4
+    assert [r["variant"] for r in rows] == ["shared_aux"] * 5
     assert "2020 report" in (tmp_path / "results" / "report.md").read_text()
     again = CliRunner().invoke(app, ["study", "--preset", "seed2020", "--dry-run", "--only", "shared_aux",
                                      "--out", str(tmp_path)])
-    assert again.exit_code == 0 and "8 already finished" in again.output
+    assert again.exit_code == 0 and "10 already finished" in again.output
 
 
 def test_cli_study_errors(tmp_path):
@@ -162,3 +163,13 @@ def test_cli_study_errors(tmp_path):
     result = CliRunner().invoke(app, ["study", "--preset", "best", "--dry-run", "--precision", "fp8",
                                       "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "precision='fp8'" in result.output
+
+
+def test_a_settings_head_applies_to_the_pair_networks_only():
+    study = Study.load("train/studies/seed2020.toml")
+    heads = {(s.setting, s.config.variant): s.config.head for s in grid(study, rounds=1)}
+    assert heads[("adam_none", "shared_aux")] == "fc" and heads[("adam_none_order", "shared_aux")] == "order"
+    assert heads[("adam_none", "simple_cnn")] == "order"   # compares in code under either head
+    best = Study.load("train/studies/best.toml")
+    main, fc = best.settings["adam_safe"], best.settings["adam_safe_fc"]
+    assert fc.head == "fc" and main == replace(fc, head="order")   # the head is the only difference

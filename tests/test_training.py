@@ -16,12 +16,31 @@ def test_config_validation():
         RunConfig(val_pairs=0)
     with pytest.raises(ValueError, match="encoder"):
         RunConfig(encoder="wide")
+    with pytest.raises(ValueError, match="head='fc'; choose one of order"):
+        RunConfig(variant="simple_cnn", head="fc")   # compares in code: no pair head to swap
+    assert RunConfig.from_dict({"variant": "shared"}).head == "order"        # records from before the head
+    assert RunConfig(variant="shared", head="fc").head == "fc"
     assert RunConfig.from_record({"model": "shared"}).encoder == "padded"   # records up to b2292be
     assert RunConfig.from_dict({"variant": "shared"}).encoder == "pooled"     # study files: the default
     cfg = RunConfig(variant="shared")
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
     assert not cfg.uses_swap                      # no digit labels -> no swapping
     assert RunConfig(variant="shared_aux").uses_swap
+
+
+@pytest.mark.parametrize("variant", ["shared", "unshared_aux"])
+def test_fc_head_trains_and_round_trips(tiny, variant, tmp_path):
+    from digitpair.weights import save_variant
+    cfg = RunConfig(variant=variant, head="fc", epochs=2, n_pairs=100, val_pairs=20, batch_size=20)
+    result = train_run(cfg, tiny)
+    assert result.model.head_name == "fc" and result.final["parameters"] % 2 == 0
+    save_variant(result.model, variant, tmp_path, {"train_config": cfg.to_dict()})
+    loaded = load_variant(tmp_path)
+    assert loaded.head_name == "fc"
+    for key, value in result.model.state_dict().items():    # bit-identical weights; outputs differ only by
+        assert torch.equal(loaded.state_dict()[key], value)  # the trained copy's channels_last kernels
+    x = tiny.round(0, 10, 0).test.input
+    torch.testing.assert_close(loaded.predict(x).p_leq, result.model.predict(x).p_leq)
 
 
 def test_run_is_reproducible(tiny):
