@@ -1,6 +1,10 @@
 """The app: its pure logic on small models saved in tmp, then the real server through gradio_client."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -45,7 +49,8 @@ def test_compare_returns_the_documented_json(weights, mnist):
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
     result = logic.compare(loaded, two, seven)
     assert json.loads(json.dumps(result)) == result   # plain JSON
-    assert list(result) == ["models"] and list(result["models"]) == list(VARIANTS)
+    assert list(result) == ["models", "missing"] and list(result["models"]) == list(VARIANTS)
+    assert result["missing"] == {}
     x = torch.stack([preprocess(two), preprocess(seven)])[None]
     for name, entry in result["models"].items():
         pred = loaded.models[name].predict(x)
@@ -72,10 +77,30 @@ def test_a_variant_that_fails_to_load_is_reported_and_the_others_serve(weights, 
     assert list(loaded.errors) == ["shared"] and "model.safetensors" in loaded.errors["shared"]
     assert list(loaded.models) == [n for n in VARIANTS if n != "shared"]
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
-    assert list(logic.compare(loaded, two, seven)["models"]) == list(loaded.models)
+    result = logic.compare(loaded, two, seven)
+    assert list(result["models"]) == list(loaded.models) and result["missing"] == loaded.errors
     view = logic.page_view(loaded, two, seven)
     assert view.verdicts["shared"] is None and view.notes["shared"].startswith("**not loaded**")
     assert all(view.verdicts[n] is not None for n in loaded.models)
+
+
+def test_the_app_starts_on_a_damaged_config_and_names_the_variant(weights, tmp_path, monkeypatch, caplog, mnist):
+    broken = shutil.copytree(weights, tmp_path / "weights")
+    (broken / "unshared" / "config.json").write_bytes(b'{"variant": "unshared\xff"}')   # not UTF-8
+    monkeypatch.setenv(logic.MODEL_REPO_ENV, str(broken))
+    loaded = logic.load_models()
+    assert list(loaded.models) == [n for n in VARIANTS if n != "unshared"]
+    assert list(loaded.errors) == ["unshared"] and "unshared/config.json is not UTF-8" in loaded.errors["unshared"]
+    assert "variant unshared not loaded" in caplog.text and "unshared/config.json" in caplog.text
+    missing = logic.compare(loaded, drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7)))["missing"]
+    assert list(missing) == ["unshared"] and "not UTF-8" in missing["unshared"]
+    # `python app.py` itself: the module a Space runs imports (and would serve), naming the variant.
+    started = subprocess.run([sys.executable, "-c", "import app; print(sorted(app.LOADED.models))"],
+                             cwd=logic.ROOT, capture_output=True, text=True, timeout=120,
+                             env={**os.environ, logic.MODEL_REPO_ENV: str(broken)})
+    assert started.returncode == 0, started.stderr
+    assert "'shared', 'shared_aux', 'simple_cnn', 'unshared_aux'" in started.stdout
+    assert "variant unshared not loaded" in started.stderr and "Traceback" not in started.stderr
 
 
 def test_no_models_is_a_clear_message(tmp_path):
