@@ -135,7 +135,8 @@ def load_variant(folder: str | os.PathLike) -> PairNet:
     config = read_config(config_path)
     name, encoder, head = config["variant"], config["encoder"], config["head"]
     if head != DEFAULT_HEAD:
-        raise WeightsError(f"{config_path}: head {head!r} is not built by this version of digitpair (only {DEFAULT_HEAD!r})")
+        raise WeightsError(f"{config_path}: head {head!r} is not built by this version of digitpair "
+                           f"(only {DEFAULT_HEAD!r})")
     state, recorded = read_state(weights_path)
     # simple_cnn and shared_aux have the same tensors as shared: only the name save_variant wrote
     # into the file tells a swapped config.json apart. Files without that metadata skip this check.

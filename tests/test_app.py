@@ -8,6 +8,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import numpy as np
 import PIL.Image
 import pytest
@@ -233,6 +234,20 @@ def test_bad_inputs_get_a_clear_message_and_the_server_keeps_serving(client, dig
             client.predict(value, seven, api_name="/compare")
     ok = client.predict(handle_file(str(digit_files[2])), seven, api_name="/compare")
     assert set(ok["models"]) and all(0 <= e["p_leq"] <= 1 for e in ok["models"].values())
+
+
+def test_an_oversize_upload_is_refused_and_the_server_limits_are_set(served_app, client, digit_files, tmp_path):
+    app, url = served_app
+    limit = app.MAX_FILE_SIZE
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * (limit + 1))
+    with big.open("rb") as f:
+        answer = httpx.post(f"{url}gradio_api/upload", files={"files": ("big.png", f)}, timeout=60)
+    assert answer.status_code == 413 and f"maximum allowed size of {limit} bytes" in answer.text
+    with pytest.raises(ValueError, match="exceeds the maximum file size"):   # gradio_client checks first
+        client.predict(handle_file(str(big)), handle_file(str(digit_files[7])), api_name="/compare")
+    assert app.demo._queue.max_size == app.QUEUE_SIZE and app.demo.delete_cache == (app.CACHE_SECONDS,) * 2
+    assert client.predict(handle_file(str(digit_files[2])), handle_file(str(digit_files[7])), api_name="/compare")
 
 
 def test_100_concurrent_requests_all_succeed(served_app, client, digit_files):

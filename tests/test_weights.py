@@ -332,10 +332,19 @@ def http_error(status: int) -> HfHubHTTPError:
     return HfHubHTTPError(f"{status} error", response=httpx2.Response(status, request=request))
 
 
+def not_json():
+    """What HfApi raises when a server answers 200 with a page that is not JSON."""
+    try:
+        httpx2.Response(200, text="<html>Sign in to the Wi-Fi</html>").json()
+    except ValueError as e:
+        return e
+
+
 @pytest.mark.parametrize("error, message", [
     (http_error(403), "may not write to org/digitpair (HTTP 403)"),
     (http_error(401), "rejected the token (HTTP 401)"),
     (httpx2.ConnectError("Name or service not known"), "can't reach the Hugging Face Hub"),
+    (not_json(), "answered with something that is not the Hub's JSON"),
 ])
 def test_push_failures_are_clear(exported, hub_calls, monkeypatch, error, message):
     def refuse(self, *args, **kwargs):
