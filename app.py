@@ -20,6 +20,13 @@ from digitpair.drawing import DrawingError
 torch.set_num_threads(1)
 LOADED = logic.load_models()
 EXAMPLES = Path(__file__).resolve().parent / "examples"
+# Server limits (README "App"). An upload over MAX_FILE_SIZE is refused with HTTP 413 before it
+# reaches the cache; with QUEUE_SIZE requests waiting, the next gets "Queue is full" at once; the
+# files Gradio keeps (uploads, the 14x14 previews) are deleted once CACHE_SECONDS old, checked as
+# often. A digit drawing is a few kB; MAX_FILE_SIZE leaves room for a photo of one.
+MAX_FILE_SIZE, QUEUE_SIZE, CACHE_SECONDS = 10 * 2**20, 64, 600   # bytes, requests, seconds
+# What every `demo.launch` passes: `python app.py` below and the tests' served app (tests/conftest.py).
+LAUNCH_OPTIONS = {"max_file_size": MAX_FILE_SIZE}
 
 
 def compare(first: dict, second: dict) -> dict:
@@ -44,7 +51,8 @@ def pad(box: str) -> gr.Sketchpad:
                         layers=False, transforms=(), format="png")
 
 
-with gr.Blocks(title="digitpair: is the first digit <= the second?") as demo:
+with gr.Blocks(title="digitpair: is the first digit <= the second?",
+               delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:
     gr.Markdown("# Is the first digit ≤ the second?\nDraw a digit in each box: the five networks "
                 "of the study answer as you draw.")
     initial = logic.page_view(LOADED, None, None)   # names the variants that failed to load, if any
@@ -78,7 +86,8 @@ with gr.Blocks(title="digitpair: is the first digit <= the second?") as demo:
                    api_visibility="private")
     compare_button.click(show, [first, second], outputs, api_visibility="private")
     gr.api(compare, api_name="compare")
+demo.queue(max_size=QUEUE_SIZE)
 
 
 if __name__ == "__main__":
-    demo.launch()
+    demo.launch(**LAUNCH_OPTIONS)

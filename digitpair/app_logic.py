@@ -1,7 +1,8 @@
 """What the drawing app computes, as pure functions; app.py only wires them to Gradio.
 
 `compare` is the `/compare` API: two drawings in, one JSON-ready dict out,
-{"models": {name: {"p_leq", "first_is_leq", "digits"}}} in registry order. `page_view` is the
+{"models": {name: {"p_leq", "first_is_leq", "digits"}}, "missing": {name: why}} in registry
+order, "missing" naming the variants that failed to load. `page_view` is the
 same computation shaped for the page: a consensus line, a verdict and a note per variant, and
 the two 14x14 images the networks see.
 """
@@ -9,6 +10,7 @@ the two 14x14 images the networks see.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ LEQ, GT = "first ≤ second", "first > second"
 # The columns of the study's summary.csv the About panel shows (when present), out of its ~15.
 HEADLINE_COLUMNS = ("setting", "variant", "rounds", "test_acc_mean", "test_acc_std", "test_digit_acc_mean",
                     "test_digit_acc_std", "parameters")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,8 @@ class LoadedModels:
 def load_models(source: str | None = None, revision: str | None = None) -> LoadedModels:
     """`weights/` by default, the Hub repo in $DIGITPAIR_MODEL_REPO (at $DIGITPAIR_MODEL_REVISION) when set.
 
-    Never raises for bad weights: a variant that fails is recorded in `errors` and the page says so.
+    Never raises for bad weights: a variant that fails is recorded in `errors`, logged (the server's
+    log names it at start-up), and the page and `/compare` say so.
     """
     if source is None and os.environ.get(MODEL_REPO_ENV):
         source, revision = os.environ[MODEL_REPO_ENV], revision or os.environ.get(MODEL_REVISION_ENV) or None
@@ -50,6 +54,8 @@ def load_models(source: str | None = None, revision: str | None = None) -> Loade
         models = load_pretrained(source, revision=revision, errors=errors)
     except WeightsError as e:   # the whole source is missing, or the Hub repo can't be resolved
         models, errors = {}, {name: str(e) for name in VARIANTS}
+    for name, why in errors.items():
+        log.warning("digitpair: variant %s not loaded: %s", name, why)
     return LoadedModels(models, errors, source)
 
 
@@ -100,13 +106,15 @@ def predict(models: dict[str, PairNet], x: torch.Tensor) -> dict:
 
 
 def compare(loaded: LoadedModels, first, second) -> dict:
-    """The `/compare` API. Raises `DrawingError` (bad drawing) or `WeightsError` (no model loaded)."""
+    """The `/compare` API: the loaded variants' answers, and {name: why} of those that failed to load.
+    Raises `DrawingError` (bad drawing) or `WeightsError` (no model loaded)."""
     if not loaded.models:
         raise WeightsError(f"no model is loaded from {loaded.source}: " + "; ".join(loaded.errors.values()))
     digits, problems = preprocess_pair(first, second)
     if problems:
         raise DrawingError("; ".join(problems))
-    return predict(loaded.models, torch.stack([digits[b] for b in BOXES])[None])
+    result = predict(loaded.models, torch.stack([digits[b] for b in BOXES])[None])
+    return {**result, "missing": dict(loaded.errors)}
 
 
 # --- the page --------------------------------------------------------------------------------

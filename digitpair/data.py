@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,8 +69,10 @@ def _read_idx(path: Path, magic: int, count: int, expected_sha256: str | None) -
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as e:
-        raise DataError(f"cannot read {path}: {e}") from e
+    except (zlib.error, EOFError, gzip.BadGzipFile) as e:   # a flipped bit or a cut-off download
+        raise DataError(f"{path} is damaged ({type(e).__name__}: {e}); fetch it again") from None
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e}") from None
     if expected_sha256 and hashlib.sha256(raw).hexdigest() != expected_sha256:
         raise DataError(f"{path} does not match its SHA256SUMS entry: the file is damaged; fetch it again")
     header = int.from_bytes(raw[:4], "big")

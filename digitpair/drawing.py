@@ -41,6 +41,8 @@ def load_image(value) -> PIL.Image.Image:
     if isinstance(value, np.ndarray):
         if value.ndim not in (2, 3) or value.dtype.kind not in "biuf":
             raise DrawingError(f"an image array must be (H, W) or (H, W, C) numbers, got {value.dtype} {value.shape}")
+        if value.dtype == np.uint16:   # 16 bits a channel: scaled to 8, as `ink` does for 16-bit files
+            value = np.rint(value / 257)
         return PIL.Image.fromarray(np.clip(value, 0, 255).astype(np.uint8))
     if isinstance(value, (str, os.PathLike)):
         name = Path(value).name
@@ -60,12 +62,17 @@ def ink(image: PIL.Image.Image) -> np.ndarray:
     if max(image.size) > MAX_SIDE:
         raise DrawingError(f"the image is {image.width}x{image.height}; send at most {MAX_SIDE}x{MAX_SIDE} pixels")
     try:
-        rgba = image.convert("RGBA")   # decodes a file; P-with-transparency and LA become proper alpha
+        if image.mode.startswith("I;16"):
+            # 16-bit grayscale (PNG, TIFF): Pillow's convert() clips it at 255 rather than scaling,
+            # which turns grey ink into paper and flattens smoothed edges. 65535 / 257 = 255.
+            gray = np.asarray(image, dtype=np.float32) / 257
+        else:
+            rgba = image.convert("RGBA")   # decodes a file; P-with-transparency and LA become proper alpha
+            # A transparent pixel is paper: the canvas exports RGB 0 under alpha 0, which is not black ink.
+            white = PIL.Image.new("RGBA", rgba.size, "white")
+            gray = np.asarray(PIL.Image.alpha_composite(white, rgba).convert("L"), dtype=np.float32)
     except OSError as e:
         raise DrawingError(f"the image is damaged or truncated: {e}") from None
-    # A transparent pixel is paper: the canvas exports RGB 0 under alpha 0, which is not black ink.
-    white = PIL.Image.new("RGBA", rgba.size, "white")
-    gray = np.asarray(PIL.Image.alpha_composite(white, rgba).convert("L"), dtype=np.float32)
     # The paper colour is the border's median, so black-on-white drawings and white-on-black
     # MNIST scans both work, and an all-black canvas is "blank", not one big blob of ink.
     border = np.concatenate((gray[0], gray[-1], gray[:, 0], gray[:, -1]))

@@ -133,7 +133,7 @@ def push(folder: str | os.PathLike, repo_id: str, private: bool = False, revisio
     to the HfApi client: it is never printed, logged or written.
     """
     import httpx2
-    from huggingface_hub import HfApi, get_token
+    from huggingface_hub import HfApi, constants, get_token
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
     paths = [p for p, _ in upload_files(folder, repo_id)]
@@ -161,6 +161,10 @@ def push(folder: str | os.PathLike, repo_id: str, private: bool = False, revisio
         # The server's text, minus the token should it ever echo a header back.
         raise PublishError(f"the Hub refused the upload (HTTP {status}): "
                            f"{(e.server_message or str(e)).replace(token, '***')}") from None
+    except json.JSONDecodeError:   # a 200 whose body is no JSON: a proxy, a captive portal, a wrong HF_ENDPOINT
+        raise PublishError(f"the server at {constants.ENDPOINT} answered with something that is not the Hub's JSON "
+                           "(a proxy or login page in the way, or HF_ENDPOINT pointing elsewhere?); "
+                           "check the network and push again") from None
     except (OSError, httpx2.TransportError) as e:   # OfflineModeIsEnabled, DNS, refused, timeout
         raise PublishError(f"can't reach the Hugging Face Hub ({type(e).__name__}); check the network "
                            "(and that HF_HUB_OFFLINE is not set)") from None

@@ -1,6 +1,6 @@
 """Save and load trained variants: one folder per variant with `model.safetensors` + `config.json`.
 
-`config.json` holds what rebuilds the module (the variant and encoder names) plus the training
+`config.json` holds what rebuilds the module (the variant, encoder and head names) plus the training
 config and its metrics. Weights are read with safetensors only: no pickle is ever unpickled, so
 a weights file cannot run code. `load_pretrained` reads the same layout from a local folder (`weights/`) or
 from a Hugging Face Hub repo, which is that folder uploaded (see digitpair/publish.py).
@@ -16,18 +16,25 @@ from __future__ import annotations
 
 import json
 import os
+import reprlib
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .models import DEFAULT_HEAD, ENCODERS, UNNAMED_ENCODER, VARIANTS, PairNet, build_model
+from .models import DEFAULT_HEAD, ENCODERS, HEADS, UNNAMED_ENCODER, VARIANTS, PairNet, build_model, count_parameters
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 # What a Hub download fetches: the two files per variant that load it, nothing else, so no pickle
 # (*.bin, *.pt, *.pkl) ever reaches the disk even if someone uploads one to the repo.
 HUB_FILES = [f"{name}/{file}" for name in VARIANTS for file in (WEIGHTS_NAME, CONFIG_NAME)]
+# config.json's other fields, as export (publish.export_config) and study runs write them: checked
+# for type where present, since the model cards and the push commit message read them.
+CONFIG_FIELDS = {"description": str, "parameters": int, "study": str, "setting": str, "round": int, "run": str,
+                 "run_selection": str, "train_config": dict, "metrics": dict, "study_summary": dict, "commit": str}
+JSON_TYPES = {str: "string", int: "integer", dict: "object"}
 
 
 class WeightsError(RuntimeError):
@@ -54,38 +61,90 @@ def save_variant(model: PairNet, name: str, folder: str | os.PathLike, extra: di
     return folder
 
 
+def read_config(path: Path) -> dict:
+    """A variant's `config.json` -> its dict, checked: a UTF-8 JSON object whose `variant`, `encoder`
+    and `head` name entries of VARIANTS, ENCODERS and HEADS (`encoder` and `head` default to what
+    folders written before them used) and whose other CONFIG_FIELDS, where present, have their
+    types. Every failure is a `WeightsError` naming the file."""
+    try:
+        config = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise WeightsError(f"{path} is missing") from None
+    except OSError as e:   # a directory, no permission
+        raise WeightsError(f"{path} can't be read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise WeightsError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise WeightsError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise WeightsError(f"{path} is not a digitpair config: a JSON object is expected, got {type(config).__name__}")
+    if "variant" not in config:
+        raise WeightsError(f"{path} is not a digitpair config: it names no variant")
+    config = {"encoder": UNNAMED_ENCODER, "head": DEFAULT_HEAD, **config}
+    for field, choices in (("variant", VARIANTS), ("encoder", ENCODERS), ("head", HEADS)):
+        value = config[field]
+        if not (isinstance(value, str) and value in choices):
+            raise WeightsError(f"{path}: {field} {reprlib.repr(value)} is not one of {', '.join(choices)}")
+    for field, kind in CONFIG_FIELDS.items():
+        value = config.get(field)
+        # bool is an int to isinstance, never a count or a round
+        if field in config and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise WeightsError(f"{path}: {field} {reprlib.repr(value)} is not a JSON {JSON_TYPES[kind]}")
+    return config
+
+
+def read_state(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
+    """`model.safetensors` -> (tensors, the variant save_variant recorded in it, if any)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            recorded = (f.metadata() or {}).get("variant")
+            return {key: f.get_tensor(key) for key in f.keys()}, recorded
+    except FileNotFoundError:
+        raise WeightsError(f"{path} is missing") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{path} is corrupt or not a safetensors file ({e})") from None
+
+
+def check_state(state: dict[str, torch.Tensor], model: PairNet, path: Path, what: str) -> None:
+    """Every tensor `model` has, none it lacks, each of its shape and dtype, and finite: else a
+    `WeightsError` naming `path` and the first tensors that differ."""
+    expected = model.state_dict()
+    problems = [f"no {key}" for key in expected if key not in state]
+    problems += [f"unexpected {key}" for key in state if key not in expected]
+    for key, tensor in state.items():
+        if key not in expected:
+            continue
+        want = expected[key]
+        if tuple(tensor.shape) != tuple(want.shape) or tensor.dtype != want.dtype:
+            problems.append(f"{key} is {str(tensor.dtype).removeprefix('torch.')} {tuple(tensor.shape)}, "
+                            f"expected {str(want.dtype).removeprefix('torch.')} {tuple(want.shape)}")
+        elif tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            problems.append(f"{key} holds NaN or infinite values")
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise WeightsError(f"{path} does not match the {what} architecture: {'; '.join(problems[:3])}{more}")
+
+
 def load_variant(folder: str | os.PathLike) -> PairNet:
-    """Rebuild one variant from its folder; every failure is a `WeightsError` naming the file."""
+    """Rebuild one variant from its folder, every part checked (`read_config`, `check_state`);
+    every failure is a `WeightsError` naming the file."""
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-    try:
-        config = json.loads(config_path.read_text())
-        name = config["variant"]
-        encoder = config.get("encoder", UNNAMED_ENCODER)
-        head = config.get("head", DEFAULT_HEAD)   # folders written before the fc head existed: order
-    except FileNotFoundError:
-        raise WeightsError(f"{config_path} is missing") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise WeightsError(f"{config_path} is not a digitpair config ({e})") from None
-    if name not in VARIANTS or encoder not in ENCODERS or head not in VARIANTS[name].heads:
-        raise WeightsError(f"{config_path} names unknown variant {name!r}, encoder {encoder!r} or head {head!r}")
-    try:
-        with safe_open(str(weights_path), framework="pt") as f:
-            recorded = (f.metadata() or {}).get("variant")
-            state = {key: f.get_tensor(key) for key in f.keys()}
-    except FileNotFoundError:
-        raise WeightsError(f"{weights_path} is missing") from None
-    except (SafetensorError, OSError, ValueError) as e:
-        raise WeightsError(f"{weights_path} is corrupt or not a safetensors file ({e})") from None
+    config = read_config(config_path)
+    name, encoder, head = config["variant"], config["encoder"], config["head"]
+    if head not in VARIANTS[name].heads:
+        raise WeightsError(f"{config_path}: {name} takes head {', '.join(VARIANTS[name].heads)}, not {head!r}")
+    state, recorded = read_state(weights_path)
     # simple_cnn and shared_aux have the same tensors as shared: only the name save_variant wrote
     # into the file tells a swapped config.json apart. Files without that metadata skip this check.
     if recorded is not None and recorded != name:
-        raise WeightsError(f"{config_path} says {name!r} but {weights_path} holds {recorded!r} weights")
+        raise WeightsError(f"{config_path} says {name!r} but {weights_path} holds {reprlib.repr(recorded)} weights")
     model = build_model(name, encoder, head)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise WeightsError(f"{weights_path} does not match the {name!r} ({encoder}, {head} head) architecture: {e}") from None
+    check_state(state, model, weights_path, f"{name!r} ({encoder}, {head} head)")
+    if "parameters" in config and config["parameters"] != count_parameters(model):
+        raise WeightsError(f"{config_path} says {config['parameters']:,} parameters; the {name!r} ({encoder}, {head} head) "
+                           f"model has {count_parameters(model):,}")
+    model.load_state_dict(state, strict=True)
     return model.eval()
 
 

@@ -48,6 +48,7 @@ def served_app():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    _, url, _ = app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    _, url, _ = app.demo.launch(**app.LAUNCH_OPTIONS, server_name="127.0.0.1", server_port=port,
+                                prevent_thread_lock=True, quiet=True)
     yield app, url
     app.demo.close()

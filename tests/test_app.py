@@ -1,9 +1,14 @@
 """The app: its pure logic on small models saved in tmp, then the real server through gradio_client."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import numpy as np
 import PIL.Image
 import pytest
@@ -45,7 +50,8 @@ def test_compare_returns_the_documented_json(weights, mnist):
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
     result = logic.compare(loaded, two, seven)
     assert json.loads(json.dumps(result)) == result   # plain JSON
-    assert list(result) == ["models"] and list(result["models"]) == list(VARIANTS)
+    assert list(result) == ["models", "missing"] and list(result["models"]) == list(VARIANTS)
+    assert result["missing"] == {}
     x = torch.stack([preprocess(two), preprocess(seven)])[None]
     for name, entry in result["models"].items():
         pred = loaded.models[name].predict(x)
@@ -72,10 +78,30 @@ def test_a_variant_that_fails_to_load_is_reported_and_the_others_serve(weights, 
     assert list(loaded.errors) == ["shared"] and "model.safetensors" in loaded.errors["shared"]
     assert list(loaded.models) == [n for n in VARIANTS if n != "shared"]
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
-    assert list(logic.compare(loaded, two, seven)["models"]) == list(loaded.models)
+    result = logic.compare(loaded, two, seven)
+    assert list(result["models"]) == list(loaded.models) and result["missing"] == loaded.errors
     view = logic.page_view(loaded, two, seven)
     assert view.verdicts["shared"] is None and view.notes["shared"].startswith("**not loaded**")
     assert all(view.verdicts[n] is not None for n in loaded.models)
+
+
+def test_the_app_starts_on_a_damaged_config_and_names_the_variant(weights, tmp_path, monkeypatch, caplog, mnist):
+    broken = shutil.copytree(weights, tmp_path / "weights")
+    (broken / "unshared" / "config.json").write_bytes(b'{"variant": "unshared\xff"}')   # not UTF-8
+    monkeypatch.setenv(logic.MODEL_REPO_ENV, str(broken))
+    loaded = logic.load_models()
+    assert list(loaded.models) == [n for n in VARIANTS if n != "unshared"]
+    assert list(loaded.errors) == ["unshared"] and "unshared/config.json is not UTF-8" in loaded.errors["unshared"]
+    assert "variant unshared not loaded" in caplog.text and "unshared/config.json" in caplog.text
+    missing = logic.compare(loaded, drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7)))["missing"]
+    assert list(missing) == ["unshared"] and "not UTF-8" in missing["unshared"]
+    # `python app.py` itself: the module a Space runs imports (and would serve), naming the variant.
+    started = subprocess.run([sys.executable, "-c", "import app; print(sorted(app.LOADED.models))"],
+                             cwd=logic.ROOT, capture_output=True, text=True, timeout=120,
+                             env={**os.environ, logic.MODEL_REPO_ENV: str(broken)})
+    assert started.returncode == 0, started.stderr
+    assert "'shared', 'shared_aux', 'simple_cnn', 'unshared_aux'" in started.stdout
+    assert "variant unshared not loaded" in started.stderr and "Traceback" not in started.stderr
 
 
 def test_no_models_is_a_clear_message(tmp_path):
@@ -208,6 +234,20 @@ def test_bad_inputs_get_a_clear_message_and_the_server_keeps_serving(client, dig
             client.predict(value, seven, api_name="/compare")
     ok = client.predict(handle_file(str(digit_files[2])), seven, api_name="/compare")
     assert set(ok["models"]) and all(0 <= e["p_leq"] <= 1 for e in ok["models"].values())
+
+
+def test_an_oversize_upload_is_refused_and_the_server_limits_are_set(served_app, client, digit_files, tmp_path):
+    app, url = served_app
+    limit = app.MAX_FILE_SIZE
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * (limit + 1))
+    with big.open("rb") as f:
+        answer = httpx.post(f"{url}gradio_api/upload", files={"files": ("big.png", f)}, timeout=60)
+    assert answer.status_code == 413 and f"maximum allowed size of {limit} bytes" in answer.text
+    with pytest.raises(ValueError, match="exceeds the maximum file size"):   # gradio_client checks first
+        client.predict(handle_file(str(big)), handle_file(str(digit_files[7])), api_name="/compare")
+    assert app.demo._queue.max_size == app.QUEUE_SIZE and app.demo.delete_cache == (app.CACHE_SECONDS,) * 2
+    assert client.predict(handle_file(str(digit_files[2])), handle_file(str(digit_files[7])), api_name="/compare")
 
 
 def test_100_concurrent_requests_all_succeed(served_app, client, digit_files):

@@ -1,9 +1,12 @@
 import gzip
+import random
 import shutil
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from digitpair.cli import app
 from digitpair.data import DataError, load_mnist, mnist_to_pairs
 
 
@@ -72,6 +75,50 @@ def test_truncated_file_is_reported(tmp_path):
     with pytest.raises(DataError, match="t10k-labels"):
         load_mnist(False, tmp_path, download=False)
     assert load_mnist(True, tmp_path, download=False)[0].shape == (60000, 28, 28)
+
+
+def flip_bit(path, byte: int, bit: int = 0):
+    data = bytearray(path.read_bytes())
+    data[byte] ^= 1 << bit
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_gzip_is_a_data_error_naming_the_file(tmp_path):
+    from tests.conftest import SHARED
+    if not SHARED.is_dir():
+        pytest.skip("shared MNIST copy not present")
+    _copy_split(SHARED, tmp_path)
+    labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    original = labels.read_bytes()
+    expected = load_mnist(False, tmp_path, download=False)[1]
+    flip_bit(labels, 343)                                       # inside the deflate stream: zlib.error
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz is damaged \(error"):
+        load_mnist(False, tmp_path, download=False)
+    rng = random.Random(16)
+    for _ in range(12):                                         # anywhere: a DataError, or the same labels
+        labels.write_bytes(original)
+        flip_bit(labels, rng.randrange(len(original)), rng.randrange(8))
+        try:
+            assert torch.equal(load_mnist(False, tmp_path, download=False)[1], expected)
+        except DataError as e:
+            assert "t10k-labels-idx1-ubyte.gz" in str(e)
+    labels.write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz is damaged"):
+        load_mnist(False, tmp_path, download=False)
+    labels.write_bytes(gzip.compress((2051).to_bytes(4, "big") + (10000).to_bytes(4, "big") + bytes(10000)))
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz is not an MNIST IDX file"):   # an images magic
+        load_mnist(False, tmp_path, download=False)
+
+
+def test_train_on_damaged_data_exits_with_a_message(tmp_path):
+    from tests.conftest import SHARED
+    if not SHARED.is_dir():
+        pytest.skip("shared MNIST copy not present")
+    _copy_split(SHARED, tmp_path)
+    flip_bit(tmp_path / "t10k-labels-idx1-ubyte.gz", 343)
+    result = CliRunner().invoke(app, ["train", "--epochs", "1", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)   # no traceback
+    assert "t10k-labels-idx1-ubyte.gzisdamaged" in "".join(result.output.split())   # rich wraps anywhere
 
 
 def test_checksum_mismatch_is_reported(tmp_path):

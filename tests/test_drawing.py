@@ -92,6 +92,22 @@ def test_faint_pencil_is_stretched_to_full_contrast():
     assert torch.allclose(faint, preprocess(canvas(left=100, top=80, scale=200)), atol=1.0)
 
 
+def test_16_bit_grayscale_works_like_its_8_bit_copy(tmp_path):
+    # Grey ink at 100/255 of full scale, edges smoothed by an antialiased shrink, at 8 and 16 bits a pixel.
+    level = np.asarray(canvas(size=1600, left=400, top=320, scale=800, pen=100).convert("F")
+                       .resize((400, 400), PIL.Image.Resampling.BILINEAR))
+    eight = PIL.Image.fromarray(np.rint(level).astype(np.uint8))
+    sixteen = np.rint(level * 257).astype(np.uint16)
+    PIL.Image.fromarray(sixteen).save(tmp_path / "two16.png")
+    assert PIL.Image.open(tmp_path / "two16.png").mode == "I;16"
+    edges = np.asarray(eight)[(np.asarray(eight) > 100) & (np.asarray(eight) < 255)]
+    assert edges.size > 500 and len(np.unique(edges)) > 50            # smooth edges: many grey levels
+    expected = preprocess(eight)
+    for form in (tmp_path / "two16.png", sixteen):
+        got = preprocess(form)
+        assert torch.allclose(got, expected, atol=1.0), float((got - expected).abs().max())   # within rounding
+
+
 @pytest.mark.parametrize("value, message", [
     (None, "nothing drawn"),
     ({"background": None, "layers": [], "composite": None}, "nothing drawn"),

@@ -159,12 +159,29 @@ def test_predict_outputs_and_mode():
     assert build_model("shared").predict(batch()[0]).digit_probs is None
 
 
+def test_predict_in_chunks_equals_one_pass_with_bounded_batches():
+    model = build_model("unshared_aux").eval()
+    x = batch(50, seed=2)[0]
+    x[3] = 0                                                # a blank pair is raw pixels too
+    batches = []
+    model.encoder_a.register_forward_hook(lambda module, args, out: batches.append(len(args[0])))
+    whole, chunked = model.predict(x, chunk=len(x)), model.predict(x, chunk=16)
+    assert batches == [50, 16, 16, 16, 2]
+    torch.testing.assert_close(chunked.p_leq, whole.p_leq)
+    torch.testing.assert_close(chunked.digit_probs, whole.digit_probs)
+    assert build_model("shared").predict(x, chunk=16).digit_probs is None
+
+
 @pytest.mark.parametrize("bad, error, match", [
     (torch.zeros(4, 1, 14, 14), ValueError, r"\(N, 2, 14, 14\)"),
     (torch.zeros(2, 14, 14), ValueError, r"\(N, 2, 14, 14\)"),
     (torch.zeros(4, 2, 28, 28), ValueError, r"\(N, 2, 14, 14\)"),
     (torch.zeros(4, 2, 14, 14, dtype=torch.uint8), TypeError, "floating-point"),
     (torch.full((1, 2, 14, 14), float("nan")), ValueError, "NaN"),
+    (batch()[0] / 255, ValueError, "digit 0 of pair 0 peaks at .* scaled to 0-1"),
+    (torch.cat((batch()[0], batch(seed=1)[0] / 255)), ValueError, r"digit 0 of pair 8 .*\(16 such images\)"),
+    (batch()[0] - 128, ValueError, r"values in \[-128, .*normalised"),
+    (batch()[0] * 257, ValueError, "raw 0-255"),
     ([[0.0]], TypeError, "torch.Tensor"),
 ])
 def test_predict_rejects_bad_input(bad, error, match):

@@ -9,6 +9,7 @@ import pytest
 import torch
 from huggingface_hub import HfApi, ModelCard, constants
 from huggingface_hub.errors import HfHubHTTPError
+from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from digitpair.cli import app
@@ -164,6 +165,65 @@ def test_corrupt_or_mismatched_files_name_the_file(exported, tmp_path):
     assert "unshared/config.json says 'shared'" in errors["unshared"]
 
 
+def damage_config(edit):
+    def damage(folder):
+        path = folder / "config.json"
+        config = json.loads(path.read_text())
+        path.write_text(json.dumps(edit(config)))
+    return damage
+
+
+def damage_tensors(edit):
+    def damage(folder):
+        path = folder / "model.safetensors"
+        state = {k: v.clone() for k, v in load_file(path).items()}
+        edit(state)
+        save_file(state, path, metadata={"variant": "unshared"})
+    return damage
+
+
+def retype(key, dtype):
+    return lambda state: state.update({key: state[key].to(dtype)})
+
+
+@pytest.mark.parametrize("damage, file, message", [
+    (lambda f: (f / "config.json").write_bytes(b'{"variant": "unshared\xff"}'), "config.json", "not UTF-8"),
+    (lambda f: (f / "config.json").write_bytes(b'{"variant": "unsh'), "config.json", "not valid JSON"),
+    (lambda f: ((f / "config.json").unlink(), (f / "config.json").mkdir()), "config.json", "can't be read"),
+    (damage_config(lambda c: [c]), "config.json", "a JSON object is expected, got list"),
+    (damage_config(lambda c: {k: v for k, v in c.items() if k != "variant"}), "config.json", "names no variant"),
+    (damage_config(lambda c: {**c, "variant": ["unshared"]}), "config.json", r"variant \['unshared'\] is not one of"),
+    (damage_config(lambda c: {**c, "encoder": {"name": "pooled"}}), "config.json", "encoder {'name': 'pooled'} is not"),
+    (damage_config(lambda c: {**c, "head": "mlp"}), "config.json", "head 'mlp' is not one of order, fc"),
+    (damage_config(lambda c: {**c, "metrics": [98.0]}), "config.json", r"metrics \[98.0\] is not a JSON object"),
+    (damage_config(lambda c: {**c, "round": True}), "config.json", "round True is not a JSON integer"),
+    (damage_config(lambda c: {**c, "parameters": 1}), "config.json", "says 1 parameters"),
+    (damage_tensors(lambda s: s.pop("mean")), "model.safetensors", "no mean"),
+    (damage_tensors(lambda s: s.update(extra=torch.zeros(1))), "model.safetensors", "unexpected extra"),
+    (damage_tensors(lambda s: s.update(mean=torch.zeros(3))), "model.safetensors", r"mean is float32 \(3,\)"),
+    (damage_tensors(retype("std", torch.int64)), "model.safetensors", r"std is int64 \(\), expected float32"),
+    (damage_tensors(retype("encoder_a.classifier.5.bias", torch.float16)), "model.safetensors", "float16"),
+    (damage_tensors(lambda s: s["encoder_b.classifier.5.bias"].fill_(float("nan"))), "model.safetensors", "NaN"),
+])
+def test_every_damage_to_a_weights_folder_is_a_weights_error_and_the_rest_serves(exported, tmp_path, damage, file,
+                                                                                  message):
+    w = copy_of(exported, tmp_path)
+    damage(w / "unshared")
+    with pytest.raises(WeightsError, match=f"unshared/{file}.*{message}"):
+        load_pretrained(w)
+    errors = {}
+    models = load_pretrained(w, errors=errors)
+    assert list(models) == [n for n in NAMES if n != "unshared"] and list(errors) == ["unshared"]
+    assert f"unshared/{file}" in errors["unshared"]
+
+
+def test_an_explicit_order_head_loads(exported, tmp_path):
+    w = copy_of(exported, tmp_path)
+    damage_config(lambda c: {**c, "head": "order"})(w / "shared")
+    assert torch.equal(load_variant(w / "shared").predict(pairs()).p_leq,
+                       load_variant(exported / "shared").predict(pairs()).p_leq)
+
+
 def test_same_shaped_variant_swap_is_caught(exported, tmp_path):
     # shared and shared_aux have identical tensors: only the metadata in the file tells them apart.
     w = copy_of(exported, tmp_path)
@@ -272,10 +332,19 @@ def http_error(status: int) -> HfHubHTTPError:
     return HfHubHTTPError(f"{status} error", response=httpx2.Response(status, request=request))
 
 
+def not_json():
+    """What HfApi raises when a server answers 200 with a page that is not JSON."""
+    try:
+        httpx2.Response(200, text="<html>Sign in to the Wi-Fi</html>").json()
+    except ValueError as e:
+        return e
+
+
 @pytest.mark.parametrize("error, message", [
     (http_error(403), "may not write to org/digitpair (HTTP 403)"),
     (http_error(401), "rejected the token (HTTP 401)"),
     (httpx2.ConnectError("Name or service not known"), "can't reach the Hugging Face Hub"),
+    (not_json(), "answered with something that is not the Hub's JSON"),
 ])
 def test_push_failures_are_clear(exported, hub_calls, monkeypatch, error, message):
     def refuse(self, *args, **kwargs):
