@@ -21,7 +21,7 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .models import ENCODERS, UNNAMED_ENCODER, VARIANTS, PairNet, build_model
+from .models import ENCODERS, UNNAMED_ENCODER, VARIANTS, Ensemble, PairNet, build_model
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -41,15 +41,16 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 def save_variant(model: PairNet, name: str, folder: str | os.PathLike, extra: dict | None = None) -> Path:
-    """Write `folder/model.safetensors` and `folder/config.json` (variant, encoder, + `extra` e.g.
-    train config, metrics)."""
+    """Write `folder/model.safetensors` and `folder/config.json` (variant, encoder, members, + `extra`
+    e.g. train config, metrics). An Ensemble's members share the one file, keys `members.<i>.`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (WEIGHTS_NAME + ".tmp")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(tmp), metadata={"variant": name, "format": "pt"})
     os.replace(tmp, folder / WEIGHTS_NAME)
-    config = {"variant": name, "encoder": model.encoder_name, **(extra or {})}
+    members = len(model.members) if isinstance(model, Ensemble) else 1
+    config = {"variant": name, "encoder": model.encoder_name, "members": members, **(extra or {})}
     _atomic_write_text(folder / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     return folder
 
@@ -62,12 +63,15 @@ def load_variant(folder: str | os.PathLike) -> PairNet:
         config = json.loads(config_path.read_text())
         name = config["variant"]
         encoder = config.get("encoder", UNNAMED_ENCODER)
+        members = config.get("members", 1)   # folders written before ensembles: one network
     except FileNotFoundError:
         raise WeightsError(f"{config_path} is missing") from None
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise WeightsError(f"{config_path} is not a digitpair config ({e})") from None
     if name not in VARIANTS or encoder not in ENCODERS:
         raise WeightsError(f"{config_path} names unknown variant {name!r} or encoder {encoder!r}")
+    if type(members) is not int or members < 1:
+        raise WeightsError(f"{config_path} says members={members!r}; expected a whole number >= 1")
     try:
         with safe_open(str(weights_path), framework="pt") as f:
             recorded = (f.metadata() or {}).get("variant")
@@ -80,7 +84,7 @@ def load_variant(folder: str | os.PathLike) -> PairNet:
     # into the file tells a swapped config.json apart. Files without that metadata skip this check.
     if recorded is not None and recorded != name:
         raise WeightsError(f"{config_path} says {name!r} but {weights_path} holds {recorded!r} weights")
-    model = build_model(name, encoder)
+    model = build_model(name, encoder) if members == 1 else Ensemble([build_model(name, encoder) for _ in range(members)])
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
