@@ -49,8 +49,8 @@ class RunConfig:
     label_smoothing: float = 0.0 # of the pair and digit cross-entropies (F.cross_entropy's)
     ema: float = 0.0             # > 0: decay per step of an EMA of weights and buffers, used instead of them
     precision: str = "fp32"      # "fp32" | "bf16": autocast convolutions and matmuls to bfloat16
-    augmentation: str = "safe"   # "none" | "seed" | "safe", see digitpair/augment.py
-    swap: bool = True            # with "safe": swap the digits; only where digit labels are trained
+    augmentation: str = "safe"   # "none" | "seed" | "safe" | "elastic", see digitpair/augment.py
+    swap: bool = True            # with "safe"/"elastic": swap the digits; only where digit labels are trained
     n_pairs: int = 1000          # pairs per split, as generate_pair_sets(1000)
     val_pairs: int = 200         # carved from the training pairs for selection
     val_fold: int = 0            # which val_pairs-sized slice is held out, counted from the end (data.py)
