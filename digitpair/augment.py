@@ -13,6 +13,14 @@ parameters in one go; `tests/test_augment.py` checks them against `torchvision.t
   with `swap`, the two digits trade places half the time and the target is recomputed from
   the classes. Swapping needs the classes (equal digits keep target 1), so it is only used for
   variants trained with digit labels.
+- `elastic`: `safe` plus an elastic distortion of each digit (Simard et al., 2003): a random
+  displacement field, uniform in [-1, 1] per pixel, smoothed by a Gaussian of std `sigma` and
+  scaled by `alpha` pixels, added to the affine's sampling grid, so each digit is resampled once.
+  Simard used alpha 34, sigma 4 on 28x28 digits. Our digits are 14x14: the smoothing length
+  halves (sigma 2), and smoothing white noise over half the length leaves twice its amplitude,
+  so the same distortion relative to the digit needs alpha 34 / 4 = 8.5 (displacement length
+  1.2 px RMS here, 2.4 px on 28x28, `tests/test_augment.py`). Per digit, no mirroring, so the
+  labels are kept; with `swap` as for `safe`.
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-AUGMENTATIONS = ("none", "seed", "safe")
+AUGMENTATIONS = ("none", "seed", "safe", "elastic")
+ELASTIC_ALPHA, ELASTIC_SIGMA = 8.5, 2.0   # pixels, for 14x14 digits (see above)
 
 
 def seed_crop_flip(x: torch.Tensor, g: torch.Generator, padding: int = 4) -> torch.Tensor:
@@ -40,9 +49,9 @@ def seed_crop_flip(x: torch.Tensor, g: torch.Generator, padding: int = 4) -> tor
     return out.permute(0, 3, 1, 2).contiguous()
 
 
-def random_affine(x: torch.Tensor, g: torch.Generator, degrees: float = 10.0,
-                  scale: tuple[float, float] = (0.9, 1.1), shift_px: float = 2.0) -> torch.Tensor:
-    """An independent small affine per image. x: (M, 1, H, W) -> same shape, zero (=paper) fill."""
+def random_affine_grid(x: torch.Tensor, g: torch.Generator, degrees: float = 10.0,
+                       scale: tuple[float, float] = (0.9, 1.1), shift_px: float = 2.0) -> torch.Tensor:
+    """The sampling grid (M, H, W, 2), on x's device, of an independent small affine per image of x (M, 1, H, W)."""
     m, _, h, w = x.shape
     angle = (torch.rand(m, generator=g) * 2 - 1) * math.radians(degrees)
     s = scale[0] + torch.rand(m, generator=g) * (scale[1] - scale[0])
@@ -51,15 +60,52 @@ def random_affine(x: torch.Tensor, g: torch.Generator, degrees: float = 10.0,
     ty = (torch.rand(m, generator=g) * 2 - 1) * shift_px * 2 / h
     cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
     theta = torch.stack((torch.stack((cos, -sin, tx), 1), torch.stack((sin, cos, ty), 1)), 1)  # (M, 2, 3)
-    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+    return F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+
+
+def resample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Bilinear, zero (=paper) fill, as torchvision's affine and elastic."""
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def safe_augment(x: torch.Tensor, classes: torch.Tensor, g: torch.Generator,
-                 swap: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-digit affine (+ optional swap). Returns (input, target, classes)."""
-    n = x.shape[0]
-    x = random_affine(x.reshape(2 * n, 1, *x.shape[2:]), g).reshape(x.shape)
+def random_affine(x: torch.Tensor, g: torch.Generator, degrees: float = 10.0,
+                  scale: tuple[float, float] = (0.9, 1.1), shift_px: float = 2.0) -> torch.Tensor:
+    """An independent small affine per image. x: (M, 1, H, W) -> same shape."""
+    return resample(x, random_affine_grid(x, g, degrees, scale, shift_px))
+
+
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    """torchvision's blur kernel: 2-d Gaussian of std `sigma` px, size int(8 sigma + 1) made odd."""
+    size = int(8 * sigma + 1) | 1
+    offsets = torch.arange(size, dtype=torch.float32) - size // 2
+    k = torch.softmax(-(offsets / sigma) ** 2 / 2, 0)
+    return k[:, None] * k[None, :]                                         # (size, size)
+
+
+def elastic_displacement(m: int, h: int, w: int, g: torch.Generator, alpha: float = ELASTIC_ALPHA,
+                         sigma: float = ELASTIC_SIGMA) -> torch.Tensor:
+    """(M, H, W, 2) grid offsets in [-1, 1] units: v2.ElasticTransform's field, drawn per image.
+
+    Uniform noise in [-1, 1], blurred like v2.functional.gaussian_blur (reflect padding), times
+    `alpha` pixels = alpha * 2 / size grid units (torchvision's own `alpha` is twice ours: it
+    scales by alpha / size, i.e. alpha / 2 pixels)."""
+    noise = torch.rand(2 * m, 1, h, w, generator=g) * 2 - 1                # dx of each image, then dy
+    kernel = gaussian_kernel(sigma)
+    pad = kernel.shape[0] // 2
+    field = F.conv2d(F.pad(noise, (pad,) * 4, mode="reflect"), kernel[None, None])   # (2M, 1, H, W)
+    dx, dy = field.view(2, m, h, w)
+    return torch.stack((dx * alpha * 2 / w, dy * alpha * 2 / h), -1)
+
+
+def safe_augment(x: torch.Tensor, classes: torch.Tensor, g: torch.Generator, swap: bool,
+                 elastic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-digit affine (+ elastic field) (+ optional swap). Returns (input, target, classes)."""
+    n, _, h, w = x.shape
+    digits = x.reshape(2 * n, 1, h, w)
+    grid = random_affine_grid(digits, g)
+    if elastic:
+        grid = grid + elastic_displacement(2 * n, h, w, g).to(grid)
+    x = resample(digits, grid).reshape(x.shape)
     if swap:
         flip = (torch.rand(n, generator=g) < 0.5).to(x.device)
         x = torch.where(flip[:, None, None, None], x.flip(1), x)
@@ -74,6 +120,6 @@ def augment(kind: str, x: torch.Tensor, target: torch.Tensor, classes: torch.Ten
         return x, target, classes
     if kind == "seed":
         return seed_crop_flip(x, g), target, classes
-    if kind == "safe":
-        return safe_augment(x, classes, g, swap)
+    if kind in ("safe", "elastic"):
+        return safe_augment(x, classes, g, swap, elastic=kind == "elastic")
     raise ValueError(f"unknown augmentation {kind!r}; choose one of {AUGMENTATIONS}")

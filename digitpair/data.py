@@ -159,15 +159,20 @@ class MNIST:
         self.train_images, self.train_labels = load_mnist(True, data_dir, download)
         self.test_images, self.test_labels = load_mnist(False, data_dir, download)
 
-    def round(self, data_seed: int, n_pairs: int = 1000, val_pairs: int = 200) -> RoundData:
-        """`generate_pair_sets(n_pairs)` under `data_seed`, the last `val_pairs` train pairs held out."""
+    def round(self, data_seed: int, n_pairs: int = 1000, val_pairs: int = 200, val_fold: int = 0) -> RoundData:
+        """`generate_pair_sets(n_pairs)` under `data_seed`, `val_pairs` train pairs held out: fold 0
+        holds out the last `val_pairs`, fold k the `val_pairs` before fold k-1's (k-fold
+        validation over the training pairs); the rest train, in their drawn order."""
         if not 0 <= val_pairs < n_pairs:
             raise ValueError(f"val_pairs must be in [0, {n_pairs}), got {val_pairs}")
+        if not 0 <= val_fold < (n_pairs // val_pairs if val_pairs else 1):
+            raise ValueError(f"val_fold {val_fold} is not one of the {n_pairs} pairs' folds of {val_pairs}")
         g = torch.Generator().manual_seed(data_seed)
         train = mnist_to_pairs(n_pairs, self.train_images, self.train_labels, g)
         test = mnist_to_pairs(n_pairs, self.test_images, self.test_labels, g)
-        cut = n_pairs - val_pairs
-        return RoundData(train=train[:cut], val=train[cut:], test=test)
+        start, stop = n_pairs - (val_fold + 1) * val_pairs, n_pairs - val_fold * val_pairs
+        kept = torch.cat((torch.arange(start), torch.arange(stop, n_pairs)))
+        return RoundData(train=train[kept], val=train[start:stop], test=test)
 
 
 def synthetic_mnist(n_train: int = 600, n_test: int = 200, seed: int = 0) -> MNIST:

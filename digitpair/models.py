@@ -303,3 +303,50 @@ def build_model(name: str, encoder: str = DEFAULT_ENCODER, head: str = DEFAULT_H
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+# --- ensembles: k networks of one variant, one model -----------------------------------------
+
+def average_outputs(outs: list[PairOutput]) -> PairOutput:
+    """Several outputs for the same pairs -> one: the mean digit distributions compared by the order
+    rule, or, without digit outputs, the mean P(a <= b). Log-probabilities, valid logits."""
+    if outs[0].digit_logits is None:
+        return PairOutput(torch.stack([o.pair_logits.softmax(1) for o in outs]).mean(0).log(), None)   # (N, 2)
+    log_p = torch.stack([o.digit_logits.softmax(-1) for o in outs]).mean(0).log()                    # (N, 2, 10)
+    return PairOutput(order_logits(log_p[:, 0], log_p[:, 1]), log_p)
+
+
+class Ensemble(nn.Module):
+    """k trained networks of one variant (`members`, an nn.ModuleList: their state_dict keys are
+    prefixed `members.<i>.`). The members' digit distributions are averaged, then compared by
+    the order rule: P(a <= b) = sum_{i <= j} p̄_a(i) p̄_b(j). For variants without digit outputs
+    (shared, unshared) the members' P(a <= b) are averaged. Only for order-head networks: a
+    learned comparison head is not the order rule applied to the averaged distributions.
+    """
+
+    def __init__(self, members: list[PairNet]):
+        super().__init__()
+        names = {(type(m), m.encoder_name, m.digit_outputs) for m in members}
+        if not members or len(names) != 1:
+            raise ValueError("an Ensemble needs one or more networks of one variant and encoder")
+        heads = {m.head_name for m in members}
+        if heads != {"order"}:
+            raise ValueError(f"an Ensemble averages digit distributions under the order head; "
+                             f"members with the {', '.join(sorted(heads - {'order'}))} head can't be ensembled")
+        self.members = nn.ModuleList(members)
+        self.encoder_name, self.head_name = members[0].encoder_name, "order"   # saved beside the weights
+        self.digit_outputs = members[0].digit_outputs
+
+    def forward(self, x: torch.Tensor) -> PairOutput:
+        return average_outputs([m(x) for m in self.members])
+
+    @torch.inference_mode()
+    def predict(self, x: torch.Tensor) -> Prediction:
+        """x: (N, 2, 14, 14) raw 0-255 -> P(first <= second) from the mean digit probabilities,
+        which it returns (exactly the mean of the members' `predict`); each member checks x."""
+        preds = [m.predict(x) for m in self.members]
+        if not self.digit_outputs:
+            return Prediction(p_leq=torch.stack([p.p_leq for p in preds]).mean(0), digit_probs=None)
+        probs = torch.stack([p.digit_probs for p in preds]).mean(0)                        # (N, 2, 10)
+        log_p = probs.log()
+        return Prediction(p_leq=order_logits(log_p[:, 0], log_p[:, 1]).softmax(1)[:, 1], digit_probs=probs)

@@ -23,7 +23,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .models import DEFAULT_HEAD, ENCODERS, HEADS, UNNAMED_ENCODER, VARIANTS, PairNet, build_model, count_parameters
+from .models import (DEFAULT_HEAD, ENCODERS, HEADS, UNNAMED_ENCODER, VARIANTS, Ensemble, PairNet, build_model,
+                     count_parameters)
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -48,15 +49,17 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 def save_variant(model: PairNet, name: str, folder: str | os.PathLike, extra: dict | None = None) -> Path:
-    """Write `folder/model.safetensors` and `folder/config.json` (variant, encoder, + `extra` e.g.
-    train config, metrics)."""
+    """Write `folder/model.safetensors` and `folder/config.json` (variant, encoder, members, + `extra`
+    e.g. train config, metrics). An Ensemble's members share the one file, keys `members.<i>.`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (WEIGHTS_NAME + ".tmp")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(tmp), metadata={"variant": name, "format": "pt"})
     os.replace(tmp, folder / WEIGHTS_NAME)
-    config = {"variant": name, "encoder": model.encoder_name, "head": model.head_name, **(extra or {})}
+    members = len(model.members) if isinstance(model, Ensemble) else 1
+    config = {"variant": name, "encoder": model.encoder_name, "head": model.head_name, "members": members,
+              **(extra or {})}
     _atomic_write_text(folder / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     return folder
 
@@ -139,8 +142,12 @@ def load_variant(folder: str | os.PathLike) -> PairNet:
     # into the file tells a swapped config.json apart. Files without that metadata skip this check.
     if recorded is not None and recorded != name:
         raise WeightsError(f"{config_path} says {name!r} but {weights_path} holds {reprlib.repr(recorded)} weights")
-    model = build_model(name, encoder, head)
-    check_state(state, model, weights_path, f"{name!r} ({encoder}, {head} head)")
+    members = config.get("members", 1)   # folders written before ensembles: one network
+    if type(members) is not int or members < 1:
+        raise WeightsError(f"{config_path} says members={reprlib.repr(members)}; expected a whole number >= 1")
+    model = (build_model(name, encoder, head) if members == 1
+             else Ensemble([build_model(name, encoder, head) for _ in range(members)]))
+    check_state(state, model, weights_path, f"{name!r} ({encoder}, {head} head, {members} member(s))")
     if "parameters" in config and config["parameters"] != count_parameters(model):
         raise WeightsError(f"{config_path} says {config['parameters']:,} parameters; the {name!r} ({encoder}, {head} head) "
                            f"model has {count_parameters(model):,}")

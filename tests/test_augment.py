@@ -39,7 +39,55 @@ def test_safe_swap_recomputes_target():
 
 def test_augmentation_is_generator_deterministic():
     x, t, c = torch.rand(10, 2, 14, 14), torch.zeros(10, dtype=torch.long), torch.zeros(10, 2, dtype=torch.long)
-    for kind in ("seed", "safe"):
+    for kind in ("seed", "safe", "elastic"):
         a = augment(kind, x, t, c, torch.Generator().manual_seed(1), swap=True)[0]
         b = augment(kind, x, t, c, torch.Generator().manual_seed(1), swap=True)[0]
         assert torch.equal(a, b)
+
+
+def test_elastic_field_is_torchvision_elastic_transform():
+    """Our batched field is v2.ElasticTransform's (blurred uniform noise, scaled), and sampling the
+    digit through identity + field is v2.functional.elastic with that field, image by image."""
+    from digitpair.augment import elastic_displacement, gaussian_kernel, resample
+    m, alpha, sigma = 6, 8.5, 2.0
+    field = elastic_displacement(m, 14, 14, torch.Generator().manual_seed(0), alpha, sigma)
+    noise = torch.rand(2 * m, 1, 14, 14, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    size = gaussian_kernel(sigma).shape[0]
+    assert size == int(8 * sigma + 1) | 1 == 17                       # v2.ElasticTransform's kernel size
+    # v2 scales the blurred noise by its alpha / size: its alpha is twice ours (ours is in pixels).
+    blurred = TF.gaussian_blur(noise, [size, size], [sigma, sigma]) * 2 * alpha / 14
+    torch.testing.assert_close(field, torch.stack((blurred[:m, 0], blurred[m:, 0]), -1), atol=1e-6, rtol=1e-5)
+    x = torch.rand(m, 1, 14, 14) * 255
+    identity = torch.nn.functional.affine_grid(torch.eye(2, 3).expand(m, 2, 3), [m, 1, 14, 14], align_corners=False)
+    ours = resample(x, identity + field)
+    theirs = torch.stack([TF.elastic(xi, field[i: i + 1]) for i, xi in enumerate(x)])
+    torch.testing.assert_close(ours, theirs, atol=1e-3, rtol=1e-5)
+    # The distortion relative to the digit is Simard's (alpha 34, sigma 4 on 28x28): half the pixels.
+    big = elastic_displacement(400, 28, 28, torch.Generator().manual_seed(1), 34.0, 4.0) * 14
+    small = elastic_displacement(400, 14, 14, torch.Generator().manual_seed(1)) * 7
+    rms_big, rms_small = big.pow(2).sum(-1).mean().sqrt(), small.pow(2).sum(-1).mean().sqrt()   # pixels
+    assert 0.9 < rms_small < 1.5 and abs(rms_big / rms_small - 2) < 0.3
+
+
+def test_elastic_keeps_labels_and_digits_apart():
+    """Per digit: each output channel depends on its own input channel only, no mirroring (ink stays
+    on its side), classes untouched without swap, targets recomputed from the classes with it."""
+    n = 300
+    x = torch.zeros(n, 2, 14, 14)
+    x[:, 0, 3:11, 2:5] = 255          # digit a: a bar on the left
+    x[:, 1, 2:5, 3:11] = 255          # digit b: a bar at the top
+    classes = torch.randint(0, 10, (n, 2), generator=torch.Generator().manual_seed(2))
+    target = (classes[:, 0] <= classes[:, 1]).long()
+    out, t, c = augment("elastic", x, target, classes, torch.Generator().manual_seed(3), swap=False)
+    assert torch.equal(c, classes) and torch.equal(t, target) and torch.isfinite(out).all()
+    assert not torch.equal(out, augment("safe", x, target, classes, torch.Generator().manual_seed(3), swap=False)[0])
+    cols, rows = torch.arange(14.0), torch.arange(14.0)[:, None]
+    col_a = (out[:, 0] * cols).sum((1, 2)) / out[:, 0].sum((1, 2))
+    row_b = (out[:, 1] * rows).sum((1, 2)) / out[:, 1].sum((1, 2))
+    assert (col_a < 6).all() and (row_b < 6).all()        # left bar stays left, top bar stays on top
+    only_a = x.clone()
+    only_a[:, 1] = 0
+    out_a = augment("elastic", only_a, target, classes, torch.Generator().manual_seed(3), swap=False)[0]
+    assert torch.equal(out_a[:, 0], out[:, 0]) and (out_a[:, 1] == 0).all()
+    xs, ts, cs = augment("elastic", x, target, classes, torch.Generator().manual_seed(3), swap=True)
+    assert torch.equal(ts, (cs[:, 0] <= cs[:, 1]).long()) and not torch.equal(cs, classes)

@@ -1,0 +1,107 @@
+"""Ensembles: k networks of one variant as one module; saved in one file; trained by train_run."""
+
+import json
+
+import pytest
+import torch
+
+from digitpair.models import VARIANTS, Ensemble, build_model
+from digitpair.training import RunConfig, train_run
+from digitpair.weights import WeightsError, load_variant, save_variant
+
+
+def pairs(seed: int = 0) -> torch.Tensor:
+    return torch.rand(32, 2, 14, 14, generator=torch.Generator().manual_seed(seed)) * 255
+
+
+def ensemble(name: str, k: int = 3) -> Ensemble:
+    members = []
+    for i in range(k):
+        torch.manual_seed(100 + i)
+        m = build_model(name)
+        m.set_normalization(pairs(i))
+        members.append(m.eval())
+    return Ensemble(members).eval()
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_predict_is_the_mean_of_the_members(name):
+    model, x = ensemble(name), pairs(7)
+    ours, theirs = model.predict(x), [m.predict(x) for m in model.members]
+    if VARIANTS[name].digit_loss:
+        probs = torch.stack([p.digit_probs for p in theirs]).mean(0)
+        assert torch.equal(ours.digit_probs, probs)                        # exactly the mean
+        leq = torch.ones(10, 10).triu()
+        direct = torch.einsum("ni,nj,ij->n", probs[:, 0], probs[:, 1], leq)  # sum_{i<=j} p_a(i) p_b(j)
+        torch.testing.assert_close(ours.p_leq, direct, atol=1e-6, rtol=1e-5)
+    else:
+        assert ours.digit_probs is None
+        assert torch.equal(ours.p_leq, torch.stack([p.p_leq for p in theirs]).mean(0))
+    with torch.inference_mode():
+        out = model(x)                                                      # what evaluate() reads
+    torch.testing.assert_close(out.pair_logits.softmax(1)[:, 1], ours.p_leq, atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="shape"):
+        model.predict(torch.zeros(2, 1, 14, 14))                            # members check the input
+
+
+@pytest.mark.parametrize("name", ["shared_aux", "unshared"])
+def test_save_load_round_trip_is_bit_identical(name, tmp_path):
+    model = ensemble(name)
+    save_variant(model, name, tmp_path / name, {"note": "x"})
+    config = json.loads((tmp_path / name / "config.json").read_text())
+    assert config["members"] == 3 and config["variant"] == name
+    loaded = load_variant(tmp_path / name)
+    assert isinstance(loaded, Ensemble) and len(loaded.members) == 3
+    a, b = model.state_dict(), loaded.state_dict()
+    assert list(a) == list(b) and all(k.startswith(("members.0.", "members.1.", "members.2.")) for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    x = pairs(3)
+    pa, pb = model.predict(x), loaded.predict(x)
+    assert torch.equal(pa.p_leq, pb.p_leq)
+    config["members"] = 2                       # a config that does not match the file is refused
+    (tmp_path / name / "config.json").write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match="does not match"):
+        load_variant(tmp_path / name)
+    config["members"] = 0
+    (tmp_path / name / "config.json").write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match="members"):
+        load_variant(tmp_path / name)
+
+
+def test_single_models_save_members_1(tmp_path):
+    save_variant(build_model("shared").eval(), "shared", tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["members"] == 1
+    assert not isinstance(load_variant(tmp_path), Ensemble)
+
+
+def test_refuses_mixed_members_and_other_heads():
+    with pytest.raises(ValueError, match="one variant and encoder"):
+        Ensemble([build_model("shared_aux"), build_model("shared_aux", "padded")])
+    with pytest.raises(ValueError, match="one variant"):
+        Ensemble([])
+    fc = build_model("shared_aux")
+    fc.head_name = "fc"                         # a learned comparison head, as RunConfig.head="fc" builds
+    with pytest.raises(ValueError, match="fc head"):
+        Ensemble([build_model("shared_aux"), fc])
+
+
+def test_members_2_train_run(tiny):
+    """Reproducible; member i is the single run with init_seed + i; the final metrics are the ensemble's."""
+    cfg = RunConfig(variant="shared_aux", members=2, epochs=2, n_pairs=100, val_pairs=20, batch_size=20,
+                    test=False, data_seed=0, init_seed=1)
+    a, b = train_run(cfg, tiny), train_run(cfg, tiny)
+    assert isinstance(a.model, Ensemble) and len(a.model.members) == 2
+    assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+    single = train_run(RunConfig(**{**cfg.to_dict(), "members": 1, "init_seed": 2}), tiny)
+    assert all(torch.equal(x, y) for x, y in zip(a.model.members[1].state_dict().values(),
+                                                 single.model.state_dict().values()))
+    assert a.final["members"] == 2 and a.final["test_acc"] is None and 0 <= a.final["val_acc"] <= 100
+    assert a.final["member_val_acc"][1] == single.final["val_acc"]
+    assert {r["member"] for r in a.history} == {0, 1} and len(a.history) == 4
+    with pytest.raises(ValueError, match="differ"):
+        RunConfig(members=3, data_seed=2, init_seed=1)     # member 1 would take the data seed
+
+
+def test_run_config_refuses_an_fc_head_ensemble():
+    with pytest.raises(ValueError, match="order head"):
+        RunConfig(variant="shared_aux", head="fc", members=3)
