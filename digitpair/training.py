@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from .augment import AUGMENTATIONS, augment
 from .data import MNIST, PairSet
-from .models import (DEFAULT_ENCODER, ENCODERS, UNNAMED_ENCODER, VARIANTS, PairNet, Variant, build_model,
+from .models import (DEFAULT_ENCODER, ENCODERS, VARIANTS, PairNet, Variant, build_model,
                      count_parameters)
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -31,6 +31,7 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop")
 class RunConfig:
     variant: str = "shared_aux"
     encoder: str = DEFAULT_ENCODER  # the conv trunk, see ENCODERS in digitpair/models.py
+    head: str = "order"          # "order" | "fc": how the pair decision is read off the two digits
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.0        # sgd / rmsprop only; the report used the torch defaults (0)
@@ -45,7 +46,7 @@ class RunConfig:
     n_pairs: int = 1000          # pairs per split, as generate_pair_sets(1000)
     val_pairs: int = 200         # carved from the training pairs for selection
     selection: str = "best_val"  # "best_val" | "last"
-    test: bool = True            # False in tuning studies: the test pairs are never evaluated
+    test: bool = False           # score the test pairs once, after selection: final studies only
     data_seed: int = 0
     init_seed: int = 1
 
@@ -53,6 +54,7 @@ class RunConfig:
         checks = {
             "variant": (self.variant in VARIANTS, list(VARIANTS)),
             "encoder": (self.encoder in ENCODERS, list(ENCODERS)),
+            "head": (self.head in ("order", "fc"), ("order", "fc")),
             "optimizer": (self.optimizer in OPTIMIZERS, OPTIMIZERS),
             "augmentation": (self.augmentation in AUGMENTATIONS, AUGMENTATIONS),
             "schedule": (self.schedule in ("constant", "cosine"), ("constant", "cosine")),
@@ -82,14 +84,6 @@ class RunConfig:
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         return cls(**d)
-
-    @classmethod
-    def from_record(cls, d: dict) -> "RunConfig":
-        """A config read back from a run's or a weights folder's config.json. Those written before
-        the `encoder` field existed hold UNNAMED_ENCODER; every other field added since then
-        defaults to what the earlier runs used, and `model` is the variant's older key."""
-        d = {("variant" if k == "model" else k): v for k, v in d.items()}
-        return cls.from_dict({"encoder": UNNAMED_ENCODER, **d})
 
     def pretty(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

@@ -21,7 +21,7 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .models import ENCODERS, UNNAMED_ENCODER, VARIANTS, PairNet, build_model
+from .models import ENCODERS, VARIANTS, PairNet, build_model
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -60,14 +60,19 @@ def load_variant(folder: str | os.PathLike) -> PairNet:
     config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     try:
         config = json.loads(config_path.read_text())
-        name = config["variant"]
-        encoder = config.get("encoder", UNNAMED_ENCODER)
+        name, encoder = config["variant"], config["encoder"]
     except FileNotFoundError:
         raise WeightsError(f"{config_path} is missing") from None
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise WeightsError(f"{config_path} is not a digitpair config ({e})") from None
     if name not in VARIANTS or encoder not in ENCODERS:
         raise WeightsError(f"{config_path} names unknown variant {name!r} or encoder {encoder!r}")
+    return load_weights(weights_path, name, encoder, config_path)
+
+
+def load_weights(weights_path: Path, name: str, encoder: str, config_path: Path | str = "its record") -> PairNet:
+    """Build variant `name` with `encoder` and load `weights_path` into it, strictly; `config_path`
+    names where the variant and encoder came from, in messages."""
     try:
         with safe_open(str(weights_path), framework="pt") as f:
             recorded = (f.metadata() or {}).get("variant")
