@@ -258,3 +258,20 @@ def test_cli_study_errors(tmp_path):
     result = CliRunner().invoke(app, ["study", "--preset", "best", "--dry-run", "--precision", "fp8",
                                       "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "precision='fp8'" in result.output
+
+
+def test_report_from_unchanged_records_changes_no_byte(tmp_path):
+    """`report` on the committed tuning records, in a copy: the committed report, byte for byte, twice."""
+    runs = shutil.copytree("train/runs/tuning", tmp_path / "runs")
+    study = Study.load(runs / "study.toml")
+    committed = {p.name: p.read_bytes() for p in Path("train/results/tuning").iterdir()}
+    for _ in range(2):
+        write_report(runs, tmp_path / "results", study)
+        assert {p.name: p.read_bytes() for p in (tmp_path / "results").iterdir()} == committed
+        assert (runs / records.PACK).read_bytes() == Path("train/runs/tuning", records.PACK).read_bytes()
+
+
+def test_readme_results_block_matches_the_summaries():
+    from digitpair.report import BEGIN, END, readme_results
+    text = Path("README.md").read_text()
+    assert text.split(BEGIN, 1)[1].split(END, 1)[0].strip() == readme_results()
