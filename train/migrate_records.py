@@ -9,6 +9,7 @@ For every study folder under train/runs/ and every weights/<variant>/config.json
   the run never recorded (commit, dirty, machine, torch, times). Invocation-level facts stay in
   invocations.jsonl and are not copied into runs: which invocation trained which run was not recorded;
 - each folder's study.toml states `final`: true where its runs scored the test pairs;
+- each weights/<variant>/README.md (its card shows the training config) is rendered again;
 - then the study folder is packed into runs.jsonl.gz (digitpair.records.pack).
 
     python train/migrate_records.py            # idempotent: migrated records are left as they are
@@ -16,19 +17,23 @@ For every study folder under train/runs/ and every weights/<variant>/config.json
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
 
 from digitpair import records
+from digitpair.cards import variant_card
+from digitpair.training import RunConfig
 
 ADDED = {"encoder": "padded", "precision": "fp32", "head": "order"}
 UNRECORDED = ("commit", "dirty", "machine", "torch", "started_at", "finished_at")
 
 
 def migrate_config(train_config: dict) -> dict:
-    config = {("variant" if k == "model" else k): v for k, v in train_config.items()}
-    return {**ADDED, **config}
+    config = {**ADDED, **{("variant" if k == "model" else k): v for k, v in train_config.items()}}
+    order = [f.name for f in dataclasses.fields(RunConfig)]     # as RunConfig.to_dict writes it
+    return dict(sorted(config.items(), key=lambda kv: order.index(kv[0])))
 
 
 def migrate_run(run_dir: Path) -> bool:
@@ -66,7 +71,11 @@ def main() -> None:
         config = json.loads(config_path.read_text())
         config["train_config"] = migrate_config(config["train_config"])
         config_path.write_text(json.dumps(config, indent=2) + "\n")
-        print(f"{config_path}: migrated")
+        # The variant's card shows its training config: rendered again so the two agree.
+        card = config_path.parent / "README.md"
+        repo_id = re.search(r'load_pretrained\("([^"]+)"\)', card.read_text()).group(1)
+        variant_card(config, repo_id).save(card)
+        print(f"{config_path}: migrated, {card} rendered again")
 
 
 if __name__ == "__main__":
