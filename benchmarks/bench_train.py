@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from digitpair.augment import augment
 from digitpair.data import MNIST
 from digitpair.models import ENCODERS, VARIANTS, build_model
-from digitpair.study import git_commit, machine
+from digitpair.records import git_commit, machine
 from digitpair.training import RunConfig, evaluate, loss_fn, make_optimizer, train_run
 
 

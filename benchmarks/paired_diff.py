@@ -14,7 +14,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from digitpair.study import load_records
+from digitpair import records
 
 
 def main() -> None:
@@ -23,13 +23,13 @@ def main() -> None:
     p.add_argument("b", type=Path)
     p.add_argument("--metric", choices=("test_acc", "val_acc"), default="test_acc")
     args = p.parse_args()
-    a = {Path(r["dir"]).name: r for r in load_records(args.a)}
-    b = {Path(r["dir"]).name: r for r in load_records(args.b)}
+    a = {r.name: r for r in records.load(args.a)}
+    b = {r.name: r for r in records.load(args.b)}
     diffs = defaultdict(list)
     for name in sorted(a.keys() & b.keys()):
-        key = (a[name]["setting"], a[name]["variant"])
-        if a[name]["final"][args.metric] is not None and b[name]["final"][args.metric] is not None:
-            diffs[key].append(b[name]["final"][args.metric] - a[name]["final"][args.metric])
+        va, vb = getattr(a[name].metrics, args.metric), getattr(b[name].metrics, args.metric)
+        if va is not None and vb is not None:
+            diffs[(a[name].setting, a[name].variant)].append(vb - va)
     what = "test" if args.metric == "test_acc" else "validation"
     print(f"{what} pair accuracy, {args.b} minus {args.a}, paired by run (same data and init seeds):")
     for (setting, variant), d in diffs.items():

@@ -46,7 +46,7 @@ def _card(body: str, model_name: str, results: list[EvalResult]) -> ModelCard:
 
 
 def _recipe(config: dict) -> str:
-    c = RunConfig.from_record(config["train_config"])
+    c = RunConfig.from_dict(config["train_config"])
     return (f"`{c.encoder}` encoder, {c.optimizer}, lr {c.lr:g}, batch {c.batch_size}, {c.epochs} epochs, "
             f"{c.schedule} schedule, augmentation `{c.augmentation}`, {c.precision} arithmetic")
 

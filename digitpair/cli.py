@@ -73,10 +73,10 @@ def train(
             bar.update(task, advance=1, status=f"loss {r['train_loss']:.3f}{val}")
         result = train_run(cfg, mnist, device=device, on_epoch=on_epoch)
     f = result.final
-    digits = f" | test digit accuracy {f['test_digit_acc']:.1f}%" if f["test_digit_acc"] is not None else ""
-    console.print(f"[bold]{model}[/bold]: test pair accuracy {f['test_acc']:.1f}%{digits} "
-                  f"(epoch {f['selected_epoch']} chosen on validation {f['val_acc']:.1f}%; "
-                  f"{f['parameters']:,} parameters; {f['wall_seconds']:.0f} s)")
+    scores = [f"{what} {f[key]:.1f}%" for what, key in (("validation pair accuracy", "val_acc"),
+              ("test pair accuracy", "test_acc"), ("test digit accuracy", "test_digit_acc")) if f[key] is not None]
+    console.print(f"[bold]{model}[/bold]: {' | '.join(scores)} (epoch {f['selected_epoch']}; "
+                  f"{f['parameters']:,} parameters; {f['wall_seconds']:.0f} s; test pairs are scored by final studies only)")
     if save is not None:
         save_variant(result.model, model, save, {"train_config": cfg.to_dict(), "metrics": f})
         console.print(f"saved to {save}")

@@ -91,9 +91,6 @@ ENCODERS: dict[str, tuple[Callable[[], nn.Sequential], int]] = {
     "strided": (strided_trunk, 64 * 2 * 2),
 }
 DEFAULT_ENCODER = "pooled"
-# What run records and weights folders written before the encoder was named (up to commit
-# b2292be) hold: the first studies' trunk.
-UNNAMED_ENCODER = "padded"
 
 
 class Encoder(nn.Module):

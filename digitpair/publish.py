@@ -14,15 +14,18 @@ accuracy only (see `select_runs`): the test pairs never influence which weights 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 
+from . import records as rec
 from .cards import pct, repo_card, variant_card
-from .weights import CONFIG_NAME, WEIGHTS_NAME, is_repo_id, load_pretrained, load_variant, save_variant
 from .models import VARIANTS
-from .report import aggregate, git_commit
-from .study import Study, load_records
+from .records import RunRecord, git_commit
+from .report import aggregate
+from .study import Study
+from .weights import CONFIG_NAME, WEIGHTS_NAME, is_repo_id, load_pretrained, load_weights, save_variant
 
 CARD_NAME = "README.md"
 SELECTION = ("the run with the best validation accuracy (ties: the lowest round); "
@@ -35,33 +38,34 @@ class PublishError(RuntimeError):
     """Export or push can't go on; the message says why and what to do."""
 
 
-def select_runs(records: list[dict], study: Study) -> dict[str, dict]:
+def select_runs(records: list[RunRecord], study: Study) -> dict[str, RunRecord]:
     """{variant: record} of the run to export: the best validation accuracy among the finished runs
     of the study's `main` setting. Ties go to the lowest round: deterministic, and independent of
     how many later rounds have finished."""
     chosen, missing = {}, []
     for name in VARIANTS:
-        runs = [r for r in records if r["setting"] == study.main and r["variant"] == name]
+        runs = rec.select(records, setting=study.main, variant=name)
         if not runs:
             missing.append(name)
             continue
-        if any(r["final"]["val_acc"] is None for r in runs):
+        if any(r.metrics.val_acc is None for r in runs):
             raise PublishError(f"the {study.main!r} runs of {name} have no validation accuracy (val_pairs = 0): "
                                "export chooses on validation only, never on test accuracy")
-        chosen[name] = max(runs, key=lambda r: (r["final"]["val_acc"], -r["round"]))
+        chosen[name] = max(runs, key=lambda r: (r.metrics.val_acc, -r.round))
     if missing:
         raise PublishError(f"study {study.name!r} has no finished {study.main!r} run of {', '.join(missing)}: "
                            f"the exported weights need all five variants ({', '.join(VARIANTS)})")
     return chosen
 
 
-def export_config(record: dict, summary: dict, commit: str) -> dict:
+def export_config(record: RunRecord, summary: dict, commit: str) -> dict:
     """What config.json holds besides the variant name (save_variant writes that)."""
-    return {"description": VARIANTS[record["variant"]].description,
-            "parameters": record["final"]["parameters"],
-            "study": record["study"], "setting": record["setting"], "round": record["round"],
-            "run": Path(record["dir"]).name, "run_selection": SELECTION,
-            "train_config": record["train_config"], "metrics": record["final"],
+    return {"description": VARIANTS[record.variant].description,
+            "parameters": record.metrics.parameters,
+            "study": record.study, "setting": record.setting, "round": record.round,
+            "run": record.name, "run_selection": SELECTION,
+            "train_config": record.config.to_dict(), "metrics": dataclasses.asdict(record.metrics),
+            "provenance": dataclasses.asdict(record.provenance),
             "study_summary": {k: summary[k] for k in SUMMARY_KEYS}, "commit": commit}
 
 
@@ -79,13 +83,15 @@ def export_study(study_dir: str | os.PathLike, dest: str | os.PathLike, referenc
         study = Study.load(study_dir / "study.toml")
     except ValueError as e:
         raise PublishError(str(e)) from None
-    records = load_records(study_dir)
+    records = rec.load(study_dir)
     chosen = select_runs(records, study)
-    absent = [str(path) for path in (Path(r["dir"]) / WEIGHTS_NAME for r in chosen.values()) if not path.is_file()]
+    paths = {name: rec.weights_path(study_dir, r) for name, r in chosen.items()}
+    absent = [str(path) for path in paths.values() if not path.is_file()]
     if absent:
         raise PublishError(f"missing: {', '.join(absent)}. Per-run weights are not committed (.gitignore): "
                            "export on the machine that trained the study")
-    models = {name: load_variant(r["dir"]) for name, r in chosen.items()}   # WeightsError names a bad file
+    models = {name: load_weights(paths[name], name, r.config.encoder, r.config.head, r.config.members)
+              for name, r in chosen.items()}   # WeightsError names a bad file
     summaries = {row["variant"]: row for row in aggregate(records, study) if row["setting"] == study.main}
     commit = git_commit()
     configs, written = {}, []

@@ -1,7 +1,9 @@
 """Tables and figures of a study, computed from its run records (never typed by hand).
 
 `write_report(runs_dir, results_dir, study)` writes summary.csv, meta.json, report.md and one
-PNG per comparison. Every table and figure states n (rounds per cell), the commit and machine.
+PNG per comparison. Every table and figure states n (rounds per cell), and the commits and
+machines as the records hold them. Nothing in them depends on when or where the report is
+generated: unchanged records give unchanged bytes.
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ from __future__ import annotations
 import csv
 import json
 import statistics
-import time
 from pathlib import Path
 
+from . import records as rec
 from .models import VARIANTS
-from .study import Study, git_commit, load_records, machine
-from .training import RunConfig
+from .records import UNKNOWN, RunRecord
+from .study import Study
 
 COLUMNS = ["setting", "variant", "optimizer", "augmentation", "lr", "epochs", "encoder", "precision",
            "rounds",
@@ -30,22 +32,22 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
-def aggregate(records: list[dict], study: Study) -> list[dict]:
-    """One row per (setting, model) in the study's order, with mean/std over rounds."""
+def aggregate(records: list[RunRecord], study: Study) -> list[dict]:
+    """One row per (setting, variant) in the study's order, with mean/std over rounds."""
     rows = []
     for setting in study.settings:
         for model in (m for m in VARIANTS if m in study.models):
-            runs = [r for r in records if r["setting"] == setting and r["variant"] == model]
+            runs = rec.select(records, setting=setting, variant=model)
             if not runs:
                 continue
-            cfg, finals = RunConfig.from_record(runs[0]["train_config"]), [r["final"] for r in runs]
+            cfg, finals = runs[0].config, [r.metrics for r in runs]
             row = {"setting": setting, "variant": model, "optimizer": cfg.optimizer,
                    "augmentation": cfg.augmentation, "lr": cfg.lr, "epochs": cfg.epochs,
                    "encoder": cfg.encoder, "precision": cfg.precision,
-                   "rounds": len(runs), "parameters": finals[0]["parameters"],
-                   "train_seconds_mean": statistics.fmean(f["wall_seconds"] for f in finals)}
+                   "rounds": len(runs), "parameters": finals[0].parameters,
+                   "train_seconds_mean": statistics.fmean(f.wall_seconds for f in finals)}
             for key in ("test_acc", "test_digit_acc", "val_acc"):
-                row[f"{key}_mean"], row[f"{key}_std"] = mean_std([f[key] for f in finals])
+                row[f"{key}_mean"], row[f"{key}_std"] = mean_std([getattr(f, key) for f in finals])
             row.pop("val_digit_acc_mean", None)
             rows.append(row)
     return rows
@@ -58,17 +60,19 @@ def _fmt(mean, std, n=None) -> str:
     return s + (f" (n={n})" if n is not None else "")
 
 
-def describe_machine(m: dict) -> str:
+def describe_machine(m: dict | str) -> str:
+    if m == UNKNOWN:
+        return UNKNOWN
     return f"{m['gpu'] + ', ' if m['gpu'] else ''}{m['cpu']} ({m['cpu_count']} cores), torch {m['torch']}"
 
 
-def _metric(records: list[dict]) -> tuple[str, str]:
-    if any(r["final"]["test_acc"] is not None for r in records):
+def _metric(records: list[RunRecord]) -> tuple[str, str]:
+    if any(r.metrics.test_acc is not None for r in records):
         return "test_acc", "test pair accuracy (%)"
     return "val_acc", "validation pair accuracy (%)"
 
 
-def plot_comparison(records: list[dict], study: Study, settings: list[str], title: str,
+def plot_comparison(records: list[RunRecord], study: Study, settings: list[str], title: str,
                     path: Path, footer: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -81,8 +85,7 @@ def plot_comparison(records: list[dict], study: Study, settings: list[str], titl
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     ns = []
     for k, setting in enumerate(settings):
-        data = [[r["final"][key] for r in records if r["setting"] == setting and r["variant"] == m]
-                for m in models]
+        data = [[getattr(r.metrics, key) for r in rec.select(records, setting, m)] for m in models]
         ns += [len(d) for d in data if d]
         pos = [i + (k - (len(settings) - 1) / 2) * width for i in range(len(models))]
         keep = [(p, d) for p, d in zip(pos, data) if d]
@@ -104,14 +107,18 @@ def plot_comparison(records: list[dict], study: Study, settings: list[str], titl
     ax.grid(axis="y", alpha=0.3)
     fig.text(0.01, 0.01, footer, fontsize=6, color="gray")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=120)
+    # No "Software" entry: the bytes depend on the records, not on the matplotlib that drew them.
+    fig.savefig(path, dpi=120, metadata={"Software": None})
     plt.close(fig)
 
 
 def write_report(runs_dir: str | Path, results_dir: str | Path, study: Study) -> list[Path]:
+    """Pack the study folder's finished runs (what the repository keeps, see records.pack), then
+    write the report from them. `digitpair-train study` ends with this, and so does `report`."""
     runs_dir, results_dir = Path(runs_dir), Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
-    records = load_records(runs_dir)
+    rec.pack(runs_dir)
+    records = rec.load(runs_dir)
     rows = aggregate(records, study)
     written = []
 
@@ -119,31 +126,19 @@ def write_report(runs_dir: str | Path, results_dir: str | Path, study: Study) ->
         w = csv.DictWriter(f, fieldnames=COLUMNS)
         w.writeheader()
         for row in rows:
-            w.writerow({k: (round(v, 4) if isinstance(v, float) else ("" if v is None else v))
-                        for k, v in row.items()})
+            # Full precision: whatever rounds these numbers (report.md, the README) rounds them once.
+            w.writerow({k: ("" if v is None else v) for k, v in row.items()})
     written.append(results_dir / "summary.csv")
 
-    invocations = []
-    if (runs_dir / "invocations.jsonl").is_file():
-        invocations = [json.loads(l) for l in (runs_dir / "invocations.jsonl").read_text().splitlines() if l]
-    # Where and at which commit the runs trained, as each study invocation recorded it
-    # (invocations from before these fields existed ran where the report is generated).
-    here = machine()
-    machines = [i.get("machine") or here for i in invocations] or [here]
-    meta = {"study": study.name, "runs": len(records), "rounds": study.rounds,
-            "wall_seconds": sum(i["wall_seconds"] for i in invocations),
-            "compute_seconds": sum(r["final"]["wall_seconds"] for r in records),
-            "invocations": len(invocations), "workers": sorted({i["workers"] for i in invocations}),
-            "commit": git_commit(), "run_commits": sorted({i["commit"] for i in invocations if "commit" in i}),
-            "machines": list({json.dumps(m, sort_keys=True): m for m in machines}.values()),
-            "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    meta = meta_json(runs_dir, study, records)
     (results_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     written.append(results_dir / "meta.json")
 
-    footer = f"digitpair {meta['commit']} | {' + '.join(map(describe_machine, meta['machines']))} | study {study.name}"
+    footer = (f"digitpair {', '.join(meta['commits'])} | {' + '.join(map(describe_machine, meta['machines']))} "
+              f"| study {study.name}")
     figures = {}
     for comparison, settings in study.comparisons.items():
-        settings = [s for s in settings if any(r["setting"] == s for r in records)]
+        settings = [s for s in settings if rec.select(records, setting=s)]
         if not settings:
             continue
         path = results_dir / f"fig_{comparison}.png"
@@ -156,16 +151,55 @@ def write_report(runs_dir: str | Path, results_dir: str | Path, study: Study) ->
     return written
 
 
-def render_markdown(study: Study, rows: list[dict], records: list[dict], meta: dict,
+def meta_json(runs_dir: Path, study: Study, records: list[RunRecord]) -> dict:
+    """Where and at which commit the runs trained, as the records state it ("unknown" where they
+    don't), and what the study commands recorded in invocations.jsonl."""
+    invocations = []
+    if (runs_dir / "invocations.jsonl").is_file():
+        invocations = [json.loads(l) for l in (runs_dir / "invocations.jsonl").read_text().splitlines() if l]
+    p = [r.provenance for r in records]
+    return {"study": study.name, "final": study.final, "runs": len(records), "rounds": study.rounds,
+            "compute_seconds": sum(r.metrics.wall_seconds for r in records),
+            "commits": sorted({c.commit + ("-dirty" if c.dirty is True else "") for c in p}),
+            "machines": _unique(c.machine for c in p), "devices": sorted({c.device for c in p}),
+            "torch": sorted({c.torch for c in p}),
+            "invocations": len(invocations), "wall_seconds": sum(i["wall_seconds"] for i in invocations),
+            "workers": sorted({i["workers"] for i in invocations}),
+            "invocation_commits": sorted({i.get("commit", UNKNOWN) for i in invocations}),
+            "invocation_machines": _unique(i.get("machine", UNKNOWN) for i in invocations)}
+
+
+def _unique(values) -> list:
+    return list({json.dumps(v, sort_keys=True): v for v in values}.values())
+
+
+def data_use(study: Study) -> str:
+    """Which decisions rest on which pairs, from the study's definition."""
+    selections = {c.selection for c in study.settings.values()}
+    chosen = ("the epoch of each run was selected on its validation pairs" if selections == {"best_val"} else
+              "each run is reported at its last epoch (no selection, as the 2020 report did)" if selections == {"last"}
+              else "the epoch was selected on validation pairs (selection = best_val) or the last epoch kept")
+    if study.final:
+        return (f"Data use: a final study. {chosen.capitalize()}; the test pairs were scored once per run, "
+                "after that, and no choice within this study looked at them.")
+    return (f"Data use: not a final study (tuning or exploratory): {chosen}, and every choice it informs rests "
+            "on validation pairs only; the test pairs were never evaluated.")
+
+
+def render_markdown(study: Study, rows: list[dict], records: list[RunRecord], meta: dict,
                     figures: dict) -> str:
     key, label = _metric(records)
     by = {(r["setting"], r["variant"]): r for r in rows}
-    trained = " and ".join(map(describe_machine, meta["machines"]))
-    at = f" at commit {', '.join(f'`{c}`' for c in meta['run_commits'])}" if meta["run_commits"] else ""
-    lines = [f"# Study `{study.name}`", "", study.description.strip(), "",
-             f"Generated from {meta['runs']} run records by `digitpair-train report` at commit "
-             f"`{meta['commit']}`; trained on {trained}{at}. "
-             f"Wall time of the study command(s): {meta['wall_seconds'] / 60:.1f} min; "
+    ticks = lambda values: ", ".join(f"`{v}`" for v in values)  # noqa: E731
+    lines = [f"# Study `{study.name}`", "", study.description.strip(), "", data_use(study), "",
+             f"Generated by `digitpair-train report` from {meta['runs']} run records. "
+             f"The runs record commit {ticks(meta['commits'])}; machine: "
+             f"{' and '.join(map(describe_machine, meta['machines']))}; device {ticks(meta['devices'])}"
+             f"{' (unknown: trained before runs recorded their provenance)' if UNKNOWN in meta['commits'] else ''}. "
+             f"The study commands ({meta['invocations']}, `invocations.jsonl`) record commit "
+             f"{ticks(meta['invocation_commits'])}; machine: "
+             f"{' and '.join(map(describe_machine, meta['invocation_machines']))}; "
+             f"their wall time: {meta['wall_seconds'] / 60:.1f} min; "
              f"compute summed over runs: {meta['compute_seconds'] / 60:.1f} min. "
              f"Numbers are {label}, mean ± sample std over rounds (n = rounds); each round draws fresh "
              f"pairs (data seed = round) and a fresh initialisation. "
@@ -218,6 +252,56 @@ def render_markdown(study: Study, rows: list[dict], records: list[dict], meta: d
         lines += [f"| {s} | {mm} | {k} |" for s, mm, k in missing]
     else:
         lines.append(f"Complete: every cell has {study.rounds} rounds.")
-    lines += ["", "Per-run records: `config.json`, `metrics.jsonl`, `final.json` in the study's run folder; "
-              "`summary.csv` and `meta.json` beside this file.", ""]
+    lines += ["", f"Run records: `{rec.PACK}` in the study's run folder (one row per run: config, metrics, "
+              "provenance, epoch history); `summary.csv` and `meta.json` beside this file.", ""]
     return "\n".join(lines)
+
+
+# --- the README's results table -----------------------------------------------------------------
+
+README = Path("README.md")
+RESULTS = Path("train/results")
+# (column, study, the study whose mean is shown in brackets): the main setting of each study.
+README_COLUMNS = (("ours (`best`)", "best", "best-padded"),
+                  ("the report's protocol (`seed2020`)", "seed2020", "seed2020-padded"))
+BEGIN, END = "<!-- results:begin (python -m digitpair.report) -->", "<!-- results:end -->"
+
+
+def _main_rows(results: Path, name: str, main: str) -> dict[str, dict]:
+    with open(results / name / "summary.csv", newline="") as f:
+        return {r["variant"]: r for r in csv.DictReader(f) if r["setting"] == main}
+
+
+def readme_results(results: Path = RESULTS) -> str:
+    """The README's results table, from the reports' summary.csv files and seed2020's reference."""
+    reference = Study.load("train/studies/seed2020.toml")
+    header = [c for c, _, _ in README_COLUMNS] + ["2020 report"]
+    lines = ["| variant | " + " | ".join(header) + " |", "|" + " --- |" * (len(header) + 1)]
+    columns = []
+    for _, name, bracket in README_COLUMNS:
+        main = Study.load(f"train/studies/{name}.toml").main
+        columns.append((_main_rows(results, name, main), _main_rows(results, bracket, main)))
+    for variant in VARIANTS:
+        cells = [f"`{variant}`"]
+        for rows, brackets in columns:
+            r = rows[variant]
+            cells.append(f"{float(r['test_acc_mean']):.2f} ± {float(r['test_acc_std']):.2f} "
+                         f"({float(brackets[variant]['test_acc_mean']):.2f})")
+        mean, std = reference.reference[reference.main][variant]
+        cells.append(f"{mean} ± {std}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path = README, results: Path = RESULTS) -> bool:
+    """Rewrite the block between the results markers; True if the README changed."""
+    text = readme.read_text()
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    new = f"{head}{BEGIN}\n{readme_results(results)}\n{END}{tail}"
+    readme.write_text(new)
+    return new != text
+
+
+if __name__ == "__main__":   # python -m digitpair.report: the README's results table from the reports
+    print("README.md " + ("updated" if update_readme() else "unchanged"))

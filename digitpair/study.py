@@ -1,22 +1,15 @@
 """A study: a TOML file naming settings x variants x rounds, run into one record folder per run.
 
-Layout of a study's output folder (default `train/runs/<study>/`):
-
-    study.toml                      the study file, copied, so the folder explains itself
-    <setting>-<model>-r<round>/     one run
-        config.json                 variant, study, setting, round, seeds and the full RunConfig
-        metrics.jsonl               one line per epoch
-        final.json                  selected epoch, val/test metrics, parameters, wall time
-        model.safetensors           the selected weights (not committed: see .gitignore)
-        done                        written last: a run without it is not finished
-
-A run is written into `<name>.partial-<pid>/` and renamed into place in one `os.rename`, so a
-kill at any moment (even SIGKILL) leaves either a finished run or a partial folder that the
-next invocation deletes and redoes. Reruns skip finished runs.
+The study folder's layout and the run records are digitpair/records.py's. One folder holds one
+study definition: a second invocation may extend it (more rounds, variants or settings), never
+change it, and only one invocation trains into a folder at a time (`records.lock`).
 
 Seeds derive from the grid coordinates: data_seed = round (every setting and variant of a
 round sees the same pairs, so comparisons are paired), init_seed = a stable hash of
-(setting, model, round). Any single run can be re-run alone from its config.json.
+(setting, variant, round). Any single run can be re-run alone from its recorded config.
+
+Test pairs are sealed: only a study whose file says `final = true` scores them (once per run,
+after selection). Exploratory and tuning studies decide on validation pairs alone.
 """
 
 from __future__ import annotations
@@ -24,9 +17,6 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-import platform
-import shutil
-import subprocess
 import time
 import tomllib
 import zlib
@@ -39,18 +29,18 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from . import records
 from .data import MNIST, synthetic_mnist
-from .weights import save_variant
 from .models import DEFAULT_HEAD, VARIANTS
-from .training import RunConfig, RunResult, train_run
-
-DONE = "done"
+from .records import RunSpec, git_commit, machine
+from .training import RunConfig, train_run
 
 
 @dataclass(frozen=True)
 class Study:
     name: str
     description: str
+    final: bool                           # scores the test pairs; exploratory and tuning studies don't
     rounds: int
     main: str                             # the headline setting (Fig. 1; exported weights)
     models: tuple[str, ...]
@@ -61,12 +51,17 @@ class Study:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Study":
-        path = Path(path)
-        text = path.read_text()
+        return cls.parse(Path(path).read_text(), path)
+
+    @classmethod
+    def parse(cls, text: str, path: str | os.PathLike = "<study>") -> "Study":
         try:
             raw = tomllib.loads(text)
             meta, base = raw["study"], raw.get("base", {})
-            settings = {name: RunConfig.from_dict({**base, **over, "data_seed": 0, "init_seed": 1})
+            final = meta.get("final")
+            if not isinstance(final, bool):
+                raise TypeError("[study] needs final = true (scores the test pairs) or false")
+            settings = {name: RunConfig.from_dict({"test": final, **base, **over, "data_seed": 0, "init_seed": 1})
                         for name, over in raw["settings"].items()}
         except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: not a valid study file ({type(e).__name__}: {e})") from None
@@ -75,55 +70,12 @@ class Study:
         unknown = [s for names in comparisons.values() for s in names if s not in settings]
         if meta["main"] not in settings or unknown or set(models) - set(VARIANTS):
             raise ValueError(f"{path}: comparisons/main name unknown settings or models")
-        return cls(name=meta["name"], description=meta.get("description", ""), rounds=meta["rounds"],
+        if not final and any(c.test for c in settings.values()):
+            raise ValueError(f"{path}: test = true in a study that is not final: only a final study "
+                             "scores the test pairs (set final = true once the choices are made on validation)")
+        return cls(name=meta["name"], description=meta.get("description", ""), final=final, rounds=meta["rounds"],
                    main=meta["main"], models=models, settings=settings, comparisons=comparisons,
                    reference=raw.get("reference", {}), source=text)
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    study: str
-    setting: str
-    round: int
-    config: RunConfig
-
-    @property
-    def name(self) -> str:
-        return f"{self.setting}-{self.config.variant}-r{self.round:02d}"
-
-    def record(self) -> dict:
-        return {"variant": self.config.variant, "study": self.study, "setting": self.setting,
-                "round": self.round, "train_config": self.config.to_dict()}
-
-
-def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
-            "platform": platform.platform()}
-
-
-def git_commit() -> str:
-    # A copy of the tree sent elsewhere (e.g. to a GPU machine) names its commit here: a .git
-    # there, if any, need not match the files that were sent.
-    if os.environ.get("DIGITPAIR_COMMIT"):
-        return os.environ["DIGITPAIR_COMMIT"]
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def init_seed(setting: str, model: str, round_: int) -> int:
@@ -154,55 +106,32 @@ def grid(study: Study, rounds: int | None = None, only: str | None = None,
     return specs
 
 
-def is_done(run_dir: Path) -> bool:
-    return (run_dir / DONE).is_file()
-
-
-def clean_partials(out: Path) -> int:
-    """Remove what killed runs left behind; returns how many."""
-    stale = [p for p in out.glob("*.partial-*") if p.is_dir()]
-    for p in stale:
-        shutil.rmtree(p, ignore_errors=True)
-    return len(stale)
-
-
-def check_config(run_dir: Path, spec: RunSpec) -> None:
-    """A finished run must be the run this grid asks for, or the records would mix two studies."""
-    recorded = json.loads((run_dir / "config.json").read_text())
-    if RunConfig.from_record(recorded["train_config"]) != spec.config:
-        raise ValueError(f"{run_dir} was recorded with a different config; "
-                         f"use another output folder (--out) for a changed study")
-
-
-def write_run(out: Path, spec: RunSpec, result: RunResult) -> Path:
-    """Write all records into a partial folder, then rename it into place (atomic on POSIX)."""
-    final_dir = out / spec.name
-    tmp = out / f"{spec.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_variant(result.model, spec.config.variant, tmp, {k: v for k, v in spec.record().items() if k != "variant"})
-    with open(tmp / "metrics.jsonl", "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in result.history)
-    (tmp / "final.json").write_text(json.dumps(result.final, indent=2) + "\n")
-    (tmp / DONE).write_text("")
-    for path in tmp.iterdir():          # durable before the rename makes it visible
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
-    if final_dir.exists():              # an unfinished leftover without `done`
-        shutil.rmtree(final_dir)
-    os.rename(tmp, final_dir)
-    return final_dir
-
-
-def load_records(out: str | os.PathLike) -> list[dict]:
-    """The finished runs of a study folder: config.json + final.json merged, one dict per run."""
-    records = []
-    for run_dir in sorted(Path(out).iterdir()):
-        if run_dir.is_dir() and is_done(run_dir):
-            rec = json.loads((run_dir / "config.json").read_text())
-            rec["final"] = json.loads((run_dir / "final.json").read_text())
-            rec["dir"] = str(run_dir)
-            records.append(rec)
-    return records
+def check_folder(study: Study, out: Path, specs: list[RunSpec], finished: dict[str, records.RunRecord]) -> None:
+    """One folder, one study: refuse a study definition or a run config that differs from what the
+    folder holds (a new setting, variant or round extends the study and is welcome)."""
+    if (out / "study.toml").is_file():
+        # The definitions as written (a dry run or an override changes the runs, not the file).
+        held, study = Study.load(out / "study.toml"), Study.parse(study.source)
+        changed = [f"{what} {a!r} in the folder, {b!r} now"
+                   for what, a, b in (("name", held.name, study.name), ("final", held.final, study.final),
+                                      ("main setting", held.main, study.main)) if a != b]
+        changed += [f"setting {name!r}: {records.differences(cfg.to_dict(), study.settings[name].to_dict())}"
+                    for name, cfg in held.settings.items() if name in study.settings and cfg != study.settings[name]]
+        changed += [f"setting {name!r} is gone" for name in held.settings if name not in study.settings]
+        changed += [f"variant {name!r} is gone" for name in held.models if name not in study.models]
+        if changed:
+            raise ValueError(f"{out} holds another definition of the study: {'; '.join(changed)}. "
+                             "A study folder holds one study; use another output folder (--out)")
+    # Runs of one setting share everything but the variant and the seeds.
+    held = {r.setting: r for r in finished.values()}
+    for spec in specs:
+        if spec.name in finished:
+            records.check_config(finished[spec.name], spec)
+        elif spec.setting in held:
+            other = held[spec.setting]
+            recorded = replace(other.config, variant=spec.config.variant, data_seed=spec.config.data_seed,
+                               init_seed=spec.config.init_seed)
+            records.check_config(replace(other, round=spec.round, config=recorded), spec)
 
 
 # --- running a grid ---------------------------------------------------------------------------
@@ -216,13 +145,19 @@ def _init_worker(data_dir, dry_run: bool, threads: int) -> None:
     _MNIST = synthetic_mnist() if dry_run else MNIST(data_dir)
 
 
-def _run_one(spec: RunSpec, out: Path, events=None) -> tuple[str, dict]:
+def train_and_write(spec: RunSpec, out: Path, commit: str, on_epoch=None) -> dict:
+    """Train one run and write its record, provenance read here, in the process that trains."""
+    started = records.now()
+    result = train_run(spec.config, _MNIST, on_epoch=on_epoch)
+    records.write(out, spec, result, records.provenance(commit, started, result.final["device"]))
+    return result.final
+
+
+def _run_one(spec: RunSpec, out: Path, commit: str, events=None) -> tuple[str, dict]:
     on_epoch = None
     if events is not None:
         on_epoch = lambda r: events.put((spec.name, r["epoch"], spec.config.epochs))  # noqa: E731
-    result = train_run(spec.config, _MNIST, on_epoch=on_epoch)
-    write_run(out, spec, result)
-    return spec.name, result.final
+    return spec.name, train_and_write(spec, out, commit, on_epoch)
 
 
 def dry_run_study(study: Study) -> Study:
@@ -235,19 +170,23 @@ def dry_run_study(study: Study) -> Study:
 def run_study(study: Study, out: Path, specs: list[RunSpec], workers: int = 1, data_dir=None,
               dry_run: bool = False, console=None) -> dict:
     """Train every unfinished run of `specs` into `out`; returns {"completed", "skipped", "wall_seconds"}."""
-    console = console or Console()
+    with records.lock(out):
+        return _run_study(study, out, specs, workers, data_dir, dry_run, console or Console())
+
+
+def _run_study(study: Study, out: Path, specs: list[RunSpec], workers: int, data_dir, dry_run: bool,
+               console) -> dict:
     t0 = time.perf_counter()
     commit = git_commit()   # the code these runs are trained with, read before anything is written
-    out.mkdir(parents=True, exist_ok=True)
+    if not study.final and any(s.config.test for s in specs):
+        raise ValueError(f"study {study.name!r} is not final: its runs may not score the test pairs "
+                         "(test = true needs final = true in the study file)")
+    finished = {r.name: r for r in records.load(out)}
+    check_folder(study, out, specs, finished)
     (out / "study.toml").write_text(study.source)
-    if n := clean_partials(out):
+    if n := records.clean_partials(out):
         console.print(f"removed {n} partial run folder(s) left by an interrupted invocation")
-    todo = []
-    for spec in specs:
-        if is_done(out / spec.name):
-            check_config(out / spec.name, spec)
-        else:
-            todo.append(spec)
+    todo = [spec for spec in specs if spec.name not in finished]
     skipped = len(specs) - len(todo)
     console.print(f"[bold]{study.name}[/bold]: {len(specs)} runs, {skipped} already finished, "
                   f"{len(todo)} to train with {workers} worker(s) -> {out}")
@@ -279,17 +218,16 @@ def run_study(study: Study, out: Path, specs: list[RunSpec], workers: int = 1, d
         if workers == 1:
             _init_worker(data_dir, dry_run, threads)
             for spec in todo:
-                result = train_run(spec.config, _MNIST,
-                                   on_epoch=lambda r, s=spec: on_epoch(s.name, r["epoch"], s.config.epochs))
-                write_run(out, spec, result)
-                finish(spec.name, result.final)
+                final = train_and_write(spec, out, commit,
+                                        lambda r, s=spec: on_epoch(s.name, r["epoch"], s.config.epochs))
+                finish(spec.name, final)
         elif todo:
             ctx = mp.get_context("spawn")   # fresh interpreters: no forked torch thread pools
             with ctx.Manager() as manager, ProcessPoolExecutor(
                     workers, mp_context=ctx, initializer=_init_worker,
                     initargs=(data_dir, dry_run, threads)) as pool:
                 events = manager.Queue()
-                pending = {pool.submit(_run_one, spec, out, events) for spec in todo}
+                pending = {pool.submit(_run_one, spec, out, commit, events) for spec in todo}
                 while pending:
                     done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                     try:

@@ -28,8 +28,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .augment import AUGMENTATIONS, augment, random_affine
 from .data import MNIST, PairSet
-from .models import (DEFAULT_ENCODER, DEFAULT_HEAD, ENCODERS, HEADS, UNNAMED_ENCODER, VARIANTS, Ensemble, PairNet,
-                     PairOutput, Variant, average_outputs, build_model, count_parameters)
+from .models import (DEFAULT_ENCODER, DEFAULT_HEAD, ENCODERS, HEADS, VARIANTS, Ensemble, PairNet, PairOutput,
+                     Variant, average_outputs, build_model, count_parameters)
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 
@@ -57,7 +57,7 @@ class RunConfig:
     val_fold: int = 0            # which val_pairs-sized slice is held out, counted from the end (data.py)
     tta: int = 0                 # evaluation only: average over the pair and this many affine copies of it
     selection: str = "best_val"  # "best_val" | "last"
-    test: bool = True            # False in tuning studies: the test pairs are never evaluated
+    test: bool = False           # score the test pairs once, after selection: final studies only
     data_seed: int = 0
     init_seed: int = 1
     members: int = 1             # > 1: an ensemble; member i is initialised with init_seed + i
@@ -111,14 +111,6 @@ class RunConfig:
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         return cls(**d)
-
-    @classmethod
-    def from_record(cls, d: dict) -> "RunConfig":
-        """A config read back from a run's or a weights folder's config.json. Those written before
-        the `encoder` field existed hold UNNAMED_ENCODER; every other field added since then
-        defaults to what the earlier runs used, and `model` is the variant's older key."""
-        d = {("variant" if k == "model" else k): v for k, v in d.items()}
-        return cls.from_dict({"encoder": UNNAMED_ENCODER, **d})
 
     def pretty(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

@@ -23,8 +23,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .models import (DEFAULT_HEAD, ENCODERS, HEADS, UNNAMED_ENCODER, VARIANTS, Ensemble, PairNet, build_model,
-                     count_parameters)
+from .models import DEFAULT_HEAD, ENCODERS, HEADS, VARIANTS, Ensemble, PairNet, build_model, count_parameters
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -66,9 +65,9 @@ def save_variant(model: PairNet, name: str, folder: str | os.PathLike, extra: di
 
 def read_config(path: Path) -> dict:
     """A variant's `config.json` -> its dict, checked: a UTF-8 JSON object whose `variant`, `encoder`
-    and `head` name entries of VARIANTS, ENCODERS and HEADS (`encoder` and `head` default to what
-    folders written before them used) and whose other CONFIG_FIELDS, where present, have their
-    types. Every failure is a `WeightsError` naming the file."""
+    and `head` name entries of VARIANTS, ENCODERS and HEADS (`head` defaults to the order head,
+    which every folder written before it had) and whose other CONFIG_FIELDS, where present, have
+    their types. Every failure is a `WeightsError` naming the file."""
     try:
         config = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
@@ -83,7 +82,10 @@ def read_config(path: Path) -> dict:
         raise WeightsError(f"{path} is not a digitpair config: a JSON object is expected, got {type(config).__name__}")
     if "variant" not in config:
         raise WeightsError(f"{path} is not a digitpair config: it names no variant")
-    config = {"encoder": UNNAMED_ENCODER, "head": DEFAULT_HEAD, **config}
+    if "encoder" not in config:
+        raise WeightsError(f"{path} names no encoder: a folder written before encoders were named; migrate it "
+                           "(train/migrate_records.py) or export it again")
+    config = {"head": DEFAULT_HEAD, **config}   # folders written before the fc head existed: the order head
     for field, choices in (("variant", VARIANTS), ("encoder", ENCODERS), ("head", HEADS)):
         value = config[field]
         if not (isinstance(value, str) and value in choices):
@@ -134,22 +136,29 @@ def load_variant(folder: str | os.PathLike) -> PairNet:
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     config = read_config(config_path)
-    name, encoder, head = config["variant"], config["encoder"], config["head"]
+    return load_weights(weights_path, config["variant"], config["encoder"], config["head"], config.get("members", 1),
+                        config_path, config.get("parameters"))
+
+
+def load_weights(weights_path: Path, name: str, encoder: str, head: str = DEFAULT_HEAD, members: int = 1,
+                 config_path: Path | str = "its record", parameters: int | None = None) -> PairNet:
+    """Build variant `name` (`encoder`, `head`, `members` networks) and load `weights_path` into it,
+    every tensor checked (`check_state`); `config_path` names where the architecture came from, in
+    messages, and `parameters` is the count it states, if any."""
     if head not in VARIANTS[name].heads:
         raise WeightsError(f"{config_path}: {name} takes head {', '.join(VARIANTS[name].heads)}, not {head!r}")
+    if type(members) is not int or members < 1:
+        raise WeightsError(f"{config_path} says members={reprlib.repr(members)}; expected a whole number >= 1")
     state, recorded = read_state(weights_path)
     # simple_cnn and shared_aux have the same tensors as shared: only the name save_variant wrote
     # into the file tells a swapped config.json apart. Files without that metadata skip this check.
     if recorded is not None and recorded != name:
         raise WeightsError(f"{config_path} says {name!r} but {weights_path} holds {reprlib.repr(recorded)} weights")
-    members = config.get("members", 1)   # folders written before ensembles: one network
-    if type(members) is not int or members < 1:
-        raise WeightsError(f"{config_path} says members={reprlib.repr(members)}; expected a whole number >= 1")
     model = (build_model(name, encoder, head) if members == 1
              else Ensemble([build_model(name, encoder, head) for _ in range(members)]))
     check_state(state, model, weights_path, f"{name!r} ({encoder}, {head} head, {members} member(s))")
-    if "parameters" in config and config["parameters"] != count_parameters(model):
-        raise WeightsError(f"{config_path} says {config['parameters']:,} parameters; the {name!r} ({encoder}, {head} head) "
+    if parameters is not None and parameters != count_parameters(model):
+        raise WeightsError(f"{config_path} says {parameters:,} parameters; the {name!r} ({encoder}, {head} head) "
                            f"model has {count_parameters(model):,}")
     model.load_state_dict(state, strict=True)
     return model.eval()

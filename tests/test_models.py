@@ -125,14 +125,16 @@ def test_save_load_identical(name, encoder, head, tmp_path):
         assert torch.equal(loaded.state_dict()[key], value), key
 
 
-def test_weights_from_before_the_encoder_was_named_load_as_padded(tmp_path):
+def test_weights_config_must_name_its_encoder(tmp_path):
     model = build_model("shared_aux", "padded").eval()
     save_variant(model, "shared_aux", tmp_path)
-    config = json.loads((tmp_path / "config.json").read_text())
-    del config["encoder"]                                   # as written up to commit b2292be
-    (tmp_path / "config.json").write_text(json.dumps(config))
     x = batch()[0]
     assert torch.equal(load_variant(tmp_path).predict(x).p_leq, model.predict(x).p_leq)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["encoder"]                    # never guessed: train/migrate_records.py added it where missing
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match="config.json names no encoder"):
+        load_variant(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({**config, "encoder": "wide"}))
     with pytest.raises(WeightsError, match="encoder 'wide'"):
         load_variant(tmp_path)

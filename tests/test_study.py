@@ -1,14 +1,20 @@
 import csv
+import dataclasses
 import json
+import shutil
 import statistics
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from digitpair import records
 from digitpair.cli import app
 from digitpair.report import aggregate, mean_std, write_report
-from digitpair.study import Study, dry_run_study, grid, init_seed, load_records, run_study
+from digitpair.study import Study, dry_run_study, grid, init_seed, run_study
 
 STUDIES = ["train/studies/seed2020.toml", "train/studies/best.toml", "train/studies/tuning.toml"]
 
@@ -56,23 +62,111 @@ def test_grid_overrides_keep_seeds():
     assert all(o.config == replace(b.config, precision="bf16", epochs=3) for b, o in zip(base, bf16))
 
 
-def test_records_from_before_a_new_config_field_still_resume(tiny_study, tmp_path):
+def test_a_record_round_trips(tiny_study, tmp_path):
     specs = grid(tiny_study)[:2]
     run_study(tiny_study, tmp_path, specs, dry_run=True)
-    config = tmp_path / specs[0].name / "config.json"
-    recorded = json.loads(config.read_text())
-    del recorded["train_config"]["precision"]          # as written before `precision` existed
-    config.write_text(json.dumps(recorded))
-    assert run_study(tiny_study, tmp_path, specs, dry_run=True)["skipped"] == 2
-    # Before `encoder` existed every run used the padded one (tuning's base): it still resumes ...
-    assert specs[0].config.encoder == "padded"
-    del recorded["train_config"]["encoder"]
-    config.write_text(json.dumps(recorded))
-    assert run_study(tiny_study, tmp_path, specs, dry_run=True)["skipped"] == 2
-    # ... and is not the run of a grid with another encoder.
-    pooled = [replace(s, config=replace(s.config, encoder="pooled")) for s in specs]
-    with pytest.raises(ValueError, match="different config"):
-        run_study(tiny_study, tmp_path, pooled, dry_run=True)
+    written = records.load(tmp_path)                           # from the run folders
+    assert [r.name for r in written] == sorted(s.name for s in specs)
+    assert all(records.RunRecord.from_dict(json.loads(json.dumps(r.to_dict()))) == r for r in written)
+    assert written[0] == records.read_run(tmp_path / written[0].name)
+    assert len(written[0].history) == written[0].config.epochs
+    records.pack(tmp_path)
+    for r in written:
+        shutil.rmtree(tmp_path / r.name)
+    assert records.load(tmp_path) == written                   # from the pack alone, equal field by field
+
+
+def test_a_record_lacking_a_config_field_is_refused(tiny_study, tmp_path):
+    run_study(tiny_study, tmp_path, grid(tiny_study)[:1], dry_run=True)
+    row = records.load(tmp_path)[0].to_dict()
+    del row["config"]["precision"]
+    with pytest.raises(ValueError, match=r"lacks config fields \['precision'\]: migrate"):
+        records.RunRecord.from_dict(row)
+
+
+def test_migration_adds_what_old_records_lacked():
+    sys.path.insert(0, "train")
+    from migrate_records import migrate_config
+    old = {"model": "shared", "optimizer": "adam", "test": True}      # as written before encoder/precision/head
+    assert migrate_config(old) == {"variant": "shared", "encoder": "padded", "precision": "fp32", "head": "order",
+                                   "optimizer": "adam", "test": True, "label_smoothing": 0.0, "ema": 0.0,
+                                   "val_fold": 0, "tta": 0, "members": 1}
+    recorded = {"variant": "shared", "encoder": "pooled", "precision": "bf16", "head": "fc", "label_smoothing": 0.1,
+                "ema": 0.99, "val_fold": 2, "tta": 4, "members": 3}
+    assert migrate_config(recorded) == recorded                         # a recorded value is never replaced
+
+
+def test_committed_records_are_migrated_and_packed():
+    for folder in sorted(Path("train/runs").iterdir()):
+        assert (folder / records.PACK).is_file(), folder
+        study, runs = Study.load(folder / "study.toml"), records.load(folder)   # every record complete
+        assert {r.config.test for r in runs} == {study.final}, folder            # test pairs: final studies only
+        assert all(r.provenance.device in ("cpu", "cuda") for r in runs), folder  # recorded, so kept
+
+
+def test_provenance_in_every_new_run(tiny_study, tmp_path):
+    run_study(tiny_study, tmp_path, grid(tiny_study, rounds=1), dry_run=True)
+    for run in records.load(tmp_path):
+        p = json.loads((tmp_path / run.name / "final.json").read_text())["provenance"]
+        assert set(p) == {"commit", "dirty", "machine", "torch", "device", "started_at", "finished_at"}
+        assert "unknown" not in (p["torch"], p["device"], p["started_at"], p["finished_at"])
+        assert p["machine"]["cpu"] and isinstance(p["dirty"], bool) and p["started_at"] <= p["finished_at"]
+        assert p["commit"] == records.git_commit().removesuffix("-dirty")
+
+
+def test_non_final_study_never_scores_test_pairs(tiny_study, tmp_path):
+    assert not tiny_study.final                                  # tuning
+    run_study(tiny_study, tmp_path, grid(tiny_study, rounds=1), dry_run=True)
+    assert all(r.metrics.test_acc is None and r.metrics.test_digit_acc is None for r in records.load(tmp_path))
+    tested = [replace(s, config=replace(s.config, test=True)) for s in grid(tiny_study, rounds=1)]
+    with pytest.raises(ValueError, match="not final"):
+        run_study(tiny_study, tmp_path / "other", tested, dry_run=True)
+    text = Path("train/studies/tuning.toml").read_text().replace("test = false", "test = true")
+    with pytest.raises(ValueError, match="not final"):
+        Study.parse(text)
+    with pytest.raises(ValueError, match="final = true"):
+        Study.parse(text.replace("final = false\n", ""))
+    assert all(c.test for c in Study.load("train/studies/best.toml").settings.values())
+
+
+def test_one_folder_holds_one_study(tiny_study, tmp_path):
+    specs = grid(tiny_study, rounds=1)
+    run_study(tiny_study, tmp_path, specs[:2], dry_run=True)
+    # Another study into the folder: refused, naming the difference, and its study.toml not written.
+    other = dry_run_study(Study.load("train/studies/best.toml"))
+    with pytest.raises(ValueError, match="name 'tuning' in the folder, 'best' now"):
+        run_study(other, tmp_path, grid(other, rounds=1)[:1], dry_run=True)
+    assert Study.load(tmp_path / "study.toml").name == "tuning"
+    # Same name, a changed setting (a new run of it, as --epochs into the folder would make): refused.
+    longer = [replace(s, config=replace(s.config, epochs=3)) for s in grid(tiny_study, rounds=2, setting="base")
+              if s.round == 1]
+    with pytest.raises(ValueError, match="epochs 2 recorded, 3 asked"):
+        run_study(tiny_study, tmp_path, longer, dry_run=True)
+    edited = Study.parse(tiny_study.source.replace("lr = 1e-3", "lr = 2e-3"))
+    with pytest.raises(ValueError, match="setting 'base': lr 0.001 recorded, 0.002 asked"):
+        run_study(replace(tiny_study, source=edited.source), tmp_path, specs[:1], dry_run=True)
+    # More rounds, variants and settings extend the study.
+    assert run_study(tiny_study, tmp_path, grid(tiny_study, rounds=2), dry_run=True)["skipped"] == 2
+
+
+def test_a_study_folder_takes_one_invocation_at_a_time(tiny_study, tmp_path):
+    specs = grid(tiny_study, rounds=1)[:1]
+    with records.lock(tmp_path):
+        with pytest.raises(ValueError, match="in use by another study invocation"):
+            run_study(tiny_study, tmp_path, specs, dry_run=True)
+    # A holder killed with SIGKILL leaves no lock behind (flock dies with its process).
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from digitpair import records\nwith records.lock(Path(sys.argv[1])):\n"
+                               "    print('held', flush=True); time.sleep(60)", str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ValueError, match=f"pid {holder.pid}"):
+            run_study(tiny_study, tmp_path, specs, dry_run=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_study(tiny_study, tmp_path, specs, dry_run=True)["completed"] == 1
 
 
 def test_resume_after_interruption(tiny_study, tmp_path):
@@ -85,36 +179,40 @@ def test_resume_after_interruption(tiny_study, tmp_path):
     (out / f"{specs[3].name}.partial-999" / "final.json").write_text("{")
     second = run_study(tiny_study, out, specs, dry_run=True)
     assert (second["completed"], second["skipped"]) == (len(specs) - 3, 3)
-    records = load_records(out)
-    assert sorted(r["dir"].rsplit("/", 1)[1] for r in records) == sorted(s.name for s in specs)
+    assert [r.name for r in records.load(out)] == sorted(s.name for s in specs)
     assert not list(out.glob("*.partial-*"))
     third = run_study(tiny_study, out, specs, dry_run=True)
-    assert third["completed"] == 0 and len(load_records(out)) == len(specs)
+    assert third["completed"] == 0 and len(records.load(out)) == len(specs)
     run_dir = out / specs[0].name
     assert {p.name for p in run_dir.iterdir()} >= {"config.json", "metrics.jsonl", "final.json", "done",
                                                    "model.safetensors"}
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == specs[0].config.epochs
 
 
-def test_changed_config_is_refused(tiny_study, tmp_path):
+def test_resume_refuses_a_changed_config(tiny_study, tmp_path):
     specs = grid(tiny_study, rounds=1)
     run_study(tiny_study, tmp_path, specs[:1], dry_run=True)
     changed = [replace(specs[0], config=replace(specs[0].config, lr=0.5))]
+    with pytest.raises(ValueError, match="different config .*lr 0.001 recorded, 0.5 asked"):
+        run_study(tiny_study, tmp_path, changed, dry_run=True)
+    records.pack(tmp_path)                                  # packed runs are finished runs, checked alike
+    shutil.rmtree(tmp_path / specs[0].name)
     with pytest.raises(ValueError, match="different config"):
         run_study(tiny_study, tmp_path, changed, dry_run=True)
+    assert run_study(tiny_study, tmp_path, specs[:1], dry_run=True)["skipped"] == 1
 
 
 def test_parallel_workers(tiny_study, tmp_path):
     specs = grid(tiny_study, rounds=1)
     result = run_study(tiny_study, tmp_path, specs, workers=2, dry_run=True)
-    assert result["completed"] == len(specs) == len(load_records(tmp_path))
+    assert result["completed"] == len(specs) == len(records.load(tmp_path))
 
 
 def _fake_records(study, accs):
-    return [{"variant": "shared", "setting": study.main, "round": i,
-             "train_config": study.settings[study.main].to_dict(),
-             "final": {"test_acc": a, "test_digit_acc": None, "val_acc": a - 1, "parameters": 7,
-                       "wall_seconds": 1.0}} for i, a in enumerate(accs)]
+    prov = records.Provenance(*["unknown"] * 7)
+    return [records.RunRecord(study.name, study.main, i, replace(study.settings[study.main], variant="shared"),
+                              records.Metrics(7, a - 1, None, a, None, 7, 800, 1000, 1.0), prov, ())
+            for i, a in enumerate(accs)]
 
 
 def test_aggregation_known_mean_std():
@@ -139,7 +237,7 @@ def test_report_files(tiny_study, tmp_path):
     assert all(int(r["rounds"]) == tiny_study.rounds for r in rows)
     meta = json.loads((tmp_path / "results" / "meta.json").read_text())
     assert meta["runs"] == len(specs) and meta["wall_seconds"] > 0
-    assert meta["machines"][0]["cpu"] and meta["run_commits"]  # where the runs trained, recorded at run time
+    assert meta["machines"][0]["cpu"] and meta["commits"]  # where the runs trained, recorded at run time
     assert "Complete: every cell" in (tmp_path / "results" / "report.md").read_text()
 
 
@@ -173,3 +271,20 @@ def test_a_settings_head_applies_to_the_pair_networks_only():
     best = Study.load("train/studies/best.toml")
     main, fc = best.settings["adam_safe"], best.settings["adam_safe_fc"]
     assert fc.head == "fc" and main == replace(fc, head="order")   # the head is the only difference
+
+
+def test_report_from_unchanged_records_changes_no_byte(tmp_path):
+    """`report` on the committed tuning records, in a copy: the committed report, byte for byte, twice."""
+    runs = shutil.copytree("train/runs/tuning", tmp_path / "runs")
+    study = Study.load(runs / "study.toml")
+    committed = {p.name: p.read_bytes() for p in Path("train/results/tuning").iterdir()}
+    for _ in range(2):
+        write_report(runs, tmp_path / "results", study)
+        assert {p.name: p.read_bytes() for p in (tmp_path / "results").iterdir()} == committed
+        assert (runs / records.PACK).read_bytes() == Path("train/runs/tuning", records.PACK).read_bytes()
+
+
+def test_readme_results_block_matches_the_summaries():
+    from digitpair.report import BEGIN, END, readme_results
+    text = Path("README.md").read_text()
+    assert text.split(BEGIN, 1)[1].split(END, 1)[0].strip() == readme_results()

@@ -20,7 +20,11 @@ def test_config_validation():
         RunConfig(variant="simple_cnn", head="fc")   # compares in code: no pair head to swap
     assert RunConfig.from_dict({"variant": "shared"}).head == "order"        # records from before the head
     assert RunConfig(variant="shared", head="fc").head == "fc"
-    assert RunConfig.from_record({"model": "shared"}).encoder == "padded"   # records up to b2292be
+    with pytest.raises(ValueError, match="head"):
+        RunConfig(head="mlp")
+    with pytest.raises(ValueError, match="unknown config keys"):
+        RunConfig.from_dict({"model": "shared"})      # the variant's one name is `variant`
+    assert not RunConfig().test                       # single runs never see the test pairs
     assert RunConfig.from_dict({"variant": "shared"}).encoder == "pooled"     # study files: the default
     cfg = RunConfig(variant="shared")
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
@@ -55,13 +59,14 @@ def test_run_is_reproducible(tiny):
 @pytest.mark.parametrize("augmentation", ["seed", "none"])
 def test_optimizers_and_augmentations_run(tiny, optimizer, augmentation):
     cfg = RunConfig(variant="shared", optimizer=optimizer, augmentation=augmentation, epochs=1,
-                    n_pairs=100, val_pairs=0, selection="last", schedule="constant")
+                    n_pairs=100, val_pairs=0, selection="last", schedule="constant", test=True)
     final = train_run(cfg, tiny).final
     assert final["val_acc"] is None and final["selected_epoch"] == 1 and 0 <= final["test_acc"] <= 100
 
 
 def test_bf16_autocast_trains_with_fp32_logits(tiny):
-    cfg = RunConfig(variant="unshared_aux", epochs=2, n_pairs=100, val_pairs=20, batch_size=20, precision="bf16")
+    cfg = RunConfig(variant="unshared_aux", epochs=2, n_pairs=100, val_pairs=20, batch_size=20, precision="bf16",
+                    test=True)
     result = train_run(cfg, tiny)
     assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in result.history)
     assert 0 <= result.final["test_acc"] <= 100
@@ -75,7 +80,7 @@ def test_bf16_autocast_trains_with_fp32_logits(tiny):
 
 def test_shared_aux_learns_real_pairs(mnist):
     """Integration: a short run on real MNIST pairs is far above chance (~55 % by majority class)."""
-    cfg = RunConfig(variant="shared_aux", epochs=8, data_seed=11, init_seed=12)
+    cfg = RunConfig(variant="shared_aux", epochs=8, data_seed=11, init_seed=12, test=True)
     final = train_run(cfg, mnist).final
     assert final["test_acc"] > 80 and final["test_digit_acc"] > 75
     assert final["train_pairs"] == 800 and final["test_pairs"] == 1000
@@ -88,7 +93,8 @@ def test_cli_train_saves_a_loadable_model(mnist, tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["train", "--model", "simple_cnn", "--epochs", "1",
                                       "--save", str(tmp_path / "simple_cnn")])
     assert result.exit_code == 0, result.output
-    assert '"variant": "simple_cnn"' in result.output and "test pair accuracy" in result.output
+    assert '"variant": "simple_cnn"' in result.output and "validation pair accuracy" in result.output
+    assert "test pair accuracy" not in result.output              # a single run never sees the test pairs
     model = load_variant(tmp_path / "simple_cnn")
     assert model.predict(torch.zeros(1, 2, 14, 14)).digit_probs.shape == (1, 2, 10)
 

@@ -1,5 +1,6 @@
 """Pretrained weights: export from a study, model cards, load from a folder or the HF cache, push."""
 
+import dataclasses
 import json
 import shutil
 from types import SimpleNamespace
@@ -16,7 +17,8 @@ from digitpair.cli import app
 from digitpair.weights import WeightsError, load_pretrained, load_variant, save_variant
 from digitpair.publish import PublishError, commit_message, export_study, push, select_runs, upload_files
 from digitpair.models import VARIANTS, build_model
-from digitpair.study import Study, grid, load_records, write_run
+from digitpair import records
+from digitpair.study import Study, grid
 from digitpair.training import RunResult
 
 NAMES = list(VARIANTS)
@@ -37,7 +39,7 @@ def val_acc(round_: int, name: str) -> float:
 @pytest.fixture(scope="module")
 def study_dir(tmp_path_factory):
     """The `best` study's layout, 3 rounds of its main setting + one run of another, written by
-    study.write_run with untrained models and made-up metrics (milliseconds, not hours)."""
+    records.write with untrained models and made-up metrics (milliseconds, not hours)."""
     study = Study.load("train/studies/best.toml")
     out = tmp_path_factory.mktemp("runs") / "best"
     out.mkdir()
@@ -54,7 +56,8 @@ def study_dir(tmp_path_factory):
                  "test_acc": test, "test_digit_acc": 96.5 if VARIANTS[name].digit_loss else None,
                  "parameters": sum(p.numel() for p in model.parameters()), "train_pairs": 800,
                  "test_pairs": 1000, "wall_seconds": 1.0, "device": "cpu"}
-        write_run(out, spec, RunResult(spec.config, model.eval(), [], final))
+        prov = records.provenance("abc1234", records.now(), "cpu")
+        records.write(out, spec, RunResult(spec.config, model.eval(), [], final), prov)
     return out
 
 
@@ -86,12 +89,14 @@ def test_export_round_trip_is_bit_identical(study_dir, exported):
 
 
 def test_export_writes_configs_and_cards_from_the_records(study_dir, exported):
-    records = load_records(study_dir)
+    runs = {r.name: r for r in records.load(study_dir)}
     for name in NAMES:
         config = json.loads((exported / name / "config.json").read_text())
-        record = next(r for r in records if r["dir"].endswith(f"adam_safe-{name}-r01"))
+        record = runs[f"adam_safe-{name}-r01"]
         assert config["variant"] == name and config["run"] == f"adam_safe-{name}-r01"
-        assert config["train_config"] == record["train_config"] and config["metrics"] == record["final"]
+        assert config["train_config"] == record.config.to_dict()
+        assert config["metrics"] == dataclasses.asdict(record.metrics)
+        assert config["provenance"] == dataclasses.asdict(record.provenance)
         summary = config["study_summary"]
         vals = [val_acc(r, name) for r in range(3)]
         assert summary["rounds"] == 3 and summary["val_acc_mean"] == pytest.approx(sum(vals) / 3)
@@ -111,25 +116,27 @@ def test_export_writes_configs_and_cards_from_the_records(study_dir, exported):
     assert "2020 report (adam, augmentation none)" in top.text and "14x14" in top.text
 
 
-def test_selection_uses_validation_never_test():
+def test_selection_uses_validation_never_test(study_dir):
+    template = records.load(study_dir)[0]
     def rec(name, round_, val, test, setting="adam_safe"):
-        return {"setting": setting, "variant": name, "round": round_, "final": {"val_acc": val, "test_acc": test}}
+        return dataclasses.replace(template, setting=setting, round=round_,
+                                   config=dataclasses.replace(template.config, variant=name),
+                                   metrics=dataclasses.replace(template.metrics, val_acc=val, test_acc=test))
     study = Study.load("train/studies/best.toml")
-    records = [rec(name, r, val, test) for name in NAMES
-               for r, val, test in ((0, 90.0, 99.9), (1, 91.5, 80.0), (2, 91.5, 85.0), (3, 88.0, 100.0))]
-    records.append(rec("shared", 0, 99.9, 99.9, setting="adam_none"))     # another setting never competes
-    chosen = select_runs(records, study)
+    runs = [rec(name, r, val, test) for name in NAMES
+            for r, val, test in ((0, 90.0, 99.9), (1, 91.5, 80.0), (2, 91.5, 85.0), (3, 88.0, 100.0))]
+    runs.append(rec("shared", 0, 99.9, 99.9, setting="adam_none"))     # another setting never competes
+    chosen = select_runs(runs, study)
     assert list(chosen) == NAMES
     # max val_acc (91.5) though rounds 0 and 3 test higher; the tie 1 vs 2 goes to the lowest round
-    assert all(r["round"] == 1 and r["setting"] == "adam_safe" for r in chosen.values())
+    assert all(r.round == 1 and r.setting == "adam_safe" for r in chosen.values())
 
 
 def test_export_refuses_a_study_without_validation(study_dir, tmp_path):
-    records = load_records(study_dir)
-    for r in records:
-        r["final"]["val_acc"] = None
+    runs = [dataclasses.replace(r, metrics=dataclasses.replace(r.metrics, val_acc=None))
+            for r in records.load(study_dir)]
     with pytest.raises(PublishError, match="no validation accuracy"):
-        select_runs(records, Study.load(study_dir / "study.toml"))
+        select_runs(runs, Study.load(study_dir / "study.toml"))
 
 
 def test_export_errors_name_what_is_missing(study_dir, tmp_path):

@@ -1,0 +1,305 @@
+"""Run records: one typed record per run, and the one place that knows how records are stored.
+
+A study folder (default `train/runs/<study>/`):
+
+    study.toml                      the study definition this folder belongs to (one per folder)
+    invocations.jsonl               one line per study command: workers, wall time, commit, machine
+    runs.jsonl.gz                   the packed finished runs, one row per run (`RunRecord.to_dict`,
+                                    epoch history included): what the repository keeps
+    .lock                           held (flock) by the invocation training into the folder
+    <setting>-<variant>-r<round>/   one run as a study writes it (the working format, not committed)
+        config.json                 variant, encoder, study, setting, round and the RunConfig
+        final.json                  final metrics and the run's provenance
+        metrics.jsonl               one line per epoch
+        model.safetensors           the selected weights
+        done                        written last: a run without it is not finished
+
+A run is written into `<name>.partial-<pid>/` and renamed into place in one `os.rename`, so a
+kill at any moment (even SIGKILL) leaves either a finished run or a partial folder that the
+next invocation deletes and redoes. `pack` folds the finished runs into `runs.jsonl.gz`; a packed
+run counts as finished, so a packed study resumes and extends like an unpacked one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import gzip
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .training import RunConfig, RunResult
+from .weights import save_variant
+
+UNKNOWN = "unknown"        # what was never recorded: never inferred, never filled in later
+DONE = "done"
+PACK = "runs.jsonl.gz"
+LOCK = ".lock"
+WEIGHTS = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of a study's grid: which run, with which config."""
+    study: str
+    setting: str
+    round: int
+    config: RunConfig
+
+    @property
+    def name(self) -> str:
+        return f"{self.setting}-{self.config.variant}-r{self.round:02d}"
+
+
+@dataclass(frozen=True)
+class Metrics:
+    selected_epoch: int
+    val_acc: float | None            # None: no validation pairs (selection = "last")
+    val_digit_acc: float | None
+    test_acc: float | None           # None: the test pairs were not evaluated (config.test = False)
+    test_digit_acc: float | None     # None also for variants without digit outputs
+    parameters: int
+    train_pairs: int
+    test_pairs: int
+    wall_seconds: float
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where and with what the run trained, recorded by the process that trained it."""
+    commit: str               # short git sha of the code, or "unknown"
+    dirty: bool | str         # tracked files differed from the commit; "unknown" where not recorded
+    machine: dict | str       # cpu, cpu_count, gpu, python, platform, torch_threads; or "unknown"
+    torch: str
+    device: str               # "cpu", "cuda", ...
+    started_at: str           # UTC, ISO 8601
+    finished_at: str
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    study: str
+    setting: str
+    round: int
+    config: RunConfig
+    metrics: Metrics
+    provenance: Provenance
+    history: tuple[dict, ...]        # one dict per epoch: train_loss, train_acc, lr, val_acc, ...
+
+    @property
+    def variant(self) -> str:
+        return self.config.variant
+
+    @property
+    def spec(self) -> RunSpec:
+        return RunSpec(self.study, self.setting, self.round, self.config)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def to_dict(self) -> dict:
+        return {"study": self.study, "setting": self.setting, "round": self.round,
+                "config": self.config.to_dict(), "metrics": dataclasses.asdict(self.metrics),
+                "provenance": dataclasses.asdict(self.provenance), "history": list(self.history)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunRecord":
+        # Every config field must be recorded: a default filled in here would be a guess about an
+        # older run (train/migrate_records.py adds what older records lacked, once, in the open).
+        missing = {f.name for f in dataclasses.fields(RunConfig)} - set(d["config"])
+        if missing:
+            raise ValueError(f"record {d['setting']}-r{d['round']:02d} of {d['study']!r} lacks config fields "
+                             f"{sorted(missing)}: migrate it (train/migrate_records.py)")
+        return cls(study=d["study"], setting=d["setting"], round=d["round"],
+                   config=RunConfig.from_dict(d["config"]), metrics=Metrics(**d["metrics"]),
+                   provenance=Provenance(**d["provenance"]), history=tuple(d["history"]))
+
+
+# --- provenance, read where the run trains ------------------------------------------------------
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def git_commit() -> str:
+    """The short sha of the checked-out code, "-dirty" appended when tracked files differ; "unknown"
+    outside a git checkout. Read once per invocation, before anything trains."""
+    # A copy of the tree sent elsewhere (e.g. to a GPU machine) names its commit here: a .git
+    # there, if any, need not match the files that were sent.
+    if os.environ.get("DIGITPAIR_COMMIT"):
+        return os.environ["DIGITPAIR_COMMIT"]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return UNKNOWN
+
+
+def provenance(commit: str, started_at: str, device: str) -> Provenance:
+    """Call in the process that trained the run, right after training: the machine, torch version
+    and finish time are read here. `commit` is `git_commit()` as the invocation read it."""
+    return Provenance(commit=commit.removesuffix("-dirty"),
+                      dirty=UNKNOWN if commit == UNKNOWN else commit.endswith("-dirty"),
+                      machine=machine(), torch=torch.__version__, device=device,
+                      started_at=started_at, finished_at=now())
+
+
+# --- one run folder -----------------------------------------------------------------------------
+
+def write(out: Path, spec: RunSpec, result: RunResult, prov: Provenance) -> Path:
+    """Write a finished run into `out/<name>/`: a partial folder renamed into place (atomic on POSIX)."""
+    final_dir = out / spec.name
+    tmp = out / f"{spec.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_variant(result.model, spec.config.variant, tmp,
+                 {"study": spec.study, "setting": spec.setting, "round": spec.round,
+                  "train_config": spec.config.to_dict()})
+    with open(tmp / "metrics.jsonl", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in result.history)
+    metrics = Metrics(**{f.name: result.final[f.name] for f in dataclasses.fields(Metrics)})
+    final = {**dataclasses.asdict(metrics), "provenance": dataclasses.asdict(prov)}
+    (tmp / "final.json").write_text(json.dumps(final, indent=2) + "\n")
+    (tmp / DONE).write_text("")
+    for path in tmp.iterdir():          # durable before the rename makes it visible
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+    if final_dir.exists():              # an unfinished leftover without `done`
+        shutil.rmtree(final_dir)
+    os.rename(tmp, final_dir)
+    return final_dir
+
+
+def is_done(run_dir: Path) -> bool:
+    return (run_dir / DONE).is_file()
+
+
+def read_run(run_dir: Path) -> RunRecord:
+    config = json.loads((run_dir / "config.json").read_text())
+    final = json.loads((run_dir / "final.json").read_text())
+    prov = final.pop("provenance")
+    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+    return RunRecord.from_dict({"study": config["study"], "setting": config["setting"], "round": config["round"],
+                                "config": config["train_config"], "metrics": final, "provenance": prov,
+                                "history": history})
+
+
+def weights_path(out: str | os.PathLike, record: RunRecord) -> Path:
+    """Where a run's weights are, if this machine trained it (they are never packed or committed)."""
+    return Path(out) / record.name / WEIGHTS
+
+
+def clean_partials(out: Path) -> int:
+    """Remove what killed runs left behind; returns how many."""
+    stale = [p for p in out.glob("*.partial-*") if p.is_dir()]
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return len(stale)
+
+
+# --- a study folder -----------------------------------------------------------------------------
+
+def load(out: str | os.PathLike) -> list[RunRecord]:
+    """Every finished run of a study folder, packed or not, sorted by name."""
+    out = Path(out)
+    records = {}
+    if (out / PACK).is_file():
+        with gzip.open(out / PACK, "rt") as f:
+            for line in f:
+                rec = RunRecord.from_dict(json.loads(line))
+                records[rec.name] = rec
+    for run_dir in out.iterdir() if out.is_dir() else ():
+        if run_dir.name not in records and run_dir.is_dir() and is_done(run_dir):
+            records[run_dir.name] = read_run(run_dir)
+    return [records[name] for name in sorted(records)]
+
+
+def pack(out: str | os.PathLike) -> Path:
+    """Fold every finished run into `runs.jsonl.gz` (deterministic bytes: same runs, same file).
+    Run folders stay where they are: their weights are what `export` ships."""
+    return write_pack(out, [r.to_dict() for r in load(out)])
+
+
+def write_pack(out: str | os.PathLike, rows: list[dict]) -> Path:
+    """`rows` (RunRecord.to_dict()s, sorted by run name) as `out/runs.jsonl.gz`, atomically."""
+    out = Path(out)
+    rows = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+    buf = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as f:
+        f.write(rows.encode())
+    tmp = out / f"{PACK}.tmp-{os.getpid()}"
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, out / PACK)
+    return out / PACK
+
+
+@contextmanager
+def lock(out: Path):
+    """Hold the study folder for one invocation. flock is released by the kernel when its holder
+    dies, so a killed study never leaves the folder locked."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise ValueError(f"{out} is in use by another study invocation ({f.read().strip() or 'pid unknown'}); "
+                             "wait for it to finish, or use another output folder (--out)") from None
+        f.truncate(0)
+        f.write(f"pid {os.getpid()} on {platform.node()}, since {now()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.truncate(0)
+
+
+def check_config(record: RunRecord, spec: RunSpec) -> None:
+    """A finished run must be the run the grid asks for, or the records would mix two studies."""
+    recorded = {"study": record.study, **record.config.to_dict()}
+    asked = {"study": spec.study, **spec.config.to_dict()}
+    if recorded != asked:
+        raise ValueError(f"run {spec.name} was recorded with a different config ({differences(recorded, asked)}); "
+                         f"use another output folder (--out) for a changed study")
+
+
+def differences(recorded: dict, asked: dict) -> str:
+    """'epochs 15 recorded, 16 asked; ...' for the keys whose values differ."""
+    return "; ".join(f"{k} {recorded.get(k)!r} recorded, {asked.get(k)!r} asked"
+                     for k in sorted(recorded.keys() | asked.keys()) if recorded.get(k) != asked.get(k))
+
+
+# --- selection ----------------------------------------------------------------------------------
+
+def select(records: list[RunRecord], setting: str | None = None, variant: str | None = None) -> list[RunRecord]:
+    """The records of one setting and/or variant, in round order."""
+    return sorted((r for r in records if (setting is None or r.setting == setting)
+                   and (variant is None or r.variant == variant)), key=lambda r: r.round)
