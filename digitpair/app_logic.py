@@ -207,10 +207,10 @@ def card(name: str, pred: Prediction, truth: tuple[int, int] | None) -> str:
     mark = ""
     if truth is not None:
         right = leq == (truth[0] <= truth[1])
-        mark = f'<span class="mark {"right" if right else "wrong"}">{"✓ right" if right else "✗ wrong"}</span>'
+        mark = f' <span class="mark {"right" if right else "wrong"}">{"✓ right" if right else "✗ wrong"}</span>'
     lines = [f'<div class="card" id="card-{html.escape(name)}">',
              f'<div class="name">{html.escape(name)}</div>',
-             f'<div class="verdict">{order_name(leq)} {mark}</div>',
+             f'<div class="verdict">{order_name(leq)}{mark}</div>',
              f'<div class="prob">P(first ≤ second) = {p:.2f}'
              f'<div class="bar"><div style="width:{100 * p:.0f}%"></div></div></div>']
     if pred.digit_probs is None:
@@ -223,7 +223,8 @@ def card(name: str, pred: Prediction, truth: tuple[int, int] | None) -> str:
         lines += [f'<div class="reading">reads <b>{int(digits[0])}</b> ({values[0]:.0%}) and '
                   f'<b>{int(digits[1])}</b> ({values[1]:.0%})</div>',
                   joint_svg(probs),
-                  f'<div class="caption">first digit down, second across; blue (first ≤ second) holds {mass:.2f}</div>']
+                  f'<div class="caption">rows: its first digit, columns: its second; '
+                  f'the blue cells (row ≤ column) hold {mass:.2f}</div>']
     return "".join(lines) + "</div>"
 
 
