@@ -82,9 +82,10 @@ def show_example(index: int) -> list:
 def pad(box: str) -> gr.Sketchpad:
     # White paper, black brush; a 280x280 canvas is MNIST's 28x28 at 10x, and a 12 px brush
     # radius gives strokes of MNIST's thickness for a digit that fills the box.
+    # min_width: on a phone the two pads stack, each wide enough to draw in.
     return gr.Sketchpad(value=BLANK, label=f"{box} digit", elem_id=box, type="pil", image_mode="RGBA",
-                        canvas_size=(280, 280), min_width=300, brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=12),
-                        layers=False, transforms=(), format="png")
+                        canvas_size=(280, 280), min_width=300, layers=False, transforms=(), format="png",
+                        brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=12))
 
 
 with gr.Blocks(title="digitpair: is the first digit <= the second?") as demo:

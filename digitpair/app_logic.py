@@ -329,8 +329,8 @@ def about_markdown(root: Path = ROOT, link=None) -> str:
         if main and "setting" in rows[0]:
             rows = [r for r in rows if r["setting"] == main]
         by_name = {r.get("variant") or r.get("model"): r for r in rows}   # 'model': summaries written before the rename
-        lines += ["", f"Test accuracy (%) on pairs and, for the networks told the digits, on single digits: mean ± std over n rounds (study `{STUDY}`"
-                  + (f", setting `{main}`" if main else "") + "):", "",
+        lines += ["", "Test accuracy (%) on pairs and, for the networks told the digits, on single digits: "
+                  f"mean ± std over n rounds (study `{STUDY}`" + (f", setting `{main}`" if main else "") + "):", "",
                   "| network | what it is | pair accuracy | digit accuracy | n |", "| --- | --- | --- | --- | --- |"]
         lines += [f"| `{name}` | {VARIANTS[name].description} | {_cell(by_name[name], 'test_acc')} | "
                   f"{_cell(by_name[name], 'test_digit_acc') if VARIANTS[name].digit_loss else '-'} | "
