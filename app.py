@@ -6,12 +6,13 @@ only lays out the page and wires events. Models: weights/, or the Hub repo in
 $DIGITPAIR_MODEL_REPO (at $DIGITPAIR_MODEL_REVISION).
 """
 
-from pathlib import Path
+import os
 
 import gradio as gr
+import PIL.Image
 import torch
 
-from digitpair import VARIANTS, WeightsError
+from digitpair import WeightsError
 from digitpair import app_logic as logic
 from digitpair.drawing import DrawingError
 
@@ -19,7 +20,6 @@ from digitpair.drawing import DrawingError
 # a shared CPU the spinning of a second thread adds tens of ms at random (see benchmarks/bench_app.py).
 torch.set_num_threads(1)
 LOADED = logic.load_models()
-EXAMPLES = Path(__file__).resolve().parent / "examples"
 # Server limits (README "App"). An upload over MAX_FILE_SIZE is refused with HTTP 413 before it
 # reaches the cache; with QUEUE_SIZE requests waiting, the next gets "Queue is full" at once; the
 # files Gradio keeps (uploads, the 14x14 previews) are deleted once CACHE_SECONDS old, checked as
@@ -27,6 +27,44 @@ EXAMPLES = Path(__file__).resolve().parent / "examples"
 MAX_FILE_SIZE, QUEUE_SIZE, CACHE_SECONDS = 10 * 2**20, 64, 600   # bytes, requests, seconds
 # What every `demo.launch` passes: `python app.py` below and the tests' served app (tests/conftest.py).
 LAUNCH_OPTIONS = {"max_file_size": MAX_FILE_SIZE}
+EXAMPLES = tuple(logic.examples())
+# Each pad loads holding white paper as its background: the editor picks its brush when a
+# background arrives (an empty value leaves it with no tool, "select the draw tool to start").
+PAPER = PIL.Image.new("RGB", (280, 280), "white")
+BLANK = {"background": PAPER, "layers": [], "composite": PAPER}
+# Clear both, in the browser: each pad's own "Clear canvas" (it wipes every stroke and the
+# background, every time), then its Brush, which that clearing deselects. Setting the pads' value
+# instead clears only when the value differs from the last one set, so a second Clear did nothing.
+CLEAR_PADS = """() => {
+    for (const id of ["first", "second"]) {
+        const pad = document.getElementById(id);
+        pad.querySelector('button[aria-label="Clear canvas"]')?.click();
+        pad.querySelector('button[aria-label="Brush"]')?.click();
+    }
+    return [];
+}"""
+# The Space links the reports in its own repo; a local server serves them itself.
+gr.set_static_paths(logic.report_files())
+ABOUT = logic.about_markdown(link=None if os.environ.get("SPACE_ID") else lambda p: f"/gradio_api/file={p}")
+
+CARD_CSS = """
+.cards { display: flex; flex-wrap: wrap; gap: 12px; }
+.card { flex: 1 1 170px; max-width: 240px; border: 1px solid var(--border-color-primary); border-radius: 8px;
+        padding: 10px; background: var(--block-background-fill); }
+.card .name { font-family: var(--font-mono); font-size: 0.85em; color: var(--body-text-color-subdued); }
+.card .verdict { font-size: 1.25em; font-weight: 600; margin: 2px 0 4px; }
+.card .mark { font-size: 0.75em; padding: 1px 6px; border-radius: 4px; margin-left: 4px; }
+.card .mark.right { background: #d1fadf; color: #05603a; }
+.card .mark.wrong { background: #fee4e2; color: #912018; }
+.card .bar { height: 6px; background: #f5c99b; border-radius: 3px; margin: 3px 0 6px; }
+.card .bar div { height: 100%; background: #3b6fd4; border-radius: 3px; }
+.card .reading, .card .caption { font-size: 0.85em; }
+.card .caption { color: var(--body-text-color-subdued); }
+.joint { display: block; margin: 6px 0 2px; }
+.joint .leq { fill: #3b6fd4; } .joint .gt { fill: #e8811a; }
+.joint .frame { fill: none; stroke: #bbb; } .joint .edge { fill: none; stroke: #222; stroke-width: 1.2; }
+.joint .axis { font-size: 8px; fill: #666; text-anchor: middle; }
+"""
 
 
 def compare(first: dict, second: dict) -> dict:
@@ -39,52 +77,52 @@ def compare(first: dict, second: dict) -> dict:
 
 
 def show(first, second) -> list:
-    view = logic.page_view(LOADED, first, second)
-    return [view.headline, *view.verdicts.values(), *view.notes.values(), *view.previews]
+    view = logic.page_view(LOADED, first, second, EXAMPLES)
+    return [view.headline, view.cards, *view.previews]
+
+
+def show_example(index: int) -> list:
+    paths = [str(EXAMPLES[index].first), str(EXAMPLES[index].second)]
+    return [*({"background": path, "layers": [], "composite": path} for path in paths), *show(*paths)]
 
 
 def pad(box: str) -> gr.Sketchpad:
     # White paper, black brush; a 280x280 canvas is MNIST's 28x28 at 10x, and a 12 px brush
     # radius gives strokes of MNIST's thickness for a digit that fills the box.
-    return gr.Sketchpad(label=box, elem_id=box, type="pil", image_mode="RGBA", canvas_size=(280, 280),
-                        brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=12),
-                        layers=False, transforms=(), format="png")
+    # min_width: on a phone the two pads stack, each wide enough to draw in.
+    return gr.Sketchpad(value=BLANK, label=f"{box} digit", elem_id=box, type="pil", image_mode="RGBA",
+                        canvas_size=(280, 280), min_width=300, layers=False, transforms=(), format="png",
+                        brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=12))
 
 
 with gr.Blocks(title="digitpair: is the first digit <= the second?",
                delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:
-    gr.Markdown("# Is the first digit ≤ the second?\nDraw a digit in each box: the five networks "
-                "of the study answer as you draw.")
-    initial = logic.page_view(LOADED, None, None)   # names the variants that failed to load, if any
-    headline = gr.Markdown(initial.headline if not LOADED.models else "Draw a digit in both boxes.",
-                           elem_id="consensus")
+    gr.Markdown("# Is the first digit ≤ the second?\nDraw a digit in each box, or pick an example below: "
+                "five networks answer as you draw.")
+    initial = logic.page_view(LOADED, PAPER, PAPER)
+    headline = gr.Markdown(initial.headline, elem_id="consensus")
     with gr.Row():
         first, second = pad("first"), pad("second")
+    clear = gr.Button("Clear both", elem_id="clear")
+    cards = gr.HTML(initial.cards, elem_id="cards", html_template='<div class="cards">${value}</div>',
+                    css_template=CARD_CSS, js_on_load=None)
     with gr.Row():
-        gr.ClearButton([first, second], value="Clear both")
-        compare_button = gr.Button("Compare", variant="primary")
-    verdicts, notes = [], []
-    with gr.Row():
-        for name in VARIANTS:
-            with gr.Column(min_width=150):
-                verdicts.append(gr.Label(label=name, num_top_classes=2, elem_id=f"verdict-{name}"))
-                notes.append(gr.Markdown(initial.notes[name], elem_id=f"digits-{name}"))
-    with gr.Row():
-        seen = [gr.Image(label=f"{box}, as the networks see it (14x14)", interactive=False, height=180, format="png",
-                         elem_id=f"seen-{box}") for box in logic.BOXES]
-    outputs = [headline, *verdicts, *notes, *seen]
-    # Loading an example into a Sketchpad fires no .change: the example runs `show` itself.
-    gr.Examples([[str(a), str(b)] for a, b in zip(sorted(EXAMPLES.glob("pair*_first_*.png")),
-                                                  sorted(EXAMPLES.glob("pair*_second_*.png")))],
-                [first, second], outputs, show, run_on_click=True, cache_examples=False, label="MNIST test pairs",
-                api_visibility="private")
+        seen = [gr.Image(label=f"{box} digit, as the networks see it (14x14)", interactive=False, height=150,
+                         format="png", elem_id=f"seen-{box}") for box in logic.BOXES]
+    outputs = [headline, cards, *seen]
+    gallery = gr.Dataset(label="Examples: MNIST test pairs (click one)", type="index", elem_id="examples",
+                         components=[gr.Image(label="first", render=False), gr.Image(label="second", render=False),
+                                     gr.Textbox(label="digits", render=False)],
+                         samples=[[str(e.first), str(e.second), e.label] for e in EXAMPLES])
     with gr.Accordion("About", open=False):
-        gr.Markdown(logic.about_markdown())
+        gr.Markdown(ABOUT)
 
-    for box in (first, second):
-        box.change(show, [first, second], outputs, trigger_mode="always_last", show_progress="hidden",
-                   api_visibility="private")
-    compare_button.click(show, [first, second], outputs, api_visibility="private")
+    for box in (first, second):   # .input: the person drew (loading an example or clearing is not a drawing)
+        box.input(show, [first, second], outputs, trigger_mode="always_last", show_progress="hidden",
+                  api_visibility="private")
+    gallery.click(show_example, gallery, [first, second, *outputs], api_visibility="private")
+    clear.click(lambda: [initial.headline, initial.cards, None, None], None, outputs, js=CLEAR_PADS,
+                api_visibility="private")
     gr.api(compare, api_name="compare")
 demo.queue(max_size=QUEUE_SIZE)
 

@@ -2,7 +2,9 @@
 
 One request = what the `/compare` handler (`app.compare`) does once Gradio has the two uploaded
 files: decode both drawings (280x280 PNGs, the canvas's size), preprocess them, run all five
-models; in process, with the app's own settings, median over --requests. The same request
+models; in process, with the app's own settings, median over --requests. One page request =
+what a drawing on the page runs (`app.show`: the same, plus the cards, their 10x10 pictures, the
+example check and the two 14x14 views). The same request
 through HTTP (gradio_client: uploads, queue and event stream included) is printed too.
 Start-up = from launching `python app.py` to its first HTTP 200, median over --starts.
 
@@ -71,6 +73,7 @@ def main() -> None:
 
     sys.path.insert(0, str(ROOT))   # app.py is a script at the repo root, not part of the package
     import app
+    import PIL.Image
     import torch
     from gradio_client import Client, handle_file
 
@@ -83,6 +86,9 @@ def main() -> None:
     # What the handler receives for two uploads: Gradio's FileData dicts naming its cached copies.
     uploads = [{"path": path, "meta": {"_type": "gradio.FileData"}} for path in (first, second)]
     one = median_ms(lambda: app.compare(*uploads), args.requests)
+    # What the page's handler receives: Sketchpad dicts of PIL images (decoded lazily, inside the request).
+    page = median_ms(lambda: app.show(*({"background": None, "layers": [], "composite": PIL.Image.open(path)}
+                                        for path in (first, second))), args.requests)
 
     starts = []
     for i in range(args.starts):
@@ -104,6 +110,8 @@ def main() -> None:
           f"commit {git_commit()}; models: {', '.join(loaded.models)} from {loaded.source}")
     print(f"one request (preprocess 2 drawings + {len(loaded.models)} models), median of {args.requests}: "
           f"{one:.1f} ms  (target <= 30 ms)")
+    print(f"one page request (the same + cards, pictures, 14x14 views), median of {args.requests}: "
+          f"{page:.1f} ms  (target <= 30 ms)")
     print(f"same through HTTP /compare with gradio_client, median of {args.http_requests}: {http:.1f} ms")
     print(f"start to ready to serve, median of {args.starts}: {statistics.median(starts):.1f} s "
           f"(each: {', '.join(f'{s:.1f}' for s in starts)})  (target <= 10 s)")

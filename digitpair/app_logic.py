@@ -3,33 +3,38 @@
 `compare` is the `/compare` API: two drawings in, one JSON-ready dict out,
 {"models": {name: {"p_leq", "first_is_leq", "digits"}}, "missing": {name: why}} in registry
 order, "missing" naming the variants that failed to load. `page_view` is the
-same computation shaped for the page: a consensus line, a verdict and a note per variant, and
-the two 14x14 images the networks see.
+same computation shaped for the page: a headline, one card per network (verdict, P(first <=
+second), its digit reading and, with digit outputs, the picture of where that probability comes
+from) and the two 14x14 images the networks see. `about_markdown` is the About panel.
 """
 
 from __future__ import annotations
 
 import csv
+import html
 import logging
 import os
+import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .cards import source_url
 from .drawing import DrawingError, preprocess
+from .models import VARIANTS, PairNet, Prediction
+from .study import Study
 from .weights import WeightsError, load_pretrained
-from .models import VARIANTS, PairNet
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS_DIR = ROOT / "weights"
 MODEL_REPO_ENV, MODEL_REVISION_ENV = "DIGITPAIR_MODEL_REPO", "DIGITPAIR_MODEL_REVISION"
 BOXES = ("first", "second")
+EXAMPLES_DIR = ROOT / "examples"
+STUDY = "best"   # the study the About panel reports, and whose main setting weights/ was exported from
 LEQ, GT = "first ≤ second", "first > second"
-# The columns of the study's summary.csv the About panel shows (when present), out of its ~15.
-HEADLINE_COLUMNS = ("setting", "variant", "rounds", "test_acc_mean", "test_acc_std", "test_digit_acc_mean",
-                    "test_digit_acc_std", "parameters")
 log = logging.getLogger(__name__)
 
 
@@ -119,30 +124,168 @@ def compare(loaded: LoadedModels, first, second) -> dict:
 
 # --- the page --------------------------------------------------------------------------------
 
-def consensus(result: dict) -> str:
-    """One line over all variants: agreement and the mean probability."""
-    entries = list(result["models"].values())
-    leq = sum(e["first_is_leq"] for e in entries)
-    mean = sum(e["p_leq"] for e in entries) / len(entries)
-    if leq in (0, len(entries)):
-        verdict = LEQ if leq else GT
-        return f"**{verdict}**: all {len(entries)} models agree (mean P(first ≤ second) = {mean:.2f})"
-    return (f"**split**: {leq} of {len(entries)} models say {LEQ}, {len(entries) - leq} say {GT} "
-            f"(mean P(first ≤ second) = {mean:.2f})")
+@dataclass(frozen=True)
+class Example:
+    """A pair in examples/: `pair<k>_first_<digit>.png` and `pair<k>_second_<digit>.png` name their digits."""
+    first: Path
+    second: Path
+
+    @property
+    def digits(self) -> tuple[int, int]:
+        return tuple(int(re.search(r"_(\d)\.png$", p.name).group(1)) for p in (self.first, self.second))
+
+    @property
+    def label(self) -> str:
+        return "{} and {}".format(*self.digits)
+
+    @cached_property
+    def pair(self) -> torch.Tensor:
+        """(2, 14, 14): what the networks see of it."""
+        return torch.stack([preprocess(str(p)) for p in (self.first, self.second)])
 
 
-def verdict(entry: dict) -> dict[str, float]:
-    """A `gr.Label` value: both verdicts with their probabilities."""
-    return {LEQ: entry["p_leq"], GT: 1.0 - entry["p_leq"]}
+# The most a pooled pixel (0-255) of an example may move on its way through a canvas and still be
+# that example; a stroke added to a digit moves its pixels by far more.
+SAME_EXAMPLE = 8.0
 
 
-def digits_note(entry: dict) -> str:
-    if entry["digits"] is None:
-        return "*no digit head: trained on the order only, so it never says which digits it sees*"
-    return "  \n".join(
-        f"{box}: " + " · ".join(f"**{d}** {p:.0%}" if i == 0 else f"{d} {p:.0%}"
-                                for i, (d, p) in enumerate(entry["digits"][box]))
-        for box in BOXES)
+def known_example(pair: torch.Tensor, known) -> Example | None:
+    """The example whose digits `pair` (2, 14, 14) shows, if any: the page can then say the truth."""
+    return next((e for e in known if (e.pair - pair).abs().max() <= SAME_EXAMPLE), None)
+
+
+def examples(folder: Path = EXAMPLES_DIR) -> list[Example]:
+    firsts = sorted(folder.glob("pair*_first_[0-9].png"))
+    return [Example(f, next(folder.glob(f.name.split("_first_")[0] + "_second_[0-9].png"))) for f in firsts]
+
+
+def order_name(leq: bool) -> str:
+    return LEQ if leq else GT
+
+
+def is_blank(problem: DrawingError) -> bool:
+    """An untouched or cleared box: the page asks for a digit instead of reporting an error."""
+    return str(problem).startswith(("nothing drawn", "no ink found"))
+
+
+def headline(verdicts: dict[str, bool], truth: tuple[int, int] | None) -> str:
+    """One line over all networks: how many say which, and with an example, the truth and who got it."""
+    n, leq = len(verdicts), sum(verdicts.values())
+    if leq in (0, n):
+        line = f"**{order_name(bool(leq))}**: all {n} networks agree." if n > 1 else f"**{order_name(bool(leq))}**."
+    else:
+        says = lambda k: f"{k} says" if k == 1 else f"{k} say"
+        line = f"**Split**: {says(leq)} {LEQ}, {says(n - leq)} {GT}."
+    if truth is None:
+        return line
+    a, b = truth
+    right = sum(v == (a <= b) for v in verdicts.values())
+    return (f"Example: the digits are **{a}** and **{b}**, so the answer is **{order_name(a <= b)}** "
+            f"({a} {'≤' if a <= b else '>'} {b}). {right} of {n} networks are right. {line}")
+
+
+def joint_svg(probs: torch.Tensor, cell: int = 12) -> str:
+    """(2, 10) digit probabilities -> a 10x10 SVG of p_first(i) p_second(j), row i, column j.
+
+    Cells with i <= j (on and right of the diagonal) are blue, the others orange, each as opaque as
+    its probability (square-rooted, so a 1 % cell still shows); the blue cells sum to the mass
+    behind "first <= second", which is what the order head outputs as P(first <= second).
+    """
+    joint = (probs[0][:, None] * probs[1][None, :]).tolist()
+    pad, size = 14, 10 * cell
+    parts = [f'<svg class="joint" viewBox="0 0 {pad + size + 1} {pad + size + 1}" width="{pad + size + 1}" '
+             f'height="{pad + size + 1}" role="img"><title>P(first = row, second = column)</title>']
+    parts += [f'<text x="{pad + j * cell + cell / 2}" y="10" class="axis">{j}</text>' for j in range(10)]
+    parts += [f'<text x="7" y="{pad + i * cell + cell * 0.8}" class="axis">{i}</text>' for i in range(10)]
+    parts += [f'<rect x="{pad + j * cell}" y="{pad + i * cell}" width="{cell}" height="{cell}" '
+              f'class="{"leq" if i <= j else "gt"}" fill-opacity="{p ** 0.5:.3f}"/>'
+              for i, row in enumerate(joint) for j, p in enumerate(row) if p >= 1e-4]
+    # The staircase under the diagonal: the edge of the i <= j triangle.
+    steps = " ".join(f"{pad + i * cell},{pad + (i + 1) * cell} {pad + (i + 1) * cell},{pad + (i + 1) * cell}"
+                     for i in range(10))
+    parts += [f'<rect x="{pad}" y="{pad}" width="{size}" height="{size}" class="frame"/>',
+              f'<polyline points="{pad},{pad} {steps}" class="edge"/>', "</svg>"]
+    return "".join(parts)
+
+
+def card(name: str, pred: Prediction, truth: tuple[int, int] | None) -> str:
+    """One network's card: verdict (and right/wrong with an example), P(first <= second), its digit reading."""
+    p = float(pred.p_leq[0])
+    leq = p >= 0.5
+    mark = ""
+    if truth is not None:
+        right = leq == (truth[0] <= truth[1])
+        mark = f' <span class="mark {"right" if right else "wrong"}">{"✓ right" if right else "✗ wrong"}</span>'
+    lines = [f'<div class="card" id="card-{html.escape(name)}">',
+             f'<div class="name">{html.escape(name)}</div>',
+             f'<div class="verdict">{order_name(leq)}{mark}</div>',
+             f'<div class="prob">P(first ≤ second) = {p:.2f}'
+             f'<div class="bar"><div style="width:{100 * p:.0f}%"></div></div></div>']
+    if pred.digit_probs is None:
+        lines.append('<div class="reading">no digit outputs: trained on the order only, '
+                     'its 10 codes are not digits</div>')
+    else:
+        probs = pred.digit_probs[0]
+        values, digits = probs.max(1)
+        mass = float((probs[0][:, None] * probs[1][None, :]).triu().sum())
+        lines += [f'<div class="reading">reads <b>{int(digits[0])}</b> ({values[0]:.0%}) and '
+                  f'<b>{int(digits[1])}</b> ({values[1]:.0%})</div>',
+                  joint_svg(probs),
+                  f'<div class="caption">rows: its first digit, columns: its second; '
+                  f'the blue cells (row ≤ column) hold {mass:.2f}</div>']
+    return "".join(lines) + "</div>"
+
+
+def failed_card(name: str, message: str) -> str:
+    return (f'<div class="card failed" id="card-{html.escape(name)}"><div class="name">{html.escape(name)}</div>'
+            f'<div class="reading">not loaded: {html.escape(message)}</div></div>')
+
+
+def card_order(names) -> list[str]:
+    """Registry order; names outside the registry (another set of networks) after, as given."""
+    rank = {name: i for i, name in enumerate(VARIANTS)}
+    return sorted(names, key=lambda name: rank.get(name, len(rank)))
+
+
+@dataclass(frozen=True)
+class PageView:
+    headline: str
+    cards: str                                                   # HTML: one card per network
+    previews: tuple[np.ndarray | None, np.ndarray | None]       # the 14x14 digits the networks see
+
+
+def page_view(loaded: LoadedModels, first, second, known: tuple[Example, ...] = ()) -> PageView:
+    """Everything the page shows for two drawings; a bad drawing becomes the headline, never an exception.
+
+    `loaded` is one set of networks ({name: model} and the names that failed); the cards follow it.
+    When the two boxes show one of the `known` examples, unchanged, the page gives its true digits and
+    marks each verdict right or wrong. (Recognised by what the networks see, not by which event came
+    last: the editor reports loading an example and clearing a box as drawing.)
+    """
+    digits, problems = {}, {}
+    for box, value in zip(BOXES, (first, second)):
+        try:
+            digits[box] = preprocess(value)
+        except DrawingError as e:
+            problems[box] = e
+    previews = tuple(enlarge(digits[b]) if b in digits else None for b in BOXES)
+    failed = {name: failed_card(name, message) for name, message in loaded.errors.items()}
+    if not loaded.models:
+        return PageView("**No model is loaded**: see below.", "".join(failed.values()), previews)
+    if problems:
+        blank = [box for box, e in problems.items() if is_blank(e)]
+        if len(blank) == len(problems):
+            text = "Draw a digit in both boxes." if len(blank) == 2 else f"Now draw a digit in the {blank[0]} box."
+        else:
+            text = "; ".join(f"{box} image: {e}" for box, e in problems.items() if not is_blank(e))
+        return PageView(text, "".join(failed[n] for n in card_order(failed)), previews)
+    x = torch.stack([digits[b] for b in BOXES])[None]
+    example = known_example(x[0], known)
+    truth = example.digits if example else None
+    preds = {name: model.predict(x) for name, model in loaded.models.items()}
+    cards = {**failed, **{name: card(name, pred, truth) for name, pred in preds.items()}}
+    verdicts = {name: float(pred.p_leq[0]) >= 0.5 for name, pred in preds.items()}
+    return PageView(headline(verdicts, truth), "".join(cards[n] for n in card_order(cards)), previews)
 
 
 def enlarge(digit: torch.Tensor, factor: int = 12) -> np.ndarray:
@@ -151,51 +294,65 @@ def enlarge(digit: torch.Tensor, factor: int = 12) -> np.ndarray:
     return pixels.repeat(factor, 0).repeat(factor, 1)
 
 
-@dataclass(frozen=True)
-class PageView:
-    headline: str
-    verdicts: dict[str, dict | None]       # per variant, registry order; None: nothing to show
-    notes: dict[str, str]                  # per variant: digit guesses, or why there are none
-    previews: tuple[np.ndarray | None, np.ndarray | None]
+# --- the About panel --------------------------------------------------------------------------
+
+def _cell(row: dict, key: str) -> str:
+    """'98.0 ± 0.4' from summary.csv's <key>_mean and <key>_std; 'unknown' where not recorded."""
+    mean, std = row.get(f"{key}_mean") or "", row.get(f"{key}_std") or ""
+    if not mean:
+        return "unknown"
+    return f"{float(mean):.1f}" + (f" ± {float(std):.1f}" if std else "")
 
 
-def page_view(loaded: LoadedModels, first, second) -> PageView:
-    """Everything the page shows for two drawings; a bad drawing becomes the headline, never an exception."""
-    digits, problems = preprocess_pair(first, second)
-    previews = tuple(enlarge(digits[b]) if b in digits else None for b in BOXES)
-    verdicts = dict.fromkeys(VARIANTS)
-    notes = {name: f"**not loaded**: {message}" for name, message in loaded.errors.items()}
-    if not loaded.models:
-        headline = "**No model is loaded**: see the notes below."
-    elif problems:
-        headline = "; ".join(problems)
-    else:
-        result = predict(loaded.models, torch.stack([digits[b] for b in BOXES])[None])
-        headline = consensus(result)
-        for name, entry in result["models"].items():
-            verdicts[name], notes[name] = verdict(entry), digits_note(entry)
-    return PageView(headline, verdicts, {name: notes.get(name, "") for name in VARIANTS}, previews)
+def report_files(root: Path = ROOT) -> list[Path]:
+    """The study reports the About panel links to, where this copy has them."""
+    return [p for p in (root / "train" / "results" / name / "report.md" for name in (STUDY, "seed2020")) if p.is_file()]
 
 
-def about_markdown(root: Path = ROOT) -> str:
-    """What the five variants are, the study's headline table (read from its summary.csv) and links."""
-    lines = ["The five variants (`digitpair.VARIANTS`), each trained on 1000 MNIST pairs of 14x14 digits:", "",
-             "| variant | what it is |", "| --- | --- |"]
-    lines += [f"| `{name}` | {v.description} |" for name, v in VARIANTS.items()]
-    results = root / "train" / "results"
-    summary = results / "best" / "summary.csv"
+def about_markdown(root: Path = ROOT, link=None) -> str:
+    """What the networks are, what the study found (its summary.csv, main setting) and links.
+
+    `link(path)` turns a file of this copy into a URL; by default a Hugging Face Space links its own
+    files ($SPACE_ID), and elsewhere files are named, not linked.
+    """
+    space = os.environ.get("SPACE_ID")
+    if link is None:
+        link = (lambda p: f"https://huggingface.co/spaces/{space}/blob/main/{p.relative_to(root).as_posix()}") \
+            if space else None
+    lines = ["Five small convolutional networks compare the two digits. `simple_cnn` only learns to read "
+             "digits and compares its two readings; the other four learn from the ≤ answers, with one encoder "
+             "shared by both digits (`shared`) or one each (`unshared`), and the `_aux` ones are also told "
+             "which digits they see. Each was trained on 1000 MNIST pairs of 14x14 digits, many times over "
+             "with fresh data and initialisation.", "",
+             "What the study found: being told the digits matters most (the `_aux` networks and `simple_cnn` "
+             "lead); without digit labels, one shared encoder beats two separate ones."]
+    summary = root / "train" / "results" / STUDY / "summary.csv"
+    rows = []
     if summary.is_file():
         with summary.open(newline="") as f:
             rows = list(csv.DictReader(f))
-        if rows:
-            columns = [c for c in HEADLINE_COLUMNS if c in rows[0]] or list(rows[0])
-            lines += ["", "The study's headline numbers (`train/results/best/summary.csv`; accuracies in %):", "",
-                      "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-            lines += ["| " + " | ".join(row[c] for c in columns) + " |" for row in rows]
-    reports = [p.relative_to(root).as_posix() for p in (results / "best" / "report.md",
-                                                        results / "seed2020" / "report.md") if p.is_file()]
-    space = os.environ.get("SPACE_ID")   # set by Hugging Face Spaces: link the files of the Space's repo
-    links = [f"[{p}](https://huggingface.co/spaces/{space}/blob/main/{p})" if space else f"`{p}`" for p in reports]
-    lines += ["", "Full results: " + (", ".join(links) if links else
-                                      "the study's reports go to `train/results/` (none in this copy yet)") + "."]
+    study_file = root / "train" / "studies" / f"{STUDY}.toml"
+    main = Study.load(study_file).main if study_file.is_file() else None
+    if rows:
+        if main and "setting" in rows[0]:
+            rows = [r for r in rows if r["setting"] == main]
+        by_name = {r.get("variant") or r.get("model"): r for r in rows}   # 'model': summaries written before the rename
+        lines += ["", "Test accuracy (%) on pairs and, for the networks told the digits, on single digits: "
+                  f"mean ± std over n rounds (study `{STUDY}`" + (f", setting `{main}`" if main else "") + "):", "",
+                  "| network | what it is | pair accuracy | digit accuracy | n |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| `{name}` | {VARIANTS[name].description} | {_cell(by_name[name], 'test_acc')} | "
+                  f"{_cell(by_name[name], 'test_digit_acc') if VARIANTS[name].digit_loss else '-'} | "
+                  f"{by_name[name].get('rounds') or 'unknown'} |"
+                  for name in VARIANTS if name in by_name]
+    links = [f"[{p.relative_to(root).as_posix()}]({link(p)})" if link else f"`{p.relative_to(root).as_posix()}`"
+             for p in report_files(root)]
+    repo = os.environ.get(MODEL_REPO_ENV)
+    if repo:
+        links.append(f"[the weights on the Hub](https://huggingface.co/{repo})")
+    source = source_url(root)
+    if source:
+        links.append(f"[the source code]({source})")
+    elif space:
+        links.append(f"[the source code](https://huggingface.co/spaces/{space}/tree/main)")
+    lines += ["", "More: " + (", ".join(links) if links else "the study's reports are not in this copy") + "."]
     return "\n".join(lines)

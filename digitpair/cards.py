@@ -9,6 +9,8 @@ the model-index; the body is plain Markdown built here (no Jinja template).
 from __future__ import annotations
 
 import json
+import tomllib
+from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -16,7 +18,7 @@ from .models import VARIANTS
 from .study import Study
 from .training import RunConfig
 
-PLACEHOLDER_REPO = "USER/NAME"
+ROOT = Path(__file__).resolve().parents[1]   # the checkout an export runs from
 TAGS = ["pytorch", "safetensors", "mnist", "siamese-network", "auxiliary-loss", "digit-comparison"]
 
 
@@ -51,12 +53,25 @@ def _recipe(config: dict) -> str:
             f"{c.schedule} schedule, augmentation `{c.augmentation}`, {c.precision} arithmetic")
 
 
-def _usage(repo_id: str | None, name: str) -> list[str]:
+def source_url(root: Path | None = None) -> str | None:
+    """Where this project's code is published: `[project.urls] Source` in its pyproject.toml, if set."""
+    pyproject = (root or ROOT) / "pyproject.toml"
+    if not pyproject.is_file():
+        return None
+    return tomllib.loads(pyproject.read_text()).get("project", {}).get("urls", {}).get("Source")
+
+
+def _usage(repo_id: str | None, name: str, source: str | None) -> list[str]:
+    # Without a repo id the card can't know where it will be published: it loads the folder it is in.
+    where = f'"{repo_id}")   # {{name: model}}, from the Hub' if repo_id else \
+        '"weights")   # {name: model}, from this folder (downloaded or exported)'
+    code = f"[the digitpair project]({source})" if source else "the digitpair project"
     return ["## Usage", "",
-            "Needs the `digitpair` package (this project's code: `pip install -e .` in its repository).", "",
+            f"Needs the `digitpair` package: {code}, installed with `pip install -e .` in a checkout. "
+            "The networks are defined in its `digitpair/models.py`.", "",
             "```python",
             "import torch, digitpair",
-            f'models = digitpair.load_pretrained("{repo_id or PLACEHOLDER_REPO}")   # {{name: model}}; or a local copy',
+            f"models = digitpair.load_pretrained({where}",
             f'pred = models["{name}"].predict(torch.zeros(1, 2, 14, 14))   # (N, 2, 14, 14) float, raw 0-255 pixels',
             "pred.p_leq, pred.digit_probs   # (N,) P(first <= second); (N, 2, 10) or None",
             "```", ""]
@@ -102,7 +117,7 @@ def variant_card(config: dict, repo_id: str | None = None) -> ModelCard:
              f"| metric | this checkpoint | study: mean ± std over {n} rounds |", "| --- | --- | --- |"]
     lines += [f"| {label} | {pct(value)} | {summary} |" for label, value, summary in rows]
     lines += ["", f"Exported by `digitpair-train export` at commit `{config['commit']}`.", ""]
-    lines += _usage(repo_id, name)
+    lines += _usage(repo_id, name, source_url())
     lines += ["## Training config", "", "```json", json.dumps(config["train_config"], indent=2), "```", ""]
     lines += _limitations(config)
     return _card("\n".join(lines), f"digitpair-{name}", results)
@@ -157,6 +172,6 @@ def repo_card(configs: dict[str, dict], study: Study, reference: Study | None = 
     lines.append("")
     if ref and reference.reference.get("note"):
         lines += ["About the 2020 report's numbers: " + " ".join(reference.reference["note"].split()), ""]
-    lines += _usage(repo_id, "shared_aux")
+    lines += _usage(repo_id, "shared_aux", source_url())
     lines += _limitations(first)
     return _card("\n".join(lines), f"digitpair-{study.name}", results)

@@ -102,11 +102,17 @@ def _download(root: Path, train: bool) -> None:
         from torchvision.datasets import MNIST
         MNIST(str(root), train=train, download=True)
     except Exception as e:  # no network, no torchvision: the caller explains what to do
+        reason = " ".join(str(e).split()) or "no message"   # torchvision's message spans lines: one line here
+        names = ", ".join(f"{stem}[.gz]" for split in (True, False) for stem, _, _ in _FILES[split])
         raise DataError(
             f"MNIST not found under {root} (looked for the four IDX files there and in "
-            f"{root / 'MNIST' / 'raw'}), and downloading it failed ({type(e).__name__}). "
-            f"Point --data-dir or ${DATA_ENV} at a folder holding train-images-idx3-ubyte[.gz], "
-            f"train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz]."
+            f"{root / 'MNIST' / 'raw'}), and downloading it failed ({type(e).__name__}: {reason}). "
+            f"Provide the files ({names}) in one of these ways: "
+            f"(1) put them in {root} or {root / 'MNIST' / 'raw'}; "
+            f"(2) point --data-dir or ${DATA_ENV} at the folder holding them; "
+            f"(3) on a machine with network access, run python -c \"from torchvision.datasets import MNIST; "
+            f"MNIST('mnist', download=True); MNIST('mnist', train=False, download=True)\" "
+            f"and copy its folder mnist/MNIST/raw to {root / 'MNIST' / 'raw'}."
         ) from None
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -69,6 +70,11 @@ def test_compare_returns_the_documented_json(weights, mnist):
             assert all(isinstance(d, int) for d, _ in guesses)
 
 
+def cards_of(html: str) -> dict[str, str]:
+    """{network: its card's HTML}, in page order."""
+    return dict(re.findall(r'<div class="card[^"]*" id="card-([^"]+)">(.*?)(?=<div class="card|$)', html))
+
+
 def test_a_variant_that_fails_to_load_is_reported_and_the_others_serve(weights, tmp_path, mnist):
     broken = tmp_path / "weights"
     for name in VARIANTS:
@@ -80,9 +86,10 @@ def test_a_variant_that_fails_to_load_is_reported_and_the_others_serve(weights, 
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
     result = logic.compare(loaded, two, seven)
     assert list(result["models"]) == list(loaded.models) and result["missing"] == loaded.errors
-    view = logic.page_view(loaded, two, seven)
-    assert view.verdicts["shared"] is None and view.notes["shared"].startswith("**not loaded**")
-    assert all(view.verdicts[n] is not None for n in loaded.models)
+    cards = cards_of(logic.page_view(loaded, two, seven).cards)
+    assert list(cards) == list(VARIANTS)   # registry order, the failed one in its place
+    assert "not loaded" in cards["shared"] and "P(first" not in cards["shared"]
+    assert all("P(first ≤ second)" in cards[n] for n in loaded.models)
 
 
 def test_the_app_starts_on_a_damaged_config_and_names_the_variant(weights, tmp_path, monkeypatch, caplog, mnist):
@@ -110,7 +117,8 @@ def test_no_models_is_a_clear_message(tmp_path):
     with pytest.raises(WeightsError, match="no model is loaded"):
         logic.compare(loaded, None, None)
     view = logic.page_view(loaded, None, None)
-    assert "No model is loaded" in view.headline and all(n.startswith("**not loaded**") for n in view.notes.values())
+    assert "No model is loaded" in view.headline and list(cards_of(view.cards)) == list(VARIANTS)
+    assert all("not loaded" in card for card in cards_of(view.cards).values())
 
 
 def test_models_come_from_the_repo_in_the_environment(weights, monkeypatch):
@@ -123,27 +131,81 @@ def test_models_come_from_the_repo_in_the_environment(weights, monkeypatch):
 
 def test_page_view_turns_a_bad_drawing_into_the_headline(weights, mnist):
     loaded = logic.load_models(str(weights))
-    view = logic.page_view(loaded, drawing(first_of(mnist, 3)), PIL.Image.new("L", (280, 280), 255))
-    assert view.headline.startswith("second image: no ink found")
-    assert all(v is None for v in view.verdicts.values())
+    dot = PIL.Image.new("L", (280, 280), 255)
+    dot.putpixel((140, 140), 0)
+    view = logic.page_view(loaded, drawing(first_of(mnist, 3)), dot)
+    assert view.headline.startswith("second image: the drawing is only a dot") and view.cards == ""
     assert view.previews[0].shape == (168, 168) and view.previews[1] is None   # the good box is still shown
+    # An untouched or cleared box is not an error: the page asks for a digit.
+    paper = PIL.Image.new("RGB", (280, 280), "white")
+    assert logic.page_view(loaded, paper, None).headline == "Draw a digit in both boxes."
+    assert logic.page_view(loaded, drawing(first_of(mnist, 3)), paper).headline == "Now draw a digit in the second box."
 
 
-def test_consensus_line():
-    def result(*ps):
-        return {"models": {f"m{i}": {"p_leq": p, "first_is_leq": p >= 0.5} for i, p in enumerate(ps)}}
-    assert logic.consensus(result(0.9, 0.8, 0.7)) == "**first ≤ second**: all 3 models agree (mean P(first ≤ second) = 0.80)"
-    assert logic.consensus(result(0.1, 0.2)).startswith("**first > second**: all 2 models agree")
-    assert logic.consensus(result(0.9, 0.1, 0.6)) == ("**split**: 2 of 3 models say first ≤ second, 1 say first > second "
-                                                      "(mean P(first ≤ second) = 0.53)")
+def test_one_card_per_network_says_each_thing_once(weights, mnist):
+    loaded = logic.load_models(str(weights))
+    two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
+    view = logic.page_view(loaded, two, seven)
+    result = logic.compare(loaded, two, seven)["models"]
+    cards = cards_of(view.cards)
+    assert list(cards) == list(VARIANTS)
+    for name, card in cards.items():
+        entry = result[name]
+        verdict = re.search(r'<div class="verdict">(first [≤>] second)', card).group(1)
+        assert verdict == ("first ≤ second" if entry["first_is_leq"] else "first > second")
+        assert card.count("first ≤ second") + card.count("first > second") == 2   # the verdict, and P's name
+        assert f"P(first ≤ second) = {entry['p_leq']:.2f}" in card
+        if entry["digits"] is None:
+            assert "no digit outputs" in card and "<svg" not in card
+            continue
+        reading = [entry["digits"][box][0] for box in ("first", "second")]
+        assert f"reads <b>{reading[0][0]}</b> ({reading[0][1]:.0%}) and <b>{reading[1][0]}</b> ({reading[1][1]:.0%})" in card
+        # The picture: 10x10 cells of p_first(i) p_second(j), blue where i <= j; the blue mass is P(first <= second).
+        assert card.count("<svg") == 1 and "<polyline" in card
+        mass = float(re.search(r"hold ([0-9.]+)<", card).group(1))
+        assert mass == pytest.approx(entry["p_leq"], abs=0.006)
+    assert not view.headline.startswith("Example") and "right" not in view.cards   # not an example: no truth, no marks
 
 
-def test_verdict_and_digit_notes():
-    entry = {"p_leq": 0.75, "first_is_leq": True,
-             "digits": {"first": [[2, 0.9], [3, 0.05], [7, 0.01]], "second": [[7, 0.6], [1, 0.3], [9, 0.1]]}}
-    assert logic.verdict(entry) == {"first ≤ second": 0.75, "first > second": 0.25}
-    assert logic.digits_note(entry) == "first: **2** 90% · 3 5% · 7 1%  \nsecond: **7** 60% · 1 30% · 9 10%"
-    assert "no digit head" in logic.digits_note({**entry, "digits": None})
+def test_joint_picture_colours_the_triangle():
+    probs = torch.zeros(2, 10)
+    probs[0, 3], probs[0, 8], probs[1, 5] = 0.75, 0.25, 1.0   # first: 3 or 8; second: 5
+    svg = logic.joint_svg(probs)
+    cells = re.findall(r'<rect x="([0-9.]+)" y="([0-9.]+)" width="12" height="12" class="(leq|gt)" fill-opacity="([0-9.]+)"', svg)
+    assert [(c, float(o)) for _, _, c, o in cells] == [("leq", pytest.approx(0.75 ** 0.5, abs=1e-3)),
+                                                         ("gt", pytest.approx(0.25 ** 0.5, abs=1e-3))]   # (3, 5), (8, 5)
+    assert [(float(x), float(y)) for x, y, _, _ in cells] == [(14 + 5 * 12, 14 + 3 * 12), (14 + 5 * 12, 14 + 8 * 12)]
+
+
+def test_headline_counts_and_grammar():
+    assert logic.headline({"a": True, "b": True, "c": True}, None) == "**first ≤ second**: all 3 networks agree."
+    assert logic.headline({"a": False, "b": False}, None) == "**first > second**: all 2 networks agree."
+    assert logic.headline({"a": True, "b": False, "c": True}, None) == "**Split**: 2 say first ≤ second, 1 says first > second."
+    with_truth = logic.headline({"a": True, "b": False, "c": True}, (8, 3))
+    assert with_truth.startswith("Example: the digits are **8** and **3**, so the answer is **first > second** (8 > 3). "
+                                 "1 of 3 networks are right.")
+
+
+def test_examples_name_their_digits_and_the_page_tells_the_truth(weights):
+    examples = logic.examples()
+    assert [e.digits for e in examples] == [(2, 7), (8, 3), (5, 5), (0, 9), (9, 1), (4, 6)]   # make_examples.PAIRS
+    assert [e.label for e in examples[:2]] == ["2 and 7", "8 and 3"]
+    loaded = logic.load_models(str(weights))
+    eight_three = examples[1]
+    view = logic.page_view(loaded, str(eight_three.first), str(eight_three.second), tuple(examples))
+    assert view.headline.startswith("Example: the digits are **8** and **3**, so the answer is **first > second**")
+    cards = cards_of(view.cards)
+    right = [n for n, c in cards.items() if "✓ right" in c]
+    wrong = [n for n, c in cards.items() if "✗ wrong" in c]
+    assert sorted(right + wrong) == sorted(VARIANTS)
+    says_gt = {n for n, c in cards.items() if '<div class="verdict">first > second' in c}
+    assert set(right) == says_gt   # 8 > 3: right is saying first > second
+    assert f"{len(right)} of 5 networks are right" in view.headline
+    # A stroke added to an example makes it someone's drawing: no truth is claimed for it.
+    changed = PIL.Image.open(eight_three.first).convert("L")
+    changed.paste(0, (20, 20, 40, 260))
+    view = logic.page_view(loaded, changed, str(eight_three.second), tuple(examples))
+    assert not view.headline.startswith("Example") and "right" not in view.cards
 
 
 def test_enlarge_shows_each_of_the_196_pixels_as_a_square():
@@ -163,18 +225,41 @@ def test_api_inputs_must_be_files_gradio_checked():
             logic.uploaded_image(unchecked)
 
 
-def test_about_reads_the_study_summary_at_runtime(tmp_path, monkeypatch):
+def test_about_table_from_the_summary_main_setting_registry_order(tmp_path, monkeypatch):
     monkeypatch.delenv("SPACE_ID", raising=False)
-    assert "none in this copy yet" in logic.about_markdown(tmp_path)
+    monkeypatch.delenv(logic.MODEL_REPO_ENV, raising=False)
+    assert "the study's reports are not in this copy" in logic.about_markdown(tmp_path)
     best = tmp_path / "train" / "results" / "best"
     best.mkdir(parents=True)
-    (best / "summary.csv").write_text("variant,optimizer,test_acc_mean\nshared_aux,adam,97.1\nshared,adam,88.0\n")
+    (tmp_path / "train" / "studies").mkdir(parents=True)
+    shutil.copy(logic.ROOT / "train" / "studies" / "best.toml", tmp_path / "train" / "studies")
+    # Out of registry order, two settings, one digit accuracy missing; 'rounds' absent for one row.
+    (best / "summary.csv").write_text(
+        "setting,variant,test_acc_mean,test_acc_std,test_digit_acc_mean,test_digit_acc_std,rounds\n"
+        "adam_safe,shared_aux,97.8433,0.5512,96.1,0.44,15\n"
+        "adam_none,simple_cnn,50.0,1.0,,,15\n"
+        "adam_safe,simple_cnn,98.0267,0.4301,,,\n")
     (best / "report.md").write_text("# report\n")
     about = logic.about_markdown(tmp_path)
-    assert "| variant | test_acc_mean |" in about and "| shared_aux | 97.1 |" in about   # headline columns only
-    assert "`train/results/best/report.md`" in about
+    rows = [line for line in about.splitlines() if line.startswith("| `")]
+    assert rows == [f"| `simple_cnn` | {VARIANTS['simple_cnn'].description} | 98.0 ± 0.4 | unknown | unknown |",
+                    f"| `shared_aux` | {VARIANTS['shared_aux'].description} | 97.8 ± 0.6 | 96.1 ± 0.4 | 15 |"]
+    assert "setting `adam_safe`" in about and "`train/results/best/report.md`" in about   # named: no URL known
+    local = logic.about_markdown(tmp_path, link=lambda p: f"/files/{p.name}")
+    assert "[train/results/best/report.md](/files/report.md)" in local
     monkeypatch.setenv("SPACE_ID", "someone/digitpair")
-    assert "(https://huggingface.co/spaces/someone/digitpair/blob/main/train/results/best/report.md)" in logic.about_markdown(tmp_path)
+    monkeypatch.setenv(logic.MODEL_REPO_ENV, "someone/weights")
+    about = logic.about_markdown(tmp_path)
+    assert "(https://huggingface.co/spaces/someone/digitpair/blob/main/train/results/best/report.md)" in about
+    assert "[the weights on the Hub](https://huggingface.co/someone/weights)" in about
+    assert "[the source code](https://huggingface.co/spaces/someone/digitpair/tree/main)" in about
+
+
+def test_about_reads_summaries_written_before_the_variant_rename(tmp_path):
+    best = tmp_path / "train" / "results" / "best"
+    best.mkdir(parents=True)
+    (best / "summary.csv").write_text("model,test_acc_mean,test_acc_std\nshared,92.48,1.4438\n")
+    assert f"| `shared` | {VARIANTS['shared'].description} | 92.5 ± 1.4 | - | unknown |" in logic.about_markdown(tmp_path)
 
 
 # --- the real server -----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The page in a real browser: Debian's chromium, driven by Playwright, draws a 2 and a 7 with the mouse.
+"""The page in a real browser: Debian's chromium, driven by Playwright, draws with the mouse and a finger.
 
 CI installs chromium (.ci/run) and must run this test; it is skipped only where chromium is
 absent and $CI is unset. With DIGITPAIR_SCREENSHOT=1 it refreshes docs/screenshot.png, the
@@ -6,10 +6,14 @@ README's picture of the app; otherwise the screenshot goes to pytest's temporary
 test run leaves the checkout as it was.
 """
 
+import io
 import os
 import re
+import time
 from pathlib import Path
 
+import numpy as np
+import PIL.Image
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -26,10 +30,9 @@ SEVEN = [[(0.2, 0.15), (0.8, 0.15), (0.6, 0.5), (0.45, 0.88)]]
 
 
 def draw(page, elem_id: str, strokes) -> None:
-    pad = page.locator(f"#{elem_id}")
-    pad.get_by_role("button", name="Brush").click()   # the canvas ignores the mouse until a tool is chosen
+    """Mouse strokes on a pad, as a person makes them: no tool is clicked first."""
     # The editor stacks two canvases of the same size; the paper is the square in their middle.
-    box = pad.locator("canvas").first.bounding_box()
+    box = page.locator(f"#{elem_id} canvas").first.bounding_box()
     side = 0.8 * min(box["width"], box["height"])
     left, top = box["x"] + (box["width"] - side) / 2, box["y"] + (box["height"] - side) / 2
     for stroke in strokes:
@@ -40,36 +43,122 @@ def draw(page, elem_id: str, strokes) -> None:
         page.mouse.up()
 
 
-def test_drawing_two_digits_shows_every_verdict(served_app, tmp_path):
+def touch_draw(page, cdp, elem_id: str, strokes) -> None:
+    """The same strokes with a finger (Chrome DevTools touch events), on a phone-sized page."""
+    box = page.locator(f"#{elem_id} canvas").first.bounding_box()
+    side = 0.5 * min(box["width"], box["height"])   # the paper is smaller than the pad on a phone
+    left, top = box["x"] + (box["width"] - side) / 2, box["y"] + (box["height"] - side) / 2
+
+    def finger(u, v):
+        return [{"x": left + u * side, "y": top + v * side, "id": 1}]
+    for stroke in strokes:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": finger(*stroke[0])})
+        for (u0, v0), (u1, v1) in zip(stroke, stroke[1:]):
+            for k in range(1, 9):
+                cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": finger(
+                    u0 + k / 8 * (u1 - u0), v0 + k / 8 * (v1 - v0))})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def ink(page, elem_id: str) -> int:
+    """Dark pixels the pad shows. Read from a screenshot of the element: the pad draws with WebGL,
+    which a 2D context can't read back."""
+    shot = PIL.Image.open(io.BytesIO(page.locator(f"#{elem_id} canvas").first.screenshot())).convert("L")
+    return int((np.asarray(shot) < 100).sum())
+
+
+def ink_until(page, elem_id: str, ok, timeout_s: float = 15.0) -> int:
+    """The pad's ink once `ok(ink)` holds (or at the timeout): the WebGL canvas repaints some
+    frames after the input, later on a loaded machine."""
+    deadline = time.monotonic() + timeout_s
+    while not ok(value := ink(page, elem_id)) and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    return value
+
+
+def launch(p):
+    return p.chromium.launch(executable_path=str(CHROMIUM), args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run"])
+
+
+def expect_cleared(page, expect) -> None:
+    expect(page.locator("#consensus")).to_have_text("Draw a digit in both boxes.", timeout=20_000)
+    expect(page.locator("#cards .card")).to_have_count(0)
+    for box in ("first", "second"):
+        expect(page.locator(f"#seen-{box} img")).to_have_count(0)
+        assert ink_until(page, box, lambda v: v < 1000) < 1000, box   # only the toolbar's icons; a digit is thousands
+
+
+def test_drawing_clearing_and_an_example(served_app, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run"])
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(served_app[1])
-            draw(page, "first", TWO)
+            expect(page.locator("#consensus")).to_have_text("Draw a digit in both boxes.", timeout=20_000)
+            blank = ink(page, "first")
+            draw(page, "first", TWO)   # the brush is ready as the page loads: no tool clicked
             draw(page, "second", SEVEN)
-            # No button pressed: the page answers on .change, as the person draws.
-            expect(page.locator("#consensus")).to_contain_text("models", timeout=20_000)
+            assert all(ink_until(page, box, lambda v: v > blank + 3000) > blank + 3000 for box in ("first", "second"))
+            # No button pressed: the page answers as the person draws, one card per network.
+            expect(page.locator("#consensus")).to_contain_text(re.compile("networks agree|Split"), timeout=20_000)
+            expect(page.locator("#cards .card")).to_have_count(len(served_app[0].LOADED.models))
             for name in DIGIT_HEADS:
-                expect(page.locator(f"#verdict-{name} [data-testid=label-output-value]")).to_have_text("first ≤ second")
-                guesses = page.locator(f"#digits-{name}").inner_text()
-                assert guesses.startswith("first: 2") and "second: 7" in guesses, (name, guesses)
+                card = page.locator(f"#card-{name}")
+                expect(card.locator(".verdict")).to_have_text("first ≤ second")
+                expect(card.locator(".reading")).to_contain_text(re.compile(r"reads 2 \(\d+%\) and 7 \(\d+%\)"))
+                expect(card.locator("svg.joint")).to_be_visible()
             for name in ("shared", "unshared"):
                 # Weaker on their own; the page must still give them a verdict, whichever it is.
-                expect(page.locator(f"#verdict-{name} [data-testid=label-output-value]")).to_have_text(
-                    re.compile("^first [≤>] second$"))
-                expect(page.locator(f"#digits-{name}")).to_contain_text("no digit head")
+                card = page.locator(f"#card-{name}")
+                expect(card.locator(".verdict")).to_have_text(re.compile("^first [≤>] second$"))
+                expect(card.locator(".reading")).to_contain_text("no digit outputs")
+                expect(card.locator("svg")).to_have_count(0)
             for box in ("first", "second"):
                 expect(page.locator(f"#seen-{box} img")).to_be_visible()
             shot = SCREENSHOT if os.environ.get("DIGITPAIR_SCREENSHOT") == "1" else tmp_path / "screenshot.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
 
+            # Clear, draw again, clear again: each time both pads and the results empty, and the brush is ready.
             page.get_by_role("button", name="Clear both").click()
-            expect(page.locator("#consensus")).to_contain_text("draw a digit")
+            expect_cleared(page, expect)
+            draw(page, "first", SEVEN)
+            draw(page, "second", TWO)
+            expect(page.locator(f"#card-{DIGIT_HEADS[0]} .verdict")).to_have_text("first > second", timeout=20_000)
+            page.get_by_role("button", name="Clear both").click()
+            expect_cleared(page, expect)
+
+            # An example: its true digits and answer on the page, each verdict marked right or wrong.
+            page.locator("#examples").get_by_text("8 and 3").click()
+            expect(page.locator("#consensus")).to_contain_text(
+                "Example: the digits are 8 and 3, so the answer is first > second", timeout=20_000)
+            cards = page.locator("#cards .card")
+            expect(cards.locator(".mark")).to_have_count(cards.count())
+            for i in range(cards.count()):
+                verdict = cards.nth(i).locator(".verdict").inner_text()
+                assert verdict.endswith("✓ right" if verdict.startswith("first > second") else "✗ wrong"), verdict
+            assert ink_until(page, "first", lambda v: v > blank + 3000) > blank + 3000
+        finally:
+            browser.close()
+
+
+def test_a_finger_draws_as_the_page_loads(served_app):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            phone = browser.new_context(viewport={"width": 412, "height": 915}, has_touch=True, is_mobile=True)
+            page = phone.new_page()
+            page.goto(served_app[1])
+            expect(page.locator("#consensus")).to_have_text("Draw a digit in both boxes.", timeout=20_000)
+            blank = ink(page, "first")
+            touch_draw(page, phone.new_cdp_session(page), "first", SEVEN)
+            assert ink_until(page, "first", lambda v: v > blank + 3000) > blank + 3000
+            expect(page.locator("#consensus")).to_have_text("Now draw a digit in the second box.", timeout=20_000)
         finally:
             browser.close()

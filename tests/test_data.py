@@ -67,6 +67,22 @@ def test_missing_data_message(tmp_path):
         load_mnist(False, tmp_path, download=False)
 
 
+def test_a_failed_download_says_why_and_how_to_provide_the_files(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):   # torchvision's own message when there is no network: several lines
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://example/, got:\n"
+                           "<urlopen error [Errno -2] Name or service not known>\n")
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    with pytest.raises(DataError) as raised:
+        load_mnist(True, tmp_path)
+    message = str(raised.value)
+    assert "\n" not in message and "RuntimeError: Error downloading train-images-idx3-ubyte.gz" in message
+    assert "Name or service not known" in message
+    assert all(way in message for way in (str(tmp_path / "MNIST" / "raw"), "--data-dir", "$DIGITPAIR_DATA",
+                                          "t10k-labels-idx1-ubyte[.gz]", "download=True"))
+
+
 def test_truncated_file_is_reported(tmp_path):
     from tests.conftest import SHARED
     if not SHARED.is_dir():

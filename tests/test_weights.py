@@ -116,6 +116,19 @@ def test_export_writes_configs_and_cards_from_the_records(study_dir, exported):
     assert "2020 report (adam, augmentation none)" in top.text and "14x14" in top.text
 
 
+def test_card_usage_loads_a_real_source_never_a_placeholder(exported, tmp_path, monkeypatch):
+    from digitpair import cards
+    config = json.loads((exported / "shared_aux" / "config.json").read_text())
+    usage = cards.variant_card(config).text.split("## Usage")[1].split("##")[0]
+    assert 'digitpair.load_pretrained("weights")' in usage and "USER/NAME" not in usage   # no repo id: the folder
+    assert "digitpair/models.py" in usage and "](" not in usage   # no known source URL: named, not linked
+    (tmp_path / "pyproject.toml").write_text('[project.urls]\nSource = "https://example.org/digitpair"\n')
+    monkeypatch.setattr(cards, "ROOT", tmp_path)
+    assert cards.source_url(tmp_path) == "https://example.org/digitpair"
+    usage = cards.variant_card(config, "org/digitpair").text.split("## Usage")[1]
+    assert 'load_pretrained("org/digitpair")' in usage and "[the digitpair project](https://example.org/digitpair)" in usage
+
+
 def test_selection_uses_validation_never_test(study_dir):
     template = records.load(study_dir)[0]
     def rec(name, round_, val, test, setting="adam_safe"):
