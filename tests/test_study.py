@@ -8,7 +8,10 @@ from typer.testing import CliRunner
 
 from digitpair.cli import app
 from digitpair.report import aggregate, mean_std, write_report
+from digitpair.executors import Local, ProcessPool
 from digitpair.study import Study, dry_run_study, grid, init_seed, load_records, run_study
+
+DRY = Local(dry_run=True)   # one run after the other in this process, on synthetic data
 
 STUDIES = ["train/studies/seed2020.toml", "train/studies/best.toml", "train/studies/tuning.toml"]
 
@@ -57,37 +60,37 @@ def test_grid_overrides_keep_seeds():
 
 def test_records_from_before_a_new_config_field_still_resume(tiny_study, tmp_path):
     specs = grid(tiny_study)[:2]
-    run_study(tiny_study, tmp_path, specs, dry_run=True)
+    run_study(tiny_study, tmp_path, specs, DRY)
     config = tmp_path / specs[0].name / "config.json"
     recorded = json.loads(config.read_text())
     del recorded["train_config"]["precision"]          # as written before `precision` existed
     config.write_text(json.dumps(recorded))
-    assert run_study(tiny_study, tmp_path, specs, dry_run=True)["skipped"] == 2
+    assert run_study(tiny_study, tmp_path, specs, DRY)["skipped"] == 2
     # Before `encoder` existed every run used the padded one (tuning's base): it still resumes ...
     assert specs[0].config.encoder == "padded"
     del recorded["train_config"]["encoder"]
     config.write_text(json.dumps(recorded))
-    assert run_study(tiny_study, tmp_path, specs, dry_run=True)["skipped"] == 2
+    assert run_study(tiny_study, tmp_path, specs, DRY)["skipped"] == 2
     # ... and is not the run of a grid with another encoder.
     pooled = [replace(s, config=replace(s.config, encoder="pooled")) for s in specs]
     with pytest.raises(ValueError, match="different config"):
-        run_study(tiny_study, tmp_path, pooled, dry_run=True)
+        run_study(tiny_study, tmp_path, pooled, DRY)
 
 
 def test_resume_after_interruption(tiny_study, tmp_path):
     specs = grid(tiny_study)
     out = tmp_path / "runs"
-    first = run_study(tiny_study, out, specs[:3], dry_run=True)
+    first = run_study(tiny_study, out, specs[:3], DRY)
     assert first["completed"] == 3
     # A run killed mid-write leaves a partial folder: never read as finished, cleaned next time.
     (out / f"{specs[3].name}.partial-999").mkdir()
     (out / f"{specs[3].name}.partial-999" / "final.json").write_text("{")
-    second = run_study(tiny_study, out, specs, dry_run=True)
+    second = run_study(tiny_study, out, specs, DRY)
     assert (second["completed"], second["skipped"]) == (len(specs) - 3, 3)
     records = load_records(out)
     assert sorted(r["dir"].rsplit("/", 1)[1] for r in records) == sorted(s.name for s in specs)
     assert not list(out.glob("*.partial-*"))
-    third = run_study(tiny_study, out, specs, dry_run=True)
+    third = run_study(tiny_study, out, specs, DRY)
     assert third["completed"] == 0 and len(load_records(out)) == len(specs)
     run_dir = out / specs[0].name
     assert {p.name for p in run_dir.iterdir()} >= {"config.json", "metrics.jsonl", "final.json", "done",
@@ -97,15 +100,15 @@ def test_resume_after_interruption(tiny_study, tmp_path):
 
 def test_changed_config_is_refused(tiny_study, tmp_path):
     specs = grid(tiny_study, rounds=1)
-    run_study(tiny_study, tmp_path, specs[:1], dry_run=True)
+    run_study(tiny_study, tmp_path, specs[:1], DRY)
     changed = [replace(specs[0], config=replace(specs[0].config, lr=0.5))]
     with pytest.raises(ValueError, match="different config"):
-        run_study(tiny_study, tmp_path, changed, dry_run=True)
+        run_study(tiny_study, tmp_path, changed, DRY)
 
 
 def test_parallel_workers(tiny_study, tmp_path):
     specs = grid(tiny_study, rounds=1)
-    result = run_study(tiny_study, tmp_path, specs, workers=2, dry_run=True)
+    result = run_study(tiny_study, tmp_path, specs, ProcessPool(2, dry_run=True))
     assert result["completed"] == len(specs) == len(load_records(tmp_path))
 
 
@@ -128,7 +131,7 @@ def test_aggregation_known_mean_std():
 
 def test_report_files(tiny_study, tmp_path):
     specs = grid(tiny_study)
-    run_study(tiny_study, tmp_path / "runs", specs, dry_run=True)
+    run_study(tiny_study, tmp_path / "runs", specs, DRY)
     files = write_report(tmp_path / "runs", tmp_path / "results", tiny_study)
     assert {f.name for f in files} >= {"summary.csv", "meta.json", "report.md"}
     assert any(f.suffix == ".png" and f.stat().st_size > 1000 for f in files)
@@ -159,6 +162,6 @@ def test_cli_study_errors(tmp_path):
     assert result.exit_code == 2 and "nope.toml" in result.output
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "study.toml" in result.output
-    result = CliRunner().invoke(app, ["study", "--preset", "best", "--dry-run", "--precision", "fp8",
+    result = CliRunner().invoke(app, ["study", "--preset", "best", "--dry-run", "--set", "precision=fp8",
                                       "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "precision='fp8'" in result.output
