@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from digitpair.cli import app
 from digitpair.report import aggregate, mean_std, write_report
-from digitpair.executors import Local, ProcessPool
+from digitpair.executors import Local
 from digitpair.study import Study, dry_run_study, grid, init_seed, load_records, run_study
 
 DRY = Local(dry_run=True)   # one run after the other in this process, on synthetic data
@@ -104,12 +104,6 @@ def test_changed_config_is_refused(tiny_study, tmp_path):
     changed = [replace(specs[0], config=replace(specs[0].config, lr=0.5))]
     with pytest.raises(ValueError, match="different config"):
         run_study(tiny_study, tmp_path, changed, DRY)
-
-
-def test_parallel_workers(tiny_study, tmp_path):
-    specs = grid(tiny_study, rounds=1)
-    result = run_study(tiny_study, tmp_path, specs, ProcessPool(2, dry_run=True))
-    assert result["completed"] == len(specs) == len(load_records(tmp_path))
 
 
 def _fake_records(study, accs):
