@@ -104,7 +104,8 @@ def train(
         result = train_run(cfg, mnist, device=device, on_epoch=on_epoch)
     f = result.final
     digits = f" | test digit accuracy {f['test_digit_acc']:.1f}%" if f["test_digit_acc"] is not None else ""
-    test = f"test pair accuracy {f['test_acc']:.1f}%{digits}" if f["test_acc"] is not None else "test pairs not evaluated"
+    test = (f"test pair accuracy {f['test_acc']:.1f}%{digits}" if f["test_acc"] is not None
+            else "test pairs not evaluated")
     val = f"on validation {f['val_acc']:.1f}%" if f["val_acc"] is not None else "(the last)"
     console.print(f"[bold]{variant}[/bold]: {test} (epoch {f['selected_epoch']} chosen {val}; "
                   f"{f['parameters']:,} parameters; {f['wall_seconds']:.0f} s)")
@@ -157,8 +158,10 @@ def study_progress(bar: Progress, title: str, how: str, out: Path) -> Callbacks:
 @app.command()
 def study(
     study_file: Optional[Path] = typer.Argument(None, help="A study TOML, e.g. train/studies/best.toml."),
-    preset: Optional[str] = typer.Option(None, show_default="none: give a study file", help="A study in train/studies/ by name: best, seed2020, ..."),
-    rounds: Optional[int] = typer.Option(None, show_default="the study's", help="Only the first N rounds (a quick look)."),
+    preset: Optional[str] = typer.Option(None, show_default="none: give a study file",
+                                         help="A study in train/studies/ by name: best, seed2020, ..."),
+    rounds: Optional[int] = typer.Option(None, show_default="the study's",
+                                         help="Only the first N rounds (a quick look)."),
     only: Optional[str] = typer.Option(None, show_default="all", help="Only this variant."),
     setting: Optional[str] = typer.Option(None, show_default="all",
                                           help="Only this setting of the study (e.g. its main one first)."),
@@ -176,7 +179,8 @@ def study(
     address: Optional[str] = typer.Option(None, show_default="a local Ray instance for this study",
                                           help="ray: the cluster to join, auto or HOST:PORT."),
     cpus_per_run: float = typer.Option(1.0, help="ray: CPUs each run reserves (and its torch threads)."),
-    gpus_per_run: float = typer.Option(0.0, help="ray: GPUs each run reserves; a fraction shares a GPU (0.25: four runs)."),
+    gpus_per_run: float = typer.Option(0.0, help="ray: GPUs each run reserves; a fraction shares a GPU "
+                                                 "(0.25: four runs)."),
 ):
     """Run a study (resumable: finished runs are skipped), then write its report."""
     import importlib.util

@@ -58,20 +58,21 @@ class Trained:
     """A finished run as it comes back from wherever it trained: everything its record needs."""
     spec: "RunSpec"
     result: RunResult     # the selected model (on the CPU), the per-epoch history, the final metrics
-    provenance: dict      # computed where it trained: machine, started_at, finished_at
+    provenance: dict      # computed where it trained: commit, machine, device, started_at, finished_at
 
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def train_spec(spec: "RunSpec", mnist: MNIST, on_epoch: Callable[[dict], None] | None = None) -> Trained:
-    """Train one run; the same function in every executor."""
+def train_spec(spec: "RunSpec", mnist: MNIST, commit: str, on_epoch: Callable[[dict], None] | None = None) -> Trained:
+    """Train one run; the same function in every executor. `commit`: the code's, as the driver read it."""
     from .study import machine   # study imports this module inside run_study: no import cycle
 
     started = _now()
     result = train_run(spec.config, mnist, on_epoch=on_epoch)
-    return Trained(spec, result, {"machine": machine(), "started_at": started, "finished_at": _now()})
+    return Trained(spec, result, {"commit": commit, "machine": machine(), "device": result.final["device"],
+                                  "started_at": started, "finished_at": _now()})
 
 
 def load_mnist(data_dir, dry_run: bool) -> MNIST:
@@ -88,13 +89,14 @@ class Local:
     def describe(self) -> dict:
         return {"executor": "local", "workers": 1, "threads_per_worker": self.threads}
 
-    def execute(self, specs: list["RunSpec"], on_trained: Callable[[Trained], None], cb: Callbacks) -> None:
+    def execute(self, specs: list["RunSpec"], commit: str, on_trained: Callable[[Trained], None],
+                cb: Callbacks) -> None:
         torch.set_num_threads(self.threads)
         mnist = load_mnist(self.data_dir, self.dry_run)
         for spec in specs:
             cb.on_start(spec)
             try:
-                trained = train_spec(spec, mnist, on_epoch=lambda r, s=spec: cb.on_epoch(s, r))
+                trained = train_spec(spec, mnist, commit, on_epoch=lambda r, s=spec: cb.on_epoch(s, r))
             except Exception:   # reported like a failed worker's run; KeyboardInterrupt stops the study
                 cb.on_fail(spec, traceback.format_exc())
                 continue
@@ -106,7 +108,8 @@ class Local:
 def die_with_parent(parent_pid: int) -> None:
     """End this process when `parent_pid` ends, even by SIGKILL: a worker outliving its driver
     would keep training for nobody. Linux: the kernel sends SIGKILL (PR_SET_PDEATHSIG);
-    elsewhere a thread polls the parent's pid."""
+    elsewhere a thread polls the parent's pid. (Linux signals when the parent *thread* ends: start
+    workers from the driver's main thread, as run_study does.)"""
     if sys.platform.startswith("linux"):
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -120,7 +123,8 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _pool_worker(index: int, parent_pid: int, inbox, outbox, data_dir, dry_run: bool, threads: int) -> None:
+def _pool_worker(index: int, parent_pid: int, inbox, outbox, data_dir, dry_run: bool, threads: int,
+                 commit: str) -> None:
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the driver's to handle: it stops the pool
     torch.set_num_threads(threads)
@@ -128,7 +132,7 @@ def _pool_worker(index: int, parent_pid: int, inbox, outbox, data_dir, dry_run: 
     outbox.put(("ready", index, None))
     while (spec := inbox.get()) is not None:
         try:
-            trained = train_spec(spec, mnist, on_epoch=lambda r: outbox.put(("epoch", index, r)))
+            trained = train_spec(spec, mnist, commit, on_epoch=lambda r: outbox.put(("epoch", index, r)))
             # Pickled here into plain bytes: queued tensors would otherwise travel as shared
             # memory that lives only as long as this process.
             outbox.put(("trained", index, pickle.dumps(trained)))
@@ -150,7 +154,8 @@ class ProcessPool:
     def describe(self) -> dict:
         return {"executor": "processes", "workers": self.workers, "threads_per_worker": self.threads}
 
-    def execute(self, specs: list["RunSpec"], on_trained: Callable[[Trained], None], cb: Callbacks) -> None:
+    def execute(self, specs: list["RunSpec"], commit: str, on_trained: Callable[[Trained], None],
+                cb: Callbacks) -> None:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")   # fresh interpreters: no forked torch thread pools
@@ -161,7 +166,7 @@ class ProcessPool:
         def start(index: int) -> None:
             inboxes[index] = ctx.SimpleQueue()
             procs[index] = ctx.Process(target=_pool_worker, daemon=True, args=(
-                index, os.getpid(), inboxes[index], outbox, self.data_dir, self.dry_run, self.threads))
+                index, os.getpid(), inboxes[index], outbox, self.data_dir, self.dry_run, self.threads, commit))
             procs[index].start()
 
         def feed(index: int) -> None:
@@ -209,11 +214,11 @@ class ProcessPool:
 
 # --- a Ray cluster -------------------------------------------------------------------------------
 
-def _ray_train(spec: "RunSpec", mnist: MNIST, progress, threads: int) -> Trained:
+def _ray_train(spec: "RunSpec", mnist: MNIST, commit: str, progress, threads: int) -> Trained:
     """One Ray task: train a run, send its start and epochs to the driver, return the result."""
     torch.set_num_threads(threads)
     progress.put(("start", spec.name, None))
-    return train_spec(spec, mnist, on_epoch=lambda r: progress.put(("epoch", spec.name, r)))
+    return train_spec(spec, mnist, commit, on_epoch=lambda r: progress.put(("epoch", spec.name, r)))
 
 
 @dataclass
@@ -244,7 +249,8 @@ class RayCluster:
     def threads(self) -> int:
         return max(1, int(self.cpus_per_run))
 
-    def execute(self, specs: list["RunSpec"], on_trained: Callable[[Trained], None], cb: Callbacks) -> None:
+    def execute(self, specs: list["RunSpec"], commit: str, on_trained: Callable[[Trained], None],
+                cb: Callbacks) -> None:
         import ray
         from ray.util.queue import Queue
 
@@ -259,7 +265,7 @@ class RayCluster:
             progress = Queue(actor_options={"num_cpus": 0})
             task = ray.remote(_ray_train).options(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
                                                   max_retries=self.max_retries)
-            pending = {task.remote(spec, mnist, progress, self.threads): spec for spec in specs}
+            pending = {task.remote(spec, mnist, commit, progress, self.threads): spec for spec in specs}
             by_name = {spec.name: spec for spec in specs}
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.2)

@@ -242,7 +242,7 @@ def run_study(study: Study, out: Path, specs: list[RunSpec], executor=None, call
         cb.on_fail(spec, why)
 
     if todo:
-        executor.execute(todo, on_trained, replace(cb, on_fail=on_fail))
+        executor.execute(todo, commit, on_trained, replace(cb, on_fail=on_fail))
     wall = time.perf_counter() - t0
     with open(out / "invocations.jsonl", "a") as f:
         f.write(json.dumps({"wall_seconds": wall, "completed": len(completed), "failed": len(failed),
