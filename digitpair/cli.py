@@ -3,71 +3,101 @@
 from __future__ import annotations
 
 import json
+import typing
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .data import MNIST, DataError
-from .models import ENCODERS, VARIANTS
+from .executors import Callbacks
+from .models import VARIANTS
 from .training import RunConfig, pick_device, train_run
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,   # plain help: flags as flags
                   help="Train and study the five digit-pair variants (EE-559 mini-project 1).")
-console = Console()
+# soft_wrap: a line longer than the terminal (or than 80 columns, when piped to a file) stays one line.
+console = Console(soft_wrap=True)
 
 
 @app.callback()
 def _group():
     """Keeps `digitpair-train COMMAND` a command group even while it has one command."""
 
-DataDirOption = typer.Option(None, "--data-dir", envvar="DIGITPAIR_DATA",
+
+def fail(message: str) -> typer.Exit:
+    """A user error: print it without a traceback; the caller raises what this returns (exit code 2)."""
+    console.print(f"[red]error:[/red] {escape(message)}")
+    return typer.Exit(2)
+
+
+DataDirOption = typer.Option(None, "--data-dir", envvar="DIGITPAIR_DATA", show_default="~/.cache/digitpair",
                              help="MNIST folder (IDX files, or torchvision's MNIST/raw layout).")
+SetOption = typer.Option([], "--set", metavar="KEY=VALUE", show_default="none",
+                         help="Set a RunConfig field (digitpair/training.py), e.g. --set epochs=5 --set lr=0.01; "
+                              "repeat for several.")
+FIELD_TYPES = typing.get_type_hints(RunConfig)
+BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def parse_overrides(pairs: list[str], refused: dict[str, str]) -> dict:
+    """`--set KEY=VALUE` pairs -> {field: value}, each value parsed by the RunConfig field's type.
+    `refused`: fields this command sets otherwise -> what to use instead. RunConfig itself
+    validates the values (choices, combinations) when the config is built."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep:
+            raise fail(f"--set {pair!r}: expected KEY=VALUE, e.g. --set epochs=5")
+        if key not in FIELD_TYPES:
+            raise fail(f"--set {key}: not a RunConfig field; the fields are {', '.join(FIELD_TYPES)}")
+        if key in refused:
+            raise fail(f"--set {key}: {refused[key]}")
+        kind = FIELD_TYPES[key]
+        try:
+            overrides[key] = BOOLEANS[text.lower()] if kind is bool else kind(text)
+        except (KeyError, ValueError):
+            takes = "true or false" if kind is bool else f"a{'n' if kind is int else ''} {kind.__name__}"
+            raise fail(f"--set {key}={text}: {key} takes {takes}") from None
+    return overrides
 
 
 def load_data(data_dir: Optional[Path]) -> MNIST:
     try:
         return MNIST(data_dir)
     except DataError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+        raise fail(str(e)) from None
 
 
 @app.command()
 def train(
-    model: str = typer.Option("shared_aux", help=f"One of: {', '.join(VARIANTS)}."),
-    encoder: str = typer.Option(RunConfig.encoder, help=f"The conv trunk: {', '.join(ENCODERS)}."),
-    optimizer: str = typer.Option(RunConfig.optimizer, help="adam, sgd or rmsprop."),
-    lr: float = typer.Option(RunConfig.lr),
-    batch_size: int = typer.Option(RunConfig.batch_size),
-    epochs: int = typer.Option(RunConfig.epochs),
-    weight_decay: float = typer.Option(RunConfig.weight_decay),
-    aux_weight: float = typer.Option(RunConfig.aux_weight),
-    augmentation: str = typer.Option(RunConfig.augmentation, help="none, seed (the 2020 report's) or safe."),
-    precision: str = typer.Option(RunConfig.precision, help="fp32, or bf16 autocast (faster where the CPU/GPU has bf16 units)."),
-    data_seed: int = typer.Option(RunConfig.data_seed),
-    init_seed: int = typer.Option(RunConfig.init_seed),
+    variant: str = typer.Option("shared_aux", help=f"One of: {', '.join(VARIANTS)}."),
+    set_: list[str] = SetOption,
     data_dir: Optional[Path] = DataDirOption,
-    save: Optional[Path] = typer.Option(None, help="Write the trained model here (a weights/<variant> folder)."),
+    save: Optional[Path] = typer.Option(None, show_default="not saved",
+                                        help="Write the trained model here (a weights/<variant> folder)."),
 ):
-    """Train one variant on one round of 1000 pairs; print the config, progress and final metrics."""
+    """Train one variant on one round of 1000 pairs; print the config, progress and final metrics.
+
+    The config is RunConfig's defaults (digitpair/training.py) with the --set fields. The trained
+    model is discarded unless --save is given.
+    """
     from .weights import save_variant
 
+    overrides = parse_overrides(set_, {"variant": "use --variant"})
     try:
-        cfg = RunConfig(variant=model, encoder=encoder, optimizer=optimizer, lr=lr, batch_size=batch_size, epochs=epochs,
-                        weight_decay=weight_decay, aux_weight=aux_weight, augmentation=augmentation,
-                        precision=precision, data_seed=data_seed, init_seed=init_seed)
+        cfg = RunConfig(variant=variant, **overrides)
     except ValueError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+        raise fail(str(e)) from None
     console.print_json(json.dumps(cfg.to_dict()))
     mnist = load_data(data_dir)
     device = pick_device()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=console) as bar:
-        task = bar.add_task(f"{model} on {device}", total=cfg.epochs, status="")
+        task = bar.add_task(f"{variant} on {device}", total=cfg.epochs, status="")
         def on_epoch(r):
             val = f" val {r['val_acc']:.1f}%" if r.get("val_acc") is not None else ""
             bar.update(task, advance=1, status=f"loss {r['train_loss']:.3f}{val}")
@@ -75,72 +105,144 @@ def train(
     f = result.final
     scores = [f"{what} {f[key]:.1f}%" for what, key in (("validation pair accuracy", "val_acc"),
               ("test pair accuracy", "test_acc"), ("test digit accuracy", "test_digit_acc")) if f[key] is not None]
-    console.print(f"[bold]{model}[/bold]: {' | '.join(scores)} (epoch {f['selected_epoch']}; "
+    console.print(f"[bold]{variant}[/bold]: {' | '.join(scores)} (epoch {f['selected_epoch']}; "
                   f"{f['parameters']:,} parameters; {f['wall_seconds']:.0f} s; test pairs are scored by final studies only)")
     if save is not None:
-        save_variant(result.model, model, save, {"train_config": cfg.to_dict(), "metrics": f})
+        save_variant(result.model, variant, save, {"train_config": cfg.to_dict(), "metrics": f})
         console.print(f"saved to {save}")
+    else:
+        console.print("the model is discarded: give --save FOLDER to keep it")
 
 
 def main():
     app()
 
 
+def study_progress(bar: Progress, title: str, how: str, out: Path) -> Callbacks:
+    """Progress bars (one for the study, one per run in flight) and one log line per finished run."""
+    tasks: dict[str, int] = {}
+
+    def on_plan(todo: list, skipped: int, removed: int) -> None:
+        if removed:
+            console.print(f"removed {removed} partial run folder(s) left by an interrupted invocation")
+        console.print(f"[bold]{title}[/bold]: {len(todo) + skipped} runs, {skipped} already finished, "
+                      f"{len(todo)} to train {how} -> {out}")
+        tasks["runs"] = bar.add_task("runs", total=len(todo) + skipped, completed=skipped)
+
+    def on_start(spec) -> None:
+        if spec.name not in tasks:   # a retried run keeps its bar
+            tasks[spec.name] = bar.add_task(spec.name, total=spec.config.epochs)
+        bar.update(tasks[spec.name], completed=0)
+
+    def on_epoch(spec, record: dict) -> None:
+        bar.update(tasks[spec.name], completed=record["epoch"])
+
+    def on_finish(spec, final: dict) -> None:
+        bar.remove_task(tasks.pop(spec.name))
+        bar.advance(tasks["runs"])
+        parts = [f"{k} {final[key]:5.1f}" for k, key in
+                 (("val", "val_acc"), ("test", "test_acc"), ("digits", "test_digit_acc")) if final[key] is not None]
+        console.print(f"{spec.name:<34} {'  '.join(parts)}  epoch {final['selected_epoch']:>3}  "
+                      f"{final['wall_seconds']:5.1f}s")
+
+    def on_fail(spec, why: str) -> None:
+        if spec.name in tasks:
+            bar.remove_task(tasks.pop(spec.name))
+        console.print(f"[red]failed:[/red] {spec.name} (nothing recorded): {escape(why.strip())}")
+
+    return Callbacks(on_plan=on_plan, on_start=on_start, on_epoch=on_epoch, on_finish=on_finish, on_fail=on_fail)
+
+
 @app.command()
 def study(
     study_file: Optional[Path] = typer.Argument(None, help="A study TOML, e.g. train/studies/best.toml."),
-    preset: Optional[str] = typer.Option(None, help="A study in train/studies/ by name: best, seed2020, ..."),
-    workers: int = typer.Option(1, help="Independent runs trained in parallel processes."),
-    rounds: Optional[int] = typer.Option(None, help="Only the first N rounds (a quick look)."),
-    epochs: Optional[int] = typer.Option(None, help="Override every run's epochs (records go to <out>-e<N>)."),
-    precision: Optional[str] = typer.Option(None, help="Override every run's precision: fp32 or bf16 "
-                                            "(records go to <out>-<precision>)."),
-    only: Optional[str] = typer.Option(None, help="Only this variant."),
-    setting: Optional[str] = typer.Option(None, help="Only this setting of the study (e.g. its main one first)."),
-    out: Optional[Path] = typer.Option(None, help="Run records folder [default: train/runs/<study>]."),
-    results: Optional[Path] = typer.Option(None, help="Report folder [default: train/results/<study>]."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="The whole pipeline on tiny synthetic data, in seconds."),
+    preset: Optional[str] = typer.Option(None, show_default="none: give a study file",
+                                         help="A study in train/studies/ by name: best, seed2020, ..."),
+    rounds: Optional[int] = typer.Option(None, show_default="the study's",
+                                         help="Only the first N rounds (a quick look)."),
+    only: Optional[str] = typer.Option(None, show_default="all", help="Only this variant."),
+    setting: Optional[str] = typer.Option(None, show_default="all",
+                                          help="Only this setting of the study (e.g. its main one first)."),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", show_default="none",
+                                   help="Set a RunConfig field in every run, e.g. --set epochs=5 --set precision=fp32; "
+                                        "repeat for several. Records go to <out>-KEY=VALUE..."),
+    out: Optional[Path] = typer.Option(None, show_default="train/runs/<study>", help="Run records folder."),
+    results: Optional[Path] = typer.Option(None, show_default="train/results/<study>", help="Report folder."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="The whole pipeline on tiny synthetic data, in seconds; "
+                                 "records and report in a temporary folder unless --out is given."),
     data_dir: Optional[Path] = DataDirOption,
+    executor: str = typer.Option("local", help="Where runs train: local (processes on this machine) or ray "
+                                               "(a Ray cluster; pip install 'digitpair[ray]')."),
+    workers: int = typer.Option(1, help="local: runs trained at once, each in its own process (1: in this one)."),
+    address: Optional[str] = typer.Option(None, show_default="a local Ray instance for this study",
+                                          help="ray: the cluster to join, auto or HOST:PORT."),
+    cpus_per_run: float = typer.Option(1.0, help="ray: CPUs each run reserves (and its torch threads)."),
+    gpus_per_run: float = typer.Option(0.0, help="ray: GPUs each run reserves; a fraction shares a GPU "
+                                                 "(0.25: four runs)."),
 ):
     """Run a study (resumable: finished runs are skipped), then write its report."""
+    import importlib.util
     import tempfile
 
+    from .executors import make_executor
     from .report import write_report
     from .study import Study, dry_run_study, grid, run_study
 
     if (study_file is None) == (preset is None):
-        console.print("[red]error:[/red] give a study file or --preset NAME (one of them)")
-        raise typer.Exit(2)
+        raise fail("give a study file or --preset NAME (one of them)")
+    overrides = parse_overrides(set_, {
+        "variant": "use --only VARIANT",
+        "data_seed": "seeds derive from the grid coordinates (round, setting, variant)",
+        "init_seed": "seeds derive from the grid coordinates (round, setting, variant)"})
+    if executor == "ray":
+        if workers != 1:
+            raise fail("--workers is for --executor local; on Ray, as many runs train at once as "
+                       "the cluster's CPUs (--cpus-per-run) and GPUs (--gpus-per-run) allow")
+        if importlib.util.find_spec("ray") is None:
+            raise fail("--executor ray needs Ray: pip install 'digitpair[ray]'")
+    elif address is not None or cpus_per_run != 1 or gpus_per_run:
+        raise fail("--address, --cpus-per-run and --gpus-per-run are for --executor ray")
     path = study_file or Path("train/studies") / f"{preset}.toml"
     try:
         spec = Study.load(path)
+        run_on = make_executor(executor, workers=workers, data_dir=data_dir, dry_run=dry_run, address=address,
+                               cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
     except (OSError, ValueError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+        raise fail(str(e)) from None
     if only is not None and only not in spec.models:
-        console.print(f"[red]error:[/red] --only {only!r}: the study's variants are {', '.join(spec.models)}")
-        raise typer.Exit(2)
+        raise fail(f"--only {only!r}: the study's variants are {', '.join(spec.models)}")
     if setting is not None and setting not in spec.settings:
-        console.print(f"[red]error:[/red] --setting {setting!r}: the study's settings are {', '.join(spec.settings)}")
-        raise typer.Exit(2)
+        raise fail(f"--setting {setting!r}: the study's settings are {', '.join(spec.settings)}")
     if dry_run:
         spec = dry_run_study(spec)
-        base = Path(tempfile.mkdtemp(prefix=f"digitpair-{spec.name}-dry-")) if out is None else out
-        out, results = base / "runs", results or base / "results"
+        if out is None:
+            out = Path(tempfile.mkdtemp(prefix=f"digitpair-{spec.name}-dry-"))
+            console.print(f"dry run: records and report go to {out} (a temporary folder: delete it when done)")
+        out, results = out / "runs", results or out / "results"
     else:
-        suffix = (f"-e{epochs}" if epochs is not None else "") + (f"-{precision}" if precision is not None else "")
+        # An overridden study is another study: its records get their own folder.
+        suffix = "".join(f"-{k}={v}" for k, v in sorted(overrides.items()))
         out = out or Path("train/runs") / f"{spec.name}{suffix}"
         results = results or Path("train/results") / f"{spec.name}{suffix}"
         load_data(data_dir)   # fail early, with a message, if MNIST is missing
-    overrides = {k: v for k, v in (("epochs", epochs), ("precision", precision)) if v is not None}
+    how = (f"on Ray ({cpus_per_run:g} CPU, {gpus_per_run:g} GPU per run)" if executor == "ray"
+           else f"with {workers} worker(s)")
     try:   # an override RunConfig rejects, or records of another config in the output folder
         specs = grid(spec, rounds=rounds, only=only, setting=setting, overrides=overrides)
-        run_study(spec, out, specs, workers=workers, data_dir=data_dir, dry_run=dry_run, console=console)
+        with Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
+            done = run_study(spec, out, specs, run_on, study_progress(bar, spec.name, how, out))
     except ValueError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+        raise fail(str(e)) from None
+    except KeyboardInterrupt:
+        console.print(f"interrupted: the finished runs are in {out}; the same command resumes")
+        raise typer.Exit(130) from None
     files = write_report(out, results, spec)
     console.print(f"report: {', '.join(str(f) for f in files)}")
+    if done["failed"]:
+        console.print(f"[red]{len(done['failed'])} run(s) failed[/red] and were not recorded: "
+                      f"{', '.join(done['failed'])}; the same command retries them")
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -153,18 +255,10 @@ def report(
     from .study import Study
 
     if not (study_dir / "study.toml").is_file():
-        console.print(f"[red]error:[/red] {study_dir} holds no study.toml: not a study's run folder")
-        raise typer.Exit(2)
+        raise fail(f"{study_dir} holds no study.toml: not a study's run folder")
     spec = Study.load(study_dir / "study.toml")
     files = write_report(study_dir, results or Path("train/results") / study_dir.name, spec)
     console.print(f"report: {', '.join(str(f) for f in files)}")
-
-
-def fail(message: str) -> typer.Exit:
-    """Print an error without a traceback; the caller raises what this returns."""
-    from rich.markup import escape
-    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-    return typer.Exit(1)
 
 
 @app.command("export")
@@ -195,9 +289,9 @@ def export_command(
         if path.name == "config.json":
             c = json.loads(path.read_text())
             console.print(f"{c['variant']:<13} run {c['run']:<28} validation {pct(c['metrics']['val_acc'])} %  "
-                          f"test {pct(c['metrics']['test_acc'])} %", soft_wrap=True)
+                          f"test {pct(c['metrics']['test_acc'])} %")
     console.print(f"wrote {len(files)} files to {to}; check {to / 'README.md'}, then "
-                  f"`digitpair-train push --repo-id {repo_id or 'USER/NAME'} --folder {to}`", soft_wrap=True)
+                  f"`digitpair-train push --repo-id {repo_id or 'USER/NAME'} --folder {to}`")
 
 
 @app.command("push")
@@ -220,23 +314,22 @@ def push_command(
         raise fail(str(e)) from None
     if f'load_pretrained("{repo_id}")' not in (folder / "README.md").read_text():
         console.print(f"[yellow]warning:[/yellow] the cards' usage snippet names another repo; "
-                      f"re-export with --repo-id {repo_id} to fix it", soft_wrap=True)
+                      f"re-export with --repo-id {repo_id} to fix it")
     if dry_run:
         summary, description = commit_message(folder)
         for path, size in files:
-            console.print(f"{size:>10,}  {path}", soft_wrap=True)
-        console.print(f"{sum(s for _, s in files):>10,}  bytes in {len(files)} files", soft_wrap=True)
-        console.print(f"would commit to {repo_id} ({revision or 'main'}): {summary}\n{description}", soft_wrap=True)
+            console.print(f"{size:>10,}  {path}")
+        console.print(f"{sum(s for _, s in files):>10,}  bytes in {len(files)} files")
+        console.print(f"would commit to {repo_id} ({revision or 'main'}): {summary}\n{description}")
         # Says whether a token exists, never what it is.
-        console.print("a token is available" if get_token() else "no token found: a real push would stop here",
-                      soft_wrap=True)
+        console.print("a token is available" if get_token() else "no token found: a real push would stop here")
         console.print("dry run: nothing was uploaded")
         return
     try:
         url = push(folder, repo_id, private=private, revision=revision)
     except (PublishError, WeightsError) as e:
         raise fail(str(e)) from None
-    console.print(f"pushed {len(files)} files to {repo_id} ({revision or 'main'}): {url}", soft_wrap=True)
+    console.print(f"pushed {len(files)} files to {repo_id} ({revision or 'main'}): {url}")
 
 
 if __name__ == "__main__":   # python -m digitpair.cli, where the console script is not installed

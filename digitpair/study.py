@@ -15,25 +15,18 @@ after selection). Exploratory and tuning studies decide on validation pairs alon
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import time
 import tomllib
 import zlib
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
-from queue import Empty
 
-import torch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import records
-from .data import MNIST, synthetic_mnist
 from .models import DEFAULT_HEAD, VARIANTS
 from .records import RunSpec, git_commit, machine
-from .training import RunConfig, train_run
+from .training import RunConfig
 
 
 @dataclass(frozen=True)
@@ -136,30 +129,6 @@ def check_folder(study: Study, out: Path, specs: list[RunSpec], finished: dict[s
 
 # --- running a grid ---------------------------------------------------------------------------
 
-_MNIST = None   # per worker process: loaded once, shared by all the runs it trains
-
-
-def _init_worker(data_dir, dry_run: bool, threads: int) -> None:
-    global _MNIST
-    torch.set_num_threads(threads)
-    _MNIST = synthetic_mnist() if dry_run else MNIST(data_dir)
-
-
-def train_and_write(spec: RunSpec, out: Path, commit: str, on_epoch=None) -> dict:
-    """Train one run and write its record, provenance read here, in the process that trains."""
-    started = records.now()
-    result = train_run(spec.config, _MNIST, on_epoch=on_epoch)
-    records.write(out, spec, result, records.provenance(commit, started, result.final["device"]))
-    return result.final
-
-
-def _run_one(spec: RunSpec, out: Path, commit: str, events=None) -> tuple[str, dict]:
-    on_epoch = None
-    if events is not None:
-        on_epoch = lambda r: events.put((spec.name, r["epoch"], spec.config.epochs))  # noqa: E731
-    return spec.name, train_and_write(spec, out, commit, on_epoch)
-
-
 def dry_run_study(study: Study) -> Study:
     """The same study on tiny synthetic data: 2 rounds, 2 epochs, 64 pairs; seconds, not hours."""
     tiny = dict(n_pairs=64, batch_size=16, epochs=2)
@@ -167,15 +136,22 @@ def dry_run_study(study: Study) -> Study:
     return replace(study, rounds=min(2, study.rounds), settings=settings)
 
 
-def run_study(study: Study, out: Path, specs: list[RunSpec], workers: int = 1, data_dir=None,
-              dry_run: bool = False, console=None) -> dict:
-    """Train every unfinished run of `specs` into `out`; returns {"completed", "skipped", "wall_seconds"}."""
+def run_study(study: Study, out: Path, specs: list[RunSpec], executor=None, callbacks=None) -> dict:
+    """Train every unfinished run of `specs` with `executor` (see digitpair/executors.py; default:
+    one after the other in this process, on real MNIST) and write each run's record here, in the
+    driver, as its result comes back. Returns {"completed", "failed" (names), "skipped", "wall_seconds"}.
+
+    Only scheduling and records: what to show is the caller's, through `callbacks`. One
+    invocation at a time per folder (`records.lock`)."""
     with records.lock(out):
-        return _run_study(study, out, specs, workers, data_dir, dry_run, console or Console())
+        return _run_study(study, out, specs, executor, callbacks)
 
 
-def _run_study(study: Study, out: Path, specs: list[RunSpec], workers: int, data_dir, dry_run: bool,
-               console) -> dict:
+def _run_study(study: Study, out: Path, specs: list[RunSpec], executor, callbacks) -> dict:
+    from .executors import Callbacks, Local, Trained
+
+    executor = executor or Local()
+    cb = callbacks or Callbacks()
     t0 = time.perf_counter()
     commit = git_commit()   # the code these runs are trained with, read before anything is written
     if not study.final and any(s.config.test for s in specs):
@@ -184,63 +160,29 @@ def _run_study(study: Study, out: Path, specs: list[RunSpec], workers: int, data
     finished = {r.name: r for r in records.load(out)}
     check_folder(study, out, specs, finished)
     (out / "study.toml").write_text(study.source)
-    if n := records.clean_partials(out):
-        console.print(f"removed {n} partial run folder(s) left by an interrupted invocation")
+    removed = records.clean_partials(out)
     todo = [spec for spec in specs if spec.name not in finished]
     skipped = len(specs) - len(todo)
-    console.print(f"[bold]{study.name}[/bold]: {len(specs)} runs, {skipped} already finished, "
-                  f"{len(todo)} to train with {workers} worker(s) -> {out}")
+    cb.on_plan(todo, skipped, removed)
+    completed, failed, machines = [], [], []
 
-    def log(name: str, final: dict) -> None:
-        parts = [f"{k} {final[key]:5.1f}" for k, key in
-                 (("val", "val_acc"), ("test", "test_acc"), ("digits", "test_digit_acc")) if final[key] is not None]
-        console.print(f"{name:<34} {'  '.join(parts)}  epoch {final['selected_epoch']:>3}  "
-                      f"{final['wall_seconds']:5.1f}s")
+    def on_trained(trained: Trained) -> None:
+        records.write(out, trained.spec, trained.result, trained.provenance)
+        completed.append(trained.spec.name)
+        if trained.provenance.machine not in machines:
+            machines.append(trained.provenance.machine)
+        cb.on_finish(trained.spec, trained.result.final)
 
-    columns = (TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with Progress(*columns, console=console) as bar:
-        total = bar.add_task("runs", total=len(specs), completed=skipped)
-        current: dict[str, int] = {}
+    def on_fail(spec: RunSpec, why: str) -> None:
+        failed.append(spec.name)
+        cb.on_fail(spec, why)
 
-        def on_epoch(name: str, epoch: int, epochs: int) -> None:
-            if name not in current:
-                current[name] = bar.add_task(name, total=epochs)
-            bar.update(current[name], completed=epoch)
-
-        def finish(name: str, final: dict) -> None:
-            if name in current:
-                bar.remove_task(current.pop(name))
-            bar.advance(total)
-            log(name, final)
-
-        if workers == 1:
-            _init_worker(data_dir, dry_run, threads)
-            for spec in todo:
-                final = train_and_write(spec, out, commit,
-                                        lambda r, s=spec: on_epoch(s.name, r["epoch"], s.config.epochs))
-                finish(spec.name, final)
-        elif todo:
-            ctx = mp.get_context("spawn")   # fresh interpreters: no forked torch thread pools
-            with ctx.Manager() as manager, ProcessPoolExecutor(
-                    workers, mp_context=ctx, initializer=_init_worker,
-                    initargs=(data_dir, dry_run, threads)) as pool:
-                events = manager.Queue()
-                pending = {pool.submit(_run_one, spec, out, commit, events) for spec in todo}
-                while pending:
-                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                    try:
-                        while True:
-                            on_epoch(*events.get_nowait())
-                    except Empty:
-                        pass
-                    for fut in done:
-                        finish(*fut.result())
+    if todo:
+        executor.execute(todo, commit, on_trained, replace(cb, on_fail=on_fail))
     wall = time.perf_counter() - t0
     with open(out / "invocations.jsonl", "a") as f:
-        f.write(json.dumps({"wall_seconds": wall, "completed": len(todo), "skipped": skipped,
-                            "workers": workers, "threads_per_worker": threads,
-                            "commit": commit, "machine": machine(),
+        f.write(json.dumps({"wall_seconds": wall, "completed": len(completed), "failed": len(failed),
+                            "skipped": skipped, **executor.describe(),
+                            "commit": commit, "machine": machine(), "run_machines": machines,
                             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
-    return {"completed": len(todo), "skipped": skipped, "wall_seconds": wall}
+    return {"completed": len(completed), "failed": failed, "skipped": skipped, "wall_seconds": wall}

@@ -132,7 +132,7 @@ def test_train_on_damaged_data_exits_with_a_message(tmp_path):
         pytest.skip("shared MNIST copy not present")
     _copy_split(SHARED, tmp_path)
     flip_bit(tmp_path / "t10k-labels-idx1-ubyte.gz", 343)
-    result = CliRunner().invoke(app, ["train", "--epochs", "1", "--data-dir", str(tmp_path)])
+    result = CliRunner().invoke(app, ["train", "--set", "epochs=1", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)   # no traceback
     assert "t10k-labels-idx1-ubyte.gzisdamaged" in "".join(result.output.split())   # rich wraps anywhere
 

@@ -1,5 +1,4 @@
 import csv
-import dataclasses
 import json
 import shutil
 import statistics
@@ -14,7 +13,10 @@ from typer.testing import CliRunner
 from digitpair import records
 from digitpair.cli import app
 from digitpair.report import aggregate, mean_std, write_report
+from digitpair.executors import Local
 from digitpair.study import Study, dry_run_study, grid, init_seed, run_study
+
+DRY = Local(dry_run=True)   # one run after the other in this process, on synthetic data
 
 STUDIES = ["train/studies/seed2020.toml", "train/studies/best.toml", "train/studies/tuning.toml"]
 
@@ -64,7 +66,7 @@ def test_grid_overrides_keep_seeds():
 
 def test_a_record_round_trips(tiny_study, tmp_path):
     specs = grid(tiny_study)[:2]
-    run_study(tiny_study, tmp_path, specs, dry_run=True)
+    run_study(tiny_study, tmp_path, specs, DRY)
     written = records.load(tmp_path)                           # from the run folders
     assert [r.name for r in written] == sorted(s.name for s in specs)
     assert all(records.RunRecord.from_dict(json.loads(json.dumps(r.to_dict()))) == r for r in written)
@@ -77,7 +79,7 @@ def test_a_record_round_trips(tiny_study, tmp_path):
 
 
 def test_a_record_lacking_a_config_field_is_refused(tiny_study, tmp_path):
-    run_study(tiny_study, tmp_path, grid(tiny_study)[:1], dry_run=True)
+    run_study(tiny_study, tmp_path, grid(tiny_study)[:1], DRY)
     row = records.load(tmp_path)[0].to_dict()
     del row["config"]["precision"]
     with pytest.raises(ValueError, match=r"lacks config fields \['precision'\]: migrate"):
@@ -105,7 +107,7 @@ def test_committed_records_are_migrated_and_packed():
 
 
 def test_provenance_in_every_new_run(tiny_study, tmp_path):
-    run_study(tiny_study, tmp_path, grid(tiny_study, rounds=1), dry_run=True)
+    run_study(tiny_study, tmp_path, grid(tiny_study, rounds=1), DRY)
     for run in records.load(tmp_path):
         p = json.loads((tmp_path / run.name / "final.json").read_text())["provenance"]
         assert set(p) == {"commit", "dirty", "machine", "torch", "device", "started_at", "finished_at"}
@@ -116,11 +118,11 @@ def test_provenance_in_every_new_run(tiny_study, tmp_path):
 
 def test_non_final_study_never_scores_test_pairs(tiny_study, tmp_path):
     assert not tiny_study.final                                  # tuning
-    run_study(tiny_study, tmp_path, grid(tiny_study, rounds=1), dry_run=True)
+    run_study(tiny_study, tmp_path, grid(tiny_study, rounds=1), DRY)
     assert all(r.metrics.test_acc is None and r.metrics.test_digit_acc is None for r in records.load(tmp_path))
     tested = [replace(s, config=replace(s.config, test=True)) for s in grid(tiny_study, rounds=1)]
     with pytest.raises(ValueError, match="not final"):
-        run_study(tiny_study, tmp_path / "other", tested, dry_run=True)
+        run_study(tiny_study, tmp_path / "other", tested, DRY)
     text = Path("train/studies/tuning.toml").read_text().replace("test = false", "test = true")
     with pytest.raises(ValueError, match="not final"):
         Study.parse(text)
@@ -131,29 +133,29 @@ def test_non_final_study_never_scores_test_pairs(tiny_study, tmp_path):
 
 def test_one_folder_holds_one_study(tiny_study, tmp_path):
     specs = grid(tiny_study, rounds=1)
-    run_study(tiny_study, tmp_path, specs[:2], dry_run=True)
+    run_study(tiny_study, tmp_path, specs[:2], DRY)
     # Another study into the folder: refused, naming the difference, and its study.toml not written.
     other = dry_run_study(Study.load("train/studies/best.toml"))
     with pytest.raises(ValueError, match="name 'tuning' in the folder, 'best' now"):
-        run_study(other, tmp_path, grid(other, rounds=1)[:1], dry_run=True)
+        run_study(other, tmp_path, grid(other, rounds=1)[:1], DRY)
     assert Study.load(tmp_path / "study.toml").name == "tuning"
     # Same name, a changed setting (a new run of it, as --epochs into the folder would make): refused.
     longer = [replace(s, config=replace(s.config, epochs=3)) for s in grid(tiny_study, rounds=2, setting="base")
               if s.round == 1]
     with pytest.raises(ValueError, match="epochs 2 recorded, 3 asked"):
-        run_study(tiny_study, tmp_path, longer, dry_run=True)
+        run_study(tiny_study, tmp_path, longer, DRY)
     edited = Study.parse(tiny_study.source.replace("lr = 1e-3", "lr = 2e-3"))
     with pytest.raises(ValueError, match="setting 'base': lr 0.001 recorded, 0.002 asked"):
-        run_study(replace(tiny_study, source=edited.source), tmp_path, specs[:1], dry_run=True)
+        run_study(replace(tiny_study, source=edited.source), tmp_path, specs[:1], DRY)
     # More rounds, variants and settings extend the study.
-    assert run_study(tiny_study, tmp_path, grid(tiny_study, rounds=2), dry_run=True)["skipped"] == 2
+    assert run_study(tiny_study, tmp_path, grid(tiny_study, rounds=2), DRY)["skipped"] == 2
 
 
 def test_a_study_folder_takes_one_invocation_at_a_time(tiny_study, tmp_path):
     specs = grid(tiny_study, rounds=1)[:1]
     with records.lock(tmp_path):
         with pytest.raises(ValueError, match="in use by another study invocation"):
-            run_study(tiny_study, tmp_path, specs, dry_run=True)
+            run_study(tiny_study, tmp_path, specs, DRY)
     # A holder killed with SIGKILL leaves no lock behind (flock dies with its process).
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
                                "from digitpair import records\nwith records.lock(Path(sys.argv[1])):\n"
@@ -162,26 +164,26 @@ def test_a_study_folder_takes_one_invocation_at_a_time(tiny_study, tmp_path):
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(ValueError, match=f"pid {holder.pid}"):
-            run_study(tiny_study, tmp_path, specs, dry_run=True)
+            run_study(tiny_study, tmp_path, specs, DRY)
     finally:
         holder.kill()
         holder.wait()
-    assert run_study(tiny_study, tmp_path, specs, dry_run=True)["completed"] == 1
+    assert run_study(tiny_study, tmp_path, specs, DRY)["completed"] == 1
 
 
 def test_resume_after_interruption(tiny_study, tmp_path):
     specs = grid(tiny_study)
     out = tmp_path / "runs"
-    first = run_study(tiny_study, out, specs[:3], dry_run=True)
+    first = run_study(tiny_study, out, specs[:3], DRY)
     assert first["completed"] == 3
     # A run killed mid-write leaves a partial folder: never read as finished, cleaned next time.
     (out / f"{specs[3].name}.partial-999").mkdir()
     (out / f"{specs[3].name}.partial-999" / "final.json").write_text("{")
-    second = run_study(tiny_study, out, specs, dry_run=True)
+    second = run_study(tiny_study, out, specs, DRY)
     assert (second["completed"], second["skipped"]) == (len(specs) - 3, 3)
     assert [r.name for r in records.load(out)] == sorted(s.name for s in specs)
     assert not list(out.glob("*.partial-*"))
-    third = run_study(tiny_study, out, specs, dry_run=True)
+    third = run_study(tiny_study, out, specs, DRY)
     assert third["completed"] == 0 and len(records.load(out)) == len(specs)
     run_dir = out / specs[0].name
     assert {p.name for p in run_dir.iterdir()} >= {"config.json", "metrics.jsonl", "final.json", "done",
@@ -191,21 +193,15 @@ def test_resume_after_interruption(tiny_study, tmp_path):
 
 def test_resume_refuses_a_changed_config(tiny_study, tmp_path):
     specs = grid(tiny_study, rounds=1)
-    run_study(tiny_study, tmp_path, specs[:1], dry_run=True)
+    run_study(tiny_study, tmp_path, specs[:1], DRY)
     changed = [replace(specs[0], config=replace(specs[0].config, lr=0.5))]
     with pytest.raises(ValueError, match="different config .*lr 0.001 recorded, 0.5 asked"):
-        run_study(tiny_study, tmp_path, changed, dry_run=True)
+        run_study(tiny_study, tmp_path, changed, DRY)
     records.pack(tmp_path)                                  # packed runs are finished runs, checked alike
     shutil.rmtree(tmp_path / specs[0].name)
     with pytest.raises(ValueError, match="different config"):
-        run_study(tiny_study, tmp_path, changed, dry_run=True)
-    assert run_study(tiny_study, tmp_path, specs[:1], dry_run=True)["skipped"] == 1
-
-
-def test_parallel_workers(tiny_study, tmp_path):
-    specs = grid(tiny_study, rounds=1)
-    result = run_study(tiny_study, tmp_path, specs, workers=2, dry_run=True)
-    assert result["completed"] == len(specs) == len(records.load(tmp_path))
+        run_study(tiny_study, tmp_path, changed, DRY)
+    assert run_study(tiny_study, tmp_path, specs[:1], DRY)["skipped"] == 1
 
 
 def _fake_records(study, accs):
@@ -227,7 +223,7 @@ def test_aggregation_known_mean_std():
 
 def test_report_files(tiny_study, tmp_path):
     specs = grid(tiny_study)
-    run_study(tiny_study, tmp_path / "runs", specs, dry_run=True)
+    run_study(tiny_study, tmp_path / "runs", specs, DRY)
     files = write_report(tmp_path / "runs", tmp_path / "results", tiny_study)
     assert {f.name for f in files} >= {"summary.csv", "meta.json", "report.md"}
     assert any(f.suffix == ".png" and f.stat().st_size > 1000 for f in files)
@@ -258,7 +254,7 @@ def test_cli_study_errors(tmp_path):
     assert result.exit_code == 2 and "nope.toml" in result.output
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "study.toml" in result.output
-    result = CliRunner().invoke(app, ["study", "--preset", "best", "--dry-run", "--precision", "fp8",
+    result = CliRunner().invoke(app, ["study", "--preset", "best", "--dry-run", "--set", "precision=fp8",
                                       "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "precision='fp8'" in result.output
 

@@ -90,7 +90,7 @@ def test_cli_train_saves_a_loadable_model(mnist, tmp_path, monkeypatch):
     from tests.conftest import SHARED
     import os
     monkeypatch.setenv("DIGITPAIR_DATA", os.environ.get("DIGITPAIR_DATA") or str(SHARED))
-    result = CliRunner().invoke(app, ["train", "--model", "simple_cnn", "--epochs", "1",
+    result = CliRunner().invoke(app, ["train", "--variant", "simple_cnn", "--set", "epochs=1",
                                       "--save", str(tmp_path / "simple_cnn")])
     assert result.exit_code == 0, result.output
     assert '"variant": "simple_cnn"' in result.output and "validation pair accuracy" in result.output
@@ -103,5 +103,5 @@ def test_cli_missing_data_is_a_message(tmp_path, monkeypatch):
     monkeypatch.setenv("DIGITPAIR_DATA", str(tmp_path))
     monkeypatch.setattr("digitpair.data._download", lambda root, train: (_ for _ in ()).throw(
         __import__("digitpair").DataError(f"MNIST not found under {root}")))
-    result = CliRunner().invoke(app, ["train", "--epochs", "1"])
+    result = CliRunner().invoke(app, ["train", "--set", "epochs=1"])
     assert result.exit_code == 2 and "MNIST not found" in result.output and "Traceback" not in result.output

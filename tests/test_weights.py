@@ -156,7 +156,7 @@ def test_export_errors_name_what_is_missing(study_dir, tmp_path):
     study = shutil.copytree(study_dir, tmp_path / "best")
     (study / "adam_safe-shared-r01" / "model.safetensors").unlink()
     result = runner.invoke(app, ["export", str(study), "--to", str(tmp_path / "w")])
-    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert "adam_safe-shared-r01/model.safetensors" in result.output and "gitignore" in result.output
     for r in range(3):
         shutil.rmtree(study / f"adam_safe-unshared_aux-r{r:02d}")
@@ -371,7 +371,7 @@ def test_push_failures_are_clear(exported, hub_calls, monkeypatch, error, messag
         raise error
     monkeypatch.setattr(HfApi, "create_repo", refuse)
     result = runner.invoke(app, ["push", "--repo-id", "org/digitpair", "--folder", str(exported)])
-    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert message in result.output and FAKE_TOKEN not in result.output
     assert hub_calls == []
 
@@ -381,7 +381,7 @@ def test_push_without_token_or_with_a_broken_folder_stops_before_the_hub(exporte
     monkeypatch.delenv("HF_OIDC_RESOURCE", raising=False)
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
     result = runner.invoke(app, ["push", "--repo-id", "org/digitpair", "--folder", str(exported)])
-    assert result.exit_code == 1 and "no Hugging Face token" in result.output
+    assert result.exit_code == 2 and "no Hugging Face token" in result.output
     w = copy_of(exported, tmp_path)
     (w / "unshared" / "model.safetensors").write_bytes(b"\0" * 100)
     with pytest.raises(WeightsError, match="unshared/model.safetensors is corrupt"):

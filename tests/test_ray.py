@@ -1,0 +1,86 @@
+"""The Ray executor on a local Ray instance: the same records as training here, the same resume.
+Skipped without Ray (`pip install -e ".[ray]"`); CI installs it."""
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+ray = pytest.importorskip("ray")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from digitpair.cli import app  # noqa: E402
+from digitpair.executors import Callbacks, Local, RayCluster  # noqa: E402
+from digitpair import records  # noqa: E402
+from digitpair.study import Study, dry_run_study, grid, run_study  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def tiny_study():
+    study = dry_run_study(Study.load("train/studies/tuning.toml"))
+    return replace(study, models=("simple_cnn", "shared"), settings=dict(list(study.settings.items())[:2]))
+
+
+def test_ray_writes_the_records_this_process_writes(local_ray, tiny_study, tmp_path):
+    """Same seeds, same threads per run -> the same record, whoever trained it (the process pool is
+    held to the same standard against Local in test_executors.py)."""
+    specs = grid(tiny_study, rounds=1)[:3]
+    run_study(tiny_study, tmp_path / "local", specs, Local(dry_run=True, threads=1))
+    result = run_study(tiny_study, tmp_path / "ray", specs, RayCluster(dry_run=True))
+    assert result["completed"] == len(specs) and not result["failed"]
+    for spec in specs:
+        here, there = tmp_path / "local" / spec.name, tmp_path / "ray" / spec.name
+        assert (here / "config.json").read_bytes() == (there / "config.json").read_bytes()
+        # Tensors, not file bytes: safetensors orders its metadata header differently per process.
+        weights = [load_file(d / "model.safetensors") for d in (here, there)]
+        assert weights[0].keys() == weights[1].keys()
+        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0]), spec.name
+        # Where and when it trained (provenance) and how long it took differ; every metric is equal.
+        final = [{k: v for k, v in json.loads((d / "final.json").read_text()).items()
+                  if k not in ("wall_seconds", "provenance")} for d in (here, there)]
+        assert final[0] == final[1]
+    invocation = json.loads((tmp_path / "ray" / "invocations.jsonl").read_text().splitlines()[-1])
+    assert invocation["executor"] == "ray" and invocation["cluster"]["CPU"] == 2 and invocation["workers"] == 2
+
+
+def test_interrupted_ray_study_resumes(local_ray, tiny_study, tmp_path):
+    specs = grid(tiny_study)[:4]
+
+    def stop_after_two(spec, final):
+        if len(records.load(tmp_path)) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_study(tiny_study, tmp_path, specs, RayCluster(dry_run=True), Callbacks(on_finish=stop_after_two))
+    assert len(records.load(tmp_path)) == 2                # the runs in flight were cancelled, not recorded
+    again = run_study(tiny_study, tmp_path, specs, RayCluster(dry_run=True))
+    assert (again["skipped"], again["completed"]) == (2, len(specs) - 2)
+    assert sorted(r.name for r in records.load(tmp_path)) == sorted(s.name for s in specs)
+
+
+def test_a_failing_ray_task_is_reported_never_recorded(local_ray, tiny_study, tmp_path):
+    spec = grid(tiny_study, rounds=1)[0]
+    broken = replace(spec, config=replace(spec.config, n_pairs=10, val_pairs=9, batch_size=0))
+    seen = []
+    result = run_study(tiny_study, tmp_path, [broken], RayCluster(dry_run=True),
+                       Callbacks(on_fail=lambda s, why: seen.append(s.name)))
+    assert result["failed"] == seen == [broken.name] and not (tmp_path / broken.name).exists()
+
+
+def test_cli_study_on_ray(local_ray, tmp_path):
+    result = CliRunner().invoke(app, ["study", "--preset", "best", "--dry-run", "--setting", "adam_safe", "--only",
+                                      "shared", "--executor", "ray", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "on Ray (1 CPU, 0 GPU per run)" in result.output
+    assert sum(line.startswith("adam_safe-shared-r0") for line in result.output.splitlines()) == 2
+    assert (tmp_path / "results" / "report.md").is_file()
