@@ -49,7 +49,7 @@ def _card(body: str, model_name: str, results: list[EvalResult]) -> ModelCard:
 
 def _recipe(config: dict) -> str:
     c = RunConfig.from_dict(config["train_config"])
-    return (f"`{c.encoder}` encoder, {c.optimizer}, lr {c.lr:g}, batch {c.batch_size}, {c.epochs} epochs, "
+    return (f"`{c.encoder}` encoder, `{c.head}` comparison head, {c.optimizer}, lr {c.lr:g}, batch {c.batch_size}, {c.epochs} epochs, "
             f"{c.schedule} schedule, augmentation `{c.augmentation}`, {c.precision} arithmetic")
 
 
@@ -61,10 +61,11 @@ def source_url(root: Path | None = None) -> str | None:
     return tomllib.loads(pyproject.read_text()).get("project", {}).get("urls", {}).get("Source")
 
 
-def _usage(repo_id: str | None, name: str, source: str | None) -> list[str]:
+def _usage(repo_id: str | None, name: str, source: str | None, head: str) -> list[str]:
     # Without a repo id the card can't know where it will be published: it loads the folder it is in.
-    where = f'"{repo_id}")   # {{name: model}}, from the Hub' if repo_id else \
-        '"weights")   # {name: model}, from this folder (downloaded or exported)'
+    networks = ', networks="report"' if head == "fc" else ""   # the fc/ set of the layout
+    where = f'"{repo_id}"{networks})   # {{name: model}}, from the Hub' if repo_id else \
+        f'"weights"{networks})   # {{name: model}}, from this folder (downloaded or exported)'
     code = f"[the digitpair project]({source})" if source else "the digitpair project"
     return ["## Usage", "",
             f"Needs the `digitpair` package: {code}, installed with `pip install -e .` in a checkout. "
@@ -117,7 +118,7 @@ def variant_card(config: dict, repo_id: str | None = None) -> ModelCard:
              f"| metric | this checkpoint | study: mean ± std over {n} rounds |", "| --- | --- | --- |"]
     lines += [f"| {label} | {pct(value)} | {summary} |" for label, value, summary in rows]
     lines += ["", f"Exported by `digitpair-train export` at commit `{config['commit']}`.", ""]
-    lines += _usage(repo_id, name, source_url())
+    lines += _usage(repo_id, name, source_url(), config["train_config"]["head"])
     lines += ["## Training config", "", "```json", json.dumps(config["train_config"], indent=2), "```", ""]
     lines += _limitations(config)
     return _card("\n".join(lines), f"digitpair-{name}", results)
@@ -140,6 +141,8 @@ def repo_card(configs: dict[str, dict], study: Study, reference: Study | None = 
               repo_id: str | None = None) -> ModelCard:
     """The repo's top-level card: the study's results table for the exported setting, usage, limitations."""
     first = next(iter(configs.values()))
+    # The set's head: its pair networks' (simple_cnn compares in code, the order rule, in either set).
+    head = "fc" if any(c["train_config"]["head"] == "fc" for c in configs.values()) else "order"
     ref = _reference_columns(reference)
     results = [_result(c["study_summary"]["test_acc_mean"], "test",
                        f"{name}: test pair accuracy (%), study mean over {c['study_summary']['rounds']} rounds")
@@ -155,9 +158,16 @@ def repo_card(configs: dict[str, dict], study: Study, reference: Study | None = 
              "One folder per variant, each with `model.safetensors` (the weights), `config.json` (the variant, "
              "its training config, the selected run's metrics and the study's summary) and `README.md` (its card):", ""]
     lines += [f"- `{name}/`: {VARIANTS[name].description}" for name in configs]
-    lines += ["", f"## Results: study `{study.name}`, setting `{study.main}`", "",
+    lines += ["", "Two sets share this layout: our networks, which compare the two digit distributions with the "
+              "order head P(a <= b) = sum_{i <= j} p_a(i) p_b(j), at the top level, and the 2020 report's "
+              "networks, whose siamese variants compare with one fully connected layer on the two 10-way "
+              "outputs (Linear(20, 2)), in `fc/` with a card of their own: "
+              '`digitpair.load_pretrained(repo, networks="report")`. This card is the one of the '
+              f"`{head}`-head set."]
+    setting = first["setting"]
+    lines += ["", f"## Results: study `{study.name}`, setting `{setting}`", "",
               f"{study.description.strip()}", "",
-              f"Setting `{study.main}`: {_recipe(first)}. Accuracy in percent, mean ± sample std over rounds; "
+              f"Setting `{setting}`: {_recipe(first)}. Accuracy in percent, mean ± sample std over rounds; "
               "each round draws fresh pairs and a fresh initialisation. Per variant, the exported weights are "
               f"{first['run_selection']}. Computed from the run records by "
               f"`digitpair-train export` at commit `{first['commit']}`.", "",
@@ -172,6 +182,6 @@ def repo_card(configs: dict[str, dict], study: Study, reference: Study | None = 
     lines.append("")
     if ref and reference.reference.get("note"):
         lines += ["About the 2020 report's numbers: " + " ".join(reference.reference["note"].split()), ""]
-    lines += _usage(repo_id, "shared_aux", source_url())
+    lines += _usage(repo_id, "shared_aux", source_url(), head)
     lines += _limitations(first)
     return _card("\n".join(lines), f"digitpair-{study.name}", results)

@@ -269,12 +269,14 @@ def export_command(
                                   help="Study file whose [reference] holds the 2020 report's numbers, shown "
                                        "beside ours in the repo card ('' for none)."),
     repo_id: Optional[str] = typer.Option(None, "--repo-id", help="USER/NAME the cards' usage snippet names "
-                                                                  "[default: the placeholder USER/NAME]."),
+                                                                  "[default: none: the cards load the folder they are in]."),
+    setting: Optional[str] = typer.Option(None, help="The setting to export [default: the study's main one]; "
+                                                     "e.g. adam_safe_fc --to weights/fc for the report's networks."),
 ):
-    """Export per variant the best-validation run of a study's main setting, with config.json and model cards."""
+    """Export per variant the best-validation run of a study's setting, with config.json and model cards."""
     from .cards import pct
-    from .weights import WeightsError
     from .publish import PublishError, export_study
+    from .weights import NETWORKS, WeightsError
     from .study import Study
 
     try:
@@ -282,7 +284,7 @@ def export_command(
     except (OSError, ValueError) as e:
         raise fail(f"--reference: {e}") from None
     try:
-        files = export_study(study_dir, to, ref, repo_id)
+        files = export_study(study_dir, to, ref, repo_id, setting)
     except (PublishError, WeightsError) as e:
         raise fail(str(e)) from None
     for path in files:
@@ -290,8 +292,9 @@ def export_command(
             c = json.loads(path.read_text())
             console.print(f"{c['variant']:<13} run {c['run']:<28} validation {pct(c['metrics']['val_acc'])} %  "
                           f"test {pct(c['metrics']['test_acc'])} %")
+    whole = to.parent if to.name == NETWORKS["report"] else to   # fc/ is pushed with the folder above it
     console.print(f"wrote {len(files)} files to {to}; check {to / 'README.md'}, then "
-                  f"`digitpair-train push --repo-id {repo_id or 'USER/NAME'} --folder {to}`")
+                  f"`digitpair-train push --repo-id {repo_id or 'USER/NAME'} --folder {whole}`")
 
 
 @app.command("push")

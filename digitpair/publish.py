@@ -25,7 +25,7 @@ from .models import VARIANTS
 from .records import RunRecord, git_commit
 from .report import aggregate
 from .study import Study
-from .weights import CONFIG_NAME, WEIGHTS_NAME, is_repo_id, load_pretrained, load_weights, save_variant
+from .weights import CONFIG_NAME, NETWORKS, WEIGHTS_NAME, is_repo_id, load_pretrained, load_weights, save_variant
 
 CARD_NAME = "README.md"
 SELECTION = ("the run with the best validation accuracy (ties: the lowest round); "
@@ -38,22 +38,23 @@ class PublishError(RuntimeError):
     """Export or push can't go on; the message says why and what to do."""
 
 
-def select_runs(records: list[RunRecord], study: Study) -> dict[str, RunRecord]:
+def select_runs(records: list[RunRecord], study: Study, setting: str | None = None) -> dict[str, RunRecord]:
     """{variant: record} of the run to export: the best validation accuracy among the finished runs
-    of the study's `main` setting. Ties go to the lowest round: deterministic, and independent of
-    how many later rounds have finished."""
+    of `setting` (default: the study's `main` one). Ties go to the lowest round: deterministic, and
+    independent of how many later rounds have finished."""
+    setting = setting or study.main
     chosen, missing = {}, []
     for name in VARIANTS:
-        runs = rec.select(records, setting=study.main, variant=name)
+        runs = rec.select(records, setting=setting, variant=name)
         if not runs:
             missing.append(name)
             continue
         if any(r.metrics.val_acc is None for r in runs):
-            raise PublishError(f"the {study.main!r} runs of {name} have no validation accuracy (val_pairs = 0): "
+            raise PublishError(f"the {setting!r} runs of {name} have no validation accuracy (val_pairs = 0): "
                                "export chooses on validation only, never on test accuracy")
         chosen[name] = max(runs, key=lambda r: (r.metrics.val_acc, -r.round))
     if missing:
-        raise PublishError(f"study {study.name!r} has no finished {study.main!r} run of {', '.join(missing)}: "
+        raise PublishError(f"study {study.name!r} has no finished {setting!r} run of {', '.join(missing)}: "
                            f"the exported weights need all five variants ({', '.join(VARIANTS)})")
     return chosen
 
@@ -70,8 +71,9 @@ def export_config(record: RunRecord, summary: dict, commit: str) -> dict:
 
 
 def export_study(study_dir: str | os.PathLike, dest: str | os.PathLike, reference: Study | None = None,
-                 repo_id: str | None = None) -> list[Path]:
-    """Write `dest/<variant>/{model.safetensors,config.json,README.md}` and `dest/README.md`.
+                 repo_id: str | None = None, setting: str | None = None) -> list[Path]:
+    """Write `dest/<variant>/{model.safetensors,config.json,README.md}` and `dest/README.md`, from
+    `setting`'s runs (default: the study's main setting).
 
     Every run is checked (present, loadable) before anything is written, so a failed export
     leaves `dest` as it was. Returns the written files.
@@ -84,7 +86,10 @@ def export_study(study_dir: str | os.PathLike, dest: str | os.PathLike, referenc
     except ValueError as e:
         raise PublishError(str(e)) from None
     records = rec.load(study_dir)
-    chosen = select_runs(records, study)
+    if setting is not None and setting not in study.settings:
+        raise PublishError(f"study {study.name!r} has no setting {setting!r}; its settings: {', '.join(study.settings)}")
+    setting = setting or study.main
+    chosen = select_runs(records, study, setting)
     paths = {name: rec.weights_path(study_dir, r) for name, r in chosen.items()}
     absent = [str(path) for path in paths.values() if not path.is_file()]
     if absent:
@@ -92,7 +97,7 @@ def export_study(study_dir: str | os.PathLike, dest: str | os.PathLike, referenc
                            "export on the machine that trained the study")
     models = {name: load_weights(paths[name], name, r.config.encoder, r.config.head, r.config.members)
               for name, r in chosen.items()}   # WeightsError names a bad file
-    summaries = {row["variant"]: row for row in aggregate(records, study) if row["setting"] == study.main}
+    summaries = {row["variant"]: row for row in aggregate(records, study) if row["setting"] == setting}
     commit = git_commit()
     configs, written = {}, []
     for name, record in chosen.items():
@@ -113,11 +118,16 @@ def upload_files(folder: str | os.PathLike, repo_id: str) -> list[tuple[str, int
     if not is_repo_id(repo_id):
         raise PublishError(f"{repo_id!r} is not a Hub repo id: give USER/NAME (or ORG/NAME)")
     folder = Path(folder)
-    paths = [CARD_NAME] + [f"{name}/{file}" for name in VARIANTS for file in (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)]
+    # Our networks always; the report's networks (fc/) when they were exported too.
+    sets = [networks for networks, sub in NETWORKS.items() if not sub or (folder / sub).is_dir()]
+    paths = [f"{sub}/{path}".lstrip("/") for sub in (NETWORKS[n] for n in sets)
+             for path in [CARD_NAME] + [f"{name}/{file}" for name in VARIANTS
+                                        for file in (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)]]
     absent = [str(folder / p) for p in paths if not (folder / p).is_file()]
     if absent:
         raise PublishError(f"missing: {', '.join(absent)}. Write the folder with `digitpair-train export` first")
-    load_pretrained(folder)   # raises WeightsError naming the file
+    for networks in sets:
+        load_pretrained(folder, networks=networks)   # raises WeightsError naming the file
     return [(p, (folder / p).stat().st_size) for p in paths]
 
 

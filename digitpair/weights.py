@@ -29,7 +29,12 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 # What a Hub download fetches: the two files per variant that load it, nothing else, so no pickle
 # (*.bin, *.pt, *.pkl) ever reaches the disk even if someone uploads one to the repo.
-HUB_FILES = [f"{name}/{file}" for name in VARIANTS for file in (WEIGHTS_NAME, CONFIG_NAME)]
+# Two sets of the five variants share the layout: ours (order head) at the root, the 2020 report's
+# networks (its fully connected comparison head) in `fc/`. simple_cnn compares its digits in code in
+# both; the `fc/` one is the run of the report-head setting (best.toml's adam_safe_fc).
+NETWORKS = {"ours": "", "report": "fc"}   # set name -> subfolder
+HUB_FILES = [f"{sub}/{name}/{file}".lstrip("/") for sub in NETWORKS.values() for name in VARIANTS
+             for file in (WEIGHTS_NAME, CONFIG_NAME)]
 # config.json's other fields, as export (publish.export_config) and study runs write them: checked
 # for type where present, since the model cards and the push commit message read them.
 CONFIG_FIELDS = {"description": str, "parameters": int, "study": str, "setting": str, "round": int, "run": str,
@@ -201,9 +206,10 @@ def is_repo_id(source: str) -> bool:
 
 
 def load_pretrained(source: str | os.PathLike, revision: str | None = None,
-                    errors: dict | None = None) -> dict[str, PairNet]:
+                    errors: dict | None = None, networks: str = "ours") -> dict[str, PairNet]:
     """{variant name: model} in registry order, from a folder holding one subfolder per variant,
-    or from a Hub repo id ("ORG/NAME", at `revision`) whose files have that layout.
+    or from a Hub repo id ("ORG/NAME", at `revision`) whose files have that layout. `networks`:
+    "ours" (the order head) or "report" (the 2020 report's FC head, the `fc/` subfolder).
 
     With `errors` (a dict), a variant that fails to load is recorded there as {name: message}
     and the others are still returned; without it the first failure raises `WeightsError`.
@@ -217,6 +223,9 @@ def load_pretrained(source: str | os.PathLike, revision: str | None = None,
         root = _hub_snapshot(str(source), revision)
     else:
         raise WeightsError(f"{source} is neither a folder of pretrained variants nor a Hub repo id (ORG/NAME)")
+    if networks not in NETWORKS:
+        raise WeightsError(f"networks={networks!r}; choose one of {', '.join(NETWORKS)}")
+    root = root / NETWORKS[networks]
     models = {}
     for name in VARIANTS:
         try:
