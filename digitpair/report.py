@@ -18,8 +18,8 @@ from .models import VARIANTS
 from .records import UNKNOWN, RunRecord
 from .study import Study
 
-COLUMNS = ["setting", "variant", "optimizer", "augmentation", "lr", "epochs", "encoder", "precision",
-           "rounds",
+COLUMNS = ["setting", "variant", "optimizer", "augmentation", "lr", "epochs", "encoder", "head", "precision",
+           "members", "rounds",
            "test_acc_mean", "test_acc_std", "test_digit_acc_mean", "test_digit_acc_std",
            "val_acc_mean", "val_acc_std", "parameters", "train_seconds_mean"]
 
@@ -30,6 +30,11 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
     if not values:
         return None, None
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+HEADS_NOTE = (" (`order`: P(a <= b) = sum over i <= j of p_a(i) p_b(j), no parameters; `fc`: the 2020 "
+              "report's one fully connected layer, Linear(20, 2), on the two concatenated 10-way outputs; "
+              "`simple_cnn` has no pair head and compares its two digit predictions in code in every setting)")
 
 
 def aggregate(records: list[RunRecord], study: Study) -> list[dict]:
@@ -43,8 +48,8 @@ def aggregate(records: list[RunRecord], study: Study) -> list[dict]:
             cfg, finals = runs[0].config, [r.metrics for r in runs]
             row = {"setting": setting, "variant": model, "optimizer": cfg.optimizer,
                    "augmentation": cfg.augmentation, "lr": cfg.lr, "epochs": cfg.epochs,
-                   "encoder": cfg.encoder, "precision": cfg.precision,
-                   "rounds": len(runs), "parameters": finals[0].parameters,
+                   "encoder": cfg.encoder, "head": cfg.head, "precision": cfg.precision,
+                   "members": cfg.members, "rounds": len(runs), "parameters": finals[0].parameters,
                    "train_seconds_mean": statistics.fmean(f.wall_seconds for f in finals)}
             for key in ("test_acc", "test_digit_acc", "val_acc"):
                 row[f"{key}_mean"], row[f"{key}_std"] = mean_std([getattr(f, key) for f in finals])
@@ -204,7 +209,9 @@ def render_markdown(study: Study, rows: list[dict], records: list[RunRecord], me
              f"Numbers are {label}, mean ± sample std over rounds (n = rounds); each round draws fresh "
              f"pairs (data seed = round) and a fresh initialisation. "
              f"Encoder: {' and '.join(sorted({r['encoder'] for r in rows}))}; "
-             f"arithmetic: {' and '.join(sorted({r['precision'] for r in rows}))}.", ""]
+             f"arithmetic: {' and '.join(sorted({r['precision'] for r in rows}))}; "
+             f"comparison head: {' and '.join(sorted({r['head'] for r in rows}))}"
+             f"{HEADS_NOTE if any(r['head'] == 'fc' for r in rows) else ''}.", ""]
     for comparison, settings in study.comparisons.items():
         present = [s for s in settings if any(r["setting"] == s for r in rows)]
         lines += [f"## {comparison}", ""]
@@ -212,22 +219,21 @@ def render_markdown(study: Study, rows: list[dict], records: list[RunRecord], me
             lines += ["No finished runs yet.", ""]
             continue
         ref = {s: study.reference.get(s, {}) for s in present}
-        has_ref = any(ref.values())
-        header = ["variant"] + [f"{s} ({study.settings[s].optimizer}, {study.settings[s].augmentation})"
-                                for s in present]
-        if has_ref:
-            header += [f"2020 report, {s}" for s in present if ref[s]]
+        # The 2020 report's printed numbers first, then this study's settings: "the report | the
+        # report's networks here | ..." reads left to right.
+        header = (["variant"] + [f"2020 report, {s} (as printed)" for s in present if ref[s]]
+                  + [f"{s} ({study.settings[s].optimizer}, {study.settings[s].augmentation}, "
+                     f"{study.settings[s].head} head)" for s in present])
         lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
         for model in (mm for mm in VARIANTS if mm in study.models):
             cells = [model]
             for s in present:
+                if ref[s]:
+                    value = ref[s].get(model)
+                    cells.append(f"{value[0]} ± {value[1]}" if value else "-")
+            for s in present:
                 row = by.get((s, model))
                 cells.append(_fmt(row[f"{key}_mean"], row[f"{key}_std"], row["rounds"]) if row else "-")
-            if has_ref:
-                for s in present:
-                    if ref[s]:
-                        value = ref[s].get(model)
-                        cells.append(f"{value[0]} ± {value[1]}" if value else "-")
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         if comparison in figures:
@@ -261,32 +267,30 @@ def render_markdown(study: Study, rows: list[dict], records: list[RunRecord], me
 
 README = Path("README.md")
 RESULTS = Path("train/results")
-# (column, study, the study whose mean is shown in brackets): the main setting of each study.
-README_COLUMNS = (("ours (`best`)", "best", "best-padded"),
-                  ("the report's protocol (`seed2020`)", "seed2020", "seed2020-padded"))
+# (column, study, setting): each a cell of test pair accuracy, mean ± std over the setting's rounds.
+README_COLUMNS = (("ours (`best`)", "best", "adam_safe"),
+                  ("ours, the report's FC head (`best`)", "best", "adam_safe_fc"),
+                  ("the report's networks, its protocol (`seed2020`)", "seed2020", "adam_none"),
+                  ("ours, the report's protocol (`seed2020`)", "seed2020", "adam_none_order"))
 BEGIN, END = "<!-- results:begin (python -m digitpair.report) -->", "<!-- results:end -->"
 
 
-def _main_rows(results: Path, name: str, main: str) -> dict[str, dict]:
+def _setting_rows(results: Path, name: str, setting: str) -> dict[str, dict]:
     with open(results / name / "summary.csv", newline="") as f:
-        return {r["variant"]: r for r in csv.DictReader(f) if r["setting"] == main}
+        return {r["variant"]: r for r in csv.DictReader(f) if r["setting"] == setting}
 
 
 def readme_results(results: Path = RESULTS) -> str:
     """The README's results table, from the reports' summary.csv files and seed2020's reference."""
     reference = Study.load("train/studies/seed2020.toml")
-    header = [c for c, _, _ in README_COLUMNS] + ["2020 report"]
+    header = [c for c, _, _ in README_COLUMNS] + ["2020 report (as printed)"]
     lines = ["| variant | " + " | ".join(header) + " |", "|" + " --- |" * (len(header) + 1)]
-    columns = []
-    for _, name, bracket in README_COLUMNS:
-        main = Study.load(f"train/studies/{name}.toml").main
-        columns.append((_main_rows(results, name, main), _main_rows(results, bracket, main)))
+    columns = [_setting_rows(results, name, setting) for _, name, setting in README_COLUMNS]
     for variant in VARIANTS:
         cells = [f"`{variant}`"]
-        for rows, brackets in columns:
-            r = rows[variant]
-            cells.append(f"{float(r['test_acc_mean']):.2f} ± {float(r['test_acc_std']):.2f} "
-                         f"({float(brackets[variant]['test_acc_mean']):.2f})")
+        for rows in columns:
+            r = rows.get(variant)
+            cells.append(f"{float(r['test_acc_mean']):.2f} ± {float(r['test_acc_std']):.2f}" if r else "-")
         mean, std = reference.reference[reference.main][variant]
         cells.append(f"{mean} ± {std}")
         lines.append("| " + " | ".join(cells) + " |")

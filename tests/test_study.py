@@ -229,7 +229,8 @@ def test_report_files(tiny_study, tmp_path):
     assert any(f.suffix == ".png" and f.stat().st_size > 1000 for f in files)
     rows = list(csv.DictReader(open(tmp_path / "results" / "summary.csv")))
     assert len(rows) == len(tiny_study.settings) * len(tiny_study.models)
-    assert {"variant", "optimizer", "augmentation", "rounds", "test_acc_mean", "test_acc_std"} <= set(rows[0])
+    assert {"variant", "optimizer", "augmentation", "head", "members", "rounds", "test_acc_mean",
+            "test_acc_std"} <= set(rows[0])
     assert all(int(r["rounds"]) == tiny_study.rounds for r in rows)
     meta = json.loads((tmp_path / "results" / "meta.json").read_text())
     assert meta["runs"] == len(specs) and meta["wall_seconds"] > 0
@@ -243,7 +244,12 @@ def test_cli_study_dry_run(tmp_path):
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(open(tmp_path / "results" / "summary.csv")))
     assert [r["variant"] for r in rows] == ["shared_aux"] * 5
-    assert "2020 report" in (tmp_path / "results" / "report.md").read_text()
+    assert [r["head"] for r in rows] == ["fc", "order", "fc", "fc", "fc"]    # adam_none_order: ours
+    report = (tmp_path / "results" / "report.md").read_text()
+    # The head's effect under the report's protocol: the report | its networks here | ours here.
+    assert ("| variant | 2020 report, adam_none (as printed) | adam_none (adam, none, fc head) | "
+            "adam_none_order (adam, none, order head) |") in report
+    assert "| shared_aux | 86.9 ± 0.08 |" in report
     again = CliRunner().invoke(app, ["study", "--preset", "seed2020", "--dry-run", "--only", "shared_aux",
                                      "--out", str(tmp_path)])
     assert again.exit_code == 0 and "10 already finished" in again.output

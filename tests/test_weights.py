@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from digitpair.cli import app
-from digitpair.weights import WeightsError, load_pretrained, load_variant, save_variant
+from digitpair.weights import HUB_FILES, WeightsError, load_pretrained, load_variant, save_variant
 from digitpair.publish import PublishError, commit_message, export_study, push, select_runs, upload_files
 from digitpair.models import VARIANTS, build_model
 from digitpair import records
@@ -46,9 +46,14 @@ def study_dir(tmp_path_factory):
     (out / "study.toml").write_text(study.source)
     specs = [s for s in grid(study, rounds=3) if s.setting == study.main]
     specs.append(next(s for s in grid(study, rounds=1) if s.setting != study.main))
+    write_fake_runs(out, specs)
+    return out
+
+
+def write_fake_runs(out, specs) -> None:
     for spec in specs:
         torch.manual_seed(spec.config.init_seed)
-        model = build_model(spec.config.variant)
+        model = build_model(spec.config.variant, head=spec.config.head)
         model.set_normalization(pairs(spec.round))
         name = spec.config.variant
         test = 99.0 if spec.round == 2 else 95.0 + spec.round
@@ -58,7 +63,6 @@ def study_dir(tmp_path_factory):
                  "test_pairs": 1000, "wall_seconds": 1.0, "device": "cpu"}
         prov = records.provenance("abc1234", records.now(), "cpu")
         records.write(out, spec, RunResult(spec.config, model.eval(), [], final), prov)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +77,32 @@ def copy_of(folder, tmp_path):
 
 
 # --- export ------------------------------------------------------------------------------------
+
+def test_the_reports_networks_export_beside_ours_and_load_by_name(study_dir, exported, tmp_path, monkeypatch):
+    """`export --setting adam_safe_fc --to weights/fc`: the report's FC-head networks in the same
+    repo layout, loaded with networks="report", pushed with the rest."""
+    study = Study.load("train/studies/best.toml")
+    runs = shutil.copytree(study_dir, tmp_path / "runs")
+    write_fake_runs(runs, [s for s in grid(study, rounds=2) if s.setting == "adam_safe_fc"])
+    weights = shutil.copytree(exported, tmp_path / "weights")
+    result = runner.invoke(app, ["export", str(runs), "--setting", "adam_safe_fc", "--to", str(weights / "fc"),
+                                 "--repo-id", "org/digitpair"])
+    assert result.exit_code == 0, result.output
+    assert f"--folder {weights}`" in result.output                      # fc/ is pushed with the folder above
+    ours, report = load_pretrained(weights), load_pretrained(weights, networks="report")
+    assert list(ours) == list(report) == NAMES
+    assert {n: m.head_name for n, m in report.items()} == {n: "fc" if n != "simple_cnn" else "order" for n in NAMES}
+    assert all(m.head_name == "order" for m in ours.values())
+    card = (weights / "fc" / "README.md").read_text()
+    assert "setting `adam_safe_fc`" in card and 'load_pretrained("org/digitpair", networks="report")' in card
+    paths = [p for p, _ in upload_files(weights, "org/digitpair")]
+    assert "fc/shared_aux/model.safetensors" in paths and "shared_aux/model.safetensors" in paths
+    assert set(HUB_FILES) <= set(paths)                                 # what a download fetches, both sets
+    with pytest.raises(WeightsError, match="networks='theirs'"):
+        load_pretrained(weights, networks="theirs")
+    result = runner.invoke(app, ["export", str(runs), "--setting", "nope", "--to", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "no setting 'nope'" in result.output
+
 
 def test_export_round_trip_is_bit_identical(study_dir, exported):
     models = load_pretrained(exported)
