@@ -177,12 +177,17 @@ def _run_study(study: Study, out: Path, specs: list[RunSpec], executor, callback
         failed.append(spec.name)
         cb.on_fail(spec, why)
 
-    if todo:
-        executor.execute(todo, commit, on_trained, replace(cb, on_fail=on_fail))
-    wall = time.perf_counter() - t0
-    with open(out / "invocations.jsonl", "a") as f:
-        f.write(json.dumps({"wall_seconds": wall, "completed": len(completed), "failed": len(failed),
-                            "skipped": skipped, **executor.describe(),
-                            "commit": commit, "machine": machine(), "run_machines": machines,
-                            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
+    interrupted = True   # until execute returns: Ctrl-C (KeyboardInterrupt) or any error on the way out
+    try:
+        if todo:
+            executor.execute(todo, commit, on_trained, replace(cb, on_fail=on_fail))
+        interrupted = False
+    finally:
+        # Every invocation is recorded, an interrupted one too: the study's wall time is the sum.
+        wall = time.perf_counter() - t0
+        with open(out / "invocations.jsonl", "a") as f:
+            f.write(json.dumps({"wall_seconds": wall, "completed": len(completed), "failed": len(failed),
+                                "skipped": skipped, "interrupted": interrupted, **executor.describe(),
+                                "commit": commit, "machine": machine(), "run_machines": machines,
+                                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
     return {"completed": len(completed), "failed": failed, "skipped": skipped, "wall_seconds": wall}

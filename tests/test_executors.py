@@ -1,6 +1,7 @@
 """Executors: wherever runs train, the driver alone writes their records; no process outlives a study."""
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -63,6 +64,9 @@ def test_interrupted_study_resumes_without_loss_or_duplicates(tiny_study, tmp_pa
     again = run_study(tiny_study, tmp_path, specs, Local(dry_run=True))
     assert (again["skipped"], again["completed"]) == (2, len(specs) - 2)
     assert sorted(metrics(tmp_path)) == sorted(s.name for s in specs)
+    # Both invocations are on record, the interrupted one too: a study's wall time is their sum.
+    invocations = [json.loads(line) for line in (tmp_path / "invocations.jsonl").read_text().splitlines()]
+    assert [(i["interrupted"], i["completed"]) for i in invocations] == [(True, 2), (False, len(specs) - 2)]
 
 
 def _descendants(pid: int) -> set[int]:
