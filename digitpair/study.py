@@ -115,15 +115,16 @@ def check_folder(study: Study, out: Path, specs: list[RunSpec], finished: dict[s
         if changed:
             raise ValueError(f"{out} holds another definition of the study: {'; '.join(changed)}. "
                              "A study folder holds one study; use another output folder (--out)")
-    # Runs of one setting share everything but the variant and the seeds.
+    # Runs of one setting share everything but the variant, its head (simple_cnn has none to swap:
+    # `grid`) and the seeds.
     held = {r.setting: r for r in finished.values()}
     for spec in specs:
         if spec.name in finished:
             records.check_config(finished[spec.name], spec)
         elif spec.setting in held:
             other = held[spec.setting]
-            recorded = replace(other.config, variant=spec.config.variant, data_seed=spec.config.data_seed,
-                               init_seed=spec.config.init_seed)
+            recorded = replace(other.config, variant=spec.config.variant, head=spec.config.head,
+                               data_seed=spec.config.data_seed, init_seed=spec.config.init_seed)
             records.check_config(replace(other, round=spec.round, config=recorded), spec)
 
 

@@ -290,3 +290,15 @@ def test_readme_results_block_matches_the_summaries():
     from digitpair.report import BEGIN, END, readme_results
     text = Path("README.md").read_text()
     assert text.split(BEGIN, 1)[1].split(END, 1)[0].strip() == readme_results()
+
+
+def test_a_setting_of_mixed_heads_resumes_variant_by_variant(tmp_path):
+    """In an fc setting simple_cnn keeps the order rule: resuming another variant of that setting
+    checks it against a finished run of either head."""
+    study = dry_run_study(Study.load("train/studies/seed2020.toml"))
+    specs = [s for s in grid(study, rounds=1) if s.setting == "adam_none"]
+    run_study(study, tmp_path, [s for s in specs if s.config.variant == "shared"], DRY)
+    run_study(study, tmp_path, [s for s in specs if s.config.variant == "simple_cnn"], DRY)
+    assert run_study(study, tmp_path, specs, DRY)["completed"] == len(specs) - 2
+    assert {r.config.variant: r.config.head for r in records.load(tmp_path)} == {
+        "simple_cnn": "order", "shared": "fc", "shared_aux": "fc", "unshared": "fc", "unshared_aux": "fc"}
