@@ -285,12 +285,14 @@ def readme_results(results: Path = RESULTS) -> str:
     reference = Study.load("train/studies/seed2020.toml")
     header = [c for c, _, _ in README_COLUMNS] + ["2020 report (as printed)"]
     lines = ["| variant | " + " | ".join(header) + " |", "|" + " --- |" * (len(header) + 1)]
-    columns = [_setting_rows(results, name, setting) for _, name, setting in README_COLUMNS]
+    columns = [(_setting_rows(results, name, setting), Study.load(f"train/studies/{name}.toml").rounds)
+               for _, name, setting in README_COLUMNS]
     for variant in VARIANTS:
         cells = [f"`{variant}`"]
-        for rows in columns:
+        for rows, rounds in columns:
             r = rows.get(variant)
-            cells.append(f"{float(r['test_acc_mean']):.2f} ± {float(r['test_acc_std']):.2f}" if r else "-")
+            n = "" if r is None or int(r["rounds"]) == rounds else f" (n={r['rounds']} of {rounds})"
+            cells.append(f"{float(r['test_acc_mean']):.2f} ± {float(r['test_acc_std']):.2f}{n}" if r else "-")
         mean, std = reference.reference[reference.main][variant]
         cells.append(f"{mean} ± {std}")
         lines.append("| " + " | ".join(cells) + " |")
