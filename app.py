@@ -3,7 +3,10 @@
 `python app.py` serves http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override,
 as on a Hugging Face Space). Everything computed lives in digitpair/app_logic.py; this file
 only lays out the page and wires events. Models: weights/, or the Hub repo in
-$DIGITPAIR_MODEL_REPO (at $DIGITPAIR_MODEL_REVISION).
+$DIGITPAIR_MODEL_REPO (at $DIGITPAIR_MODEL_REVISION), two sets of five: ours (order head, the
+top level) and the 2020 report's (FC head, fc/). The page's choice switches the cards between
+them; the `/compare` API takes it as its optional third argument, `networks="ours"` (the default)
+or `networks="report"`.
 """
 
 import os
@@ -19,7 +22,7 @@ from digitpair.drawing import DrawingError
 # One intra-op thread: batch-1 passes through 56k-parameter networks gain nothing from more, and on
 # a shared CPU the spinning of a second thread adds tens of ms at random (see benchmarks/bench_app.py).
 torch.set_num_threads(1)
-LOADED = logic.load_models()
+SETS = logic.load_sets()   # {"ours": LoadedModels, "report": LoadedModels}
 # Server limits (README "App"). An upload over MAX_FILE_SIZE is refused with HTTP 413 before it
 # reaches the cache; with QUEUE_SIZE requests waiting, the next gets "Queue is full" at once; the
 # files Gradio keeps (uploads, the 14x14 previews) are deleted once CACHE_SECONDS old, checked as
@@ -32,16 +35,19 @@ EXAMPLES = tuple(logic.examples())
 # background arrives (an empty value leaves it with no tool, "select the draw tool to start").
 PAPER = PIL.Image.new("RGB", (280, 280), "white")
 BLANK = {"background": PAPER, "layers": [], "composite": PAPER}
+# What each set shows before anything is drawn, and after Clear: its variants that failed to load.
+INITIAL = {networks: logic.page_view(loaded, PAPER, PAPER) for networks, loaded in SETS.items()}
 # Clear both, in the browser: each pad's own "Clear canvas" (it wipes every stroke and the
 # background, every time), then its Brush, which that clearing deselects. Setting the pads' value
 # instead clears only when the value differs from the last one set, so a second Clear did nothing.
-CLEAR_PADS = """() => {
+# The choice of networks passes through to `cleared`.
+CLEAR_PADS = """(networks) => {
     for (const id of ["first", "second"]) {
         const pad = document.getElementById(id);
         pad.querySelector('button[aria-label="Clear canvas"]')?.click();
         pad.querySelector('button[aria-label="Brush"]')?.click();
     }
-    return [];
+    return [networks];
 }"""
 # The Space links the reports in its own repo; a local server serves them itself.
 gr.set_static_paths(logic.report_files())
@@ -58,8 +64,8 @@ CARD_CSS = """
 .card .mark.wrong { background: #fee4e2; color: #912018; }
 .card .bar { height: 6px; background: #f5c99b; border-radius: 3px; margin: 3px 0 6px; }
 .card .bar div { height: 100%; background: #3b6fd4; border-radius: 3px; }
-.card .reading, .card .caption { font-size: 0.85em; }
-.card .caption { color: var(--body-text-color-subdued); }
+.card .reading, .card .caption, .card .head { font-size: 0.85em; }
+.card .caption, .card .head { color: var(--body-text-color-subdued); }
 .joint { display: block; margin: 6px 0 2px; }
 .joint .leq { fill: #3b6fd4; } .joint .gt { fill: #e8811a; }
 .joint .frame { fill: none; stroke: #bbb; } .joint .edge { fill: none; stroke: #222; stroke-width: 1.2; }
@@ -67,23 +73,30 @@ CARD_CSS = """
 """
 
 
-def compare(first: dict, second: dict) -> dict:
-    """Two images (gradio_client `handle_file(path or URL)`, or Sketchpad dicts) -> for each variant
-    P(first <= second), the verdict and, where the variant has a digit head, its top-3 digits per image."""
+def compare(first: dict, second: dict, networks: str = logic.DEFAULT_NETWORKS) -> dict:
+    """Two images (gradio_client `handle_file(path or URL)`, or Sketchpad dicts) and which networks,
+    "ours" (order head, the default) or "report" (the 2020 report's, FC head) -> for each variant of
+    that set P(first <= second), the verdict and, where the variant has a digit head, its top-3
+    digits per image."""
     try:
-        return logic.compare(LOADED, logic.uploaded_image(first), logic.uploaded_image(second))
-    except (DrawingError, WeightsError) as e:
+        return logic.compare(logic.choose(SETS, networks), logic.uploaded_image(first), logic.uploaded_image(second))
+    except (DrawingError, WeightsError, logic.ChoiceError) as e:
         raise gr.Error(str(e), print_exception=False) from None   # a bad input, not a server fault
 
 
-def show(first, second) -> list:
-    view = logic.page_view(LOADED, first, second, EXAMPLES)
+def show(first, second, networks: str) -> list:
+    view = logic.page_view(logic.choose(SETS, networks), first, second, EXAMPLES)
     return [view.headline, view.cards, *view.previews]
 
 
-def show_example(index: int) -> list:
+def show_example(index: int, networks: str) -> list:
     paths = [str(EXAMPLES[index].first), str(EXAMPLES[index].second)]
-    return [*({"background": path, "layers": [], "composite": path} for path in paths), *show(*paths)]
+    return [*({"background": path, "layers": [], "composite": path} for path in paths), *show(*paths, networks)]
+
+
+def cleared(networks: str) -> list:
+    view = INITIAL[networks]
+    return [view.headline, view.cards, None, None]
 
 
 def pad(box: str) -> gr.Sketchpad:
@@ -99,11 +112,13 @@ with gr.Blocks(title="digitpair: is the first digit <= the second?",
                delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:
     gr.Markdown("# Is the first digit ≤ the second?\nDraw a digit in each box, or pick an example below: "
                 "five networks answer as you draw.")
-    initial = logic.page_view(LOADED, PAPER, PAPER)
+    initial = INITIAL[logic.DEFAULT_NETWORKS]
     headline = gr.Markdown(initial.headline, elem_id="consensus")
     with gr.Row():
         first, second = pad("first"), pad("second")
     clear = gr.Button("Clear both", elem_id="clear")
+    choice = gr.Radio([(label, networks) for networks, label in logic.CHOICES.items()],
+                      value=logic.DEFAULT_NETWORKS, label="Which networks answer", elem_id="networks")
     cards = gr.HTML(initial.cards, elem_id="cards", html_template='<div class="cards">${value}</div>',
                     css_template=CARD_CSS, js_on_load=None)
     with gr.Row():
@@ -118,11 +133,13 @@ with gr.Blocks(title="digitpair: is the first digit <= the second?",
         gr.Markdown(ABOUT)
 
     for box in (first, second):   # .input: the person drew (loading an example or clearing is not a drawing)
-        box.input(show, [first, second], outputs, trigger_mode="always_last", show_progress="hidden",
+        box.input(show, [first, second, choice], outputs, trigger_mode="always_last", show_progress="hidden",
                   api_visibility="private")
-    gallery.click(show_example, gallery, [first, second, *outputs], api_visibility="private")
-    clear.click(lambda: [initial.headline, initial.cards, None, None], None, outputs, js=CLEAR_PADS,
-                api_visibility="private")
+    # Another set answers for the drawings already in the boxes: nothing is redrawn.
+    choice.input(show, [first, second, choice], outputs, trigger_mode="always_last", show_progress="hidden",
+                 api_visibility="private")
+    gallery.click(show_example, [gallery, choice], [first, second, *outputs], api_visibility="private")
+    clear.click(cleared, choice, outputs, js=CLEAR_PADS, api_visibility="private")
     gr.api(compare, api_name="compare")
 demo.queue(max_size=QUEUE_SIZE)
 

@@ -4,9 +4,10 @@ One request = what the `/compare` handler (`app.compare`) does once Gradio has t
 files: decode both drawings (280x280 PNGs, the canvas's size), preprocess them, run all five
 models; in process, with the app's own settings, median over --requests. One page request =
 what a drawing on the page runs (`app.show`: the same, plus the cards, their 10x10 pictures, the
-example check and the two 14x14 views). The same request
-through HTTP (gradio_client: uploads, queue and event stream included) is printed too.
-Start-up = from launching `python app.py` to its first HTTP 200, median over --starts.
+example check and the two 14x14 views). Both are timed for each set of networks the app serves
+(ours, the report's). The same request through HTTP (gradio_client: uploads, queue and event
+stream included, our networks) is printed too. Start-up (both sets loaded) = from launching
+`python app.py` to its first HTTP 200, median over --starts.
 
     python benchmarks/bench_app.py
 """
@@ -80,15 +81,17 @@ def main() -> None:
     from digitpair.records import git_commit, machine
 
     first, second = (str(ROOT / "examples" / name) for name in ("pair0_first_2.png", "pair0_second_7.png"))
-    loaded = app.LOADED
-    if not loaded.models:
-        raise SystemExit(f"no model loaded from {loaded.source}: train or export weights first")
+    sets = {networks: loaded for networks, loaded in app.SETS.items() if loaded.models}
+    if not sets:
+        raise SystemExit(f"no model loaded from {app.SETS['ours'].source}: train or export weights first")
     # What the handler receives for two uploads: Gradio's FileData dicts naming its cached copies.
     uploads = [{"path": path, "meta": {"_type": "gradio.FileData"}} for path in (first, second)]
-    one = median_ms(lambda: app.compare(*uploads), args.requests)
-    # What the page's handler receives: Sketchpad dicts of PIL images (decoded lazily, inside the request).
-    page = median_ms(lambda: app.show(*({"background": None, "layers": [], "composite": PIL.Image.open(path)}
-                                        for path in (first, second))), args.requests)
+    one, page = {}, {}
+    for networks in sets:
+        one[networks] = median_ms(lambda: app.compare(*uploads, networks), args.requests)
+        # What the page's handler receives: Sketchpad dicts of PIL images (decoded lazily, inside the request).
+        page[networks] = median_ms(lambda: app.show(*({"background": None, "layers": [], "composite": PIL.Image.open(path)}
+                                                      for path in (first, second)), networks), args.requests)
 
     starts = []
     for i in range(args.starts):
@@ -107,11 +110,16 @@ def main() -> None:
 
     m = machine()
     print(f"machine: {m['cpu']} x{m['cpu_count']}, torch {m['torch']}, threads {torch.get_num_threads()}, "
-          f"commit {git_commit()}; models: {', '.join(loaded.models)} from {loaded.source}")
-    print(f"one request (preprocess 2 drawings + {len(loaded.models)} models), median of {args.requests}: "
-          f"{one:.1f} ms  (target <= 30 ms)")
-    print(f"one page request (the same + cards, pictures, 14x14 views), median of {args.requests}: "
-          f"{page:.1f} ms  (target <= 30 ms)")
+          f"commit {git_commit()}")
+    for networks, loaded in app.SETS.items():
+        if networks not in sets:
+            print(f"{networks} networks: none loaded ({'; '.join(loaded.errors.values())})")
+            continue
+        print(f"{networks} networks: {', '.join(loaded.models)} from {loaded.source}")
+        print(f"  one request (preprocess 2 drawings + {len(loaded.models)} models), median of {args.requests}: "
+              f"{one[networks]:.1f} ms  (target <= 30 ms)")
+        print(f"  one page request (the same + cards, pictures, 14x14 views), median of {args.requests}: "
+              f"{page[networks]:.1f} ms  (target <= 30 ms)")
     print(f"same through HTTP /compare with gradio_client, median of {args.http_requests}: {http:.1f} ms")
     print(f"start to ready to serve, median of {args.starts}: {statistics.median(starts):.1f} s "
           f"(each: {', '.join(f'{s:.1f}' for s in starts)})  (target <= 10 s)")

@@ -1,11 +1,14 @@
 """What the drawing app computes, as pure functions; app.py only wires them to Gradio.
 
-`compare` is the `/compare` API: two drawings in, one JSON-ready dict out,
-{"models": {name: {"p_leq", "first_is_leq", "digits"}}, "missing": {name: why}} in registry
-order, "missing" naming the variants that failed to load. `page_view` is the
-same computation shaped for the page: a headline, one card per network (verdict, P(first <=
-second), its digit reading and, with digit outputs, the picture of where that probability comes
-from) and the two 14x14 images the networks see. `about_markdown` is the About panel.
+Two sets of the five networks are served (`load_sets`), one at a time (`choose`): ours, which
+compare with the order head, and the 2020 report's, whose pair networks compare with its fully
+connected head (weights.NETWORKS: "ours", "report"). `compare` is the `/compare` API: two
+drawings in, one JSON-ready dict out, {"networks": set, "models": {name: {"p_leq", "first_is_leq",
+"digits"}}, "missing": {name: why}} in registry order, "missing" naming the variants of that set
+that failed to load. `page_view` is the same computation shaped for the page: a headline, one card
+per network (verdict, P(first <= second), its comparison head, its digit reading and, with digit
+outputs, the picture of the two readings) and the two 14x14 images the networks see.
+`about_markdown` is the About panel.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ import torch
 
 from .cards import source_url
 from .drawing import DrawingError, preprocess
-from .models import VARIANTS, PairNet, Prediction
+from .models import DEFAULT_HEAD, VARIANTS, PairNet, Prediction
 from .study import Study
-from .weights import WeightsError, load_pretrained
+from .weights import NETWORKS, WeightsError, load_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS_DIR = ROOT / "weights"
@@ -35,6 +38,9 @@ BOXES = ("first", "second")
 EXAMPLES_DIR = ROOT / "examples"
 STUDY = "best"   # the study the About panel reports, and whose main setting weights/ was exported from
 LEQ, GT = "first ≤ second", "first > second"
+# The page's choice of set, as it names them; keys are weights.NETWORKS'.
+CHOICES = {"ours": "Our networks (order head)", "report": "The 2020 report's networks (FC head)"}
+DEFAULT_NETWORKS = "ours"
 log = logging.getLogger(__name__)
 
 
@@ -43,10 +49,17 @@ class LoadedModels:
     models: dict[str, PairNet]   # the variants that loaded, registry order
     errors: dict[str, str]       # {variant: why it did not load}
     source: str
+    networks: str = DEFAULT_NETWORKS   # which set: a key of weights.NETWORKS
 
 
-def load_models(source: str | None = None, revision: str | None = None) -> LoadedModels:
-    """`weights/` by default, the Hub repo in $DIGITPAIR_MODEL_REPO (at $DIGITPAIR_MODEL_REVISION) when set.
+class ChoiceError(ValueError):
+    """`/compare` was asked for a set of networks the app does not have."""
+
+
+def load_models(source: str | None = None, revision: str | None = None,
+                networks: str = DEFAULT_NETWORKS) -> LoadedModels:
+    """One set of networks (weights.NETWORKS) from `weights/` by default, the Hub repo in
+    $DIGITPAIR_MODEL_REPO (at $DIGITPAIR_MODEL_REVISION) when set.
 
     Never raises for bad weights: a variant that fails is recorded in `errors`, logged (the server's
     log names it at start-up), and the page and `/compare` say so.
@@ -56,12 +69,26 @@ def load_models(source: str | None = None, revision: str | None = None) -> Loade
     source = str(source or WEIGHTS_DIR)
     errors: dict[str, str] = {}
     try:
-        models = load_pretrained(source, revision=revision, errors=errors)
+        models = load_pretrained(source, revision=revision, errors=errors, networks=networks)
     except WeightsError as e:   # the whole source is missing, or the Hub repo can't be resolved
         models, errors = {}, {name: str(e) for name in VARIANTS}
     for name, why in errors.items():
-        log.warning("digitpair: variant %s not loaded: %s", name, why)
-    return LoadedModels(models, errors, source)
+        log.warning("digitpair: variant %s not loaded (%s networks): %s", name, networks, why)
+    return LoadedModels(models, errors, source, networks)
+
+
+def load_sets(source: str | None = None, revision: str | None = None) -> dict[str, LoadedModels]:
+    """Both sets, {"ours": ..., "report": ...}: a set whose folder is missing or broken only has
+    its variants in `errors`; the other still serves."""
+    return {networks: load_models(source, revision, networks) for networks in NETWORKS}
+
+
+def choose(sets: dict[str, LoadedModels], networks) -> LoadedModels:
+    """The set `networks` names; anything else is a `ChoiceError` listing the choices."""
+    if not (isinstance(networks, str) and networks in sets):
+        raise ChoiceError(f"networks={networks!r} is not a set of networks here; choose one of "
+                          + ", ".join(f"{key!r} ({CHOICES[key]})" for key in sets))
+    return sets[networks]
 
 
 def preprocess_pair(first, second) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -111,15 +138,16 @@ def predict(models: dict[str, PairNet], x: torch.Tensor) -> dict:
 
 
 def compare(loaded: LoadedModels, first, second) -> dict:
-    """The `/compare` API: the loaded variants' answers, and {name: why} of those that failed to load.
-    Raises `DrawingError` (bad drawing) or `WeightsError` (no model loaded)."""
+    """The `/compare` API for one set: which set, its loaded variants' answers, and {name: why} of
+    those that failed to load. Raises `DrawingError` (bad drawing) or `WeightsError` (no model loaded)."""
     if not loaded.models:
-        raise WeightsError(f"no model is loaded from {loaded.source}: " + "; ".join(loaded.errors.values()))
+        raise WeightsError(f"no model is loaded from {loaded.source} ({loaded.networks!r} networks): "
+                           + "; ".join(loaded.errors.values()))
     digits, problems = preprocess_pair(first, second)
     if problems:
         raise DrawingError("; ".join(problems))
     result = predict(loaded.models, torch.stack([digits[b] for b in BOXES])[None])
-    return {**result, "missing": dict(loaded.errors)}
+    return {"networks": loaded.networks, **result, "missing": dict(loaded.errors)}
 
 
 # --- the page --------------------------------------------------------------------------------
@@ -208,8 +236,19 @@ def joint_svg(probs: torch.Tensor, cell: int = 12) -> str:
     return "".join(parts)
 
 
-def card(name: str, pred: Prediction, truth: tuple[int, int] | None) -> str:
-    """One network's card: verdict (and right/wrong with an example), P(first <= second), its digit reading."""
+def head_line(name: str, head: str) -> str:
+    """How the network turns its two 10-way outputs into P(first <= second)."""
+    if not VARIANTS[name].pair_loss:
+        return "no pair head: compares its two readings in code (order rule)"
+    if head == "fc":
+        return "FC head: one fully connected layer, Linear(20, 2), on its two 10-way outputs"
+    return "order head: P = sum over i ≤ j of p_first(i) p_second(j)"
+
+
+def card(name: str, pred: Prediction, truth: tuple[int, int] | None, head: str = DEFAULT_HEAD) -> str:
+    """One network's card: verdict (and right/wrong with an example), P(first <= second), the head
+    that computed it, its digit reading. With the FC head the picture is what its digit outputs
+    read, not where P comes from: the caption says so."""
     p = float(pred.p_leq[0])
     leq = p >= 0.5
     mark = ""
@@ -220,7 +259,8 @@ def card(name: str, pred: Prediction, truth: tuple[int, int] | None) -> str:
              f'<div class="name">{html.escape(name)}</div>',
              f'<div class="verdict">{order_name(leq)}{mark}</div>',
              f'<div class="prob">P(first ≤ second) = {p:.2f}'
-             f'<div class="bar"><div style="width:{100 * p:.0f}%"></div></div></div>']
+             f'<div class="bar"><div style="width:{100 * p:.0f}%"></div></div></div>',
+             f'<div class="head">{html.escape(head_line(name, head))}</div>']
     if pred.digit_probs is None:
         lines.append('<div class="reading">no digit outputs: trained on the order only, '
                      'its 10 codes are not digits</div>')
@@ -228,11 +268,12 @@ def card(name: str, pred: Prediction, truth: tuple[int, int] | None) -> str:
         probs = pred.digit_probs[0]
         values, digits = probs.max(1)
         mass = float((probs[0][:, None] * probs[1][None, :]).triu().sum())
+        caption = f"rows: its first digit, columns: its second; the blue cells (row ≤ column) hold {mass:.2f}"
+        if head == "fc":
+            caption = f"what its digit outputs read, {caption}, but its P comes from the FC layer, not from this sum"
         lines += [f'<div class="reading">reads <b>{int(digits[0])}</b> ({values[0]:.0%}) and '
                   f'<b>{int(digits[1])}</b> ({values[1]:.0%})</div>',
-                  joint_svg(probs),
-                  f'<div class="caption">rows: its first digit, columns: its second; '
-                  f'the blue cells (row ≤ column) hold {mass:.2f}</div>']
+                  joint_svg(probs), f'<div class="caption">{caption}</div>']
     return "".join(lines) + "</div>"
 
 
@@ -257,7 +298,8 @@ class PageView:
 def page_view(loaded: LoadedModels, first, second, known: tuple[Example, ...] = ()) -> PageView:
     """Everything the page shows for two drawings; a bad drawing becomes the headline, never an exception.
 
-    `loaded` is one set of networks ({name: model} and the names that failed); the cards follow it.
+    `loaded` is one set of networks ({name: model} and the names that failed); the cards follow it,
+    each naming its comparison head.
     When the two boxes show one of the `known` examples, unchanged, the page gives its true digits and
     marks each verdict right or wrong. (Recognised by what the networks see, not by which event came
     last: the editor reports loading an example and clearing a box as drawing.)
@@ -283,7 +325,8 @@ def page_view(loaded: LoadedModels, first, second, known: tuple[Example, ...] = 
     example = known_example(x[0], known)
     truth = example.digits if example else None
     preds = {name: model.predict(x) for name, model in loaded.models.items()}
-    cards = {**failed, **{name: card(name, pred, truth) for name, pred in preds.items()}}
+    cards = {**failed, **{name: card(name, pred, truth, loaded.models[name].head_name)
+                          for name, pred in preds.items()}}
     verdicts = {name: float(pred.p_leq[0]) >= 0.5 for name, pred in preds.items()}
     return PageView(headline(verdicts, truth), "".join(cards[n] for n in card_order(cards)), previews)
 
@@ -325,7 +368,13 @@ def about_markdown(root: Path = ROOT, link=None) -> str:
              "which digits they see. Each was trained on 1000 MNIST pairs of 14x14 digits, many times over "
              "with fresh data and initialisation.", "",
              "What the study found: being told the digits matters most (the `_aux` networks and `simple_cnn` "
-             "lead); without digit labels, one shared encoder beats two separate ones."]
+             "lead); without digit labels, one shared encoder beats two separate ones.", "",
+             "The choice above the cards switches between two sets of these five networks, both trained with "
+             "our recipe: ours, whose pair networks compare their two 10-way outputs with the order head "
+             "(P(a ≤ b) = sum over i ≤ j of p_a(i) p_b(j)), and the 2020 report's, which compare them with "
+             "one fully connected layer, Linear(20, 2); their accuracies are side by side in "
+             "`train/results/best/report.md`'s `head` table, and the report's networks under its own "
+             "protocol in `train/results/seed2020`."]
     summary = root / "train" / "results" / STUDY / "summary.csv"
     rows = []
     if summary.is_file():

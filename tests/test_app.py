@@ -20,18 +20,20 @@ from gradio_client.exceptions import AppError
 from digitpair import VARIANTS, WeightsError, build_model
 from digitpair import app_logic as logic
 from digitpair.drawing import MAX_SIDE, DrawingError, preprocess
-from digitpair.weights import save_variant
+from digitpair.weights import NETWORKS, save_variant
 
 DIGIT_HEADS = [name for name in VARIANTS if VARIANTS[name].digit_loss]   # simple_cnn, shared_aux, unshared_aux
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    """Untrained variants saved the way weights/ is laid out; their numbers are arbitrary but fixed."""
+    """Untrained variants saved the way weights/ is laid out, ours at the top and the report's (the
+    fc head where the variant has a pair head) in fc/; their numbers are arbitrary but fixed."""
     root = tmp_path_factory.mktemp("weights")
     torch.manual_seed(0)
     for name in VARIANTS:
         save_variant(build_model(name), name, root / name)
+        save_variant(build_model(name, head="fc" if VARIANTS[name].pair_loss else "order"), name, root / "fc" / name)
     return root
 
 
@@ -51,8 +53,8 @@ def test_compare_returns_the_documented_json(weights, mnist):
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
     result = logic.compare(loaded, two, seven)
     assert json.loads(json.dumps(result)) == result   # plain JSON
-    assert list(result) == ["models", "missing"] and list(result["models"]) == list(VARIANTS)
-    assert result["missing"] == {}
+    assert list(result) == ["networks", "models", "missing"] and list(result["models"]) == list(VARIANTS)
+    assert result["networks"] == "ours" and result["missing"] == {}
     x = torch.stack([preprocess(two), preprocess(seven)])[None]
     for name, entry in result["models"].items():
         pred = loaded.models[name].predict(x)
@@ -95,6 +97,7 @@ def test_a_variant_that_fails_to_load_is_reported_and_the_others_serve(weights, 
 def test_the_app_starts_on_a_damaged_config_and_names_the_variant(weights, tmp_path, monkeypatch, caplog, mnist):
     broken = shutil.copytree(weights, tmp_path / "weights")
     (broken / "unshared" / "config.json").write_bytes(b'{"variant": "unshared\xff"}')   # not UTF-8
+    shutil.rmtree(broken / "fc")   # a copy without the report's networks
     monkeypatch.setenv(logic.MODEL_REPO_ENV, str(broken))
     loaded = logic.load_models()
     assert list(loaded.models) == [n for n in VARIANTS if n != "unshared"]
@@ -103,12 +106,78 @@ def test_the_app_starts_on_a_damaged_config_and_names_the_variant(weights, tmp_p
     missing = logic.compare(loaded, drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7)))["missing"]
     assert list(missing) == ["unshared"] and "not UTF-8" in missing["unshared"]
     # `python app.py` itself: the module a Space runs imports (and would serve), naming the variant.
-    started = subprocess.run([sys.executable, "-c", "import app; print(sorted(app.LOADED.models))"],
+    started = subprocess.run([sys.executable, "-c", "import app; print(sorted(app.SETS['ours'].models)); "
+                              "print(app.SETS['report'].models, list(app.SETS['report'].errors))"],
                              cwd=logic.ROOT, capture_output=True, text=True, timeout=120,
                              env={**os.environ, logic.MODEL_REPO_ENV: str(broken)})
     assert started.returncode == 0, started.stderr
-    assert "'shared', 'shared_aux', 'simple_cnn', 'unshared_aux'" in started.stdout
-    assert "variant unshared not loaded" in started.stderr and "Traceback" not in started.stderr
+    ours, report = started.stdout.splitlines()
+    assert ours == "['shared', 'shared_aux', 'simple_cnn', 'unshared_aux']"
+    assert report == "{} " + str(list(VARIANTS))
+    assert "variant unshared not loaded (ours networks)" in started.stderr and "Traceback" not in started.stderr
+    assert "variant shared_aux not loaded (report networks)" in started.stderr
+    assert "fc/shared_aux/config.json is missing" in started.stderr
+
+
+def test_the_choice_switches_the_cards_and_the_api_to_that_set(weights, mnist):
+    assert list(logic.CHOICES) == list(NETWORKS) and logic.DEFAULT_NETWORKS in NETWORKS
+    sets = logic.load_sets(str(weights))
+    assert {k: (list(s.models), s.errors, s.networks) for k, s in sets.items()} == {
+        k: (list(VARIANTS), {}, k) for k in NETWORKS}
+    two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
+    x = torch.stack([preprocess(two), preprocess(seven)])[None]
+    p = {}
+    for networks, loaded in sets.items():
+        assert logic.choose(sets, networks) is loaded
+        result = logic.compare(loaded, two, seven)
+        view = logic.page_view(loaded, two, seven)
+        cards = cards_of(view.cards)
+        assert result["networks"] == networks and list(cards) == list(VARIANTS)
+        for name, card in cards.items():
+            model = loaded.models[name]
+            p[networks, name] = float(model.predict(x).p_leq[0])
+            assert result["models"][name]["p_leq"] == pytest.approx(p[networks, name])
+            assert f"P(first ≤ second) = {p[networks, name]:.2f}" in card
+            fc = networks == "report" and VARIANTS[name].pair_loss   # simple_cnn compares in code in both sets
+            assert model.head_name == ("fc" if fc else "order")
+            assert ("FC head: one fully connected layer, Linear(20, 2)" in card) == fc
+            assert ("order head" in card) == (not fc and VARIANTS[name].pair_loss)
+            if name in DIGIT_HEADS:
+                # The picture is the two digit readings; only with the order head is its blue mass the P.
+                mass = float(re.search(r"hold ([0-9.]+)", card).group(1))
+                assert ("its P comes from the FC layer, not from this sum" in card) == fc
+                if not fc:
+                    assert mass == pytest.approx(p[networks, name], abs=0.006)
+        verdicts = {name: p[networks, name] >= 0.5 for name in VARIANTS}
+        assert view.headline == logic.headline(verdicts, None)
+    assert p["ours", "shared_aux"] != pytest.approx(p["report", "shared_aux"], abs=1e-3)
+    for unknown in ["theirs", "", "OURS", None, ["ours"]]:
+        with pytest.raises(logic.ChoiceError, match="choose one of 'ours' .*, 'report'"):
+            logic.choose(sets, unknown)
+
+
+def test_a_broken_report_set_names_the_problem_and_ours_still_serve(weights, tmp_path, mnist):
+    broken = shutil.copytree(weights, tmp_path / "weights")
+    (broken / "fc" / "shared_aux" / "model.safetensors").write_bytes(b"not safetensors")
+    sets = logic.load_sets(str(broken))
+    assert list(sets["ours"].models) == list(VARIANTS) and sets["ours"].errors == {}
+    assert list(sets["report"].errors) == ["shared_aux"]
+    assert "fc/shared_aux/model.safetensors is corrupt" in sets["report"].errors["shared_aux"]
+    two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
+    cards = cards_of(logic.page_view(sets["report"], two, seven).cards)
+    assert list(cards) == list(VARIANTS) and "not loaded" in cards["shared_aux"]
+    assert "fc/shared_aux/model.safetensors" in cards["shared_aux"] and "P(first" not in cards["shared_aux"]
+    assert logic.compare(sets["report"], two, seven)["missing"] == sets["report"].errors
+    # No fc/ at all (weights exported before the report's networks): every card of that set says why.
+    shutil.rmtree(broken / "fc")
+    sets = logic.load_sets(str(broken))
+    assert list(sets["ours"].models) == list(VARIANTS) and sets["report"].models == {}
+    assert all(f"fc/{name}/config.json is missing" in why for name, why in sets["report"].errors.items())
+    view = logic.page_view(sets["report"], two, seven)
+    assert "No model is loaded" in view.headline and list(cards_of(view.cards)) == list(VARIANTS)
+    with pytest.raises(WeightsError, match="no model is loaded .*'report' networks.*fc/shared/config.json is missing"):
+        logic.compare(sets["report"], two, seven)
+    assert list(logic.compare(sets["ours"], two, seven)["models"]) == list(VARIANTS)
 
 
 def test_no_models_is_a_clear_message(tmp_path):
@@ -245,6 +314,7 @@ def test_about_table_from_the_summary_main_setting_registry_order(tmp_path, monk
     assert rows == [f"| `simple_cnn` | {VARIANTS['simple_cnn'].description} | 98.0 ± 0.4 | unknown | unknown |",
                     f"| `shared_aux` | {VARIANTS['shared_aux'].description} | 97.8 ± 0.6 | 96.1 ± 0.4 | 15 |"]
     assert "setting `adam_safe`" in about and "`train/results/best/report.md`" in about   # named: no URL known
+    assert "`train/results/best/report.md`'s `head` table" in about and "`train/results/seed2020`" in about
     local = logic.about_markdown(tmp_path, link=lambda p: f"/files/{p.name}")
     assert "[train/results/best/report.md](/files/report.md)" in local
     monkeypatch.setenv("SPACE_ID", "someone/digitpair")
@@ -285,14 +355,26 @@ def test_api_compares_real_mnist_digits(client, served_app, digit_files):
     up = client.predict(two, seven, api_name="/compare")
     down = client.predict(seven, two, api_name="/compare")
     app = served_app[0]
-    assert list(up["models"]) == list(app.LOADED.models)
-    assert up == logic.compare(app.LOADED, str(digit_files[2]), str(digit_files[7]))   # same bytes, same numbers
+    assert list(up["models"]) == list(app.SETS["ours"].models)
+    assert up == logic.compare(app.SETS["ours"], str(digit_files[2]), str(digit_files[7]))   # same bytes, same numbers
     for name in DIGIT_HEADS:   # the variants that know digits: strong on a clear 2 and 7
         assert up["models"][name]["first_is_leq"] and not down["models"][name]["first_is_leq"], name
         assert [up["models"][name]["digits"][box][0][0] for box in ("first", "second")] == [2, 7], name
     # A Sketchpad dict, as the page sends it, gives the same answer.
     pad = client.predict({"background": None, "layers": [], "composite": two}, seven, api_name="/compare")
     assert pad == up
+
+
+def test_api_takes_the_choice_of_networks_ours_by_default(client, served_app, digit_files):
+    two, seven = handle_file(str(digit_files[2])), handle_file(str(digit_files[7]))
+    default = client.predict(two, seven, api_name="/compare")
+    assert default["networks"] == "ours" and client.predict(two, seven, "ours", api_name="/compare") == default
+    report = client.predict(two, seven, networks="report", api_name="/compare")
+    assert report["networks"] == "report" and client.predict(two, seven, "report", api_name="/compare") == report
+    assert report == logic.compare(served_app[0].SETS["report"], str(digit_files[2]), str(digit_files[7]))
+    for unknown in ["theirs", ""]:
+        with pytest.raises(AppError, match=f"networks={unknown!r} is not a set of networks here; choose one of 'ours'"):
+            client.predict(two, seven, unknown, api_name="/compare")
 
 
 def test_bad_inputs_get_a_clear_message_and_the_server_keeps_serving(client, digit_files, tmp_path):

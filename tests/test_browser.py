@@ -90,6 +90,22 @@ def expect_cleared(page, expect) -> None:
         assert ink_until(page, box, lambda v: v < 1000) < 1000, box   # only the toolbar's icons; a digit is thousands
 
 
+def expect_marked(page, expect) -> None:
+    """Every card of an 8-and-3 example is marked, right where it says first > second."""
+    cards = page.locator("#cards .card")
+    expect(cards.locator(".mark")).to_have_count(cards.count())
+    for i in range(cards.count()):
+        verdict = cards.nth(i).locator(".verdict").inner_text()
+        assert verdict.endswith("✓ right" if verdict.startswith("first > second") else "✗ wrong"), verdict
+
+
+def probabilities(page) -> dict[str, str]:
+    """{network: its card's 'P(first ≤ second) = ...'} as the page shows them."""
+    cards = page.locator("#cards .card")
+    return {cards.nth(i).get_attribute("id"): cards.nth(i).locator(".prob").inner_text()
+            for i in range(cards.count())}
+
+
 def test_drawing_clearing_and_an_example(served_app, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -105,7 +121,7 @@ def test_drawing_clearing_and_an_example(served_app, tmp_path):
             assert all(ink_until(page, box, lambda v: v > blank + 3000) > blank + 3000 for box in ("first", "second"))
             # No button pressed: the page answers as the person draws, one card per network.
             expect(page.locator("#consensus")).to_contain_text(re.compile("networks agree|Split"), timeout=20_000)
-            expect(page.locator("#cards .card")).to_have_count(len(served_app[0].LOADED.models))
+            expect(page.locator("#cards .card")).to_have_count(len(served_app[0].SETS["ours"].models))
             for name in DIGIT_HEADS:
                 card = page.locator(f"#card-{name}")
                 expect(card.locator(".verdict")).to_have_text("first ≤ second")
@@ -136,12 +152,24 @@ def test_drawing_clearing_and_an_example(served_app, tmp_path):
             page.locator("#examples").get_by_text("8 and 3").click()
             expect(page.locator("#consensus")).to_contain_text(
                 "Example: the digits are 8 and 3, so the answer is first > second", timeout=20_000)
-            cards = page.locator("#cards .card")
-            expect(cards.locator(".mark")).to_have_count(cards.count())
-            for i in range(cards.count()):
-                verdict = cards.nth(i).locator(".verdict").inner_text()
-                assert verdict.endswith("✓ right" if verdict.startswith("first > second") else "✗ wrong"), verdict
+            expect_marked(page, expect)
             assert ink_until(page, "first", lambda v: v > blank + 3000) > blank + 3000
+
+            # The 2020 report's networks answer for the same two digits: nothing redrawn, the cards switch.
+            ours = probabilities(page)
+            page.locator("#networks").get_by_text("The 2020 report's networks (FC head)").click()
+            for name in ("shared", "shared_aux", "unshared", "unshared_aux"):
+                expect(page.locator(f"#card-{name} .head")).to_contain_text("FC head: one fully connected layer",
+                                                                             timeout=20_000)
+            expect(page.locator("#card-simple_cnn .head")).to_contain_text("no pair head")
+            expect(page.locator("#card-shared_aux .caption")).to_contain_text("its P comes from the FC layer")
+            expect(page.locator("#consensus")).to_contain_text("Example: the digits are 8 and 3")
+            expect_marked(page, expect)
+            report = probabilities(page)
+            assert list(report) == list(ours) and report != ours   # other networks, other numbers
+            page.locator("#networks").get_by_text("Our networks (order head)").click()
+            expect(page.locator("#card-shared_aux .head")).to_contain_text("order head", timeout=20_000)
+            assert probabilities(page) == ours
         finally:
             browser.close()
 
