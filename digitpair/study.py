@@ -190,5 +190,5 @@ def _run_study(study: Study, out: Path, specs: list[RunSpec], executor, callback
             f.write(json.dumps({"wall_seconds": wall, "completed": len(completed), "failed": len(failed),
                                 "skipped": skipped, "interrupted": interrupted, **executor.describe(),
                                 "commit": commit, "machine": machine(), "run_machines": machines,
-                                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
+                                "finished_at": records.now()}) + "\n")
     return {"completed": len(completed), "failed": failed, "skipped": skipped, "wall_seconds": wall}
