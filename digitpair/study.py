@@ -22,8 +22,8 @@ import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-
 from . import records
+from .executors import Callbacks, Local, Trained
 from .models import DEFAULT_HEAD, VARIANTS
 from .records import RunSpec, git_commit, machine
 from .training import RunConfig
@@ -149,8 +149,6 @@ def run_study(study: Study, out: Path, specs: list[RunSpec], executor=None, call
 
 
 def _run_study(study: Study, out: Path, specs: list[RunSpec], executor, callbacks) -> dict:
-    from .executors import Callbacks, Local, Trained
-
     executor = executor or Local()
     cb = callbacks or Callbacks()
     t0 = time.perf_counter()
