@@ -75,11 +75,22 @@ def random_affine(x: torch.Tensor, g: torch.Generator, degrees: float = 10.0,
 
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
-    """torchvision's blur kernel: 2-d Gaussian of std `sigma` px, size int(8 sigma + 1) made odd."""
+    """torchvision's 1-d blur kernel: a Gaussian of std `sigma` px, size int(8 sigma + 1) made odd."""
     size = int(8 * sigma + 1) | 1
     offsets = torch.arange(size, dtype=torch.float32) - size // 2
-    k = torch.softmax(-(offsets / sigma) ** 2 / 2, 0)
-    return k[:, None] * k[None, :]                                         # (size, size)
+    return torch.softmax(-(offsets / sigma) ** 2 / 2, 0)
+
+
+def blur_matrix(n: int, sigma: float) -> torch.Tensor:
+    """(n, n) B with v @ B = v blurred along its length (reflect padding, `gaussian_kernel`).
+
+    torchvision blurs with the 2-d kernel, outer(k, k): a 17x17 convolution per image, 12 ms for a
+    batch's 200 fields on one core. Blurring rows then columns is the same sum, and as two small
+    matrix products it takes 0.4 ms."""
+    kernel = gaussian_kernel(sigma)
+    pad = kernel.shape[0] // 2
+    basis = F.pad(torch.eye(n)[:, None, :], (pad, pad), mode="reflect")   # (n, 1, n + 2 pad): e_i, padded
+    return F.conv1d(basis, kernel.view(1, 1, -1))[:, 0, :]                # row i: the blur of e_i
 
 
 def elastic_displacement(m: int, h: int, w: int, g: torch.Generator, alpha: float = ELASTIC_ALPHA,
@@ -89,10 +100,8 @@ def elastic_displacement(m: int, h: int, w: int, g: torch.Generator, alpha: floa
     Uniform noise in [-1, 1], blurred like v2.functional.gaussian_blur (reflect padding), times
     `alpha` pixels = alpha * 2 / size grid units (torchvision's own `alpha` is twice ours: it
     scales by alpha / size, i.e. alpha / 2 pixels)."""
-    noise = torch.rand(2 * m, 1, h, w, generator=g) * 2 - 1                # dx of each image, then dy
-    kernel = gaussian_kernel(sigma)
-    pad = kernel.shape[0] // 2
-    field = F.conv2d(F.pad(noise, (pad,) * 4, mode="reflect"), kernel[None, None])   # (2M, 1, H, W)
+    noise = torch.rand(2 * m, h, w, generator=g) * 2 - 1                   # dx of each image, then dy
+    field = blur_matrix(h, sigma).T @ noise @ blur_matrix(w, sigma)        # columns, then rows
     dx, dy = field.view(2, m, h, w)
     return torch.stack((dx * alpha * 2 / w, dy * alpha * 2 / h), -1)
 

@@ -52,7 +52,7 @@ def test_elastic_field_is_torchvision_elastic_transform():
     m, alpha, sigma = 6, 8.5, 2.0
     field = elastic_displacement(m, 14, 14, torch.Generator().manual_seed(0), alpha, sigma)
     noise = torch.rand(2 * m, 1, 14, 14, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    size = gaussian_kernel(sigma).shape[0]
+    size = len(gaussian_kernel(sigma))
     assert size == int(8 * sigma + 1) | 1 == 17                       # v2.ElasticTransform's kernel size
     # v2 scales the blurred noise by its alpha / size: its alpha is twice ours (ours is in pixels).
     blurred = TF.gaussian_blur(noise, [size, size], [sigma, sigma]) * 2 * alpha / 14
