@@ -49,8 +49,19 @@ def _card(body: str, model_name: str, results: list[EvalResult]) -> ModelCard:
 
 def _recipe(config: dict) -> str:
     c = RunConfig.from_dict(config["train_config"])
-    return (f"`{c.encoder}` encoder, `{c.head}` comparison head, {c.optimizer}, lr {c.lr:g}, batch {c.batch_size}, {c.epochs} epochs, "
-            f"{c.schedule} schedule, augmentation `{c.augmentation}`, {c.precision} arithmetic")
+    ensemble = (f"an ensemble of {c.members} networks (different initialisations, the same pairs; their digit "
+                "distributions averaged, then compared by the order rule), each with " if c.members > 1 else "")
+    return (f"{ensemble}`{c.encoder}` encoder, `{c.head}` comparison head, {c.optimizer}, lr {c.lr:g}, batch {c.batch_size}, "
+            f"{c.epochs} epochs, {c.schedule} schedule, augmentation `{c.augmentation}`, {c.precision} arithmetic")
+
+
+def _epoch(config: dict) -> str:
+    """Which epoch the checkpoint holds, and what chose it."""
+    c, m = config["train_config"], config["metrics"]
+    if c["selection"] == "last":
+        return f"the last epoch ({c['epochs']}) kept, as chosen beforehand on validation pairs"
+    which = "each member at its epoch" if c["members"] > 1 else f"epoch {m['selected_epoch']}"
+    return f"{which} kept on validation"
 
 
 def source_url(root: Path | None = None) -> str | None:
@@ -84,11 +95,16 @@ def _limitations(config: dict) -> list[str]:
             "- Input is pairs of 14x14 MNIST-style digits: white strokes on black, raw 0-255, centred like MNIST's "
             "28x28 digits, 2x2 average-pooled. Drawings, photos and dark-on-light images need the app's "
             "preprocessing first (`digitpair.drawing.preprocess`), or the predictions mean nothing.",
-            f"- Each model is trained on {m['train_pairs']} pairs from MNIST-train ({c['n_pairs']} drawn, "
-            f"{c['val_pairs']} held out to choose the epoch) and tested on {m['test_pairs']} pairs from MNIST-test. "
-            "Accuracy on other handwriting, or on things that are not digits 0-9, is not measured.",
-            "- An exported checkpoint is one run, chosen for its validation accuracy: that number is the best of "
-            "the study's rounds and so optimistic. The study's mean ± std is what the recipe achieves.",
+            f"- Each model is trained on {m['train_pairs']} pairs from MNIST-train ("
+            + (f"{c['n_pairs']} drawn, {c['val_pairs']} held out to choose the epoch" if c["val_pairs"] else
+               "all that were drawn; the recipe and its epoch count were chosen beforehand on validation pairs")
+            + f") and tested on {m['test_pairs']} pairs from MNIST-test. Real drawings are not MNIST: "
+            "`benchmarks/other_writers.py` measures other writers' digits, see the project README.",
+            ("- An exported checkpoint is one run, chosen for its validation accuracy: that number is the best of "
+             "the study's rounds and so optimistic. The study's mean ± std is what the recipe achieves."
+             if c["val_pairs"] else
+             "- An exported checkpoint is one run, the first round's, which no data chose: the study's "
+             "mean ± std is what the recipe achieves, and this run is one draw from it."),
             "- `shared` and `unshared` are never told what a digit is: their encoders' 10 outputs are an ordering "
             "code, not digit classes, and they return no digit probabilities.", ""]
 
@@ -113,7 +129,7 @@ def variant_card(config: dict, repo_id: str | None = None) -> ModelCard:
              "in this repo (see its top-level README).", "",
              "## This checkpoint", "",
              f"Run `{config['run']}` of study `{config['study']}`, setting `{config['setting']}` ({_recipe(config)}); "
-             f"epoch {m['selected_epoch']} kept on validation. Chosen among the study's {n} runs of this "
+             f"{_epoch(config)}. Chosen among the study's {n} runs of this "
              f"variant in that setting as {config['run_selection']}.", "",
              f"| metric | this checkpoint | study: mean ± std over {n} rounds |", "| --- | --- | --- |"]
     lines += [f"| {label} | {pct(value)} | {summary} |" for label, value, summary in rows]

@@ -9,7 +9,8 @@
         README.md              the variant's card
 
 Export chooses, per variant, one finished run of the study's `main` setting by validation
-accuracy only (see `select_runs`): the test pairs never influence which weights ship.
+accuracy only, or, where the runs trained on all their pairs and hold none back, the first round's
+run, which no data chose (see `select_runs`): the test pairs never influence which weights ship.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from .weights import CONFIG_NAME, NETWORKS, WEIGHTS_NAME, is_repo_id, load_pretr
 CARD_NAME = "README.md"
 SELECTION = ("the run with the best validation accuracy (ties: the lowest round); "
              "test accuracy plays no part in the choice")
+SELECTION_ALL_PAIRS = ("the run of the lowest round: these runs trained on all their pairs and kept their last "
+                       "epoch, with no validation pairs to choose by, so no data chose it (a typical run, not the best)")
 SUMMARY_KEYS = ("rounds", "val_acc_mean", "val_acc_std", "test_acc_mean", "test_acc_std",
                 "test_digit_acc_mean", "test_digit_acc_std")
 
@@ -39,9 +42,10 @@ class PublishError(RuntimeError):
 
 
 def select_runs(records: list[RunRecord], study: Study, setting: str | None = None) -> dict[str, RunRecord]:
-    """{variant: record} of the run to export: the best validation accuracy among the finished runs
-    of `setting` (default: the study's `main` one). Ties go to the lowest round: deterministic, and
-    independent of how many later rounds have finished."""
+    """{variant: record} of the run to export among the finished runs of `setting` (default: the
+    study's `main` one): the best validation accuracy, ties to the lowest round (deterministic, and
+    independent of how many later rounds have finished); for runs that trained on all their pairs
+    (val_pairs = 0), the lowest round's. Never test accuracy."""
     setting = setting or study.main
     chosen, missing = {}, []
     for name in VARIANTS:
@@ -49,8 +53,11 @@ def select_runs(records: list[RunRecord], study: Study, setting: str | None = No
         if not runs:
             missing.append(name)
             continue
+        if study.settings[setting].val_pairs == 0:
+            chosen[name] = runs[0]
+            continue
         if any(r.metrics.val_acc is None for r in runs):
-            raise PublishError(f"the {setting!r} runs of {name} have no validation accuracy (val_pairs = 0): "
+            raise PublishError(f"some {setting!r} runs of {name} have no validation accuracy: "
                                "export chooses on validation only, never on test accuracy")
         chosen[name] = max(runs, key=lambda r: (r.metrics.val_acc, -r.round))
     if missing:
@@ -64,7 +71,8 @@ def export_config(record: RunRecord, summary: dict, commit: str) -> dict:
     return {"description": VARIANTS[record.variant].description,
             "parameters": record.metrics.parameters,
             "study": record.study, "setting": record.setting, "round": record.round,
-            "run": record.name, "run_selection": SELECTION,
+            "run": record.name,
+            "run_selection": SELECTION_ALL_PAIRS if record.config.val_pairs == 0 else SELECTION,
             "train_config": record.config.to_dict(), "metrics": dataclasses.asdict(record.metrics),
             "provenance": dataclasses.asdict(record.provenance),
             "study_summary": {k: summary[k] for k in SUMMARY_KEYS}, "commit": commit}

@@ -191,6 +191,69 @@ def data_use(study: Study) -> str:
             "on validation pairs only; the test pairs were never evaluated.")
 
 
+def last_val_acc(record: RunRecord) -> float | None:
+    """Validation accuracy at the last epoch: unlike the selected epoch's, not the best of many
+    noisy looks, so not biased upwards (and it is what training on all pairs and keeping the last
+    epoch delivers)."""
+    return record.history[-1].get("val_acc") if record.history else None
+
+
+def paired_rows(records: list[RunRecord], study: Study) -> list[dict]:
+    """Each setting against the study's main one, variant by variant, paired round by round (same
+    data seed): mean and sample std of the differences in selected and last-epoch validation
+    accuracy, and the cost as the ratio of mean training seconds (same invocations, same load)."""
+    rows = []
+    main = study.settings[study.main]
+    for setting, cfg in study.settings.items():
+        if setting == study.main:
+            continue
+        changes = ", ".join(f"{k} {v!r}" for k, v in cfg.to_dict().items()
+                            if v != main.to_dict()[k] and k not in ("variant", "head", "data_seed", "init_seed"))
+        for model in (m for m in VARIANTS if m in study.models):
+            base = {r.round: r for r in rec.select(records, study.main, model)}
+            pairs = [(base[r.round], r) for r in rec.select(records, setting, model) if r.round in base]
+            if not pairs:
+                continue
+            row = {"setting": setting, "changes": changes or "nothing", "variant": model, "rounds": len(pairs),
+                   "cost": statistics.fmean(r.metrics.wall_seconds for _, r in pairs)
+                   / statistics.fmean(b.metrics.wall_seconds for b, _ in pairs)}
+            for key, f in (("val", lambda x: x.metrics.val_acc), ("last_val", last_val_acc)):
+                row[f"d_{key}_mean"], row[f"d_{key}_std"] = mean_std(
+                    [f(r) - f(b) for b, r in pairs if f(b) is not None and f(r) is not None])
+            rows.append(row)
+    return rows
+
+
+def render_levers(study: Study, records: list[RunRecord]) -> list[str]:
+    """The lever table: every setting's validation effect against the main one, and its cost."""
+    rows = paired_rows(records, study)
+    if not rows:
+        return []
+    models = [m for m in VARIANTS if m in study.models]
+    by = {(r["setting"], r["variant"]): r for r in rows}
+    signed = lambda m, s: "-" if m is None else f"{m:+.2f}" + (f" ± {s:.2f}" if s is not None else "")  # noqa: E731
+    lines = [f"## Levers: each setting against `{study.main}`, paired round by round", "",
+             "Difference in validation pair accuracy (points), mean ± sample std over the rounds both "
+             "settings finished (n in the last column). Last epoch: the network the run ends with, an "
+             "unbiased estimate (what training on all pairs and keeping the last epoch gives). Selected: "
+             "the epoch chosen on the same validation pairs, the best of every epoch's look, so biased "
+             "upwards, and more so for noisier runs. Cost: mean training seconds over the main setting's, "
+             "same invocations.", "",
+             "| setting | changes | " + " | ".join(f"{m}: last epoch / selected" for m in models) + " | cost | n |",
+             "|" + " --- |" * (len(models) + 4)]
+    for setting in (s for s in study.settings if s != study.main):
+        cells = [by.get((setting, m)) for m in models]
+        present = [c for c in cells if c]
+        if not present:
+            continue
+        lines.append(f"| `{setting}` | {present[0]['changes']} | "
+                     + " | ".join("-" if c is None else f"{signed(c['d_last_val_mean'], c['d_last_val_std'])} / "
+                                  f"{signed(c['d_val_mean'], c['d_val_std'])}" for c in cells)
+                     + f" | {statistics.fmean(c['cost'] for c in present):.2f}x"
+                     + f" | {min(c['rounds'] for c in present)} |")
+    return lines + [""]
+
+
 def render_markdown(study: Study, rows: list[dict], records: list[RunRecord], meta: dict,
                     figures: dict) -> str:
     key, label = _metric(records)
@@ -238,6 +301,8 @@ def render_markdown(study: Study, rows: list[dict], records: list[RunRecord], me
         lines.append("")
         if comparison in figures:
             lines += [f"![{comparison}]({figures[comparison][0].name})", ""]
+    if not study.final:
+        lines += render_levers(study, records)
     digit_rows = [r for r in rows if r["test_digit_acc_mean"] is not None]
     if digit_rows:
         lines += ["## Digit accuracy (variants with digit outputs)", "", "| setting | variant | test digit accuracy (%) |",

@@ -221,6 +221,30 @@ def test_aggregation_known_mean_std():
     assert mean_std([5.0]) == (5.0, None) and mean_std([None]) == (None, None)
 
 
+def test_lever_table_pairs_rounds_against_the_main_setting():
+    """levers.toml: `elastic` against `base`, round by round; the last epoch's validation accuracy
+    (history) and the selected one; cost as a ratio of training seconds; unpaired rounds left out."""
+    from digitpair.report import paired_rows, render_levers
+    study = Study.load("train/studies/levers.toml")
+    prov = records.Provenance(*["unknown"] * 7)
+
+    def run(setting, round_, selected, last, seconds):
+        metrics = records.Metrics(50, selected, None, None, None, 7, 800, 1000, seconds)
+        return records.RunRecord(study.name, setting, round_, replace(study.settings[setting], variant="shared_aux"),
+                                 metrics, prov, ({"epoch": 120, "val_acc": last},))
+    runs = [run("base", 0, 97.0, 96.0, 10.0), run("base", 1, 98.0, 97.5, 10.0),
+            run("elastic", 0, 98.0, 97.5, 12.0), run("elastic", 1, 98.5, 98.5, 12.0),
+            run("elastic", 2, 50.0, 50.0, 99.0)]                 # no base run of round 2 to pair with
+    (row,) = paired_rows(runs, study)
+    assert (row["setting"], row["variant"], row["rounds"]) == ("elastic", "shared_aux", 2)
+    assert row["changes"] == "augmentation 'elastic'"
+    assert row["d_last_val_mean"] == pytest.approx(1.25) and row["d_last_val_std"] == pytest.approx(0.3536, abs=1e-4)
+    assert row["d_val_mean"] == pytest.approx(0.75) and row["cost"] == pytest.approx(1.2)
+    table = "\n".join(render_levers(study, runs))
+    assert "| `elastic` | augmentation 'elastic' |" in table and "+1.25 ± 0.35 / +0.75 ± 0.35" in table
+    assert "1.20x | 2 |" in table
+
+
 def test_report_files(tiny_study, tmp_path):
     specs = grid(tiny_study)
     run_study(tiny_study, tmp_path / "runs", specs, DRY)

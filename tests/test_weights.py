@@ -175,6 +175,25 @@ def test_selection_uses_validation_never_test(study_dir):
     assert all(r.round == 1 and r.setting == "adam_safe" for r in chosen.values())
 
 
+def test_runs_on_all_pairs_export_the_first_round_chosen_by_no_data(study_dir):
+    """Without validation pairs there is nothing to choose by: the lowest round ships, whatever
+    the test pairs say, and its config says so."""
+    study = Study.load("train/studies/best.toml")
+    text = study.source.replace("[settings.adam_safe]", "[settings.adam_safe]\nval_pairs = 0\nselection = \"last\"", 1)
+    all_pairs = Study.parse(text)
+    template = records.load(study_dir)[0]
+    runs = [dataclasses.replace(template, round=r, config=dataclasses.replace(
+                all_pairs.settings["adam_safe"], variant=name, data_seed=r, init_seed=100 + r),
+                metrics=dataclasses.replace(template.metrics, val_acc=None, test_acc=test))
+            for name in NAMES for r, test in ((2, 99.9), (0, 80.0), (1, 90.0))]
+    chosen = select_runs(runs, all_pairs)
+    assert all(r.round == 0 for r in chosen.values())
+    from digitpair.publish import SELECTION_ALL_PAIRS, export_config
+    summary = dict.fromkeys(("rounds", "val_acc_mean", "val_acc_std", "test_acc_mean", "test_acc_std",
+                             "test_digit_acc_mean", "test_digit_acc_std"))
+    assert export_config(chosen["shared"], summary, "abc")["run_selection"] == SELECTION_ALL_PAIRS
+
+
 def test_export_refuses_a_study_without_validation(study_dir, tmp_path):
     runs = [dataclasses.replace(r, metrics=dataclasses.replace(r.metrics, val_acc=None))
             for r in records.load(study_dir)]
