@@ -16,13 +16,19 @@ argmax of the digit distributions, both positions counted. Pair accuracy: random
 different digits (`--rounds` permutations of all 1797, consecutive digits paired, seed
 `--seed`), target first <= second, the model's P(first <= second) > 0.5.
 
+Both sets of exported networks (ours and the 2020 report's, `weights/` and `weights/fc/`) are
+measured; the table goes to stdout and, with the exported runs' own MNIST test accuracy and
+provenance, to `benchmarks/other_writers.json`, from which `python -m digitpair.report` writes the
+README's table.
+
     pip install -e '.[bench]'
-    python benchmarks/other_writers.py [--weights weights] [--rounds 10] [--seed 0]
+    python benchmarks/other_writers.py [--weights weights] [--rounds 10] [--seed 0] [--out benchmarks/other_writers.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +36,7 @@ import PIL.Image
 import torch
 
 from digitpair.drawing import preprocess
-from digitpair.weights import load_pretrained
+from digitpair.weights import CONFIG_NAME, NETWORKS, load_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALE, MARGIN = 8, 16
@@ -48,6 +54,7 @@ def main() -> None:
     parser.add_argument("--weights", default=str(ROOT / "weights"), help="folder (or Hub repo id) of exported variants")
     parser.add_argument("--rounds", type=int, default=10, help="permutations of the digits drawn into pairs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "other_writers.json"))
     args = parser.parse_args()
 
     from sklearn.datasets import load_digits
@@ -61,23 +68,32 @@ def main() -> None:
     cyclic = torch.stack((torch.arange(n), torch.arange(n).roll(-1)), 1)             # each digit once per position
     target = labels[idx[:, 0]] <= labels[idx[:, 1]]
 
-    rows = []
-    for name, model in load_pretrained(args.weights).items():
-        pred = model.predict(x[idx])
-        pair_acc = 100.0 * ((pred.p_leq > 0.5) == target).float().mean().item()
-        digit_probs = model.predict(x[cyclic]).digit_probs
-        digit_acc = (None if digit_probs is None else
-                     100.0 * (digit_probs.argmax(-1) == labels[cyclic]).float().mean().item())
-        members = len(model.members) if hasattr(model, "members") else 1
-        rows.append((name, members, digit_acc, pair_acc))
+    results = {}
+    for networks, sub in NETWORKS.items():
+        rows = {}
+        for name, model in load_pretrained(args.weights, networks=networks).items():
+            pred = model.predict(x[idx])
+            pair_acc = 100.0 * ((pred.p_leq > 0.5) == target).float().mean().item()
+            digit_probs = model.predict(x[cyclic]).digit_probs
+            digit_acc = (None if digit_probs is None else
+                         100.0 * (digit_probs.argmax(-1) == labels[cyclic]).float().mean().item())
+            config = json.loads((Path(args.weights) / sub / name / CONFIG_NAME).read_text())
+            rows[name] = {"members": config.get("members", 1), "digit_acc": digit_acc, "pair_acc": pair_acc,
+                          "mnist_test_acc": config["metrics"]["test_acc"], "run": config["run"],
+                          "export_commit": config["commit"]}
+        results[networks] = rows
 
-    print(f"{n} UCI digits (sklearn load_digits, 13 writers), models from {args.weights}; "
-          f"{len(idx)} random pairs (seed {args.seed}, {args.rounds} permutations)\n")
-    print("| variant | members | digit accuracy (%) | pair accuracy (%) |")
-    print("| --- | --- | --- | --- |")
-    for name, members, digit_acc, pair_acc in rows:
-        digit = "-" if digit_acc is None else f"{digit_acc:.2f}"
-        print(f"| {name} | {members} | {digit} | {pair_acc:.2f} |")
+    report = {"data": f"{n} UCI digits (sklearn load_digits, 13 writers)", "pairs": len(idx),
+              "seed": args.seed, "rounds": args.rounds, "networks": results}
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"{report['data']}, models from {args.weights}; {len(idx)} random pairs "
+          f"(seed {args.seed}, {args.rounds} permutations); written to {args.out}\n")
+    print("| networks | variant | members | digit accuracy (%) | pair accuracy (%) | MNIST test pairs, this run (%) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for networks, rows in results.items():
+        for name, r in rows.items():
+            digit = "-" if r["digit_acc"] is None else f"{r['digit_acc']:.2f}"
+            print(f"| {networks} | {name} | {r['members']} | {digit} | {r['pair_acc']:.2f} | {r['mnist_test_acc']} |")
 
 
 if __name__ == "__main__":

@@ -364,12 +364,41 @@ def readme_results(results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path = README, results: Path = RESULTS) -> bool:
-    """Rewrite the block between the results markers; True if the README changed."""
+OTHER_WRITERS = Path("benchmarks/other_writers.json")
+OTHER_BEGIN, OTHER_END = "<!-- other-writers:begin (python -m digitpair.report) -->", "<!-- other-writers:end -->"
+
+
+def readme_other_writers(path: Path = OTHER_WRITERS) -> str:
+    """The README's table of the exported networks on other writers' digits, from
+    benchmarks/other_writers.py's output, beside each exported run's MNIST test pairs."""
+    report = json.loads(path.read_text())
+    sets = report["networks"]
+    header = ["variant"] + [f"{label}: {what}" for networks, label in (("ours", "ours"), ("report", "the report's networks"))
+                            if networks in sets
+                            for what in ("MNIST test pairs", "other writers' pairs", "other writers' digits")]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for variant in VARIANTS:
+        cells = [f"`{variant}`"]
+        for rows in sets.values():
+            r = rows.get(variant)
+            cells += (["-"] * 3 if r is None else
+                      [f"{r['mnist_test_acc']:.1f}", f"{r['pair_acc']:.1f}",
+                       "-" if r["digit_acc"] is None else f"{r['digit_acc']:.1f}"])
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _replace_block(text: str, begin: str, end: str, body: str) -> str:
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{body}\n{end}{tail}"
+
+
+def update_readme(readme: Path = README, results: Path = RESULTS, other_writers: Path = OTHER_WRITERS) -> bool:
+    """Rewrite the blocks between the results and other-writers markers; True if the README changed."""
     text = readme.read_text()
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{BEGIN}\n{readme_results(results)}\n{END}{tail}"
+    new = _replace_block(text, BEGIN, END, readme_results(results))
+    new = _replace_block(new, OTHER_BEGIN, OTHER_END, readme_other_writers(other_writers))
     readme.write_text(new)
     return new != text
 
