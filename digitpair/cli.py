@@ -271,7 +271,7 @@ def export_command(
     repo_id: Optional[str] = typer.Option(None, "--repo-id", help="USER/NAME the cards' usage snippet names "
                                                                   "[default: none: the cards load the folder they are in]."),
     setting: Optional[str] = typer.Option(None, help="The setting to export [default: the study's main one]; "
-                                                     "e.g. adam_safe_fc --to weights/fc for the report's networks."),
+                                                     "e.g. recipe_fc --to weights/fc for the report's networks."),
 ):
     """Export per variant the best-validation run of a study's setting, with config.json and model cards."""
     from .cards import pct

@@ -331,10 +331,12 @@ def render_markdown(study: Study, rows: list[dict], records: list[RunRecord], me
 # --- the README's results table -----------------------------------------------------------------
 
 README = Path("README.md")
-RESULTS = Path("train/results")
+RESULTS, RUNS = Path("train/results"), Path("train/runs")
 # (column, study, setting): each a cell of test pair accuracy, mean ± std over the setting's rounds.
-README_COLUMNS = (("ours (`best`)", "best", "adam_safe"),
-                  ("ours, the report's FC head (`best`)", "best", "adam_safe_fc"),
+README_COLUMNS = (("ours (`best`)", "best", "recipe"),
+                  ("ours, ensembles of 5 (`best`)", "best", "ensemble5"),
+                  ("ours, the report's FC head (`best`)", "best", "recipe_fc"),
+                  ("ours, the previous recipe (`best-v1`)", "best-v1", "adam_safe"),
                   ("the report's networks, its protocol (`seed2020`)", "seed2020", "adam_none"),
                   ("ours, the report's protocol (`seed2020`)", "seed2020", "adam_none_order"))
 BEGIN, END = "<!-- results:begin (python -m digitpair.report) -->", "<!-- results:end -->"
@@ -350,7 +352,7 @@ def readme_results(results: Path = RESULTS) -> str:
     reference = Study.load("train/studies/seed2020.toml")
     header = [c for c, _, _ in README_COLUMNS] + ["2020 report (as printed)"]
     lines = ["| variant | " + " | ".join(header) + " |", "|" + " --- |" * (len(header) + 1)]
-    columns = [(_setting_rows(results, name, setting), Study.load(f"train/studies/{name}.toml").rounds)
+    columns = [(_setting_rows(results, name, setting), Study.load(RUNS / name / "study.toml").rounds)
                for _, name, setting in README_COLUMNS]
     for variant in VARIANTS:
         cells = [f"`{variant}`"]

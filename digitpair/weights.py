@@ -31,7 +31,7 @@ CONFIG_NAME = "config.json"
 # (*.bin, *.pt, *.pkl) ever reaches the disk even if someone uploads one to the repo.
 # Two sets of the five variants share the layout: ours (order head) at the root, the 2020 report's
 # networks (its fully connected comparison head) in `fc/`. simple_cnn compares its digits in code in
-# both; the `fc/` one is the run of the report-head setting (best.toml's adam_safe_fc).
+# both; the `fc/` one is the run of the report-head setting (best.toml's recipe_fc).
 NETWORKS = {"ours": "", "report": "fc"}   # set name -> subfolder
 HUB_FILES = [f"{sub}/{name}/{file}".lstrip("/") for sub in NETWORKS.values() for name in VARIANTS
              for file in (WEIGHTS_NAME, CONFIG_NAME)]

@@ -305,15 +305,15 @@ def test_about_table_from_the_summary_main_setting_registry_order(tmp_path, monk
     # Out of registry order, two settings, one digit accuracy missing; 'rounds' absent for one row.
     (best / "summary.csv").write_text(
         "setting,variant,test_acc_mean,test_acc_std,test_digit_acc_mean,test_digit_acc_std,rounds\n"
-        "adam_safe,shared_aux,97.8433,0.5512,96.1,0.44,15\n"
-        "adam_none,simple_cnn,50.0,1.0,,,15\n"
-        "adam_safe,simple_cnn,98.0267,0.4301,,,\n")
+        "recipe,shared_aux,97.8433,0.5512,96.1,0.44,15\n"
+        "recipe_fc,simple_cnn,50.0,1.0,,,15\n"
+        "recipe,simple_cnn,98.0267,0.4301,,,\n")
     (best / "report.md").write_text("# report\n")
     about = logic.about_markdown(tmp_path)
     rows = [line for line in about.splitlines() if line.startswith("| `")]
     assert rows == [f"| `simple_cnn` | {VARIANTS['simple_cnn'].description} | 98.0 ± 0.4 | unknown | unknown |",
                     f"| `shared_aux` | {VARIANTS['shared_aux'].description} | 97.8 ± 0.6 | 96.1 ± 0.4 | 15 |"]
-    assert "setting `adam_safe`" in about and "`train/results/best/report.md`" in about   # named: no URL known
+    assert "setting `recipe`" in about and "`train/results/best/report.md`" in about   # named: no URL known
     assert "`train/results/best/report.md`'s `head` table" in about and "`train/results/seed2020`" in about
     local = logic.about_markdown(tmp_path, link=lambda p: f"/files/{p.name}")
     assert "[train/results/best/report.md](/files/report.md)" in local

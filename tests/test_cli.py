@@ -66,7 +66,7 @@ def test_study_refuses_seed_overrides(tmp_path):
 
 
 def test_study_overrides_reach_every_run_typed(tmp_path):
-    args = ["study", "--preset", "best", "--dry-run", "--only", "shared", "--setting", "adam_safe", "--rounds", "1",
+    args = ["study", "--preset", "best", "--dry-run", "--only", "shared", "--setting", "recipe", "--rounds", "1",
             "--set", "epochs=1", "--set", "lr=1e-2", "--set", "swap=false", "--out", str(tmp_path)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -89,5 +89,5 @@ def test_piped_dry_run_keeps_one_line_per_run_and_says_where_it_wrote():
     shutil.rmtree(where)
     runs = [line for line in lines if line.split(" ", 1)[0].endswith("-shared_aux-r00")]
     assert len(runs) == len(Study.load("train/studies/best.toml").settings)
-    assert all("val" in line and "epoch" in line and line.endswith("s") for line in runs)
+    assert all(" test " in line and "epoch" in line and line.endswith("s") for line in runs)   # all pairs train: no val
     assert any(len(line) > 40 for line in lines)

@@ -78,9 +78,9 @@ def test_a_failing_ray_task_is_reported_never_recorded(local_ray, tiny_study, tm
 
 
 def test_cli_study_on_ray(local_ray, tmp_path):
-    result = CliRunner().invoke(app, ["study", "--preset", "best", "--dry-run", "--setting", "adam_safe", "--only",
+    result = CliRunner().invoke(app, ["study", "--preset", "best", "--dry-run", "--setting", "recipe", "--only",
                                       "shared", "--executor", "ray", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "on Ray (1 CPU, 0 GPU per run)" in result.output
-    assert sum(line.startswith("adam_safe-shared-r0") for line in result.output.splitlines()) == 2
+    assert sum(line.startswith("recipe-shared-r0") for line in result.output.splitlines()) == 2
     assert (tmp_path / "results" / "report.md").is_file()

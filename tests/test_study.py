@@ -295,8 +295,9 @@ def test_a_settings_head_applies_to_the_pair_networks_only():
     assert heads[("adam_none", "shared_aux")] == "fc" and heads[("adam_none_order", "shared_aux")] == "order"
     assert heads[("adam_none", "simple_cnn")] == "order"   # compares in code under either head
     best = Study.load("train/studies/best.toml")
-    main, fc = best.settings["adam_safe"], best.settings["adam_safe_fc"]
+    main, fc, ensemble = best.settings["recipe"], best.settings["recipe_fc"], best.settings["ensemble5"]
     assert fc.head == "fc" and main == replace(fc, head="order")   # the head is the only difference
+    assert ensemble.members == 5 and main == replace(ensemble, members=1)   # and the members
 
 
 def test_report_from_unchanged_records_changes_no_byte(tmp_path):

@@ -23,6 +23,8 @@ from digitpair.training import RunResult
 
 NAMES = list(VARIANTS)
 REFERENCE = Study.load("train/studies/seed2020.toml")
+# A study whose runs select on validation pairs: the definition the first `best` ran with.
+BEST_V1 = "train/runs/best-v1/study.toml"
 FAKE_TOKEN = "hf_FAKEtokenNEVERtoBEprinted0123456789"
 runner = CliRunner()
 
@@ -40,7 +42,7 @@ def val_acc(round_: int, name: str) -> float:
 def study_dir(tmp_path_factory):
     """The `best` study's layout, 3 rounds of its main setting + one run of another, written by
     records.write with untrained models and made-up metrics (milliseconds, not hours)."""
-    study = Study.load("train/studies/best.toml")
+    study = Study.load(BEST_V1)
     out = tmp_path_factory.mktemp("runs") / "best"
     out.mkdir()
     (out / "study.toml").write_text(study.source)
@@ -81,7 +83,7 @@ def copy_of(folder, tmp_path):
 def test_the_reports_networks_export_beside_ours_and_load_by_name(study_dir, exported, tmp_path, monkeypatch):
     """`export --setting adam_safe_fc --to weights/fc`: the report's FC-head networks in the same
     repo layout, loaded with networks="report", pushed with the rest."""
-    study = Study.load("train/studies/best.toml")
+    study = Study.load(BEST_V1)
     runs = shutil.copytree(study_dir, tmp_path / "runs")
     write_fake_runs(runs, [s for s in grid(study, rounds=2) if s.setting == "adam_safe_fc"])
     weights = shutil.copytree(exported, tmp_path / "weights")
@@ -165,7 +167,7 @@ def test_selection_uses_validation_never_test(study_dir):
         return dataclasses.replace(template, setting=setting, round=round_,
                                    config=dataclasses.replace(template.config, variant=name),
                                    metrics=dataclasses.replace(template.metrics, val_acc=val, test_acc=test))
-    study = Study.load("train/studies/best.toml")
+    study = Study.load(BEST_V1)
     runs = [rec(name, r, val, test) for name in NAMES
             for r, val, test in ((0, 90.0, 99.9), (1, 91.5, 80.0), (2, 91.5, 85.0), (3, 88.0, 100.0))]
     runs.append(rec("shared", 0, 99.9, 99.9, setting="adam_none"))     # another setting never competes
@@ -177,13 +179,12 @@ def test_selection_uses_validation_never_test(study_dir):
 
 def test_runs_on_all_pairs_export_the_first_round_chosen_by_no_data(study_dir):
     """Without validation pairs there is nothing to choose by: the lowest round ships, whatever
-    the test pairs say, and its config says so."""
-    study = Study.load("train/studies/best.toml")
-    text = study.source.replace("[settings.adam_safe]", "[settings.adam_safe]\nval_pairs = 0\nselection = \"last\"", 1)
-    all_pairs = Study.parse(text)
+    the test pairs say, and its config says so (best.toml's runs train on all their pairs)."""
+    all_pairs = Study.load("train/studies/best.toml")
+    assert all_pairs.settings[all_pairs.main].val_pairs == 0
     template = records.load(study_dir)[0]
-    runs = [dataclasses.replace(template, round=r, config=dataclasses.replace(
-                all_pairs.settings["adam_safe"], variant=name, data_seed=r, init_seed=100 + r),
+    runs = [dataclasses.replace(template, setting=all_pairs.main, round=r, config=dataclasses.replace(
+                all_pairs.settings[all_pairs.main], variant=name, data_seed=r, init_seed=100 + r),
                 metrics=dataclasses.replace(template.metrics, val_acc=None, test_acc=test))
             for name in NAMES for r, test in ((2, 99.9), (0, 80.0), (1, 90.0))]
     chosen = select_runs(runs, all_pairs)
