@@ -36,6 +36,7 @@ import PIL.Image
 import torch
 
 from digitpair.drawing import preprocess
+from digitpair.models import count_members
 from digitpair.weights import CONFIG_NAME, NETWORKS, load_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +79,7 @@ def main() -> None:
             digit_acc = (None if digit_probs is None else
                          100.0 * (digit_probs.argmax(-1) == labels[cyclic]).float().mean().item())
             config = json.loads((Path(args.weights) / sub / name / CONFIG_NAME).read_text())
-            rows[name] = {"members": config.get("members", 1), "digit_acc": digit_acc, "pair_acc": pair_acc,
+            rows[name] = {"members": count_members(model), "digit_acc": digit_acc, "pair_acc": pair_acc,
                           "mnist_test_acc": config["metrics"]["test_acc"], "run": config["run"],
                           "export_commit": config["commit"]}
         results[networks] = rows

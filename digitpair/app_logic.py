@@ -27,7 +27,7 @@ import torch
 
 from .cards import source_url
 from .drawing import DrawingError, preprocess
-from .models import DEFAULT_HEAD, VARIANTS, PairNet, Prediction
+from .models import DEFAULT_HEAD, VARIANTS, PairNet, Prediction, count_members
 from .study import Study
 from .weights import NETWORKS, WeightsError, load_pretrained
 
@@ -236,16 +236,18 @@ def joint_svg(probs: torch.Tensor, cell: int = 12) -> str:
     return "".join(parts)
 
 
-def head_line(name: str, head: str) -> str:
-    """How the network turns its two 10-way outputs into P(first <= second)."""
+def head_line(name: str, head: str, members: int = 1) -> str:
+    """How the network (or the `members` networks, averaged) turns two 10-way outputs into P(first <= second)."""
+    ensemble = f"{members} networks, averaged; " if members > 1 else ""
     if not VARIANTS[name].pair_loss:
-        return "no pair head: compares its two readings in code (order rule)"
+        return f"{ensemble}no pair head: compares its two readings in code (order rule)"
     if head == "fc":
-        return "FC head: one fully connected layer, Linear(20, 2), on its two 10-way outputs"
-    return "order head: P = sum over i ≤ j of p_first(i) p_second(j)"
+        return f"{ensemble}FC head: one fully connected layer, Linear(20, 2), on its two 10-way outputs"
+    return f"{ensemble}order head: P = sum over i ≤ j of p_first(i) p_second(j)"
 
 
-def card(name: str, pred: Prediction, truth: tuple[int, int] | None, head: str = DEFAULT_HEAD) -> str:
+def card(name: str, pred: Prediction, truth: tuple[int, int] | None, head: str = DEFAULT_HEAD,
+         members: int = 1) -> str:
     """One network's card: verdict (and right/wrong with an example), P(first <= second), the head
     that computed it, its digit reading. With the FC head the picture is what its digit outputs
     read, not where P comes from: the caption says so."""
@@ -260,7 +262,7 @@ def card(name: str, pred: Prediction, truth: tuple[int, int] | None, head: str =
              f'<div class="verdict">{order_name(leq)}{mark}</div>',
              f'<div class="prob">P(first ≤ second) = {p:.2f}'
              f'<div class="bar"><div style="width:{100 * p:.0f}%"></div></div></div>',
-             f'<div class="head">{html.escape(head_line(name, head))}</div>']
+             f'<div class="head">{html.escape(head_line(name, head, members))}</div>']
     if pred.digit_probs is None:
         lines.append('<div class="reading">no digit outputs: trained on the order only, '
                      'its 10 codes are not digits</div>')
@@ -325,8 +327,8 @@ def page_view(loaded: LoadedModels, first, second, known: tuple[Example, ...] = 
     example = known_example(x[0], known)
     truth = example.digits if example else None
     preds = {name: model.predict(x) for name, model in loaded.models.items()}
-    cards = {**failed, **{name: card(name, pred, truth, loaded.models[name].head_name)
-                          for name, pred in preds.items()}}
+    cards = {**failed, **{name: card(name, pred, truth, loaded.models[name].head_name,
+                                     count_members(loaded.models[name])) for name, pred in preds.items()}}
     verdicts = {name: float(pred.p_leq[0]) >= 0.5 for name, pred in preds.items()}
     return PageView(headline(verdicts, truth), "".join(cards[n] for n in card_order(cards)), previews)
 
@@ -374,7 +376,9 @@ def about_markdown(root: Path = ROOT, link=None) -> str:
              "(P(a ≤ b) = sum over i ≤ j of p_a(i) p_b(j)), and the 2020 report's, which compare them with "
              "one fully connected layer, Linear(20, 2); their accuracies are side by side in "
              "`train/results/best/report.md`'s `head` table, and the report's networks under its own "
-             "protocol in `train/results/seed2020`."]
+             "protocol in `train/results/seed2020`. Where a card says \"5 networks, averaged\", that variant "
+             "answers as an ensemble: five networks trained on the same pairs from different initialisations, "
+             "their digit distributions averaged (for `shared` and `unshared`, their P)."]
     summary = root / "train" / "results" / STUDY / "summary.csv"
     rows = []
     if summary.is_file():
@@ -383,14 +387,22 @@ def about_markdown(root: Path = ROOT, link=None) -> str:
     study_file = root / "train" / "studies" / f"{STUDY}.toml"
     main = Study.load(study_file).main if study_file.is_file() else None
     if rows:
+        # The main setting (one network per variant), and beside it any ensemble setting of the study.
+        ensembles, by_setting = [], {}
         if main and "setting" in rows[0]:
-            rows = [r for r in rows if r["setting"] == main]
+            ensembles = sorted({r["setting"]: int(r["members"]) for r in rows if int(r.get("members") or 1) > 1}.items())
+            by_setting = {setting: {r["variant"]: r for r in rows if r["setting"] == setting}
+                          for setting in (main, *(name for name, _ in ensembles))}
+            rows = list(by_setting[main].values())
         by_name = {r.get("variant") or r.get("model"): r for r in rows}   # 'model': summaries written before the rename
+        extra = [(f"pair accuracy, ensemble of {k} (`{setting}`)", by_setting[setting]) for setting, k in ensembles]
         lines += ["", "Test accuracy (%) on pairs and, for the networks told the digits, on single digits: "
                   f"mean ± std over n rounds (study `{STUDY}`" + (f", setting `{main}`" if main else "") + "):", "",
-                  "| network | what it is | pair accuracy | digit accuracy | n |", "| --- | --- | --- | --- | --- |"]
+                  "| network | what it is | pair accuracy | " + "".join(f"{h} | " for h, _ in extra)
+                  + "digit accuracy | n |", "|" + " --- |" * (5 + len(extra))]
         lines += [f"| `{name}` | {VARIANTS[name].description} | {_cell(by_name[name], 'test_acc')} | "
-                  f"{_cell(by_name[name], 'test_digit_acc') if VARIANTS[name].digit_loss else '-'} | "
+                  + "".join(f"{_cell(other[name], 'test_acc') if name in other else '-'} | " for _, other in extra)
+                  + f"{_cell(by_name[name], 'test_digit_acc') if VARIANTS[name].digit_loss else '-'} | "
                   f"{by_name[name].get('rounds') or 'unknown'} |"
                   for name in VARIANTS if name in by_name]
     links = [f"[{p.relative_to(root).as_posix()}]({link(p)})" if link else f"`{p.relative_to(root).as_posix()}`"

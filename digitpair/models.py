@@ -313,6 +313,11 @@ def average_outputs(outs: list[PairOutput]) -> PairOutput:
     return PairOutput(order_logits(log_p[:, 0], log_p[:, 1]), log_p)
 
 
+def count_members(model: nn.Module) -> int:
+    """How many networks answer: an Ensemble's members, else 1."""
+    return len(model.members) if isinstance(model, Ensemble) else 1
+
+
 class Ensemble(nn.Module):
     """k trained networks of one variant (`members`, an nn.ModuleList: their state_dict keys are
     prefixed `members.<i>.`). The members' digit distributions are averaged, then compared by

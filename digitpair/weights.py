@@ -23,7 +23,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .models import DEFAULT_HEAD, ENCODERS, HEADS, VARIANTS, Ensemble, PairNet, build_model, count_parameters
+from .models import (DEFAULT_HEAD, ENCODERS, HEADS, VARIANTS, Ensemble, PairNet, build_model, count_members,
+                     count_parameters)
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -61,7 +62,7 @@ def save_variant(model: PairNet, name: str, folder: str | os.PathLike, extra: di
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(tmp), metadata={"variant": name, "format": "pt"})
     os.replace(tmp, folder / WEIGHTS_NAME)
-    members = len(model.members) if isinstance(model, Ensemble) else 1
+    members = count_members(model)
     config = {"variant": name, "encoder": model.encoder_name, "head": model.head_name, "members": members,
               **(extra or {})}
     _atomic_write_text(folder / CONFIG_NAME, json.dumps(config, indent=2) + "\n")

@@ -304,15 +304,17 @@ def test_about_table_from_the_summary_main_setting_registry_order(tmp_path, monk
     shutil.copy(logic.ROOT / "train" / "studies" / "best.toml", tmp_path / "train" / "studies")
     # Out of registry order, two settings, one digit accuracy missing; 'rounds' absent for one row.
     (best / "summary.csv").write_text(
-        "setting,variant,test_acc_mean,test_acc_std,test_digit_acc_mean,test_digit_acc_std,rounds\n"
-        "recipe,shared_aux,97.8433,0.5512,96.1,0.44,15\n"
-        "recipe_fc,simple_cnn,50.0,1.0,,,15\n"
-        "recipe,simple_cnn,98.0267,0.4301,,,\n")
+        "setting,variant,members,test_acc_mean,test_acc_std,test_digit_acc_mean,test_digit_acc_std,rounds\n"
+        "recipe,shared_aux,1,97.8433,0.5512,96.1,0.44,15\n"
+        "recipe_fc,simple_cnn,1,50.0,1.0,,,15\n"
+        "ensemble5,shared_aux,5,99.0123,0.3,97.5,0.2,15\n"
+        "recipe,simple_cnn,1,98.0267,0.4301,,,\n")
     (best / "report.md").write_text("# report\n")
     about = logic.about_markdown(tmp_path)
     rows = [line for line in about.splitlines() if line.startswith("| `")]
-    assert rows == [f"| `simple_cnn` | {VARIANTS['simple_cnn'].description} | 98.0 ± 0.4 | unknown | unknown |",
-                    f"| `shared_aux` | {VARIANTS['shared_aux'].description} | 97.8 ± 0.6 | 96.1 ± 0.4 | 15 |"]
+    assert "| network | what it is | pair accuracy | pair accuracy, ensemble of 5 (`ensemble5`) |" in about
+    assert rows == [f"| `simple_cnn` | {VARIANTS['simple_cnn'].description} | 98.0 ± 0.4 | - | unknown | unknown |",
+                    f"| `shared_aux` | {VARIANTS['shared_aux'].description} | 97.8 ± 0.6 | 99.0 ± 0.3 | 96.1 ± 0.4 | 15 |"]
     assert "setting `recipe`" in about and "`train/results/best/report.md`" in about   # named: no URL known
     assert "`train/results/best/report.md`'s `head` table" in about and "`train/results/seed2020`" in about
     local = logic.about_markdown(tmp_path, link=lambda p: f"/files/{p.name}")
