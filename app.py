@@ -40,15 +40,22 @@ INITIAL = {networks: logic.page_view(loaded, PAPER, PAPER) for networks, loaded 
 # Clear both, in the browser: each pad's own "Clear canvas" (it wipes every stroke and the
 # background, every time), then its Brush, which that clearing deselects. Setting the pads' value
 # instead clears only when the value differs from the last one set, so a second Clear did nothing.
-# The choice of networks passes through to `cleared`.
-CLEAR_PADS = """(networks) => {
+# The choice of networks and the generation pass through to `cleared`.
+CLEAR_PADS = """(networks, current) => {
     for (const id of ["first", "second"]) {
         const pad = document.getElementById(id);
         pad.querySelector('button[aria-label="Clear canvas"]')?.click();
         pad.querySelector('button[aria-label="Brush"]')?.click();
     }
-    return [networks];
+    return [networks, current];
 }"""
+SETTLE = "() => new Promise((done) => setTimeout(done, 100))"   # ms: see the pads' .input below
+# Clear and an example start a new generation of the page. The browser reads the pads (uploading
+# their images) before it queues a drawing's request, so a request for drawings read just before a
+# Clear can reach the server after it; it carries the generation it was read in and is answered
+# with no change. The events that write the answer run one at a time, in the order they came (one
+# queue group); a request takes ~8 ms (benchmarks/bench_app.py), so that is no bottleneck.
+PAGE = "page"
 # The Space links the reports in its own repo; a local server serves them itself.
 gr.set_static_paths(logic.report_files())
 ABOUT = logic.about_markdown(link=None if os.environ.get("SPACE_ID") else lambda p: f"/gradio_api/file={p}")
@@ -84,19 +91,25 @@ def compare(first: dict, second: dict, networks: str = logic.DEFAULT_NETWORKS) -
         raise gr.Error(str(e), print_exception=False) from None   # a bad input, not a server fault
 
 
-def show(first, second, networks: str) -> list:
+def show(first, second, networks: str, seen: int = 0, current: int = 0) -> list:
+    """The page's answer for two drawings; none (gr.skip) for drawings read before the page was
+    last cleared or given an example: `seen` is the page's generation when the browser read the
+    pads, `current` the generation now (see PAGE)."""
+    if seen < current:
+        return [gr.skip()] * 4
     view = logic.page_view(logic.choose(SETS, networks), first, second, EXAMPLES)
     return [view.headline, view.cards, *view.previews]
 
 
-def show_example(index: int, networks: str) -> list:
+def show_example(index: int, networks: str, current: int) -> list:
     paths = [str(EXAMPLES[index].first), str(EXAMPLES[index].second)]
-    return [*({"background": path, "layers": [], "composite": path} for path in paths), *show(*paths, networks)]
+    return [*({"background": path, "layers": [], "composite": path} for path in paths), *show(*paths, networks),
+            current + 1, current + 1]
 
 
-def cleared(networks: str) -> list:
+def cleared(networks: str, current: int) -> list:
     view = INITIAL[networks]
-    return [view.headline, view.cards, None, None]
+    return [view.headline, view.cards, None, None, current + 1, current + 1]
 
 
 def pad(box: str) -> gr.Sketchpad:
@@ -125,6 +138,8 @@ with gr.Blocks(title="digitpair: is the first digit <= the second?",
         seen = [gr.Image(label=f"{box} digit, as the networks see it (14x14)", interactive=False, height=150,
                          format="png", elem_id=f"seen-{box}") for box in logic.BOXES]
     outputs = [headline, cards, *seen]
+    # The page's generation: as the browser last heard it (read with the pads), and as it is.
+    generation, current = gr.Number(0, visible=False, precision=0), gr.State(0)
     gallery = gr.Dataset(label="Examples: MNIST test pairs (click one)", type="index", elem_id="examples",
                          components=[gr.Image(label="first", render=False), gr.Image(label="second", render=False),
                                      gr.Textbox(label="digits", render=False)],
@@ -132,14 +147,24 @@ with gr.Blocks(title="digitpair: is the first digit <= the second?",
     with gr.Accordion("About", open=False):
         gr.Markdown(ABOUT)
 
-    for box in (first, second):   # .input: the person drew (loading an example or clearing is not a drawing)
-        box.input(show, [first, second, choice], outputs, trigger_mode="always_last", show_progress="hidden",
-                  api_visibility="private")
+    # .input: the person drew (loading an example or clearing is not a drawing). The pads are read a
+    # moment after the stroke ends: a pad reports its drawing only once it has marked itself edited
+    # (gradio's ImageEditor `has_user_edits`), and until then it hands over the value it was last
+    # given, the blank paper. Read at once, the second pad's first stroke, drawn right after the
+    # first pad's, sometimes arrived blank (1 in 6 in tests/test_browser.py's race test).
+    # Clear and an example cancel a drawing's answer still pending, which would land after theirs.
+    drawn = []
+    for box in (first, second):
+        settled = box.input(None, js=SETTLE, trigger_mode="always_last", api_visibility="private")
+        drawn.append(settled.then(show, [first, second, choice, generation, current], outputs, show_progress="hidden",
+                                  concurrency_id=PAGE, api_visibility="private"))
     # Another set answers for the drawings already in the boxes: nothing is redrawn.
-    choice.input(show, [first, second, choice], outputs, trigger_mode="always_last", show_progress="hidden",
-                 api_visibility="private")
-    gallery.click(show_example, [gallery, choice], [first, second, *outputs], api_visibility="private")
-    clear.click(cleared, choice, outputs, js=CLEAR_PADS, api_visibility="private")
+    choice.input(show, [first, second, choice, generation, current], outputs, trigger_mode="always_last",
+                 show_progress="hidden", concurrency_id=PAGE, api_visibility="private")
+    gallery.click(show_example, [gallery, choice, current], [first, second, *outputs, generation, current],
+                  cancels=drawn, concurrency_id=PAGE, api_visibility="private")
+    clear.click(cleared, [choice, current], [*outputs, generation, current], js=CLEAR_PADS, cancels=drawn,
+                concurrency_id=PAGE, api_visibility="private")
     gr.api(compare, api_name="compare")
 demo.queue(max_size=QUEUE_SIZE)
 
