@@ -27,6 +27,11 @@ def pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def pct_or_none(value: float | None) -> str:
+    """'98.5 %', or 'none' where the run has no such number (no validation pairs)."""
+    return "none" if value is None else f"{pct(value)} %"
+
+
 def _mean_std(summary: dict, key: str) -> str:
     mean, std = summary[f"{key}_mean"], summary[f"{key}_std"]
     if mean is None:
@@ -119,8 +124,8 @@ def variant_card(config: dict, repo_id: str | None = None) -> ModelCard:
         (s["test_acc_mean"], "test", f"test pair accuracy (%), study mean over {n} rounds"),
         (m["test_digit_acc"], "test", "test digit accuracy (%), this checkpoint"),
     ) if v is not None]
-    rows = [("validation pair accuracy (%)", m["val_acc"], _mean_std(s, "val_acc")),
-            ("test pair accuracy (%)", m["test_acc"], _mean_std(s, "test_acc"))]
+    rows = [("validation pair accuracy (%)", m["val_acc"], _mean_std(s, "val_acc"))] if m["val_acc"] is not None else []
+    rows.append(("test pair accuracy (%)", m["test_acc"], _mean_std(s, "test_acc")))
     if VARIANTS[name].digit_loss:
         rows.append(("test digit accuracy (%)", m["test_digit_acc"], _mean_std(s, "test_digit_acc")))
     lines = [f"# digitpair `{name}`", "",

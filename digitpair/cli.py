@@ -274,7 +274,7 @@ def export_command(
                                                      "e.g. recipe_fc --to weights/fc for the report's networks."),
 ):
     """Export per variant the best-validation run of a study's setting, with config.json and model cards."""
-    from .cards import pct
+    from .cards import pct_or_none
     from .publish import PublishError, export_study
     from .weights import NETWORKS, WeightsError
     from .study import Study
@@ -290,8 +290,8 @@ def export_command(
     for path in files:
         if path.name == "config.json":
             c = json.loads(path.read_text())
-            console.print(f"{c['variant']:<13} run {c['run']:<28} validation {pct(c['metrics']['val_acc'])} %  "
-                          f"test {pct(c['metrics']['test_acc'])} %")
+            console.print(f"{c['variant']:<13} run {c['run']:<28} validation {pct_or_none(c['metrics']['val_acc'])}  "
+                          f"test {pct_or_none(c['metrics']['test_acc'])}")
     whole = to.parent if to.name == NETWORKS["report"] else to   # fc/ is pushed with the folder above it
     console.print(f"wrote {len(files)} files to {to}; check {to / 'README.md'}, then "
                   f"`digitpair-train push --repo-id {repo_id or 'USER/NAME'} --folder {whole}`")

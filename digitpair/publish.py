@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 from . import records as rec
-from .cards import pct, repo_card, variant_card
+from .cards import pct_or_none, repo_card, variant_card
 from .models import VARIANTS
 from .records import RunRecord, git_commit
 from .report import aggregate
@@ -145,8 +145,8 @@ def commit_message(folder: str | os.PathLike) -> tuple[str, str]:
     first = next(iter(configs.values()))
     summary = (f"digitpair weights: study {first['study']}, setting {first['setting']}, "
                f"commit {first['commit']} ({', '.join(configs)})")
-    runs = [f"- {name}: run {c['run']}, validation {pct(c['metrics']['val_acc'])} %, "
-            f"test {pct(c['metrics']['test_acc'])} %" for name, c in configs.items()]
+    runs = [f"- {name}: run {c['run']}, validation {pct_or_none(c['metrics']['val_acc'])}, "
+            f"test {pct_or_none(c['metrics']['test_acc'])}" for name, c in configs.items()]
     return summary, f"Exported by `digitpair-train export`; per variant, {first['run_selection']}:\n" + "\n".join(runs)
 
 
