@@ -181,44 +181,10 @@ class PairNet(nn.Module):
         x = (x - self.mean) / self.std
         return x[:, 0:1], x[:, 1:2]
 
-    @torch.inference_mode()
     def predict(self, x: torch.Tensor, chunk: int = PREDICT_CHUNK) -> Prediction:
-        """x: (N, 2, 14, 14) float, raw 0-255 pixels -> P(first <= second) and digit probabilities.
-
-        Raw pixels are what the networks were trained on (`mnist_to_pairs`, the app's drawings):
-        every value in [0, 255], and every digit image with any ink peaking above 1. Anything else
-        raises ValueError: images scaled to 0-1 (a digit peaking at or below 1; the networks would
-        answer them, at 52.6 % pair accuracy instead of 98.3 %), normalised ones (negative values),
-        16-bit ones (above 255). An all-zero (blank) image is accepted. The pairs go through the
-        network `chunk` at a time, so memory stays bounded (about 100 MB at the default) for any N.
-        """
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"predict expects a torch.Tensor, got {type(x).__name__}")
-        if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
-            raise ValueError(f"predict expects shape (N, 2, 14, 14), got {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise TypeError(f"predict expects a floating-point tensor of raw 0-255 pixels, got {x.dtype}")
-        if not torch.isfinite(x).all():
-            raise ValueError("predict got NaN or infinite pixels")
-        if len(x) and (x.min() < 0 or x.max() > 255.5):   # half a grey level of slack for float rounding
-            raise ValueError(f"predict expects raw 0-255 pixels, got values in [{float(x.min()):.4g}, "
-                             f"{float(x.max()):.4g}] (normalised, or 16-bit?)")
-        peaks = x.amax((2, 3))                                                # (N, 2)
-        scaled = ((peaks > 0) & (peaks <= 1)).nonzero()
-        if len(scaled):
-            pair, digit = scaled[0].tolist()
-            raise ValueError(f"predict expects raw 0-255 pixels, but digit {digit} of pair {pair} peaks at "
-                             f"{float(peaks[pair, digit]):.3g} ({len(scaled)} such images): scaled to 0-1? "
-                             "multiply by 255")
-        was_training = self.training
-        self.eval()
-        try:
-            outs = [self(part.to(self.mean.device, torch.float32)) for part in x.split(chunk)]
-        finally:
-            self.train(was_training)
-        p_leq = torch.cat([out.pair_logits.softmax(1)[:, 1] for out in outs])
-        digits = None if outs[0].digit_logits is None else torch.cat([out.digit_logits.softmax(-1) for out in outs])
-        return Prediction(p_leq=p_leq, digit_probs=digits)
+        """x: (N, 2, 14, 14) float, raw 0-255 pixels -> P(first <= second) and digit probabilities
+        (see `predict`)."""
+        return predict(self, x, chunk)
 
 
 class SharedNet(PairNet):
@@ -302,6 +268,48 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+@torch.inference_mode()
+def predict(model: nn.Module, x: torch.Tensor, chunk: int = PREDICT_CHUNK) -> Prediction:
+    """`model` (a PairNet or an Ensemble) on x: (N, 2, 14, 14) float, raw 0-255 pixels ->
+    P(first <= second) and digit probabilities.
+
+    Raw pixels are what the networks were trained on (`mnist_to_pairs`, the app's drawings):
+    every value in [0, 255], and every digit image with any ink peaking above 1. Anything else
+    raises ValueError: images scaled to 0-1 (a digit peaking at or below 1; the networks would
+    answer them, at 52.6 % pair accuracy instead of 98.3 %), normalised ones (negative values),
+    16-bit ones (above 255). An all-zero (blank) image is accepted. The pairs go through the
+    network `chunk` at a time, so memory stays bounded (about 100 MB at the default) for any N.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"predict expects a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
+        raise ValueError(f"predict expects shape (N, 2, 14, 14), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"predict expects a floating-point tensor of raw 0-255 pixels, got {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise ValueError("predict got NaN or infinite pixels")
+    if len(x) and (x.min() < 0 or x.max() > 255.5):   # half a grey level of slack for float rounding
+        raise ValueError(f"predict expects raw 0-255 pixels, got values in [{float(x.min()):.4g}, "
+                         f"{float(x.max()):.4g}] (normalised, or 16-bit?)")
+    peaks = x.amax((2, 3))                                                # (N, 2)
+    scaled = ((peaks > 0) & (peaks <= 1)).nonzero()
+    if len(scaled):
+        pair, digit = scaled[0].tolist()
+        raise ValueError(f"predict expects raw 0-255 pixels, but digit {digit} of pair {pair} peaks at "
+                         f"{float(peaks[pair, digit]):.3g} ({len(scaled)} such images): scaled to 0-1? "
+                         "multiply by 255")
+    was_training = model.training
+    device = next(model.parameters()).device
+    model.eval()
+    try:
+        outs = [model(part.to(device, torch.float32)) for part in x.split(chunk)]
+    finally:
+        model.train(was_training)
+    p_leq = torch.cat([out.pair_logits.softmax(1)[:, 1] for out in outs])
+    digits = None if outs[0].digit_logits is None else torch.cat([out.digit_logits.softmax(-1) for out in outs])
+    return Prediction(p_leq=p_leq, digit_probs=digits)
+
+
 # --- ensembles: k networks of one variant, one model -----------------------------------------
 
 def average_outputs(outs: list[PairOutput]) -> PairOutput:
@@ -342,13 +350,7 @@ class Ensemble(nn.Module):
     def forward(self, x: torch.Tensor) -> PairOutput:
         return average_outputs([m(x) for m in self.members])
 
-    @torch.inference_mode()
-    def predict(self, x: torch.Tensor) -> Prediction:
-        """x: (N, 2, 14, 14) raw 0-255 -> P(first <= second) from the mean digit probabilities,
-        which it returns (exactly the mean of the members' `predict`); each member checks x."""
-        preds = [m.predict(x) for m in self.members]
-        if not self.digit_outputs:
-            return Prediction(p_leq=torch.stack([p.p_leq for p in preds]).mean(0), digit_probs=None)
-        probs = torch.stack([p.digit_probs for p in preds]).mean(0)                        # (N, 2, 10)
-        log_p = probs.log()
-        return Prediction(p_leq=order_logits(log_p[:, 0], log_p[:, 1]).softmax(1)[:, 1], digit_probs=probs)
+    def predict(self, x: torch.Tensor, chunk: int = PREDICT_CHUNK) -> Prediction:
+        """x: (N, 2, 14, 14) raw 0-255 -> P(first <= second) from the members' mean digit
+        distributions, which it returns (`forward`, checked and chunked as a single network's)."""
+        return predict(self, x, chunk)

@@ -6,6 +6,7 @@ README's picture of the app; otherwise the screenshot goes to pytest's temporary
 test run leaves the checkout as it was.
 """
 
+import contextlib
 import io
 import os
 import re
@@ -112,100 +113,102 @@ def probabilities(page) -> dict[str, str]:
             for i in range(cards.count())}
 
 
-def test_drawing_clearing_and_an_example(served_app, tmp_path):
+@contextlib.contextmanager
+def desktop_page(url: str):
+    """The app's page in a desktop-sized browser window, loaded and waiting for digits."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
         browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(served_app[1])
+            page.goto(url)
             expect(page.locator("#consensus")).to_have_text("Draw a digit in both boxes.", timeout=20_000)
-            blank = ink(page, "first")
-            draw(page, "first", TWO)   # the brush is ready as the page loads: no tool clicked
-            draw(page, "second", SEVEN)
-            answered(page)
-            assert all(ink_until(page, box, lambda v: v > blank + 3000) > blank + 3000 for box in ("first", "second"))
-            # No button pressed: the page answers as the person draws, one card per network.
-            expect(page.locator("#consensus")).to_contain_text(re.compile("networks agree|Split"), timeout=20_000)
-            expect(page.locator("#cards .card")).to_have_count(len(served_app[0].SETS["ours"].models))
-            for name in DIGIT_HEADS:
-                card = page.locator(f"#card-{name}")
-                expect(card.locator(".verdict")).to_have_text("first ≤ second")
-                expect(card.locator(".reading")).to_contain_text(re.compile(r"reads 2 \(\d+%\) and 7 \(\d+%\)"))
-                expect(card.locator("svg.joint")).to_be_visible()
-            for name in ("shared", "unshared"):
-                # Weaker on their own; the page must still give them a verdict, whichever it is.
-                card = page.locator(f"#card-{name}")
-                expect(card.locator(".verdict")).to_have_text(re.compile("^first [≤>] second$"))
-                expect(card.locator(".reading")).to_contain_text("no digit outputs")
-                expect(card.locator("svg")).to_have_count(0)
-            for box in ("first", "second"):
-                expect(page.locator(f"#seen-{box} img")).to_be_visible()
-            shot = SCREENSHOT if os.environ.get("DIGITPAIR_SCREENSHOT") == "1" else tmp_path / "screenshot.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
-
-            # Clear, draw again, clear again: each time both pads and the results empty, and the brush is ready.
-            page.get_by_role("button", name="Clear both").click()
-            expect_cleared(page, expect)
-            draw(page, "first", SEVEN)
-            draw(page, "second", TWO)
-            answered(page)
-            expect(page.locator(f"#card-{DIGIT_HEADS[0]} .verdict")).to_have_text("first > second", timeout=20_000)
-            page.get_by_role("button", name="Clear both").click()
-            expect_cleared(page, expect)
-
-            # An example: its true digits and answer on the page, each verdict marked right or wrong.
-            page.locator("#examples").get_by_text("8 and 3").click()
-            expect(page.locator("#consensus")).to_contain_text(
-                "Example: the digits are 8 and 3, so the answer is first > second", timeout=20_000)
-            expect_marked(page, expect)
-            assert ink_until(page, "first", lambda v: v > blank + 3000) > blank + 3000
-
-            # The 2020 report's networks answer for the same two digits: nothing redrawn, the cards switch.
-            ours = probabilities(page)
-            page.locator("#networks").get_by_text("The 2020 report's networks (FC head)").click()
-            for name in ("shared", "shared_aux", "unshared", "unshared_aux"):
-                expect(page.locator(f"#card-{name} .head")).to_contain_text("FC head: one fully connected layer",
-                                                                             timeout=20_000)
-            expect(page.locator("#card-simple_cnn .head")).to_contain_text("no pair head")
-            expect(page.locator("#card-shared_aux .caption")).to_contain_text("its P comes from the FC layer")
-            expect(page.locator("#consensus")).to_contain_text("Example: the digits are 8 and 3")
-            expect_marked(page, expect)
-            report = probabilities(page)
-            assert list(report) == list(ours) and report != ours   # other networks, other numbers
-            page.locator("#networks").get_by_text("Our networks (order head)").click()
-            expect(page.locator("#card-shared_aux .head")).to_contain_text("order head", timeout=20_000)
-            assert probabilities(page) == ours
+            yield page
         finally:
             browser.close()
+
+
+def test_drawing_clearing_and_an_example(served_app, tmp_path):
+    from playwright.sync_api import expect
+
+    with desktop_page(served_app[1]) as page:
+        blank = ink(page, "first")
+        draw(page, "first", TWO)   # the brush is ready as the page loads: no tool clicked
+        draw(page, "second", SEVEN)
+        answered(page)
+        assert all(ink_until(page, box, lambda v: v > blank + 3000) > blank + 3000 for box in ("first", "second"))
+        # No button pressed: the page answers as the person draws, one card per network.
+        expect(page.locator("#consensus")).to_contain_text(re.compile("networks agree|Split"), timeout=20_000)
+        expect(page.locator("#cards .card")).to_have_count(len(served_app[0].SETS["ours"].models))
+        for name in DIGIT_HEADS:
+            card = page.locator(f"#card-{name}")
+            expect(card.locator(".verdict")).to_have_text("first ≤ second")
+            expect(card.locator(".reading")).to_contain_text(re.compile(r"reads 2 \(\d+%\) and 7 \(\d+%\)"))
+            expect(card.locator("svg.joint")).to_be_visible()
+        for name in ("shared", "unshared"):
+            # Weaker on their own; the page must still give them a verdict, whichever it is.
+            card = page.locator(f"#card-{name}")
+            expect(card.locator(".verdict")).to_have_text(re.compile("^first [≤>] second$"))
+            expect(card.locator(".reading")).to_contain_text("no digit outputs")
+            expect(card.locator("svg")).to_have_count(0)
+        for box in ("first", "second"):
+            expect(page.locator(f"#seen-{box} img")).to_be_visible()
+        shot = SCREENSHOT if os.environ.get("DIGITPAIR_SCREENSHOT") == "1" else tmp_path / "screenshot.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+
+        # Clear, draw again, clear again: each time both pads and the results empty, and the brush is ready.
+        page.get_by_role("button", name="Clear both").click()
+        expect_cleared(page, expect)
+        draw(page, "first", SEVEN)
+        draw(page, "second", TWO)
+        answered(page)
+        expect(page.locator(f"#card-{DIGIT_HEADS[0]} .verdict")).to_have_text("first > second", timeout=20_000)
+        page.get_by_role("button", name="Clear both").click()
+        expect_cleared(page, expect)
+
+        # An example: its true digits and answer on the page, each verdict marked right or wrong.
+        page.locator("#examples").get_by_text("8 and 3").click()
+        expect(page.locator("#consensus")).to_contain_text(
+            "Example: the digits are 8 and 3, so the answer is first > second", timeout=20_000)
+        expect_marked(page, expect)
+        assert ink_until(page, "first", lambda v: v > blank + 3000) > blank + 3000
+
+        # The 2020 report's networks answer for the same two digits: nothing redrawn, the cards switch.
+        ours = probabilities(page)
+        page.locator("#networks").get_by_text("The 2020 report's networks (FC head)").click()
+        for name in ("shared", "shared_aux", "unshared", "unshared_aux"):
+            expect(page.locator(f"#card-{name} .head")).to_contain_text("FC head: one fully connected layer",
+                                                                         timeout=20_000)
+        expect(page.locator("#card-simple_cnn .head")).to_contain_text("no pair head")
+        expect(page.locator("#card-shared_aux .caption")).to_contain_text("its P comes from the FC layer")
+        expect(page.locator("#consensus")).to_contain_text("Example: the digits are 8 and 3")
+        expect_marked(page, expect)
+        report = probabilities(page)
+        assert list(report) == list(ours) and report != ours   # other networks, other numbers
+        page.locator("#networks").get_by_text("Our networks (order head)").click()
+        expect(page.locator("#card-shared_aux .head")).to_contain_text("order head", timeout=20_000)
+        assert probabilities(page) == ours
 
 
 def test_quick_hands_digit_after_digit_and_clear_at_once(served_app):
     """The second digit right after the first, Clear as soon as the page answers, five times: the
     page answers for both digits every time (the pads are read once they hold their strokes), and
     an answer for drawings read just before a Clear never lands after it."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as p:
-        browser = launch(p)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(served_app[1])
-            expect(page.locator("#consensus")).to_have_text("Draw a digit in both boxes.", timeout=20_000)
-            for _ in range(5):
-                draw(page, "first", TWO)
-                draw(page, "second", SEVEN)
-                answered(page)
-                expect(page.locator(f"#card-{DIGIT_HEADS[0]} .verdict")).to_have_text("first ≤ second")
-                page.get_by_role("button", name="Clear both").click()
-                expect_cleared(page, expect)
-                page.wait_for_timeout(500)   # nothing late arrives after the clearing
-                expect(page.locator("#consensus")).to_have_text("Draw a digit in both boxes.")
-                expect(page.locator("#cards .card")).to_have_count(0)
-        finally:
-            browser.close()
+    with desktop_page(served_app[1]) as page:
+        for _ in range(5):
+            draw(page, "first", TWO)
+            draw(page, "second", SEVEN)
+            answered(page)
+            expect(page.locator(f"#card-{DIGIT_HEADS[0]} .verdict")).to_have_text("first ≤ second")
+            page.get_by_role("button", name="Clear both").click()
+            expect_cleared(page, expect)
+            page.wait_for_timeout(500)   # nothing late arrives after the clearing
+            expect(page.locator("#consensus")).to_have_text("Draw a digit in both boxes.")
+            expect(page.locator("#cards .card")).to_have_count(0)
 
 
 def test_a_finger_draws_as_the_page_loads(served_app):
