@@ -151,19 +151,17 @@ with gr.Blocks(title="digitpair: is the first digit <= the second?",
     # moment after the stroke ends: a pad reports its drawing only once it has marked itself edited
     # (gradio's ImageEditor `has_user_edits`), and until then it hands over the value it was last
     # given, the blank paper. Read at once, the second pad's first stroke, drawn right after the
-    # first pad's, sometimes arrived blank (1 in 6 in tests/test_browser.py's race test).
-    # Clear and an example cancel a drawing's answer still pending, which would land after theirs.
-    drawn = []
+    # first pad's, sometimes arrived blank (1 in 6 scripted browser trials).
     for box in (first, second):
-        settled = box.input(None, js=SETTLE, trigger_mode="always_last", api_visibility="private")
-        drawn.append(settled.then(show, [first, second, choice, generation, current], outputs, show_progress="hidden",
-                                  concurrency_id=PAGE, api_visibility="private"))
+        box.input(None, js=SETTLE, trigger_mode="always_last", api_visibility="private").then(
+            show, [first, second, choice, generation, current], outputs, show_progress="hidden",
+            concurrency_id=PAGE, api_visibility="private")
     # Another set answers for the drawings already in the boxes: nothing is redrawn.
     choice.input(show, [first, second, choice, generation, current], outputs, trigger_mode="always_last",
                  show_progress="hidden", concurrency_id=PAGE, api_visibility="private")
     gallery.click(show_example, [gallery, choice, current], [first, second, *outputs, generation, current],
-                  cancels=drawn, concurrency_id=PAGE, api_visibility="private")
-    clear.click(cleared, [choice, current], [*outputs, generation, current], js=CLEAR_PADS, cancels=drawn,
+                  concurrency_id=PAGE, api_visibility="private")
+    clear.click(cleared, [choice, current], [*outputs, generation, current], js=CLEAR_PADS,
                 concurrency_id=PAGE, api_visibility="private")
     gr.api(compare, api_name="compare")
 demo.queue(max_size=QUEUE_SIZE)

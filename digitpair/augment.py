@@ -25,6 +25,7 @@ parameters in one go; `tests/test_augment.py` checks them against `torchvision.t
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -81,6 +82,7 @@ def gaussian_kernel(sigma: float) -> torch.Tensor:
     return torch.softmax(-(offsets / sigma) ** 2 / 2, 0)
 
 
+@functools.lru_cache(maxsize=8)   # built once per size: every training batch draws its fields with it
 def blur_matrix(n: int, sigma: float) -> torch.Tensor:
     """(n, n) B with v @ B = v blurred along its length (reflect padding, `gaussian_kernel`).
 

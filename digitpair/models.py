@@ -345,7 +345,6 @@ class Ensemble(nn.Module):
                              f"members with the {', '.join(sorted(heads - {'order'}))} head can't be ensembled")
         self.members = nn.ModuleList(members)
         self.encoder_name, self.head_name = members[0].encoder_name, "order"   # saved beside the weights
-        self.digit_outputs = members[0].digit_outputs
 
     def forward(self, x: torch.Tensor) -> PairOutput:
         return average_outputs([m(x) for m in self.members])

@@ -203,12 +203,12 @@ def paired_rows(records: list[RunRecord], study: Study) -> list[dict]:
     data seed): mean and sample std of the differences in selected and last-epoch validation
     accuracy, and the cost as the ratio of mean training seconds (same invocations, same load)."""
     rows = []
-    main = study.settings[study.main]
+    main = study.settings[study.main].to_dict()
     for setting, cfg in study.settings.items():
         if setting == study.main:
             continue
         changes = ", ".join(f"{k} {v!r}" for k, v in cfg.to_dict().items()
-                            if v != main.to_dict()[k] and k not in ("variant", "head", "data_seed", "init_seed"))
+                            if v != main[k] and k not in ("variant", "head", "data_seed", "init_seed"))
         for model in (m for m in VARIANTS if m in study.models):
             base = {r.round: r for r in rec.select(records, study.main, model)}
             pairs = [(base[r.round], r) for r in rec.select(records, setting, model) if r.round in base]
@@ -373,10 +373,9 @@ OTHER_BEGIN, OTHER_END = "<!-- other-writers:begin (python -m digitpair.report) 
 def readme_other_writers(path: Path = OTHER_WRITERS) -> str:
     """The README's table of the exported networks on other writers' digits, from
     benchmarks/other_writers.py's output, beside each exported run's MNIST test pairs."""
-    report = json.loads(path.read_text())
-    sets = report["networks"]
-    header = ["variant"] + [f"{label}: {what}" for networks, label in (("ours", "ours"), ("report", "the report's networks"))
-                            if networks in sets
+    sets = json.loads(path.read_text())["networks"]
+    labels = {"ours": "ours", "report": "the report's networks"}
+    header = ["variant"] + [f"{labels[networks]}: {what}" for networks in sets
                             for what in ("MNIST test pairs", "other writers' pairs", "other writers' digits")]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for variant in VARIANTS:
