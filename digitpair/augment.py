@@ -21,18 +21,50 @@ parameters in one go; `tests/test_augment.py` checks them against `torchvision.t
   so the same distortion relative to the digit needs alpha 34 / 4 = 8.5 (displacement length
   1.2 px RMS here, 2.4 px on 28x28, `tests/test_augment.py`). Per digit, no mirroring, so the
   labels are kept; with `swap` as for `safe`.
+- `thick`, `slant`, `style`, `style_elastic`: other writers' styles, still per digit and label-safe
+  (`DigitStyle`): the pen's width (each digit blended part way toward its 3x3 grey dilation or
+  erosion, the morphology of a thicker or thinner pen at 14x14), wider slant and proportions
+  (rotation +-15 deg, horizontal shear +-20 deg, width/height ratio 0.8-1.25), and with
+  `style_elastic` the elastic field on top. MNIST's writers are Census employees and students
+  (LeCun et al., 1998); a visitor's pen, slant and proportions vary more, and the networks only
+  ever see the 1000 pairs of their round, so the variety has to come from distortions.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-AUGMENTATIONS = ("none", "seed", "safe", "elastic")
 ELASTIC_ALPHA, ELASTIC_SIGMA = 8.5, 2.0   # pixels, for 14x14 digits (see above)
+
+
+@dataclass(frozen=True)
+class DigitStyle:
+    """The ranges of one per-digit, label-safe distortion; each digit draws its own values."""
+    degrees: float = 10.0                    # rotation +-
+    scale: tuple[float, float] = (0.9, 1.1)  # overall size
+    shift_px: float = 2.0                    # translation +-, each axis
+    shear: float = 0.0                       # horizontal shear +- degrees: slant
+    aspect: float = 1.0                      # width/height ratio in [1/aspect, aspect], log-uniform
+    thickness: float = 0.0                   # pen: blend of up to this much toward dilation or erosion
+    elastic: float = 0.0                     # alpha of the elastic field in pixels (sigma ELASTIC_SIGMA); 0: none
+
+
+WIDER = dict(degrees=15.0, shear=20.0, aspect=1.25)
+PEN = 0.7   # a full 3x3 dilation at 14x14 (+2 px at 28x28) fills the loops of a 6 or an 8
+PER_DIGIT = {
+    "safe": DigitStyle(),
+    "elastic": DigitStyle(elastic=ELASTIC_ALPHA),
+    "thick": DigitStyle(thickness=PEN),
+    "slant": DigitStyle(**WIDER),
+    "style": DigitStyle(**WIDER, thickness=PEN),
+    "style_elastic": DigitStyle(**WIDER, thickness=PEN, elastic=ELASTIC_ALPHA),
+}
+AUGMENTATIONS = ("none", "seed", *PER_DIGIT)
 
 
 def seed_crop_flip(x: torch.Tensor, g: torch.Generator, padding: int = 4) -> torch.Tensor:
@@ -51,8 +83,13 @@ def seed_crop_flip(x: torch.Tensor, g: torch.Generator, padding: int = 4) -> tor
 
 
 def random_affine_grid(x: torch.Tensor, g: torch.Generator, degrees: float = 10.0,
-                       scale: tuple[float, float] = (0.9, 1.1), shift_px: float = 2.0) -> torch.Tensor:
-    """The sampling grid (M, H, W, 2), on x's device, of an independent small affine per image of x (M, 1, H, W)."""
+                       scale: tuple[float, float] = (0.9, 1.1), shift_px: float = 2.0,
+                       shear: float = 0.0, aspect: float = 1.0) -> torch.Tensor:
+    """The sampling grid (M, H, W, 2), on x's device, of an independent small affine per image of x (M, 1, H, W).
+
+    The digit is stretched (width/height `aspect`), sheared, rotated and scaled about its centre,
+    then shifted; the grid holds the inverse map, from output to input coordinates. Without shear
+    and aspect the draws are exactly those of the `safe` augmentation."""
     m, _, h, w = x.shape
     angle = (torch.rand(m, generator=g) * 2 - 1) * math.radians(degrees)
     s = scale[0] + torch.rand(m, generator=g) * (scale[1] - scale[0])
@@ -60,7 +97,15 @@ def random_affine_grid(x: torch.Tensor, g: torch.Generator, degrees: float = 10.
     tx = (torch.rand(m, generator=g) * 2 - 1) * shift_px * 2 / w
     ty = (torch.rand(m, generator=g) * 2 - 1) * shift_px * 2 / h
     cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
-    theta = torch.stack((torch.stack((cos, -sin, tx), 1), torch.stack((sin, cos, ty), 1)), 1)  # (M, 2, 3)
+    inverse = torch.stack((torch.stack((cos, -sin), 1), torch.stack((sin, cos), 1)), 1)   # (M, 2, 2)
+    if shear or aspect != 1.0:
+        slope = torch.tan((torch.rand(m, generator=g) * 2 - 1) * math.radians(shear))
+        ratio = torch.exp((torch.rand(m, generator=g) * 2 - 1) * math.log(aspect)).sqrt()
+        # forward: rotate-scale . shear . stretch; its inverse: stretch^-1 . shear^-1 . (rotate-scale)^-1
+        unshear = torch.stack((torch.stack((torch.ones(m), -slope), 1), torch.stack((torch.zeros(m), torch.ones(m)), 1)), 1)
+        unstretch = torch.diag_embed(torch.stack((1 / ratio, ratio), 1))
+        inverse = unstretch @ unshear @ inverse
+    theta = torch.cat((inverse, torch.stack((tx, ty), 1)[:, :, None]), 2)                 # (M, 2, 3)
     return F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
 
 
@@ -108,14 +153,26 @@ def elastic_displacement(m: int, h: int, w: int, g: torch.Generator, alpha: floa
     return torch.stack((dx * alpha * 2 / w, dy * alpha * 2 / h), -1)
 
 
-def safe_augment(x: torch.Tensor, classes: torch.Tensor, g: torch.Generator, swap: bool,
-                 elastic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-digit affine (+ elastic field) (+ optional swap). Returns (input, target, classes)."""
+def pen_width(x: torch.Tensor, g: torch.Generator, amount: float) -> torch.Tensor:
+    """Each image (M, 1, H, W) blended toward its 3x3 grey dilation (a thicker pen) or erosion (a
+    thinner one, by at most half as much: a 14x14 MNIST stroke is 1-2 px wide), by a uniform fraction."""
+    m = len(x)
+    t = (torch.rand(m, generator=g) * 2 - 1).to(x)[:, None, None, None] * amount
+    dilated = F.max_pool2d(x, 3, stride=1, padding=1)
+    eroded = -F.max_pool2d(-x, 3, stride=1, padding=1)
+    return torch.where(t > 0, x + t * (dilated - x), x + t / 2 * (x - eroded))
+
+
+def per_digit_augment(x: torch.Tensor, classes: torch.Tensor, g: torch.Generator, swap: bool,
+                      style: DigitStyle) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each digit its own pen width, affine (+ elastic field) (+ optional swap). Returns (input, target, classes)."""
     n, _, h, w = x.shape
     digits = x.reshape(2 * n, 1, h, w)
-    grid = random_affine_grid(digits, g)
-    if elastic:
-        grid = grid + elastic_displacement(2 * n, h, w, g).to(grid)
+    grid = random_affine_grid(digits, g, style.degrees, style.scale, style.shift_px, style.shear, style.aspect)
+    if style.elastic:
+        grid = grid + elastic_displacement(2 * n, h, w, g, style.elastic).to(grid)
+    if style.thickness:
+        digits = pen_width(digits, g, style.thickness)
     x = resample(digits, grid).reshape(x.shape)
     if swap:
         flip = (torch.rand(n, generator=g) < 0.5).to(x.device)
@@ -131,6 +188,6 @@ def augment(kind: str, x: torch.Tensor, target: torch.Tensor, classes: torch.Ten
         return x, target, classes
     if kind == "seed":
         return seed_crop_flip(x, g), target, classes
-    if kind in ("safe", "elastic"):
-        return safe_augment(x, classes, g, swap, elastic=kind == "elastic")
+    if kind in PER_DIGIT:
+        return per_digit_augment(x, classes, g, swap, PER_DIGIT[kind])
     raise ValueError(f"unknown augmentation {kind!r}; choose one of {AUGMENTATIONS}")

@@ -160,6 +160,7 @@ class RoundData:
 
 class MNIST:
     """Both MNIST splits in memory, so a study loads them once and draws many rounds."""
+    synthetic = False   # `synthetic_mnist`'s stand-in says True
 
     def __init__(self, data_dir: str | os.PathLike | None = None, download: bool = True):
         self.train_images, self.train_labels = load_mnist(True, data_dir, download)
@@ -185,6 +186,7 @@ def synthetic_mnist(n_train: int = 600, n_test: int = 200, seed: int = 0) -> MNI
     """A tiny stand-in with MNIST's shapes, for `--dry-run` and unit tests that need no real digits."""
     g = torch.Generator().manual_seed(seed)
     fake = MNIST.__new__(MNIST)
+    fake.synthetic = True
     fake.train_images = torch.randint(0, 256, (n_train, 28, 28), generator=g, dtype=torch.uint8)
     fake.train_labels = torch.randint(0, 10, (n_train,), generator=g)
     fake.test_images = torch.randint(0, 256, (n_test, 28, 28), generator=g, dtype=torch.uint8)

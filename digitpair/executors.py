@@ -34,6 +34,7 @@ import torch
 from . import records
 from .data import MNIST, synthetic_mnist
 from .training import RunResult, train_run
+from .writers import read_other_writers
 
 if TYPE_CHECKING:
     from .records import RunSpec
@@ -66,6 +67,9 @@ def train_spec(spec: "RunSpec", mnist: MNIST, commit: str, on_epoch: Callable[[d
     """Train one run; the same function in every executor. `commit`: the code's, as the driver read it."""
     started = records.now()
     result = train_run(spec.config, mnist, on_epoch=on_epoch)
+    if not spec.config.test and not mnist.synthetic:
+        # Validation runs also read other writers' digits: the choices of a screen look at both.
+        result.final.update(read_other_writers(result.model))
     return Trained(spec, result, records.provenance(commit, started, result.final["device"]))
 
 

@@ -73,7 +73,7 @@ def export_config(record: RunRecord, summary: dict, commit: str) -> dict:
             "study": record.study, "setting": record.setting, "round": record.round,
             "run": record.name,
             "run_selection": SELECTION_ALL_PAIRS if record.config.val_pairs == 0 else SELECTION,
-            "train_config": record.config.to_dict(), "metrics": dataclasses.asdict(record.metrics),
+            "train_config": record.config.to_dict(), "metrics": rec.metrics_dict(record.metrics),
             "provenance": dataclasses.asdict(record.provenance),
             "study_summary": {k: summary[k] for k in SUMMARY_KEYS}, "commit": commit}
 

@@ -72,6 +72,19 @@ class Metrics:
     train_pairs: int
     test_pairs: int
     wall_seconds: float
+    # Other writers' digits (digitpair/writers.py), validation data read by non-final runs; None:
+    # not read (final runs, synthetic data, runs recorded before they were read).
+    usps_digit_acc: float | None = None
+    usps_pair_acc: float | None = None
+    uci_digit_acc: float | None = None
+    uci_pair_acc: float | None = None
+
+
+def metrics_dict(m: Metrics) -> dict:
+    """As recorded: an optional metric that was not read is left out, not written as null, so the
+    records of runs that never read it stay as they were written."""
+    return {f.name: getattr(m, f.name) for f in dataclasses.fields(Metrics)
+            if f.default is dataclasses.MISSING or getattr(m, f.name) is not None}
 
 
 @dataclass(frozen=True)
@@ -110,7 +123,7 @@ class RunRecord:
 
     def to_dict(self) -> dict:
         return {"study": self.study, "setting": self.setting, "round": self.round,
-                "config": self.config.to_dict(), "metrics": dataclasses.asdict(self.metrics),
+                "config": self.config.to_dict(), "metrics": metrics_dict(self.metrics),
                 "provenance": dataclasses.asdict(self.provenance), "history": list(self.history)}
 
     @classmethod
@@ -185,8 +198,9 @@ def write(out: Path, spec: RunSpec, result: RunResult, prov: Provenance) -> Path
                   "train_config": spec.config.to_dict()})
     with open(tmp / "metrics.jsonl", "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in result.history)
-    metrics = Metrics(**{f.name: result.final[f.name] for f in dataclasses.fields(Metrics)})
-    final = {**dataclasses.asdict(metrics), "provenance": dataclasses.asdict(prov)}
+    metrics = Metrics(**{f.name: result.final[f.name] for f in dataclasses.fields(Metrics)
+                         if f.name in result.final or f.default is dataclasses.MISSING})
+    final = {**metrics_dict(metrics), "provenance": dataclasses.asdict(prov)}
     (tmp / "final.json").write_text(json.dumps(final, indent=2) + "\n")
     (tmp / DONE).write_text("")
     for path in tmp.iterdir():          # durable before the rename makes it visible

@@ -371,21 +371,25 @@ OTHER_BEGIN, OTHER_END = "<!-- other-writers:begin (python -m digitpair.report) 
 
 
 def readme_other_writers(path: Path = OTHER_WRITERS) -> str:
-    """The README's table of the exported networks on other writers' digits, from
-    benchmarks/other_writers.py's output, beside each exported run's MNIST test pairs."""
-    sets = json.loads(path.read_text())["networks"]
-    labels = {"ours": "ours", "report": "the report's networks"}
-    header = ["variant"] + [f"{labels[networks]}: {what}" for networks in sets
-                            for what in ("MNIST test pairs", "other writers' pairs", "other writers' digits")]
+    """The README's table of the exported networks on other writers' digits (validation, used for
+    choices), from benchmarks/other_writers.py's output, beside each exported run's MNIST test pairs."""
+    report = json.loads(path.read_text())
+    labels = {"ours": "ours", "report": "the report's head"}
+    header = ["networks", "variant", "MNIST test pairs"] + [
+        f"{name.upper()}: {what}" for name in report["sets"] for what in ("digits", "pairs", "worst digit")]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for variant in VARIANTS:
-        cells = [f"`{variant}`"]
-        for rows in sets.values():
-            r = rows.get(variant)
-            cells += (["-"] * 3 if r is None else
-                      [f"{r['mnist_test_acc']:.1f}", f"{r['pair_acc']:.1f}",
-                       "-" if r["digit_acc"] is None else f"{r['digit_acc']:.1f}"])
-        lines.append("| " + " | ".join(cells) + " |")
+    for networks, rows in report["networks"].items():
+        for variant in (v for v in VARIANTS if v in rows):
+            r = rows[variant]
+            cells = [labels[networks], f"`{variant}`", f"{r['mnist_test_acc']:.1f}"]
+            for name in report["sets"]:
+                got = r[name]
+                if got["digit_acc"] is None:
+                    cells += ["-", f"{got['pair_acc']:.1f}", "-"]
+                    continue
+                low = min(range(10), key=lambda d: got["per_digit"][d])
+                cells += [f"{got['digit_acc']:.1f}", f"{got['pair_acc']:.1f}", f"{low}: {got['per_digit'][low]:.1f}"]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

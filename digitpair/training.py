@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from .augment import AUGMENTATIONS, augment, random_affine
+from .augment import AUGMENTATIONS, PER_DIGIT, augment, random_affine
 from .data import MNIST, PairSet
 from .models import (DEFAULT_ENCODER, DEFAULT_HEAD, ENCODERS, HEADS, VARIANTS, Ensemble, PairNet, PairOutput,
                      Variant, average_outputs, build_model, count_parameters)
@@ -50,8 +50,8 @@ class RunConfig:
     label_smoothing: float = 0.0 # of the pair and digit cross-entropies (F.cross_entropy's)
     ema: float = 0.0             # > 0: decay per step of an EMA of weights and buffers, used instead of them
     precision: str = "fp32"      # "fp32" | "bf16": autocast convolutions and matmuls to bfloat16
-    augmentation: str = "safe"   # "none" | "seed" | "safe" | "elastic", see digitpair/augment.py
-    swap: bool = True            # with "safe"/"elastic": swap the digits; only where digit labels are trained
+    augmentation: str = "safe"   # "none" | "seed" | "safe" | "elastic" | "style" ..., see digitpair/augment.py
+    swap: bool = True            # with a per-digit augmentation: swap the digits; only where digit labels are trained
     n_pairs: int = 1000          # pairs per split, as generate_pair_sets(1000)
     val_pairs: int = 200         # carved from the training pairs for selection
     val_fold: int = 0            # which val_pairs-sized slice is held out, counted from the end (data.py)
@@ -99,7 +99,7 @@ class RunConfig:
     @property
     def uses_swap(self) -> bool:
         # Swapping recomputes the target from the classes: only for variants that see classes.
-        return self.swap and self.augmentation in ("safe", "elastic") and VARIANTS[self.variant].digit_loss
+        return self.swap and self.augmentation in PER_DIGIT and VARIANTS[self.variant].digit_loss
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -240,11 +240,12 @@ def train_run(cfg: RunConfig, mnist: MNIST, device: torch.device | None = None,
                   "lr": opt.param_groups[0]["lr"]}
         if sched is not None:
             sched.step()
-        if cfg.selection == "best_val":
+        # "last" with validation pairs looks at them once, at the epoch it keeps.
+        if cfg.selection == "best_val" or (cfg.val_pairs and epoch == cfg.epochs):
             v = evaluate(kept, val, cfg.precision, tta=cfg.tta)
             record.update(val_acc=v["pair_acc"], val_digit_acc=v["digit_acc"])
             # Ties go to the later epoch: with 200 validation pairs, one pair is 0.5 %.
-            if best is None or v["pair_acc"] >= best["val_acc"]:
+            if cfg.selection == "best_val" and (best is None or v["pair_acc"] >= best["val_acc"]):
                 best = {"epoch": epoch, "val_acc": v["pair_acc"], "val_digit_acc": v["digit_acc"]}
                 best_state = copy.deepcopy(kept.state_dict())
         record["seconds"] = time.perf_counter() - t0
@@ -256,7 +257,7 @@ def train_run(cfg: RunConfig, mnist: MNIST, device: torch.device | None = None,
     if best_state is not None:
         model.load_state_dict(best_state)
     else:
-        best = {"epoch": cfg.epochs, "val_acc": None, "val_digit_acc": None}
+        best = {"epoch": cfg.epochs, "val_acc": record.get("val_acc"), "val_digit_acc": record.get("val_digit_acc")}
     # The one look at the test pairs (none at all while tuning).
     test_metrics = evaluate(model, test, cfg.precision, tta=cfg.tta) if cfg.test else {"pair_acc": None, "digit_acc": None}
     model.cpu().eval()

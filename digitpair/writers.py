@@ -25,6 +25,7 @@ import functools
 import gzip
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,3 +141,24 @@ def read(model, writers: Writers, rounds: int = 10, seed: int = 0, top: int = 5)
     order = wrong.flatten().argsort(descending=True, stable=True)[:top]
     confusions = tuple((int(i) // 10, int(i) % 10, int(wrong.flatten()[i])) for i in order if wrong.flatten()[i] > 0)
     return Reading(100.0 * (truth == guess).float().mean().item(), pair_acc, per_digit, confusions)
+
+
+@functools.lru_cache(maxsize=1)   # once per process: a study's worker reads them after every run
+def validation_sets() -> tuple[Writers, ...]:
+    """Both sets, each with its inputs preprocessed; a set that cannot be loaded is left out, with a warning."""
+    found = []
+    for name in SETS:
+        try:
+            found.append(load(name))
+            found[-1].inputs
+        except WritersError as e:
+            warnings.warn(f"other writers' digits not read: {e}", stacklevel=2)
+    return tuple(found)
+
+
+def read_other_writers(model) -> dict[str, float | None]:
+    """{usps_digit_acc, usps_pair_acc, uci_digit_acc, uci_pair_acc} of `model`, as run records hold
+    them (records.Metrics); a set that cannot be loaded gives None, as for a model without digits."""
+    readings = {w.name: read(model, w) for w in validation_sets()}
+    return {f"{name}_{what}": (getattr(readings[name], what) if name in readings else None)
+            for name in SETS for what in ("digit_acc", "pair_acc")}
