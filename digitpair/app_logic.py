@@ -58,8 +58,9 @@ class ChoiceError(ValueError):
 
 def load_models(source: str | None = None, revision: str | None = None,
                 networks: str = DEFAULT_NETWORKS) -> LoadedModels:
-    """One set of networks (weights.NETWORKS) from `weights/` by default, the Hub repo in
-    $DIGITPAIR_MODEL_REPO (at $DIGITPAIR_MODEL_REVISION) when set.
+    """One set of networks (weights.NETWORKS) from `weights/` by default, from
+    $DIGITPAIR_MODEL_REPO when set: a Hub repo id (at $DIGITPAIR_MODEL_REVISION), or a local folder
+    of the same layout (`load_pretrained` takes either; a revision applies to Hub repos only).
 
     Never raises for bad weights: a variant that fails is recorded in `errors`, logged (the server's
     log names it at start-up), and the page and `/compare` say so.

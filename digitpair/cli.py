@@ -85,6 +85,7 @@ def train(
     The config is RunConfig's defaults (digitpair/training.py) with the --set fields. The trained
     model is discarded unless --save is given.
     """
+    from .records import WriteError, writing
     from .weights import save_variant
 
     overrides = parse_overrides(set_, {"variant": "use --variant"})
@@ -108,7 +109,11 @@ def train(
     console.print(f"[bold]{variant}[/bold]: {' | '.join(scores)} (epoch {f['selected_epoch']}; "
                   f"{f['parameters']:,} parameters; {f['wall_seconds']:.0f} s; test pairs are scored by final studies only)")
     if save is not None:
-        save_variant(result.model, variant, save, {"train_config": cfg.to_dict(), "metrics": f})
+        try:
+            with writing(save):
+                save_variant(result.model, variant, save, {"train_config": cfg.to_dict(), "metrics": f})
+        except WriteError as e:
+            raise fail(str(e)) from None
         console.print(f"saved to {save}")
     else:
         console.print("the model is discarded: give --save FOLDER to keep it")
@@ -179,14 +184,16 @@ def study(
     cpus_per_run: float = typer.Option(1.0, help="ray: CPUs each run reserves (and its torch threads)."),
     gpus_per_run: float = typer.Option(0.0, help="ray: GPUs each run reserves; a fraction shares a GPU "
                                                  "(0.25: four runs)."),
+    max_runs: int = typer.Option(5000, help="Refuse a grid of more runs than this (raise it to train one)."),
 ):
     """Run a study (resumable: finished runs are skipped), then write its report."""
     import importlib.util
     import tempfile
 
     from .executors import make_executor
+    from .records import WriteError
     from .report import write_report
-    from .study import Study, dry_run_study, grid, run_study
+    from .study import Study, count_runs, dry_run_study, grid, run_study
 
     if (study_file is None) == (preset is None):
         raise fail("give a study file or --preset NAME (one of them)")
@@ -215,6 +222,12 @@ def study(
         raise fail(f"--setting {setting!r}: the study's settings are {', '.join(spec.settings)}")
     if dry_run:
         spec = dry_run_study(spec)
+    runs = count_runs(spec, rounds=rounds, only=only, setting=setting)
+    if runs > max_runs:
+        raise fail(f"{runs:,} runs ({rounds or spec.rounds:,} rounds x {1 if setting else len(spec.settings)} "
+                   f"setting(s) x {1 if only else len(spec.models)} variant(s)): more than --max-runs {max_runs:,}; "
+                   f"give --max-runs {runs} to train them all, or fewer --rounds")
+    if dry_run:
         if out is None:
             out = Path(tempfile.mkdtemp(prefix=f"digitpair-{spec.name}-dry-"))
             console.print(f"dry run: records and report go to {out} (a temporary folder: delete it when done)")
@@ -232,12 +245,12 @@ def study(
         with Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
             done = run_study(spec, out, specs, run_on, study_progress(bar, spec.name, how, out))
-    except ValueError as e:
+        files = write_report(out, results, spec)
+    except (ValueError, WriteError) as e:   # WriteError: the finished runs are kept, no partial left
         raise fail(str(e)) from None
     except KeyboardInterrupt:
         console.print(f"interrupted: the finished runs are in {out}; the same command resumes")
         raise typer.Exit(130) from None
-    files = write_report(out, results, spec)
     console.print(f"report: {', '.join(str(f) for f in files)}")
     if done["failed"]:
         console.print(f"[red]{len(done['failed'])} run(s) failed[/red] and were not recorded: "
@@ -251,13 +264,17 @@ def report(
     results: Optional[Path] = typer.Option(None, help="Report folder [default: train/results/<study>]."),
 ):
     """Aggregate a study's records into summary.csv, meta.json, report.md and figures."""
+    from .records import WriteError
     from .report import write_report
     from .study import Study
 
     if not (study_dir / "study.toml").is_file():
         raise fail(f"{study_dir} holds no study.toml: not a study's run folder")
-    spec = Study.load(study_dir / "study.toml")
-    files = write_report(study_dir, results or Path("train/results") / study_dir.name, spec)
+    try:
+        spec = Study.load(study_dir / "study.toml")
+        files = write_report(study_dir, results or Path("train/results") / study_dir.name, spec)
+    except (OSError, ValueError, WriteError) as e:
+        raise fail(str(e)) from None
     console.print(f"report: {', '.join(str(f) for f in files)}")
 
 
@@ -276,6 +293,7 @@ def export_command(
     """Export per variant the best-validation run of a study's setting, with config.json and model cards."""
     from .cards import pct_or_none
     from .publish import PublishError, export_study
+    from .records import WriteError
     from .weights import NETWORKS, WeightsError
     from .study import Study
 
@@ -285,7 +303,7 @@ def export_command(
         raise fail(f"--reference: {e}") from None
     try:
         files = export_study(study_dir, to, ref, repo_id, setting)
-    except (PublishError, WeightsError) as e:
+    except (PublishError, WeightsError, WriteError) as e:
         raise fail(str(e)) from None
     for path in files:
         if path.name == "config.json":

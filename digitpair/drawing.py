@@ -35,6 +35,15 @@ class DrawingError(ValueError):
     """The input is not a usable drawing; the message tells the person what to do."""
 
 
+def refuse_unit_scaled(values: np.ndarray) -> None:
+    """Float pixels that all lie in [0, 1] with some variation: an image scaled to 0-1, which
+    8-bit conversion would flatten to one colour and call blank (as `models.predict` refuses it)."""
+    low, high = float(values.min()), float(values.max())
+    if 0 <= low < high <= 1:
+        raise DrawingError(f"the image's pixels run from {low:.3g} to {high:.3g}: scaled to 0-1? "
+                           "send 0-255 pixels (multiply by 255)")
+
+
 def load_image(value) -> PIL.Image.Image:
     """A Sketchpad value {"background", "layers", "composite"}, a FileData-like {"path": ...},
     a PIL image, a numpy array or a file path -> a PIL image (not yet decoded for files)."""
@@ -52,6 +61,8 @@ def load_image(value) -> PIL.Image.Image:
             raise DrawingError(f"an image array must be (H, W) or (H, W, C) numbers, got {value.dtype} {value.shape}")
         if value.dtype == np.uint16:   # 16 bits a channel: scaled to 8, as `ink` does for 16-bit files
             value = np.rint(value / 257)
+        if value.dtype.kind == "f" and value.size:
+            refuse_unit_scaled(value)
         return PIL.Image.fromarray(np.clip(value, 0, 255).astype(np.uint8))
     if isinstance(value, (str, os.PathLike)):
         name = Path(value).name
@@ -76,6 +87,8 @@ def ink(image: PIL.Image.Image) -> np.ndarray:
             # which turns grey ink into paper and flattens smoothed edges. 65535 / 257 = 255.
             gray = np.asarray(image, dtype=np.float32) / 257
         else:
+            if image.mode == "F":   # 32-bit float (TIFF): converted by clipping to 0-255
+                refuse_unit_scaled(np.asarray(image, dtype=np.float32))
             rgba = image.convert("RGBA")   # decodes a file; P-with-transparency and LA become proper alpha
             # A transparent pixel is paper: the canvas exports RGB 0 under alpha 0, which is not black ink.
             white = PIL.Image.new("RGBA", rgba.size, "white")

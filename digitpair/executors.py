@@ -236,6 +236,9 @@ class RayCluster:
     cluster: dict = field(default_factory=dict)   # the cluster's resources, read when it is joined
 
     def describe(self) -> dict:
+        if not self.cluster:   # not joined yet: how many runs train at once is the cluster's to say
+            return {"executor": "ray", "threads_per_worker": self.threads, "address": self.address or "local",
+                    "cpus_per_run": self.cpus_per_run, "gpus_per_run": self.gpus_per_run}
         runs_at_once = int(self.cluster.get("CPU", 0) // self.cpus_per_run) if self.cpus_per_run else 0
         if self.gpus_per_run:
             runs_at_once = min(runs_at_once, int(self.cluster.get("GPU", 0) // self.gpus_per_run))

@@ -26,7 +26,8 @@ from .models import VARIANTS
 from .records import RunRecord, git_commit
 from .report import aggregate
 from .study import Study
-from .weights import CONFIG_NAME, NETWORKS, WEIGHTS_NAME, is_repo_id, load_pretrained, load_weights, save_variant
+from .weights import (CONFIG_NAME, NETWORKS, WEIGHTS_NAME, is_repo_id, load_pretrained, load_weights, read_config,
+                      save_variant)
 
 CARD_NAME = "README.md"
 SELECTION = ("the run with the best validation accuracy (ties: the lowest round); "
@@ -103,18 +104,23 @@ def export_study(study_dir: str | os.PathLike, dest: str | os.PathLike, referenc
     if absent:
         raise PublishError(f"missing: {', '.join(absent)}. Per-run weights are not committed (.gitignore): "
                            "export on the machine that trained the study")
-    models = {name: load_weights(paths[name], name, r.config.encoder, r.config.head, r.config.members)
-              for name, r in chosen.items()}   # WeightsError names a bad file
+    # WeightsError names a bad file; a run folder's config.json records its weights' hash (save_variant),
+    # so damage since training is caught here rather than shipped under a fresh hash.
+    models = {name: load_weights(paths[name], name, r.config.encoder, r.config.head, r.config.members,
+                                 paths[name].parent / CONFIG_NAME,
+                                 sha256=read_config(paths[name].parent / CONFIG_NAME).get("weights_sha256"))
+              for name, r in chosen.items()}
     summaries = {row["variant"]: row for row in aggregate(records, study) if row["setting"] == setting}
     commit = git_commit()
     configs, written = {}, []
-    for name, record in chosen.items():
-        extra = export_config(record, summaries[name], commit)
-        folder = save_variant(models[name], name, dest / name, extra)
-        configs[name] = {"variant": name, **extra}
-        variant_card(configs[name], repo_id).save(folder / CARD_NAME)
-        written += [folder / WEIGHTS_NAME, folder / CONFIG_NAME, folder / CARD_NAME]
-    repo_card(configs, study, reference, repo_id).save(dest / CARD_NAME)
+    with rec.writing(dest):
+        for name, record in chosen.items():
+            extra = export_config(record, summaries[name], commit)
+            folder = save_variant(models[name], name, dest / name, extra)
+            configs[name] = {"variant": name, **extra}
+            variant_card(configs[name], repo_id).save(folder / CARD_NAME)
+            written += [folder / WEIGHTS_NAME, folder / CONFIG_NAME, folder / CARD_NAME]
+        repo_card(configs, study, reference, repo_id).save(dest / CARD_NAME)
     written.append(dest / CARD_NAME)
     return written
 

@@ -3,7 +3,10 @@
 A study folder (default `train/runs/<study>/`):
 
     study.toml                      the study definition this folder belongs to (one per folder)
-    invocations.jsonl               one line per study command: workers, wall time, commit, machine
+    invocations.jsonl               two lines per study command, joined by its id: one as it starts
+                                    (commit, machine, executor, runs to train), one as it ends (wall
+                                    time, runs completed and failed); a command killed on the way
+                                    has the first only, and each run's provenance names its command
     runs.jsonl.gz                   the packed finished runs, one row per run (`RunRecord.to_dict`,
                                     epoch history included): what the repository keeps
     .lock                           held (flock) by the invocation training into the folder
@@ -16,8 +19,10 @@ A study folder (default `train/runs/<study>/`):
 
 A run is written into `<name>.partial-<pid>/` and renamed into place in one `os.rename`, so a
 kill at any moment (even SIGKILL) leaves either a finished run or a partial folder that the
-next invocation deletes and redoes. `pack` folds the finished runs into `runs.jsonl.gz`; a packed
-run counts as finished, so a packed study resumes and extends like an unpacked one.
+next invocation deletes and redoes. A write that fails (a read-only folder, a full disk) is a
+`WriteError` naming the folder and the cause, and removes the partial folder there and then.
+`pack` folds the finished runs into `runs.jsonl.gz`; a packed run counts as finished, so a packed
+study resumes and extends like an unpacked one.
 """
 
 from __future__ import annotations
@@ -29,14 +34,18 @@ import io
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from .training import RunConfig, RunResult
 from .weights import save_variant
@@ -45,7 +54,9 @@ UNKNOWN = "unknown"        # what was never recorded: never inferred, never fill
 DONE = "done"
 PACK = "runs.jsonl.gz"
 LOCK = ".lock"
+PARTIAL = ".partial-"      # <name>.partial-<pid>: a run being written; never a finished run, even with `done`
 WEIGHTS = "model.safetensors"
+INVOCATIONS = "invocations.jsonl"
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,9 @@ class Provenance:
     device: str               # "cpu", "cuda", ...
     started_at: str           # UTC, ISO 8601
     finished_at: str
+    # The study command that trained it: its id in invocations.jsonl, set by the driver as it writes
+    # the record; "unknown" for runs recorded before runs named their invocation.
+    invocation: str = UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -122,9 +136,12 @@ class RunRecord:
         return self.spec.name
 
     def to_dict(self) -> dict:
+        provenance = dataclasses.asdict(self.provenance)
+        if provenance["invocation"] == UNKNOWN:   # the rows of older runs stay the bytes they were written as
+            del provenance["invocation"]
         return {"study": self.study, "setting": self.setting, "round": self.round,
                 "config": self.config.to_dict(), "metrics": metrics_dict(self.metrics),
-                "provenance": dataclasses.asdict(self.provenance), "history": list(self.history)}
+                "provenance": provenance, "history": list(self.history)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunRecord":
@@ -186,29 +203,58 @@ def provenance(commit: str, started_at: str, device: str) -> Provenance:
                       started_at=started_at, finished_at=now())
 
 
+# --- writing ----------------------------------------------------------------------------------
+
+class WriteError(RuntimeError):
+    """A folder can't be written (read-only, full, no permission); the message names it and the cause."""
+
+
+def _cause(e: OSError | SafetensorError) -> str:
+    if isinstance(e, OSError):
+        return e.strerror or str(e)
+    # safetensors reports the OS error inside its own text: "... I/O error: No space left on device (os error 28)"
+    code = re.search(r"\(os error (\d+)\)", str(e))
+    return os.strerror(int(code.group(1))) if code else str(e)
+
+
+@contextmanager
+def writing(folder: Path, what: str = "", partial: Path | None = None):
+    """Turn a failed write under `folder` into a `WriteError` naming the folder and the cause,
+    after removing `partial` (what the write had begun), so nothing half-written stays behind."""
+    try:
+        yield
+    except (OSError, SafetensorError) as e:
+        if partial is not None:
+            shutil.rmtree(partial, ignore_errors=True)
+        removed = f"; the partial {partial.name} was removed" if partial is not None else ""
+        raise WriteError(f"can't write {what + ' in ' if what else 'to '}{folder}: {_cause(e)}{removed}") from None
+
+
 # --- one run folder -----------------------------------------------------------------------------
 
 def write(out: Path, spec: RunSpec, result: RunResult, prov: Provenance) -> Path:
-    """Write a finished run into `out/<name>/`: a partial folder renamed into place (atomic on POSIX)."""
+    """Write a finished run into `out/<name>/`: a partial folder renamed into place (atomic on POSIX).
+    A failed write raises `WriteError` and leaves no partial folder."""
     final_dir = out / spec.name
-    tmp = out / f"{spec.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_variant(result.model, spec.config.variant, tmp,
-                 {"study": spec.study, "setting": spec.setting, "round": spec.round,
-                  "train_config": spec.config.to_dict()})
-    with open(tmp / "metrics.jsonl", "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in result.history)
-    metrics = Metrics(**{f.name: result.final[f.name] for f in dataclasses.fields(Metrics)
-                         if f.name in result.final or f.default is dataclasses.MISSING})
-    final = {**metrics_dict(metrics), "provenance": dataclasses.asdict(prov)}
-    (tmp / "final.json").write_text(json.dumps(final, indent=2) + "\n")
-    (tmp / DONE).write_text("")
-    for path in tmp.iterdir():          # durable before the rename makes it visible
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
-    if final_dir.exists():              # an unfinished leftover without `done`
-        shutil.rmtree(final_dir)
-    os.rename(tmp, final_dir)
+    tmp = out / f"{spec.name}{PARTIAL}{os.getpid()}"
+    with writing(out, f"run {spec.name}", partial=tmp):
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_variant(result.model, spec.config.variant, tmp,
+                     {"study": spec.study, "setting": spec.setting, "round": spec.round,
+                      "train_config": spec.config.to_dict()})
+        with open(tmp / "metrics.jsonl", "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in result.history)
+        metrics = Metrics(**{f.name: result.final[f.name] for f in dataclasses.fields(Metrics)
+                             if f.name in result.final or f.default is dataclasses.MISSING})
+        final = {**metrics_dict(metrics), "provenance": dataclasses.asdict(prov)}
+        (tmp / "final.json").write_text(json.dumps(final, indent=2) + "\n")
+        (tmp / DONE).write_text("")
+        for path in tmp.iterdir():          # durable before the rename makes it visible
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+        if final_dir.exists():              # an unfinished leftover without `done`
+            shutil.rmtree(final_dir)
+        os.rename(tmp, final_dir)
     return final_dir
 
 
@@ -233,7 +279,7 @@ def weights_path(out: str | os.PathLike, record: RunRecord) -> Path:
 
 def clean_partials(out: Path) -> int:
     """Remove what killed runs left behind; returns how many."""
-    stale = [p for p in out.glob("*.partial-*") if p.is_dir()]
+    stale = [p for p in out.glob(f"*{PARTIAL}*") if p.is_dir()]
     for p in stale:
         shutil.rmtree(p, ignore_errors=True)
     return len(stale)
@@ -251,7 +297,9 @@ def load(out: str | os.PathLike) -> list[RunRecord]:
                 rec = RunRecord.from_dict(json.loads(line))
                 records[rec.name] = rec
     for run_dir in out.iterdir() if out.is_dir() else ():
-        if run_dir.name not in records and run_dir.is_dir() and is_done(run_dir):
+        # A partial folder holds `done` just before its rename: a kill there leaves a complete-looking
+        # run that is not in place, which the next invocation deletes (`clean_partials`) and redoes.
+        if run_dir.name not in records and PARTIAL not in run_dir.name and run_dir.is_dir() and is_done(run_dir):
             records[run_dir.name] = read_run(run_dir)
     return [records[name] for name in sorted(records)]
 
@@ -270,8 +318,9 @@ def write_pack(out: str | os.PathLike, rows: list[dict]) -> Path:
     with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as f:
         f.write(rows.encode())
     tmp = out / f"{PACK}.tmp-{os.getpid()}"
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, out / PACK)
+    with writing(out, PACK, partial=tmp):
+        tmp.write_bytes(buf.getvalue())
+        os.replace(tmp, out / PACK)
     return out / PACK
 
 
@@ -279,21 +328,76 @@ def write_pack(out: str | os.PathLike, rows: list[dict]) -> Path:
 def lock(out: Path):
     """Hold the study folder for one invocation. flock is released by the kernel when its holder
     dies, so a killed study never leaves the folder locked."""
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / LOCK, "a+") as f:
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+        f = open(out / LOCK, "a+")
+    with f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
             raise ValueError(f"{out} is in use by another study invocation ({f.read().strip() or 'pid unknown'}); "
                              "wait for it to finish, or use another output folder (--out)") from None
-        f.truncate(0)
-        f.write(f"pid {os.getpid()} on {platform.node()}, since {now()}\n")
-        f.flush()
+        with writing(out):
+            f.truncate(0)
+            f.write(f"pid {os.getpid()} on {platform.node()}, since {now()}\n")
+            f.flush()
         try:
             yield
         finally:
             f.truncate(0)
+
+
+# --- the invocation log ------------------------------------------------------------------------
+
+def new_invocation() -> str:
+    """A study command's id: on its two lines of invocations.jsonl and in every run it records."""
+    return uuid.uuid4().hex[:12]
+
+
+def log_invocation(out: Path, line: dict) -> None:
+    """Append `line` to `out/invocations.jsonl`, on disk (fsync) when this returns. A line a power
+    loss tore is ended before the next one, so the damage stays in that line."""
+    path = out / INVOCATIONS
+    data = (json.dumps(line) + "\n").encode()
+    with writing(out, INVOCATIONS):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(fd).st_size:
+                with open(path, "rb") as f:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        data = b"\n" + data
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def read_invocations(out: str | os.PathLike) -> list[dict]:
+    """The study commands of a folder in the order they started, one dict each: a command's start
+    and end lines merged (the end's fields over the start's), with `ended`: whether it wrote its
+    end line (if not, it was killed, or is still running). Lines from before commands had ids are
+    single end lines. A line that is not JSON (torn) is skipped: the runs of its command then name
+    an invocation the log does not hold, and a report counts them as accounted for by none."""
+    path = Path(out) / INVOCATIONS
+    merged: dict = {}
+    for n, text in enumerate(path.read_text(errors="replace").splitlines() if path.is_file() else ()):
+        try:
+            line = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(line, dict):
+            key = line.get("invocation", n)
+            merged[key] = {**merged.get(key, {}), **line}
+    return [{**line, "ended": "wall_seconds" in line} for line in merged.values()]
+
+
+def timestamp(text: str) -> datetime | None:
+    """A recorded time (`now()`'s format, or the local-offset one older invocation lines have);
+    None for "unknown"."""
+    return None if text == UNKNOWN else datetime.fromisoformat(text)
 
 
 def check_config(record: RunRecord, spec: RunSpec) -> None:

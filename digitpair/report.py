@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import statistics
+from datetime import timedelta
 from pathlib import Path
 
 from . import records as rec
@@ -121,9 +122,14 @@ def write_report(runs_dir: str | Path, results_dir: str | Path, study: Study) ->
     """Pack the study folder's finished runs (what the repository keeps, see records.pack), then
     write the report from them. `digitpair-train study` ends with this, and so does `report`."""
     runs_dir, results_dir = Path(runs_dir), Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
     rec.pack(runs_dir)
     records = rec.load(runs_dir)
+    with rec.writing(results_dir):   # a read-only or full folder: a WriteError naming it
+        return _write_report(runs_dir, results_dir, study, records)
+
+
+def _write_report(runs_dir: Path, results_dir: Path, study: Study, records: list[RunRecord]) -> list[Path]:
+    results_dir.mkdir(parents=True, exist_ok=True)
     rows = aggregate(records, study)
     written = []
 
@@ -158,20 +164,53 @@ def write_report(runs_dir: str | Path, results_dir: str | Path, study: Study) ->
 
 def meta_json(runs_dir: Path, study: Study, records: list[RunRecord]) -> dict:
     """Where and at which commit the runs trained, as the records state it ("unknown" where they
-    don't), and what the study commands recorded in invocations.jsonl."""
-    invocations = []
-    if (runs_dir / "invocations.jsonl").is_file():
-        invocations = [json.loads(l) for l in (runs_dir / "invocations.jsonl").read_text().splitlines() if l]
+    don't), and what the study commands recorded in invocations.jsonl (`account`)."""
+    invocations = rec.read_invocations(runs_dir)
     p = [r.provenance for r in records]
     return {"study": study.name, "final": study.final, "runs": len(records), "rounds": study.rounds,
             "compute_seconds": sum(r.metrics.wall_seconds for r in records),
             "commits": sorted({c.commit + ("-dirty" if c.dirty is True else "") for c in p}),
             "machines": _unique(c.machine for c in p), "devices": sorted({c.device for c in p}),
             "torch": sorted({c.torch for c in p}),
-            "invocations": len(invocations), "wall_seconds": sum(i["wall_seconds"] for i in invocations),
-            "workers": sorted({i["workers"] for i in invocations}),
+            "invocations": len(invocations), "wall_seconds": sum(i["wall_seconds"] for i in invocations if i["ended"]),
+            "workers": sorted({i["workers"] for i in invocations if "workers" in i}),
             "invocation_commits": sorted({i.get("commit", UNKNOWN) for i in invocations}),
-            "invocation_machines": _unique(i.get("machine", UNKNOWN) for i in invocations)}
+            "invocation_machines": _unique(i.get("machine", UNKNOWN) for i in invocations),
+            **account(records, invocations)}
+
+
+def account(records: list[RunRecord], invocations: list[dict]) -> dict:
+    """What the invocation log says of the runs. A run names the invocation that recorded it; the
+    lines written before runs did count their runs (`completed`) without naming them. So:
+
+    - invocations_without_end: invocations with a start line and no end line (killed, or running);
+      `without_end_seconds_at_least`: their time from their start to the last run each recorded
+      (their wall time itself was never recorded, so it is not in `wall_seconds`);
+    - runs_without_invocation: runs that no line names or counts, whose time no wall time holds;
+    - runs_outside_invocations: the runs whose recorded start and finish lie outside every
+      recorded invocation's time span (older lines: their end minus their wall time), by name."""
+    ids = {i["invocation"] for i in invocations if "invocation" in i}
+    unnamed = [r for r in records if r.provenance.invocation not in ids]
+    counted = sum(i["completed"] for i in invocations if "invocation" not in i)
+    second = timedelta(seconds=1)   # recorded times are whole seconds
+    spans = []
+    for i in invocations:
+        end = rec.timestamp(i["finished_at"]) + second if i["ended"] else None
+        start = (rec.timestamp(i["started_at"]) if "started_at" in i
+                 else rec.timestamp(i["finished_at"]) - timedelta(seconds=i["wall_seconds"])) - second
+        spans.append((start, end))
+    outside = [r.name for r in unnamed if UNKNOWN not in (r.provenance.started_at, r.provenance.finished_at)
+               and not any(start <= rec.timestamp(r.provenance.started_at)
+                           and (end is None or rec.timestamp(r.provenance.finished_at) <= end) for start, end in spans)]
+    at_least = 0.0
+    for i in (i for i in invocations if not i["ended"]):
+        finished = [rec.timestamp(r.provenance.finished_at) for r in records
+                    if r.provenance.invocation == i["invocation"]]
+        if finished:
+            at_least += (max(finished) - rec.timestamp(i["started_at"])).total_seconds()
+    return {"invocations_without_end": sum(not i["ended"] for i in invocations),
+            "without_end_seconds_at_least": at_least,
+            "runs_without_invocation": max(0, len(unnamed) - counted), "runs_outside_invocations": outside}
 
 
 def _unique(values) -> list:
@@ -254,6 +293,32 @@ def render_levers(study: Study, records: list[RunRecord]) -> list[str]:
     return lines + [""]
 
 
+def without_end(meta: dict) -> str:
+    """' (k of them recorded no end ...)' where invocations were killed (or are still running)."""
+    k = meta["invocations_without_end"]
+    if not k:
+        return ""
+    return (f" ({k} of them recorded no end: killed, or still running; from their start to the last run they "
+            f"recorded, at least {meta['without_end_seconds_at_least'] / 60:.1f} min more)")
+
+
+def render_unaccounted(meta: dict, records: list[RunRecord]) -> list[str]:
+    """The runs no invocation accounts for, where there are any."""
+    n, outside = meta["runs_without_invocation"], meta["runs_outside_invocations"]
+    if not n and not outside:
+        return []
+    lines = ["## Runs no invocation accounts for", "",
+             f"{n} of the {meta['runs']} runs: no line of `invocations.jsonl` names or counts them (lines written "
+             "before runs named their invocation count their runs without naming them), so no recorded wall "
+             "time includes theirs."]
+    if outside:
+        compute = sum(r.metrics.wall_seconds for r in records if r.name in set(outside))
+        lines[-1] += (f" Trained outside the time span of every recorded invocation, by their recorded start and "
+                      f"finish ({len(outside)} runs, {compute / 60:.1f} min of compute summed over them): "
+                      + ", ".join(f"`{name}`" for name in outside) + ".")
+    return lines + [""]
+
+
 def render_markdown(study: Study, rows: list[dict], records: list[RunRecord], meta: dict,
                     figures: dict) -> str:
     key, label = _metric(records)
@@ -267,7 +332,7 @@ def render_markdown(study: Study, rows: list[dict], records: list[RunRecord], me
              f"The study commands ({meta['invocations']}, `invocations.jsonl`) record commit "
              f"{ticks(meta['invocation_commits'])}; machine: "
              f"{' and '.join(map(describe_machine, meta['invocation_machines']))}; "
-             f"their wall time: {meta['wall_seconds'] / 60:.1f} min; "
+             f"their wall time: {meta['wall_seconds'] / 60:.1f} min{without_end(meta)}; "
              f"compute summed over runs: {meta['compute_seconds'] / 60:.1f} min. "
              f"Numbers are {label}, mean ± sample std over rounds (n = rounds); each round draws fresh "
              f"pairs (data seed = round) and a fresh initialisation. "
@@ -312,6 +377,7 @@ def render_markdown(study: Study, rows: list[dict], records: list[RunRecord], me
         lines.append("")
     if study.reference.get("note"):
         lines += ["## About the 2020 report's numbers", "", study.reference["note"].strip(), ""]
+    lines += render_unaccounted(meta, records)
     expected = {(s, mm) for s in study.settings for mm in study.models}
     missing = sorted((s, mm, study.rounds - (by[(s, mm)]["rounds"] if (s, mm) in by else 0))
                      for s, mm in expected if (by[(s, mm)]["rounds"] if (s, mm) in by else 0) < study.rounds)

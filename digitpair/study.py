@@ -10,14 +10,20 @@ round sees the same pairs, so comparisons are paired), init_seed = a stable hash
 
 Test pairs are sealed: only a study whose file says `final = true` scores them (once per run,
 after selection). Exploratory and tuning studies decide on validation pairs alone.
+
+A study file is checked whole before anything is written (`Study.parse`): every table and key
+known, every value of its type, the study's own fields in range, each setting a valid RunConfig;
+each problem is one line of the `StudyError`.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import re
+import reprlib
 import time
 import tomllib
+import typing
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +33,71 @@ from .executors import Callbacks, Local, Trained
 from .models import DEFAULT_HEAD, VARIANTS
 from .records import RunSpec, git_commit, machine
 from .training import RunConfig
+from .weights import atomic_write_text
+
+
+MAX_BYTES = 1 << 20     # the study files are a few kB; a bigger one is refused before it is parsed or copied
+MAX_ROUNDS = 10_000
+# Study, setting and comparison names become folder and file names (train/runs/<study>/<setting>-...).
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")
+TABLES = ("study", "base", "settings", "comparisons", "reference")
+STUDY_KEYS = {"name": str, "final": bool, "description": str, "rounds": int, "main": str, "models": list}
+REQUIRED = ("name", "final", "rounds", "main")
+FIELD_TYPES = typing.get_type_hints(RunConfig)
+# RunConfig fields `grid` sets in every run, so a study file can't.
+GRID_FIELDS = {"variant": "the variants are [study] models",
+               "data_seed": "seeds derive from the grid coordinates (round, setting, variant)",
+               "init_seed": "seeds derive from the grid coordinates (round, setting, variant)"}
+TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
+              list: "an array", dict: "a table"}
+
+
+class StudyError(ValueError):
+    """A study file that can't be used: one line per problem, the file named."""
+
+    def __init__(self, path, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"{path}: not a valid study file ({len(problems)} problem{'s' * (len(problems) > 1)}):\n"
+                         + "\n".join(f"  {p}" for p in problems))
+
+
+def _show(value) -> str:
+    return reprlib.repr(value)
+
+
+def _typed(where: str, key: str, value, kind: type, problems: list[str]):
+    """`value` as `kind` (a whole number is a number too; true is not one), or None with a problem noted."""
+    if isinstance(value, bool) != (kind is bool) or not isinstance(value, (int, float) if kind is float else kind):
+        problems.append(f"{where} {key} = {_show(value)}: {TYPE_NAMES[kind]} expected")
+        return None
+    return float(value) if kind is float else value
+
+
+def _table(where: str, value, problems: list[str]) -> dict:
+    if isinstance(value, dict):
+        return value
+    problems.append(f"{where} is {TYPE_NAMES.get(type(value), type(value).__name__)} ({_show(value)}); "
+                    f"a table expected")
+    return {}
+
+
+def _name(where: str, name: str, problems: list[str]) -> None:
+    if not NAME.fullmatch(name):
+        problems.append(f"{where} {name!r}: a name is letters, digits and _ . + = - (it names folders and files)")
+
+
+def _config_fields(where: str, table: dict, problems: list[str]) -> dict:
+    """A [base] or [settings.NAME] table's RunConfig fields, each of the field's type."""
+    fields = {}
+    for key, value in table.items():
+        if key in GRID_FIELDS:
+            problems.append(f"{where} {key}: not set in a study file; {GRID_FIELDS[key]}")
+        elif key not in FIELD_TYPES:
+            problems.append(f"{where} {key}: unknown key; the RunConfig fields (digitpair/training.py) are "
+                            f"{', '.join(k for k in FIELD_TYPES if k not in GRID_FIELDS)}")
+        elif (typed := _typed(where, key, value, FIELD_TYPES[key], problems)) is not None:
+            fields[key] = typed
+    return fields
 
 
 @dataclass(frozen=True)
@@ -44,37 +115,112 @@ class Study:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Study":
-        return cls.parse(Path(path).read_text(), path)
+        """Read and check a study file (`parse`); OSError where it can't be read."""
+        path = Path(path)
+        if path.is_file() and path.stat().st_size > MAX_BYTES:
+            raise StudyError(path, [f"{path.stat().st_size:,} bytes; a study file is at most {MAX_BYTES:,}"])
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise StudyError(path, [f"not UTF-8 text ({e.reason} at byte {e.start})"]) from None
+        return cls.parse(text, path)
 
     @classmethod
     def parse(cls, text: str, path: str | os.PathLike = "<study>") -> "Study":
+        """The study `text` defines, checked whole: a `StudyError` lists every problem found."""
+        if len(text.encode()) > MAX_BYTES:
+            raise StudyError(path, [f"{len(text.encode()):,} bytes; a study file is at most {MAX_BYTES:,}"])
         try:
             raw = tomllib.loads(text)
-            meta, base = raw["study"], raw.get("base", {})
-            final = meta.get("final")
-            if not isinstance(final, bool):
-                raise TypeError("[study] needs final = true (scores the test pairs) or false")
-            settings = {name: RunConfig.from_dict({"test": final, **base, **over, "data_seed": 0, "init_seed": 1})
-                        for name, over in raw["settings"].items()}
-        except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{path}: not a valid study file ({type(e).__name__}: {e})") from None
-        models = tuple(meta.get("models", list(VARIANTS)))
-        comparisons = raw.get("comparisons", {})
-        unknown = [s for names in comparisons.values() for s in names if s not in settings]
-        if meta["main"] not in settings or unknown or set(models) - set(VARIANTS):
-            raise ValueError(f"{path}: comparisons/main name unknown settings or models")
-        if not final and any(c.test for c in settings.values()):
-            raise ValueError(f"{path}: test = true in a study that is not final: only a final study "
-                             "scores the test pairs (set final = true once the choices are made on validation)")
-        return cls(name=meta["name"], description=meta.get("description", ""), final=final, rounds=meta["rounds"],
-                   main=meta["main"], models=models, settings=settings, comparisons=comparisons,
-                   reference=raw.get("reference", {}), source=text)
+        except tomllib.TOMLDecodeError as e:
+            raise StudyError(path, [f"not TOML: {e}"]) from None
+        except RecursionError:
+            raise StudyError(path, ["not readable: arrays or tables nested too deeply"]) from None
+        problems = [f"[{key}]: unknown table; a study file has {', '.join(f'[{t}]' for t in TABLES)}"
+                    for key in raw if key not in TABLES]
+
+        meta = _table("[study]", raw.get("study", {}), problems)
+        problems += [f"[study] needs {key}" + (" = true (scores the test pairs) or false" if key == "final" else "")
+                     for key in REQUIRED if key not in meta]
+        study = {}
+        for key, value in meta.items():
+            if key not in STUDY_KEYS:
+                problems.append(f"[study] {key}: unknown key; [study] has {', '.join(STUDY_KEYS)}")
+            elif (typed := _typed("[study]", key, value, STUDY_KEYS[key], problems)) is not None:
+                study[key] = typed
+        if "name" in study:
+            _name("[study] name", study["name"], problems)
+        if "rounds" in study and not 1 <= study["rounds"] <= MAX_ROUNDS:
+            problems.append(f"[study] rounds = {study['rounds']}: 1 to {MAX_ROUNDS:,} rounds")
+        models = study.get("models", list(VARIANTS))
+        known = all(isinstance(m, str) and m in VARIANTS for m in models)
+        if not models or not known or len(set(models)) < len(models):
+            problems.append(f"[study] models = {_show(models)}: one or more of {', '.join(VARIANTS)}, each once")
+
+        base = _config_fields("[base]", _table("[base]", raw.get("base", {}), problems), problems)
+        overrides = {}
+        for name, table in _table("[settings]", raw.get("settings", {}), problems).items():
+            _name("setting", name, problems)
+            overrides[name] = _config_fields(f"[settings.{name}]", _table(f"[settings.{name}]", table, problems),
+                                             problems)
+        if not overrides and isinstance(raw.get("settings", {}), dict):
+            problems.append("no settings: a study has at least one [settings.NAME] table")
+        if "main" in study and overrides and study["main"] not in overrides:
+            problems.append(f"[study] main = {study['main']!r}: not a setting; the settings are "
+                            f"{', '.join(overrides) or 'none'}")
+
+        comparisons = {}
+        for name, settings in _table("[comparisons]", raw.get("comparisons", {}), problems).items():
+            _name("comparison", name, problems)
+            if not isinstance(settings, list) or not all(isinstance(s, str) and s in overrides for s in settings):
+                problems.append(f"[comparisons] {name} = {_show(settings)}: an array of setting names expected "
+                                f"({', '.join(overrides) or 'none'})")
+            else:
+                comparisons[name] = settings
+        reference = _table("[reference]", raw.get("reference", {}), problems)
+        for key, value in reference.items():
+            if key == "note":
+                _typed("[reference]", key, value, str, problems)
+            elif key not in overrides:
+                problems.append(f"[reference.{key}]: not a setting; [reference] has a note and one table per setting")
+            else:
+                for variant, cell in _table(f"[reference.{key}]", value, problems).items():
+                    if variant not in VARIANTS or not (isinstance(cell, list) and len(cell) == 2 and all(
+                            isinstance(v, (int, float)) and not isinstance(v, bool) for v in cell)):
+                        problems.append(f"[reference.{key}] {variant} = {_show(cell)}: a variant's "
+                                        "[mean, std] as printed expected")
+
+        # Each setting as RunConfig builds it, where the fields have their types: its checks (values,
+        # ranges, combinations) name what is wrong; a fault of [base] is said once for the settings it reaches.
+        settings, faults = {}, {}
+        if isinstance(study.get("final"), bool):
+            for name, over in overrides.items():
+                try:
+                    settings[name] = RunConfig(**{"test": study["final"], **base, **over,
+                                                  "data_seed": 0, "init_seed": 1})
+                except ValueError as e:
+                    faults.setdefault(str(e), []).append(f"[settings.{name}]")
+        problems += [f"{', '.join(where)}: {fault}" for fault, where in faults.items()]
+        if study.get("final") is False and any(c.test for c in settings.values()):
+            problems.append("test = true in a study that is not final: only a final study scores the test pairs "
+                            "(set final = true once the choices are made on validation)")
+        if problems:
+            raise StudyError(path, problems)
+        return cls(name=study["name"], description=study.get("description", ""), final=study["final"],
+                   rounds=study["rounds"], main=study["main"], models=tuple(models), settings=settings,
+                   comparisons=comparisons, reference=reference, source=text)
 
 
 def init_seed(setting: str, model: str, round_: int) -> int:
     # crc32 is stable across processes and Python versions (unlike hash()); the offset keeps it
     # away from the small data seeds.
     return 10_000 + zlib.crc32(f"{setting}/{model}/{round_}".encode()) % 1_000_000_000
+
+
+def count_runs(study: Study, rounds: int | None = None, only: str | None = None, setting: str | None = None) -> int:
+    """How many runs `grid` would list, without listing them."""
+    return ((rounds if rounds is not None else study.rounds) * (1 if setting is not None else len(study.settings))
+            * (1 if only is not None else len(study.models)))
 
 
 def grid(study: Study, rounds: int | None = None, only: str | None = None,
@@ -140,7 +286,9 @@ def dry_run_study(study: Study) -> Study:
 def run_study(study: Study, out: Path, specs: list[RunSpec], executor=None, callbacks=None) -> dict:
     """Train every unfinished run of `specs` with `executor` (see digitpair/executors.py; default:
     one after the other in this process, on real MNIST) and write each run's record here, in the
-    driver, as its result comes back. Returns {"completed", "failed" (names), "skipped", "wall_seconds"}.
+    driver, as its result comes back, naming this invocation, which is on record (invocations.jsonl)
+    before anything trains and again when it ends. Returns {"completed", "failed" (names),
+    "skipped", "wall_seconds"}. A write that fails is a `records.WriteError`.
 
     Only scheduling and records: what to show is the caller's, through `callbacks`. One
     invocation at a time per folder (`records.lock`)."""
@@ -158,15 +306,21 @@ def _run_study(study: Study, out: Path, specs: list[RunSpec], executor, callback
                          "(test = true needs final = true in the study file)")
     finished = {r.name: r for r in records.load(out)}
     check_folder(study, out, specs, finished)
-    (out / "study.toml").write_text(study.source)
+    with records.writing(out, "study.toml"):
+        atomic_write_text(out / "study.toml", study.source)
     removed = records.clean_partials(out)
     todo = [spec for spec in specs if spec.name not in finished]
     skipped = len(specs) - len(todo)
+    # On record before anything trains, so a kill (even SIGKILL, or a power loss) leaves this line,
+    # and the runs it recorded name it: its time and provenance can be read whatever ends it.
+    invocation = records.new_invocation()
+    records.log_invocation(out, {"invocation": invocation, "started_at": records.now(), "to_train": len(todo),
+                                 "skipped": skipped, **executor.describe(), "commit": commit, "machine": machine()})
     cb.on_plan(todo, skipped, removed)
     completed, failed, machines = [], [], []
 
     def on_trained(trained: Trained) -> None:
-        records.write(out, trained.spec, trained.result, trained.provenance)
+        records.write(out, trained.spec, trained.result, replace(trained.provenance, invocation=invocation))
         completed.append(trained.spec.name)
         if trained.provenance.machine not in machines:
             machines.append(trained.provenance.machine)
@@ -182,11 +336,15 @@ def _run_study(study: Study, out: Path, specs: list[RunSpec], executor, callback
             executor.execute(todo, commit, on_trained, replace(cb, on_fail=on_fail))
         interrupted = False
     finally:
-        # Every invocation is recorded, an interrupted one too: the study's wall time is the sum.
+        # The end line, an interrupted invocation's too (Ctrl-C, an error): the study's wall time is the sum.
         wall = time.perf_counter() - t0
-        with open(out / "invocations.jsonl", "a") as f:
-            f.write(json.dumps({"wall_seconds": wall, "completed": len(completed), "failed": len(failed),
-                                "skipped": skipped, "interrupted": interrupted, **executor.describe(),
-                                "commit": commit, "machine": machine(), "run_machines": machines,
-                                "finished_at": records.now()}) + "\n")
+        try:
+            records.log_invocation(out, {"invocation": invocation, "wall_seconds": wall, "completed": len(completed),
+                                         "failed": len(failed), "skipped": skipped, "interrupted": interrupted,
+                                         **executor.describe(), "commit": commit, "machine": machine(),
+                                         "run_machines": machines, "finished_at": records.now()})
+        except records.WriteError:
+            if not interrupted:
+                raise
+            # else the error on its way out is the cause; the log reads as if the invocation was killed
     return {"completed": len(completed), "failed": failed, "skipped": skipped, "wall_seconds": wall}

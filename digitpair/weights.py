@@ -1,9 +1,10 @@
 """Save and load trained variants: one folder per variant with `model.safetensors` + `config.json`.
 
-`config.json` holds what rebuilds the module (the variant, encoder and head names) plus the training
-config and its metrics. Weights are read with safetensors only: no pickle is ever unpickled, so
-a weights file cannot run code. `load_pretrained` reads the same layout from a local folder (`weights/`) or
-from a Hugging Face Hub repo, which is that folder uploaded (see digitpair/publish.py).
+`config.json` holds what rebuilds the module (the variant, encoder and head names), the SHA-256 of
+`model.safetensors` (checked on load), the training config and its metrics. Weights are read with
+safetensors only: no pickle is ever unpickled, so a weights file cannot run code. `load_pretrained`
+reads the same layout from a local folder (`weights/`) or from a Hugging Face Hub repo, which is
+that folder uploaded (see digitpair/publish.py).
 
 Why not huggingface_hub's `PyTorchModelHubMixin`: its `from_pretrained` reads one model from the
 repo root (we keep five variants, one per subfolder, in one repo), falls back to a pickled
@@ -14,8 +15,10 @@ arguments, while ours names a registry variant and carries the training record.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import reprlib
 from pathlib import Path
 
@@ -38,8 +41,9 @@ HUB_FILES = [f"{sub}/{name}/{file}".lstrip("/") for sub in NETWORKS.values() for
              for file in (WEIGHTS_NAME, CONFIG_NAME)]
 # config.json's other fields, as export (publish.export_config) and study runs write them: checked
 # for type where present, since the model cards and the push commit message read them.
-CONFIG_FIELDS = {"description": str, "parameters": int, "study": str, "setting": str, "round": int, "run": str,
-                 "run_selection": str, "train_config": dict, "metrics": dict, "study_summary": dict, "commit": str}
+CONFIG_FIELDS = {"weights_sha256": str, "description": str, "parameters": int, "study": str, "setting": str,
+                 "round": int, "run": str, "run_selection": str, "train_config": dict, "metrics": dict,
+                 "study_summary": dict, "commit": str}
 JSON_TYPES = {str: "string", int: "integer", dict: "object"}
 
 
@@ -47,25 +51,44 @@ class WeightsError(RuntimeError):
     """A weights folder is missing, damaged or does not match its config; the message names the file."""
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """`path` holds the old text or the new, never part of one (a full disk, a kill); no leftover."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The hex SHA-256 of a file's bytes: what config.json records of its weights, and what the
+    Hub lists for a file stored with Git LFS."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def save_variant(model: PairNet, name: str, folder: str | os.PathLike, extra: dict | None = None) -> Path:
-    """Write `folder/model.safetensors` and `folder/config.json` (variant, encoder, members, + `extra`
-    e.g. train config, metrics). An Ensemble's members share the one file, keys `members.<i>.`."""
+    """Write `folder/model.safetensors` and `folder/config.json` (variant, encoder, members, the
+    weights' SHA-256, + `extra` e.g. train config, metrics). An Ensemble's members share the one
+    file, keys `members.<i>.`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (WEIGHTS_NAME + ".tmp")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp), metadata={"variant": name, "format": "pt"})
-    os.replace(tmp, folder / WEIGHTS_NAME)
+    try:
+        # One metadata entry: safetensors writes its metadata in hash-map order, which varies from
+        # process to process, so with one a file is the same bytes wherever it is written (and so
+        # is the SHA-256 config.json records of it).
+        save_file(state, str(tmp), metadata={"variant": name})
+        sha256 = file_sha256(tmp)
+        os.replace(tmp, folder / WEIGHTS_NAME)
+    finally:
+        tmp.unlink(missing_ok=True)
     members = count_members(model)
     config = {"variant": name, "encoder": model.encoder_name, "head": model.head_name, "members": members,
-              **(extra or {})}
-    _atomic_write_text(folder / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
+              "weights_sha256": sha256, **(extra or {})}
+    atomic_write_text(folder / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     return folder
 
 
@@ -101,6 +124,9 @@ def read_config(path: Path) -> dict:
         # bool is an int to isinstance, never a count or a round
         if field in config and (not isinstance(value, kind) or isinstance(value, bool)):
             raise WeightsError(f"{path}: {field} {reprlib.repr(value)} is not a JSON {JSON_TYPES[kind]}")
+    if "weights_sha256" in config and not re.fullmatch(r"[0-9a-f]{64}", config["weights_sha256"]):
+        raise WeightsError(f"{path}: weights_sha256 {reprlib.repr(config['weights_sha256'])} is not a SHA-256 "
+                           "(64 lowercase hex digits)")
     return config
 
 
@@ -137,20 +163,26 @@ def check_state(state: dict[str, torch.Tensor], model: PairNet, path: Path, what
 
 
 def load_variant(folder: str | os.PathLike) -> PairNet:
-    """Rebuild one variant from its folder, every part checked (`read_config`, `check_state`);
-    every failure is a `WeightsError` naming the file."""
+    """Rebuild one variant from its folder, every part checked (`read_config`, `check_state`, the
+    weights' SHA-256 where config.json records one); every failure is a `WeightsError` naming the file."""
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     config = read_config(config_path)
     return load_weights(weights_path, config["variant"], config["encoder"], config["head"], config.get("members", 1),
-                        config_path, config.get("parameters"))
+                        config_path, config.get("parameters"), config.get("weights_sha256"))
 
 
 def load_weights(weights_path: Path, name: str, encoder: str, head: str = DEFAULT_HEAD, members: int = 1,
-                 config_path: Path | str = "its record", parameters: int | None = None) -> PairNet:
+                 config_path: Path | str = "its record", parameters: int | None = None,
+                 sha256: str | None = None) -> PairNet:
     """Build variant `name` (`encoder`, `head`, `members` networks) and load `weights_path` into it,
     every tensor checked (`check_state`); `config_path` names where the architecture came from, in
-    messages, and `parameters` is the count it states, if any."""
+    messages, `parameters` is the count it states, if any, and `sha256` the file's recorded hash.
+
+    The hash is compared after the structural checks, so a file of the wrong shape is named for
+    that; what it catches is damage that leaves a well-formed file (a flipped bit in tensor data
+    stays a finite number of the right dtype). Folders exported before config.json recorded it
+    load unchecked."""
     if head not in VARIANTS[name].heads:
         raise WeightsError(f"{config_path}: {name} takes head {', '.join(VARIANTS[name].heads)}, not {head!r}")
     if type(members) is not int or members < 1:
@@ -163,6 +195,9 @@ def load_weights(weights_path: Path, name: str, encoder: str, head: str = DEFAUL
     model = (build_model(name, encoder, head) if members == 1
              else Ensemble([build_model(name, encoder, head) for _ in range(members)]))
     check_state(state, model, weights_path, f"{name!r} ({encoder}, {head} head, {members} member(s))")
+    if sha256 is not None and (actual := file_sha256(weights_path)) != sha256:
+        raise WeightsError(f"{weights_path} is damaged or was replaced: its SHA-256 is {actual[:12]}..., "
+                           f"{config_path} records {sha256[:12]}... for it")
     if parameters is not None and parameters != count_parameters(model):
         raise WeightsError(f"{config_path} says {parameters:,} parameters; the {name!r} ({encoder}, {head} head) "
                            f"model has {count_parameters(model):,}")

@@ -393,6 +393,7 @@ def test_bad_inputs_get_a_clear_message_and_the_server_keeps_serving(client, dig
         (png("black.png", PIL.Image.new("L", (280, 280), 0)), "blank"),
         (png("huge.png", PIL.Image.new("1", (MAX_SIDE * 2, MAX_SIDE * 2), 1)), f"at most {MAX_SIDE}x{MAX_SIDE}"),
         (png("clear.png", PIL.Image.new("RGBA", (280, 280), (0, 0, 0, 0))), "blank"),
+        (png("unit.tif", PIL.Image.fromarray(np.asarray(dot, dtype=np.float32) / 255)), "scaled to 0-1"),
         (handle_file(str(tmp_path / "notes.txt")), "notes.txt is not an image"),
         ({"background": None, "layers": [], "composite": None}, "nothing drawn"),
         (str(digit_files[2]), "handle_file"),   # a bare path would name a file on the server: refused

@@ -124,6 +124,16 @@ def test_bad_drawings_are_refused_with_a_clear_message(value, message):
         preprocess(value)
 
 
+def test_an_image_scaled_0_to_1_is_named_not_called_blank(tmp_path):
+    unit = np.asarray(canvas(left=100, top=80, scale=200), dtype=np.float32) / 255   # black ink on 1.0 paper
+    PIL.Image.fromarray(unit).save(tmp_path / "unit.tif")
+    assert PIL.Image.open(tmp_path / "unit.tif").mode == "F"                        # a float TIFF
+    for value in (tmp_path / "unit.tif", unit):
+        with pytest.raises(DrawingError, match="pixels run from 0 to 1: scaled to 0-1. .*multiply by 255"):
+            preprocess(value)
+    assert torch.equal(preprocess(unit * 255), preprocess(canvas(left=100, top=80, scale=200)))   # 0-255 floats work
+
+
 def test_bad_files_are_refused_with_a_clear_message(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("not an image")

@@ -65,8 +65,11 @@ def test_interrupted_study_resumes_without_loss_or_duplicates(tiny_study, tmp_pa
     assert (again["skipped"], again["completed"]) == (2, len(specs) - 2)
     assert sorted(metrics(tmp_path)) == sorted(s.name for s in specs)
     # Both invocations are on record, the interrupted one too: a study's wall time is their sum.
-    invocations = [json.loads(line) for line in (tmp_path / "invocations.jsonl").read_text().splitlines()]
-    assert [(i["interrupted"], i["completed"]) for i in invocations] == [(True, 2), (False, len(specs) - 2)]
+    invocations = records.read_invocations(tmp_path)
+    assert [(i["interrupted"], i["completed"], i["ended"]) for i in invocations] == [
+        (True, 2, True), (False, len(specs) - 2, True)]
+    assert sorted(r.provenance.invocation for r in records.load(tmp_path)) == sorted(
+        [invocations[0]["invocation"]] * 2 + [invocations[1]["invocation"]] * (len(specs) - 2))
 
 
 def _descendants(pid: int) -> set[int]:
@@ -139,3 +142,52 @@ def test_ctrl_c_stops_the_whole_study(tmp_path):
     assert _gone_within(family, 10) == set()
     runs = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
     assert all((p / "done").is_file() for p in runs)   # only finished runs, no partial folders
+
+
+@linux_only
+def test_a_study_killed_with_its_process_group_is_on_record_and_the_rerun_accounts_for_every_run(tmp_path):
+    """kill -9 of the whole group (driver and workers) mid-study, then the same command again: the
+    log holds both invocations, the killed one without an end, and every run names one of them."""
+    from typer.testing import CliRunner
+
+    from digitpair.cli import app
+
+    # 6 runs of a second or two each: the kill comes mid-study.
+    args = ["study", "--preset", "best", "--dry-run", "--only", "shared_aux", "--set", "epochs=20",
+            "--out", str(tmp_path)]
+    driver = subprocess.Popen([sys.executable, "-m", "digitpair.cli", *args, "--workers", "2"], cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    runs = tmp_path / "runs"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not records.load(runs):
+        time.sleep(0.05)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    killed = records.load(runs)
+    [started] = records.read_invocations(runs)
+    assert killed and not started["ended"] and started["to_train"] > len(killed)
+    assert {r.provenance.invocation for r in killed} == {started["invocation"]}
+
+    rerun = CliRunner().invoke(app, args)
+    assert rerun.exit_code == 0 and "Traceback" not in rerun.output, rerun.output
+    first, second = records.read_invocations(runs)
+    every = records.load(runs)
+    assert (first["invocation"], first["ended"], second["ended"]) == (started["invocation"], False, True)
+    assert second["completed"] == len(every) - len(killed) == started["to_train"] - len(killed)
+    assert sorted(r.provenance.invocation for r in every) == sorted(
+        [first["invocation"]] * len(killed) + [second["invocation"]] * second["completed"])
+    meta = json.loads((tmp_path / "results" / "meta.json").read_text())
+    assert (meta["invocations"], meta["invocations_without_end"], meta["runs_without_invocation"],
+            meta["runs_outside_invocations"]) == (2, 1, 0, [])
+    assert meta["without_end_seconds_at_least"] > 0
+    assert "(1 of them recorded no end: killed, or still running" in (tmp_path / "results" / "report.md").read_text()
+
+
+def test_a_torn_invocation_line_damages_only_itself(tmp_path):
+    records.log_invocation(tmp_path, {"invocation": "a", "started_at": records.now()})
+    with open(tmp_path / records.INVOCATIONS, "a") as f:
+        f.write('{"invocation": "b", "star')           # a power loss mid-write
+    records.log_invocation(tmp_path, {"invocation": "c", "started_at": records.now()})
+    records.log_invocation(tmp_path, {"invocation": "c", "wall_seconds": 1.0, "finished_at": records.now()})
+    assert [(i["invocation"], i["ended"]) for i in records.read_invocations(tmp_path)] == [("a", False), ("c", True)]

@@ -5,8 +5,6 @@ import json
 from dataclasses import replace
 
 import pytest
-import torch
-from safetensors.torch import load_file
 
 ray = pytest.importorskip("ray")
 
@@ -40,11 +38,8 @@ def test_ray_writes_the_records_this_process_writes(local_ray, tiny_study, tmp_p
     assert result["completed"] == len(specs) and not result["failed"]
     for spec in specs:
         here, there = tmp_path / "local" / spec.name, tmp_path / "ray" / spec.name
-        assert (here / "config.json").read_bytes() == (there / "config.json").read_bytes()
-        # Tensors, not file bytes: safetensors orders its metadata header differently per process.
-        weights = [load_file(d / "model.safetensors") for d in (here, there)]
-        assert weights[0].keys() == weights[1].keys()
-        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0]), spec.name
+        for name in ("config.json", "model.safetensors"):   # config.json records the weights' SHA-256
+            assert (here / name).read_bytes() == (there / name).read_bytes(), (spec.name, name)
         # Where and when it trained (provenance) and how long it took differ; every metric is equal.
         final = [{k: v for k, v in json.loads((d / "final.json").read_text()).items()
                   if k not in ("wall_seconds", "provenance")} for d in (here, there)]

@@ -1,5 +1,7 @@
 import csv
+import errno
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -12,7 +14,7 @@ from typer.testing import CliRunner
 
 from digitpair import records
 from digitpair.cli import app
-from digitpair.report import aggregate, mean_std, write_report
+from digitpair.report import account, aggregate, mean_std, write_report
 from digitpair.executors import Local
 from digitpair.study import Study, dry_run_study, grid, init_seed, run_study
 
@@ -108,9 +110,11 @@ def test_committed_records_are_migrated_and_packed():
 
 def test_provenance_in_every_new_run(tiny_study, tmp_path):
     run_study(tiny_study, tmp_path, grid(tiny_study, rounds=1), DRY)
+    [invocation] = records.read_invocations(tmp_path)
     for run in records.load(tmp_path):
         p = json.loads((tmp_path / run.name / "final.json").read_text())["provenance"]
-        assert set(p) == {"commit", "dirty", "machine", "torch", "device", "started_at", "finished_at"}
+        assert set(p) == {"commit", "dirty", "machine", "torch", "device", "started_at", "finished_at", "invocation"}
+        assert p["invocation"] == invocation["invocation"] and invocation["ended"]
         assert "unknown" not in (p["torch"], p["device"], p["started_at"], p["finished_at"])
         assert p["machine"]["cpu"] and isinstance(p["dirty"], bool) and p["started_at"] <= p["finished_at"]
         assert p["commit"] == records.git_commit().removesuffix("-dirty")
@@ -185,6 +189,10 @@ def test_resume_after_interruption(tiny_study, tmp_path):
     assert not list(out.glob("*.partial-*"))
     third = run_study(tiny_study, out, specs, DRY)
     assert third["completed"] == 0 and len(records.load(out)) == len(specs)
+    # Killed after `done` was written, before the rename: complete-looking, still not finished.
+    (out / specs[0].name).rename(out / f"{specs[0].name}.partial-998")
+    assert specs[0].name not in {r.name for r in records.load(out)}
+    assert run_study(tiny_study, out, specs, DRY)["completed"] == 1 and not list(out.glob("*.partial-*"))
     run_dir = out / specs[0].name
     assert {p.name for p in run_dir.iterdir()} >= {"config.json", "metrics.jsonl", "final.json", "done",
                                                    "model.safetensors"}
@@ -330,3 +338,192 @@ def test_a_setting_of_mixed_heads_resumes_variant_by_variant(tmp_path):
     assert run_study(study, tmp_path, specs, DRY)["completed"] == len(specs) - 2
     assert {r.config.variant: r.config.head for r in records.load(tmp_path)} == {
         "simple_cnn": "order", "shared": "fc", "shared_aux": "fc", "unshared": "fc", "unshared_aux": "fc"}
+
+
+# --- study files: checked whole before anything is written --------------------------------------
+
+PROBE = """
+[study]
+name = "probe"
+final = false
+rounds = 2
+main = "a"
+
+[base]
+epochs = 2
+
+[settings.a]
+
+[settings.b]
+lr = 0.01
+
+[comparisons]
+lr = ["a", "b"]
+"""
+
+
+def without(line: str) -> str:
+    return PROBE.replace(line + "\n", "")
+
+
+@pytest.mark.parametrize("text, messages", [
+    (without('main = "a"'), ["[study] needs main"]),
+    (without('name = "probe"'), ["[study] needs name"]),
+    (without("rounds = 2"), ["[study] needs rounds"]),
+    (without("final = false"), ["[study] needs final = true (scores the test pairs) or false"]),
+    (PROBE.replace("rounds = 2", 'rounds = "3"'), ["[study] rounds = '3': a whole number expected"]),
+    (PROBE.replace("rounds = 2", "rounds = -1"), ["[study] rounds = -1: 1 to 10,000 rounds"]),
+    (PROBE.replace("rounds = 2", "rounds = 1000000"), ["[study] rounds = 1000000: 1 to 10,000 rounds"]),
+    (PROBE.replace("rounds = 2", "rounds = 2\nmodels = 5"), ["[study] models = 5: an array expected"]),
+    (PROBE.replace("rounds = 2", 'rounds = 2\nmodels = ["shared", "resnet"]'),
+     ["[study] models = ['shared', 'resnet']: one or more of"]),
+    (PROBE.replace("epochs = 2", 'epochs = "ten"'), ["[base] epochs = 'ten': a whole number expected"]),
+    (PROBE.replace("lr = 0.01", "lr = true"), ["[settings.b] lr = True: a number expected"]),
+    (PROBE.replace("lr = 0.01", "lrate = 0.01"), ["[settings.b] lrate: unknown key; the RunConfig fields"]),
+    (PROBE.replace("lr = 0.01", "init_seed = 3"), ["[settings.b] init_seed: not set in a study file; seeds derive"]),
+    (PROBE.replace("lr = 0.01", 'optimizer = "lbfgs"'), ["[settings.b]: optimizer='lbfgs'; choose one of"]),
+    (PROBE.replace("[base]", "[stduy]\nx = 1\n\n[base]"), ["[stduy]: unknown table"]),
+    (PROBE.replace("[study]", "[study]\nowner = 'me'"), ["[study] owner: unknown key"]),
+    ('settings = ["a", "b"]\n' + PROBE.split("[base]")[0], ["[settings] is an array (['a', 'b']); a table expected"]),
+    ('comparisons = ["a"]\n' + PROBE.split("[comparisons]")[0],
+     ["[comparisons] is an array (['a']); a table expected"]),
+    (PROBE.replace('lr = ["a", "b"]', 'lr = ["a", "c"]'), ["[comparisons] lr = ['a', 'c']: an array of setting names"]),
+    (PROBE.replace('name = "probe"', 'name = "../elsewhere"'), ["[study] name '../elsewhere': a name is letters"]),
+    (PROBE + "[settings.\"x/y\"]\n", ["setting 'x/y': a name is letters"]),
+    (PROBE + "[reference.a]\nshared = 86.8\n", ["[reference.a] shared = 86.8: a variant's [mean, std]"]),
+    ("[study]\nx = " + "[" * 5000 + "]" * 5000 + "\n", ["nested too deeply"]),
+    ("[study\n", ["not TOML: "]),
+    (PROBE.replace('description', 'x') + 'description = """' + "x" * 10_000_000 + '"""\n',
+     ["bytes; a study file is at most 1,048,576"]),
+    # Every problem at once, one line each.
+    (PROBE.replace("rounds = 2", 'rounds = "3"').replace("epochs = 2", 'epochs = "ten"')
+     .replace("lr = 0.01", "lrate = 1"),
+     ["[study] rounds = '3'", "[base] epochs = 'ten'", "[settings.b] lrate: unknown key", "(3 problems)"]),
+])
+def test_a_bad_study_file_is_one_line_per_problem_exit_2_and_writes_nothing(text, messages, tmp_path):
+    path = tmp_path / "probe.toml"
+    path.write_text(text)
+    result = CliRunner().invoke(app, ["study", str(path), "--dry-run", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.output.startswith(f"error: {path}: not a valid study file"), result.output
+    assert all(m in result.output for m in messages), result.output
+    assert len(result.output.strip().splitlines()) == 1 + int(result.output.split("(")[1].split(" ")[0])
+    assert not (tmp_path / "out").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["probe.toml"]
+
+
+def test_a_grid_of_many_runs_needs_max_runs(tmp_path):
+    path = tmp_path / "probe.toml"
+    path.write_text(PROBE.replace("rounds = 2", "rounds = 600"))   # 600 x 2 settings x 5 variants
+    for args in ([], ["--dry-run", "--rounds", "600"]):
+        result = CliRunner().invoke(app, ["study", str(path), *args, "--out", str(tmp_path / "out")])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert ("6,000 runs (600 rounds x 2 setting(s) x 5 variant(s)): more than --max-runs 5,000; "
+                "give --max-runs 6000") in result.output
+    assert not (tmp_path / "out").exists()
+    assert CliRunner().invoke(app, ["study", str(path), "--dry-run", "--rounds", "600", "--only", "shared",
+                                    "--setting", "a", "--max-runs", "600", "--rounds", "1",
+                                    "--out", str(tmp_path / "out")]).exit_code == 0
+
+
+def test_reports_say_which_runs_no_invocation_accounts_for():
+    """seed2020's first invocation (22 runs, interrupted) ran before interrupted ones were recorded;
+    every other committed study's runs are all accounted for."""
+    for folder in sorted(Path("train/runs").iterdir()):
+        counts = account(records.load(folder), records.read_invocations(folder))
+        if folder.name == "seed2020":
+            assert counts["runs_without_invocation"] == len(counts["runs_outside_invocations"]) == 22
+            assert {name.rsplit("-", 1)[1] for name in counts["runs_outside_invocations"]} == {"r00"}
+            assert "22 of the 375 runs: no line of `invocations.jsonl` names or counts them" in Path(
+                "train/results/seed2020/report.md").read_text()
+        else:
+            assert (counts["runs_without_invocation"], counts["runs_outside_invocations"]) == (0, []), folder
+        assert counts["invocations_without_end"] == 0
+
+
+def test_the_committed_study_files_and_folders_pass_the_checks():
+    for path in [*Path("train/studies").glob("*.toml"), *Path("train/runs").glob("*/study.toml")]:
+        study = Study.load(path)
+        assert study.settings and study.main in study.settings, path
+
+
+# --- write errors: one line naming the folder and the cause, exit 2, no partial left --------------
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """mount(name, options) -> a tmpfs at tmp_path/name, or None where this process can't mount one
+    (not root, no mount(8), a container that forbids it: the tests then raise the OSError themselves)."""
+    mounted = []
+
+    def mount(name: str, options: str):
+        path = tmp_path / name
+        path.mkdir()
+        if os.geteuid() != 0 or shutil.which("mount") is None:
+            return None
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "digitpair-test", str(path)],
+                          capture_output=True).returncode != 0:
+            return None
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+def one_error_line(result) -> str:
+    """The command's one error line, its last (after the lines of the runs that finished)."""
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert [line for line in lines if line.startswith("error:")] == lines[-1:], result.output
+    return lines[-1]
+
+
+def test_a_read_only_output_folder_is_one_line_and_exit_2(tmpfs, tmp_path, monkeypatch):
+    ro = tmpfs("ro", "ro,size=1m")
+    if ro is None:
+        ro = tmp_path / "ro"
+        mkdir = Path.mkdir
+
+        def read_only(self, *args, **kwargs):
+            if self == ro or ro in self.parents:
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+            return mkdir(self, *args, **kwargs)
+        monkeypatch.setattr(Path, "mkdir", read_only)
+    result = CliRunner().invoke(app, ["study", "--preset", "best", "--dry-run", "--only", "shared", "--setting",
+                                      "recipe", "--out", str(ro)])
+    assert one_error_line(result) == f"error: can't write to {ro / 'runs'}: Read-only file system"
+    assert not list(ro.iterdir())
+    # The report of finished runs into a read-only results folder: the same.
+    runs = tmp_path / "done"
+    assert CliRunner().invoke(app, ["study", "--preset", "best", "--dry-run", "--only", "shared", "--setting",
+                                    "recipe", "--out", str(runs)]).exit_code == 0
+    result = CliRunner().invoke(app, ["report", str(runs / "runs"), "--results", str(ro / "results")])
+    assert one_error_line(result) == f"error: can't write to {ro / 'results'}: Read-only file system"
+
+
+def test_a_full_disk_during_a_run_is_one_line_and_exit_2_and_leaves_no_partial(tmpfs, tmp_path, monkeypatch):
+    # Room for the first two runs (single networks, ~130 kB each), not for the third (an ensemble of 5).
+    full = tmpfs("full", "size=400k")
+    if full is None:
+        full = tmp_path / "full"
+        from safetensors import SafetensorError
+
+        from digitpair import weights
+        save_file, saved = weights.save_file, []
+
+        def disk_fills(*args, **kwargs):
+            saved.append(args[1])
+            if len(saved) > 2:
+                raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+            return save_file(*args, **kwargs)
+        monkeypatch.setattr(weights, "save_file", disk_fills)
+    result = CliRunner().invoke(app, ["study", "--preset", "best", "--dry-run", "--only", "shared", "--rounds", "1",
+                                      "--out", str(full), "--results", str(tmp_path / "results")])
+    runs = full / "runs"
+    assert one_error_line(result) == (f"error: can't write run ensemble5-shared-r00 in {runs}: No space left on "
+                                      f"device; the partial ensemble5-shared-r00.partial-{os.getpid()} was removed")
+    assert not list(runs.glob("*.partial-*"))                                       # removed then, not next time
+    kept = records.load(runs)
+    assert [r.name for r in kept] == ["recipe-shared-r00", "recipe_fc-shared-r00"]   # the finished runs stay
+    [invocation] = records.read_invocations(runs)
+    assert {r.provenance.invocation for r in kept} == {invocation["invocation"]}

@@ -3,6 +3,9 @@
 import dataclasses
 import json
 import shutil
+import struct
+import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import httpx2
@@ -14,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from digitpair.cli import app
-from digitpair.weights import HUB_FILES, WeightsError, load_pretrained, load_variant, save_variant
+from digitpair.weights import HUB_FILES, WeightsError, file_sha256, load_pretrained, load_variant, save_variant
 from digitpair.publish import PublishError, commit_message, export_study, push, select_runs, upload_files
 from digitpair.models import VARIANTS, build_model
 from digitpair import records
@@ -127,7 +130,7 @@ def test_export_writes_configs_and_cards_from_the_records(study_dir, exported):
         record = runs[f"adam_safe-{name}-r01"]
         assert config["variant"] == name and config["run"] == f"adam_safe-{name}-r01"
         assert config["train_config"] == record.config.to_dict()
-        assert config["metrics"] == dataclasses.asdict(record.metrics)
+        assert config["metrics"] == records.metrics_dict(record.metrics)
         assert config["provenance"] == dataclasses.asdict(record.provenance)
         summary = config["study_summary"]
         vals = [val_acc(r, name) for r in range(3)]
@@ -285,6 +288,77 @@ def test_every_damage_to_a_weights_folder_is_a_weights_error_and_the_rest_serves
     models = load_pretrained(w, errors=errors)
     assert list(models) == [n for n in NAMES if n != "unshared"] and list(errors) == ["unshared"]
     assert f"unshared/{file}" in errors["unshared"]
+
+
+def flip_top_exponent_bits(path: Path, count: int = 10) -> None:
+    """Set the top exponent bit of the first `count` float32 values under 1 in magnitude in the
+    file's tensor data: each becomes x * 2**128, still finite, of the same dtype and shape."""
+    data = bytearray(path.read_bytes())
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    at = [8 + size + offset for key, info in header.items() if key != "__metadata__" and info["dtype"] == "F32"
+          for offset in range(*info["data_offsets"], 4)]
+    at = [i for i in at if 0 < abs(struct.unpack_from("<f", data, i)[0]) < 1][:count]
+    for i in at:
+        data[i + 3] |= 0x40   # bit 30 of a little-endian float32: the exponent's top bit
+    assert len(at) == count
+    path.write_bytes(data)
+
+
+def test_a_flipped_bit_in_tensor_data_is_named_by_the_checksum_and_the_rest_serves(exported, tmp_path):
+    w = copy_of(exported, tmp_path)
+    flip_top_exponent_bits(w / "unshared" / "model.safetensors")
+    # Well-formed damage: without the recorded hash the file loads, finite, and answers otherwise.
+    unchecked = shutil.copytree(w / "unshared", tmp_path / "unchecked")
+    damage_config(lambda c: {k: v for k, v in c.items() if k != "weights_sha256"})(unchecked)
+    damaged = load_variant(unchecked)
+    assert all(torch.isfinite(t).all() for t in damaged.state_dict().values() if t.is_floating_point())
+    assert not torch.equal(damaged.predict(pairs()).p_leq, load_variant(exported / "unshared").predict(pairs()).p_leq)
+    with pytest.raises(WeightsError, match=r"unshared/model.safetensors is damaged or was replaced: its SHA-256 is "
+                                           r"[0-9a-f]{12}\.\.\., .*unshared/config.json records [0-9a-f]{12}"):
+        load_pretrained(w)
+    errors = {}
+    assert list(load_pretrained(w, errors=errors)) == [n for n in NAMES if n != "unshared"]
+    assert list(errors) == ["unshared"]
+    result = runner.invoke(app, ["push", "--repo-id", "org/digitpair", "--dry-run", "--folder", str(w)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"error: {w / 'unshared' / 'model.safetensors'} is damaged or was replaced" in result.output
+
+
+def test_the_committed_weights_record_their_sha256_and_a_flipped_bit_is_caught(tmp_path):
+    for sub in ("", "fc"):
+        for name in NAMES:
+            folder = Path("weights", sub, name)
+            config = json.loads((folder / "config.json").read_text())
+            assert config["weights_sha256"] == file_sha256(folder / "model.safetensors"), folder
+    w = shutil.copytree("weights", tmp_path / "weights")
+    flip_top_exponent_bits(w / "fc" / "simple_cnn" / "model.safetensors")
+    errors = {}
+    assert list(load_pretrained(w, networks="report", errors=errors)) == NAMES[1:]
+    assert list(errors) == ["simple_cnn"] and "fc/simple_cnn/model.safetensors is damaged" in errors["simple_cnn"]
+
+
+def test_the_checksum_costs_less_than_the_load():
+    folder = Path("weights/unshared_aux")   # the largest committed file: five pairs of encoders
+
+    def fastest(f) -> float:
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - start)
+        return min(times)
+    hashing, loading = fastest(lambda: file_sha256(folder / "model.safetensors")), fastest(lambda: load_variant(folder))
+    assert hashing < loading - hashing, (hashing, loading)   # the load without its check costs more
+
+
+def test_export_refuses_run_weights_damaged_since_training(study_dir, tmp_path):
+    study = shutil.copytree(study_dir, tmp_path / "best")
+    flip_top_exponent_bits(study / "adam_safe-shared-r01" / "model.safetensors")   # the run export would ship
+    result = runner.invoke(app, ["export", str(study), "--to", str(tmp_path / "w")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "adam_safe-shared-r01/model.safetensors is damaged or was replaced" in result.output
+    assert not (tmp_path / "w").exists()
 
 
 def test_an_explicit_order_head_loads(exported, tmp_path):
