@@ -82,31 +82,38 @@ def seed_crop_flip(x: torch.Tensor, g: torch.Generator, padding: int = 4) -> tor
     return out.permute(0, 3, 1, 2).contiguous()
 
 
+def affine_theta(angle: torch.Tensor, scale: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor,
+                 slope: torch.Tensor | None = None, ratio: torch.Tensor | None = None) -> torch.Tensor:
+    """(M, 2, 3) `F.affine_grid` matrices: each digit stretched (width/height ratio**2), sheared
+    (x += slope * y), rotated by `angle` radians and scaled about its centre, then shifted by
+    (tx, ty) grid units. The matrix holds the inverse map, from output to input coordinates; it
+    is torchvision's `affine(angle=-degrees, scale=scale, shear=[-shear_degrees, 0])` without the
+    stretch (`tests/test_augment.py`)."""
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    inverse = torch.stack((torch.stack((cos, -sin), 1), torch.stack((sin, cos), 1)), 1)   # (M, 2, 2)
+    if slope is not None:
+        m = len(angle)
+        unshear = torch.stack((torch.stack((torch.ones(m), -slope), 1), torch.stack((torch.zeros(m), torch.ones(m)), 1)), 1)
+        inverse = torch.diag_embed(torch.stack((1 / ratio, ratio), 1)) @ unshear @ inverse
+    return torch.cat((inverse, torch.stack((tx, ty), 1)[:, :, None]), 2)
+
+
 def random_affine_grid(x: torch.Tensor, g: torch.Generator, degrees: float = 10.0,
                        scale: tuple[float, float] = (0.9, 1.1), shift_px: float = 2.0,
                        shear: float = 0.0, aspect: float = 1.0) -> torch.Tensor:
-    """The sampling grid (M, H, W, 2), on x's device, of an independent small affine per image of x (M, 1, H, W).
-
-    The digit is stretched (width/height `aspect`), sheared, rotated and scaled about its centre,
-    then shifted; the grid holds the inverse map, from output to input coordinates. Without shear
-    and aspect the draws are exactly those of the `safe` augmentation."""
+    """The sampling grid (M, H, W, 2), on x's device, of an independent small affine per image of x
+    (M, 1, H, W), `affine_theta`'s. Without shear and aspect the draws are exactly the `safe` ones."""
     m, _, h, w = x.shape
     angle = (torch.rand(m, generator=g) * 2 - 1) * math.radians(degrees)
     s = scale[0] + torch.rand(m, generator=g) * (scale[1] - scale[0])
     # affine_grid works in [-1, 1] coordinates: a shift of k pixels is 2k/size.
     tx = (torch.rand(m, generator=g) * 2 - 1) * shift_px * 2 / w
     ty = (torch.rand(m, generator=g) * 2 - 1) * shift_px * 2 / h
-    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
-    inverse = torch.stack((torch.stack((cos, -sin), 1), torch.stack((sin, cos), 1)), 1)   # (M, 2, 2)
+    slope = ratio = None
     if shear or aspect != 1.0:
         slope = torch.tan((torch.rand(m, generator=g) * 2 - 1) * math.radians(shear))
         ratio = torch.exp((torch.rand(m, generator=g) * 2 - 1) * math.log(aspect)).sqrt()
-        # forward: rotate-scale . shear . stretch; its inverse: stretch^-1 . shear^-1 . (rotate-scale)^-1
-        unshear = torch.stack((torch.stack((torch.ones(m), -slope), 1), torch.stack((torch.zeros(m), torch.ones(m)), 1)), 1)
-        unstretch = torch.diag_embed(torch.stack((1 / ratio, ratio), 1))
-        inverse = unstretch @ unshear @ inverse
-    theta = torch.cat((inverse, torch.stack((tx, ty), 1)[:, :, None]), 2)                 # (M, 2, 3)
-    return F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+    return F.affine_grid(affine_theta(angle, s, tx, ty, slope, ratio).to(x), list(x.shape), align_corners=False)
 
 
 def resample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
@@ -159,7 +166,7 @@ def pen_width(x: torch.Tensor, g: torch.Generator, amount: float) -> torch.Tenso
     m = len(x)
     t = (torch.rand(m, generator=g) * 2 - 1).to(x)[:, None, None, None] * amount
     dilated = F.max_pool2d(x, 3, stride=1, padding=1)
-    eroded = -F.max_pool2d(-x, 3, stride=1, padding=1)
+    eroded = -F.max_pool2d(-x, 3, stride=1, padding=1)   # over the pixels inside the image only
     return torch.where(t > 0, x + t * (dilated - x), x + t / 2 * (x - eroded))
 
 

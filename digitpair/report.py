@@ -256,7 +256,9 @@ def paired_rows(records: list[RunRecord], study: Study) -> list[dict]:
             row = {"setting": setting, "changes": changes or "nothing", "variant": model, "rounds": len(pairs),
                    "cost": statistics.fmean(r.metrics.wall_seconds for _, r in pairs)
                    / statistics.fmean(b.metrics.wall_seconds for b, _ in pairs)}
-            for key, f in (("val", lambda x: x.metrics.val_acc), ("last_val", last_val_acc)):
+            readers = [("val", lambda x: x.metrics.val_acc), ("last_val", last_val_acc)]
+            readers += [(key, lambda x, key=key: getattr(x.metrics, key)) for key in WRITERS]
+            for key, f in readers:
                 row[f"d_{key}_mean"], row[f"d_{key}_std"] = mean_std(
                     [f(r) - f(b) for b, r in pairs if f(b) is not None and f(r) is not None])
             rows.append(row)
@@ -290,6 +292,34 @@ def render_levers(study: Study, records: list[RunRecord]) -> list[str]:
                                   f"{signed(c['d_val_mean'], c['d_val_std'])}" for c in cells)
                      + f" | {statistics.fmean(c['cost'] for c in present):.2f}x"
                      + f" | {min(c['rounds'] for c in present)} |")
+    return lines + [""] + render_writer_levers(study, models, by, signed)
+
+
+# Other writers' digits (digitpair/writers.py) as records.Metrics holds them.
+WRITERS = ("usps_digit_acc", "uci_digit_acc", "usps_pair_acc", "uci_pair_acc")
+
+
+def render_writer_levers(study: Study, models: list[str], by: dict, signed) -> list[str]:
+    """The lever table's other-writers columns, where the runs read them: each setting's difference
+    from the main one in digit accuracy (pair accuracy for variants without digit outputs)."""
+    if all(by[k].get("d_uci_pair_acc_mean") is None for k in by):
+        return []
+    lines = [f"### Other writers' digits: each setting against `{study.main}` (validation, used for choices)", "",
+             "Difference in points, mean ± sample std over the paired rounds, of the USPS train split / the UCI "
+             "digits (digitpair/writers.py: drawn as on the page, read through `drawing.preprocess`): digit "
+             "accuracy, or pair accuracy (marked *pairs*) for variants without digit outputs.", "",
+             "| setting | " + " | ".join(f"{m}: USPS / UCI" for m in models) + " |",
+             "|" + " --- |" * (len(models) + 1)]
+    for setting in (s for s in study.settings if s != study.main):
+        cells = [by.get((setting, m)) for m in models]
+        if not any(cells):
+            continue
+        texts = []
+        for c in cells:
+            kind = "digit" if c is not None and c["d_uci_digit_acc_mean"] is not None else "pair"
+            texts.append("-" if c is None else " / ".join(signed(c[f"d_{s}_{kind}_acc_mean"], c[f"d_{s}_{kind}_acc_std"])
+                                                          for s in ("usps", "uci")) + (" *pairs*" if kind == "pair" else ""))
+        lines.append(f"| `{setting}` | " + " | ".join(texts) + " |")
     return lines + [""]
 
 

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
@@ -91,3 +92,89 @@ def test_elastic_keeps_labels_and_digits_apart():
     assert torch.equal(out_a[:, 0], out[:, 0]) and (out_a[:, 1] == 0).all()
     xs, ts, cs = augment("elastic", x, target, classes, torch.Generator().manual_seed(3), swap=True)
     assert torch.equal(ts, (cs[:, 0] <= cs[:, 1]).long()) and not torch.equal(cs, classes)
+
+
+def test_affine_with_shear_is_torchvision_affine():
+    """Rotation, scale and shear (no stretch, no shift): torchvision's affine, with its angle and shear
+    measured the other way round."""
+    import math
+    from torchvision.transforms import InterpolationMode
+    from digitpair.augment import affine_theta, resample
+    x = torch.rand(4, 1, 14, 14) * 255
+    for degrees, scale, shear in ((12.0, 1.1, 15.0), (-7.0, 0.9, -20.0), (0.0, 1.0, 10.0), (15.0, 1.05, 0.0)):
+        one = lambda v: torch.full((4,), v)  # noqa: E731
+        theta = affine_theta(one(math.radians(degrees)), one(scale), one(0.0), one(0.0),
+                             one(math.tan(math.radians(shear))), one(1.0))
+        ours = resample(x, torch.nn.functional.affine_grid(theta, [4, 1, 14, 14], align_corners=False))
+        theirs = TF.affine(x, angle=-degrees, translate=[0, 0], scale=scale, shear=[-shear, 0.0],
+                           interpolation=InterpolationMode.BILINEAR)
+        torch.testing.assert_close(ours, theirs, atol=1e-2, rtol=0)
+
+
+def test_stretch_changes_the_width_to_height_ratio():
+    """ratio r: widths grow by r and heights shrink by r, so a square's width/height becomes r**2."""
+    from digitpair.augment import affine_theta, resample
+    x = torch.zeros(1, 1, 28, 28)
+    x[..., 10:18, 10:18] = 255
+    zero, one = torch.zeros(1), torch.ones(1)
+    out = resample(x, torch.nn.functional.affine_grid(affine_theta(zero, one, zero, zero, zero, torch.full((1,), 1.2)),
+                                                        [1, 1, 28, 28], align_corners=False))[0, 0]
+    width, height = (out.sum(0) > 127).sum().item(), (out.sum(1) > 127).sum().item()
+    assert abs(width / height - 1.44) < 0.25
+
+
+def test_pen_width_is_grey_dilation_and_erosion():
+    """Each digit blended by its drawn fraction toward scipy's 3x3 grey dilation (a thicker pen) or, by
+    half as much, its erosion (a thinner one) over the pixels inside the image."""
+    from scipy import ndimage
+    from digitpair.augment import pen_width
+    x = torch.rand(6, 1, 14, 14) * 255
+    dilated = torch.stack([torch.from_numpy(ndimage.grey_dilation(d[0].numpy(), size=3, mode="constant", cval=0))
+                           for d in x])[:, None]
+    eroded = torch.stack([torch.from_numpy(ndimage.grey_erosion(d[0].numpy(), size=3, mode="nearest"))
+                          for d in x])[:, None]
+    g = torch.Generator().manual_seed(0)
+    t = (torch.rand(6, generator=torch.Generator().manual_seed(0)) * 2 - 1)[:, None, None, None]
+    out = pen_width(x, g, 1.0)
+    expected = torch.where(t > 0, x + t * (dilated - x), x + t / 2 * (x - eroded))
+    torch.testing.assert_close(out, expected, atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["thick", "slant", "style", "style_elastic"])
+def test_style_augmentations_keep_labels_and_digits_apart(kind):
+    """Per digit, no mirroring: each output channel depends on its own input channel only, a bar on
+    the left stays in the left half and one at the top in the top half, classes untouched without swap,
+    targets recomputed from the classes with it; finite, within 0-255."""
+    n = 300
+    x = torch.zeros(n, 2, 14, 14)
+    x[:, 0, 3:11, 2:5] = 255
+    x[:, 1, 2:5, 3:11] = 255
+    classes = torch.randint(0, 10, (n, 2), generator=torch.Generator().manual_seed(2))
+    target = (classes[:, 0] <= classes[:, 1]).long()
+    out, t, c = augment(kind, x, target, classes, torch.Generator().manual_seed(3), swap=False)
+    assert torch.equal(c, classes) and torch.equal(t, target)
+    assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 255 + 1e-3
+    cols, rows = torch.arange(14.0), torch.arange(14.0)[:, None]   # the centre is 6.5; the bars start at 3
+    assert ((out[:, 0] * cols).sum((1, 2)) / out[:, 0].sum((1, 2)) < 6.5).all()
+    assert ((out[:, 1] * rows).sum((1, 2)) / out[:, 1].sum((1, 2)) < 6.5).all()
+    only_a = x.clone()
+    only_a[:, 1] = 0
+    out_a = augment(kind, only_a, target, classes, torch.Generator().manual_seed(3), swap=False)[0]
+    assert torch.allclose(out_a[:, 0], out[:, 0]) and (out_a[:, 1] == 0).all()
+    _, ts, cs = augment(kind, x, target, classes, torch.Generator().manual_seed(3), swap=True)
+    assert torch.equal(ts, (cs[:, 0] <= cs[:, 1]).long()) and not torch.equal(cs, classes)
+
+
+def test_safe_and_elastic_draw_as_the_records_were_trained():
+    """The style ranges extend the per-digit family without changing what `safe` and `elastic` draw:
+    the same generator gives the same images as the plain rotation-scale-shift grid."""
+    from digitpair.augment import ELASTIC_ALPHA, elastic_displacement, random_affine_grid, resample
+    x = torch.rand(8, 2, 14, 14) * 255
+    c = torch.randint(0, 10, (8, 2))
+    g = torch.Generator().manual_seed(5)
+    digits = x.reshape(16, 1, 14, 14)
+    grid = random_affine_grid(digits, g)
+    grid = grid + elastic_displacement(16, 14, 14, g, ELASTIC_ALPHA)
+    expected = resample(digits, grid).reshape(x.shape)
+    out = augment("elastic", x, c[:, 0], c, torch.Generator().manual_seed(5), swap=False)[0]
+    assert torch.equal(out, expected)
