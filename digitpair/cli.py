@@ -135,11 +135,11 @@ def train(
     except ValueError as e:
         raise fail(str(e)) from None
     cfg = run.config
+    mnist = load_data(data_dir)
     main = " (its main one)" if setting == spec.main else ""
     console.print(f"training {run.name} of study {spec.name!r} ({path}): setting {setting!r}{main}, round 0"
                   + (f", with --set {' --set '.join(set_)}" if set_ else ""))
     console.print_json(json.dumps(cfg.to_dict()))
-    mnist = load_data(data_dir)
     device = pick_device()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=console) as bar:
@@ -334,7 +334,7 @@ def export_command(
                                                      "e.g. recipe_fc --to weights/fc for the report's networks."),
 ):
     """Export per variant the best-validation run of a study's setting, with config.json and model cards."""
-    from .cards import pct_or_none
+    from .cards import pct_or_none, synthetic
     from .publish import PublishError, export_study
     from .weights import NETWORKS, WeightsError
     from .study import Study
@@ -348,11 +348,13 @@ def export_command(
         files = export_study(study_dir, to, ref, repo_id, setting)
     except (PublishError, WeightsError) as e:
         raise fail(str(e)) from None
-    for path in files:
-        if path.name == "config.json":
-            c = json.loads(path.read_text())
-            console.print(f"{c['variant']:<13} run {c['run']:<28} validation {pct_or_none(c['metrics']['val_acc'])}  "
-                          f"test {pct_or_none(c['metrics']['test_acc'])}")
+    configs = [json.loads(path.read_text()) for path in files if path.name == "config.json"]
+    for c in configs:
+        console.print(f"{c['variant']:<13} run {c['run']:<28} validation {pct_or_none(c['metrics']['val_acc'])}  "
+                      f"test {pct_or_none(c['metrics']['test_acc'])}")
+    if any(synthetic(c) for c in configs):
+        console.print("[yellow]warning:[/yellow] these runs trained on synthetic data (a dry run): every card and "
+                      "config.json says so, and push refuses them")
     whole = to.parent if to.name == NETWORKS["report"] else to   # fc/ is pushed with the folder above it
     console.print(f"wrote {len(files)} files to {to}; check {to / 'README.md'}, then "
                   f"`digitpair-train push --repo-id {repo_id or 'USER/NAME'} --folder {whole}`")
@@ -365,6 +367,8 @@ def push_command(
     revision: Optional[str] = typer.Option(None, help="Branch to commit to, created if needed [default: main]."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be uploaded; no network."),
     folder: Path = typer.Option(Path("weights"), help="The exported folder to upload."),
+    allow_synthetic: bool = typer.Option(False, "--allow-synthetic", help="Push networks trained on a dry run's "
+                                         "synthetic digits too (refused otherwise: their numbers measure nothing)."),
 ):
     """Upload the exported weights folder to a Hub model repo, in one commit. Token: HF_TOKEN or `hf auth login`."""
     from huggingface_hub import get_token
@@ -373,7 +377,7 @@ def push_command(
     from .publish import PublishError, commit_message, push, upload_files
 
     try:
-        files = upload_files(folder, repo_id)
+        files = upload_files(folder, repo_id, allow_synthetic)
     except (PublishError, WeightsError) as e:
         raise fail(str(e)) from None
     if f'load_pretrained("{repo_id}")' not in (folder / "README.md").read_text():
@@ -390,7 +394,7 @@ def push_command(
         console.print("dry run: nothing was uploaded")
         return
     try:
-        url = push(folder, repo_id, private=private, revision=revision)
+        url = push(folder, repo_id, private=private, revision=revision, allow_synthetic=allow_synthetic)
     except (PublishError, WeightsError) as e:
         raise fail(str(e)) from None
     console.print(f"pushed {len(files)} files to {repo_id} ({revision or 'main'}): {url}")

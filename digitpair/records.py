@@ -84,6 +84,11 @@ class Provenance:
     device: str               # "cpu", "cuda", ...
     started_at: str           # UTC, ISO 8601
     finished_at: str
+    data: str = UNKNOWN       # "mnist", or "synthetic": a dry run's random digits (data.synthetic_mnist)
+
+    def to_dict(self) -> dict:
+        # A field never recorded stays unwritten: a record from before `data` packs to the same bytes.
+        return {k: v for k, v in dataclasses.asdict(self).items() if not (k == "data" and v == UNKNOWN)}
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,7 @@ class RunRecord:
     def to_dict(self) -> dict:
         return {"study": self.study, "setting": self.setting, "round": self.round,
                 "config": self.config.to_dict(), "metrics": dataclasses.asdict(self.metrics),
-                "provenance": dataclasses.asdict(self.provenance), "history": list(self.history)}
+                "provenance": self.provenance.to_dict(), "history": list(self.history)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunRecord":
@@ -164,13 +169,14 @@ def git_commit() -> str:
         return UNKNOWN
 
 
-def provenance(commit: str, started_at: str, device: str) -> Provenance:
+def provenance(commit: str, started_at: str, device: str, data: str) -> Provenance:
     """Call in the process that trained the run, right after training: the machine, torch version
-    and finish time are read here. `commit` is `git_commit()` as the invocation read it."""
+    and finish time are read here. `commit` is `git_commit()` as the invocation read it; `data`
+    the source of the digits it trained on (`MNIST.source`)."""
     return Provenance(commit=commit.removesuffix("-dirty"),
                       dirty=UNKNOWN if commit == UNKNOWN else commit.endswith("-dirty"),
                       machine=machine(), torch=torch.__version__, device=device,
-                      started_at=started_at, finished_at=now())
+                      started_at=started_at, finished_at=now(), data=data)
 
 
 # --- one run folder -----------------------------------------------------------------------------
@@ -186,7 +192,7 @@ def write(out: Path, spec: RunSpec, result: RunResult, prov: Provenance) -> Path
     with open(tmp / "metrics.jsonl", "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in result.history)
     metrics = Metrics(**{f.name: result.final[f.name] for f in dataclasses.fields(Metrics)})
-    final = {**dataclasses.asdict(metrics), "provenance": dataclasses.asdict(prov)}
+    final = {**dataclasses.asdict(metrics), "provenance": prov.to_dict()}
     (tmp / "final.json").write_text(json.dumps(final, indent=2) + "\n")
     (tmp / DONE).write_text("")
     for path in tmp.iterdir():          # durable before the rename makes it visible

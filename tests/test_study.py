@@ -110,7 +110,8 @@ def test_provenance_in_every_new_run(tiny_study, tmp_path):
     run_study(tiny_study, tmp_path, grid(tiny_study, rounds=1), DRY)
     for run in records.load(tmp_path):
         p = json.loads((tmp_path / run.name / "final.json").read_text())["provenance"]
-        assert set(p) == {"commit", "dirty", "machine", "torch", "device", "started_at", "finished_at"}
+        assert set(p) == {"commit", "dirty", "machine", "torch", "device", "started_at", "finished_at", "data"}
+        assert p["data"] == "synthetic"   # a dry run's digits, and the record says so
         assert "unknown" not in (p["torch"], p["device"], p["started_at"], p["finished_at"])
         assert p["machine"]["cpu"] and isinstance(p["dirty"], bool) and p["started_at"] <= p["finished_at"]
         assert p["commit"] == records.git_commit().removesuffix("-dirty")
