@@ -108,6 +108,9 @@ def train(
     data_dir: Optional[Path] = DataDirOption,
     save: Optional[Path] = typer.Option(None, show_default="not saved",
                                         help="Write the trained model here (a weights/<variant> folder)."),
+    threads: int = typer.Option(1, min=1, help="torch threads. One, as best's runs trained: the same numbers "
+                                               "as their records, and beside other busy processes a second "
+                                               "thread mostly waits (benchmarks/README.md)."),
 ):
     """Train one variant on one round of pairs as a study trains it: by default, round 0 of best's
     main setting. Print the setting and config used, progress and final metrics.
@@ -117,6 +120,8 @@ def train(
     run does. The trained model is discarded unless --save is given.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    import torch
 
     from .study import grid
     from .training import pick_device, train_run
@@ -140,6 +145,7 @@ def train(
     console.print(f"training {run.name} of study {spec.name!r} ({path}): setting {setting!r}{main}, round 0"
                   + (f", with --set {' --set '.join(set_)}" if set_ else ""))
     console.print_json(json.dumps(cfg.to_dict()))
+    torch.set_num_threads(threads)
     device = pick_device()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=console) as bar:

@@ -159,12 +159,18 @@ def git_commit() -> str:
     # there, if any, need not match the files that were sent.
     if os.environ.get("DIGITPAIR_COMMIT"):
         return os.environ["DIGITPAIR_COMMIT"]
+    # The checkout digitpair is imported from, wherever the command runs; an installed copy (in
+    # site-packages, perhaps inside some other repository) has none.
+    checkout = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=checkout).stdout.strip()
+
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != checkout:
+            return UNKNOWN
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return UNKNOWN
 
