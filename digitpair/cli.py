@@ -119,9 +119,8 @@ def train(
     round 0, then the --set fields; the test pairs are scored where the study is final, as its own
     run does. The trained model is discarded unless --save is given.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .study import grid
     from .training import pick_device, train_run

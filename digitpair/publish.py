@@ -136,10 +136,10 @@ def upload_files(folder: str | os.PathLike, repo_id: str, allow_synthetic: bool 
         raise PublishError(f"missing: {', '.join(absent)}. Write the folder with `digitpair-train export` first")
     for networks in sets:
         load_pretrained(folder, networks=networks)   # raises WeightsError naming the file
-    untrained = [p.rsplit("/", 1)[0] for p in paths
+    on_random = [p.rsplit("/", 1)[0] for p in paths
                  if p.endswith(CONFIG_NAME) and synthetic(json.loads((folder / p).read_text()))]
-    if untrained and not allow_synthetic:
-        raise PublishError(f"{folder} holds networks trained on synthetic data, a dry run's ({', '.join(untrained)}): "
+    if on_random and not allow_synthetic:
+        raise PublishError(f"{folder} holds networks trained on synthetic data, a dry run's ({', '.join(on_random)}): "
                            "their numbers measure nothing. Export a study trained on MNIST, or give "
                            "--allow-synthetic to push them anyway")
     return [(p, (folder / p).stat().st_size) for p in paths]
