@@ -10,6 +10,7 @@ or `networks="report"`.
 """
 
 import os
+import urllib.parse
 
 import gradio as gr
 import PIL.Image
@@ -168,4 +169,9 @@ demo.queue(max_size=QUEUE_SIZE)
 
 
 if __name__ == "__main__":
-    demo.launch(**LAUNCH_OPTIONS)
+    # Gradio takes the next free port when the asked one is busy: the last line says where it serves.
+    demo.launch(**LAUNCH_OPTIONS, quiet=True, prevent_thread_lock=True)
+    asked, port = int(os.environ.get("GRADIO_SERVER_PORT", 7860)), urllib.parse.urlsplit(demo.local_url).port
+    busy = f" (port {asked} was busy)" if port != asked else ""
+    print(f"serving on {demo.local_url}{busy}", flush=True)
+    demo.block_thread()

@@ -4,11 +4,22 @@ A reproduction and extension of the EPFL EE-559 (2020) mini-project 1 study of w
 and auxiliary losses, packaged as a library, a training CLI and a drawing app.
 """
 
-from .data import MNIST, DataError, PairSet
-from .weights import WeightsError, load_pretrained
-from .models import VARIANTS, PairOutput, Prediction, build_model
-from .training import RunConfig, train_run
+import importlib
 
-__all__ = ["MNIST", "DataError", "PairSet", "VARIANTS", "PairOutput", "Prediction", "build_model",
-           "RunConfig", "train_run", "load_pretrained", "WeightsError"]
+# Each name from the module that defines it, imported on first use (PEP 562): `digitpair-train
+# --help` and the CLI's argument errors never wait for torch.
+_EXPORTS = {"MNIST": "data", "DataError": "data", "PairSet": "data", "VARIANTS": "models",
+            "PairOutput": "models", "Prediction": "models", "build_model": "models", "RunConfig": "training",
+            "train_run": "training", "load_pretrained": "weights", "WeightsError": "weights"}
+__all__ = list(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

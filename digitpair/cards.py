@@ -14,12 +14,18 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .data import SYNTHETIC
 from .models import VARIANTS
 from .study import Study
 from .training import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]   # the checkout an export runs from
 TAGS = ["pytorch", "safetensors", "mnist", "siamese-network", "auxiliary-loss", "digit-comparison"]
+# Atop every card of networks trained on synthetic_mnist's random digits (a dry run's), which
+# also claim no dataset and no results in the card's metadata.
+SYNTHETIC_NOTE = ("**Synthetic data: not a model of digits.** These networks trained on random images with random "
+                  "labels, and were scored on more of them (`digitpair-train study --dry-run`, a check of the "
+                  "pipeline): their accuracies measure nothing, and `digitpair-train push` refuses to upload them.")
 
 
 def pct(value: float | None) -> str:
@@ -45,10 +51,17 @@ def _result(value: float, split: str, name: str) -> EvalResult:
                       dataset_split=split, metric_type="accuracy", metric_value=round(value, 2), metric_name=name)
 
 
-def _card(body: str, model_name: str, results: list[EvalResult]) -> ModelCard:
-    data = ModelCardData(license="mit", library_name="pytorch", pipeline_tag="image-classification", tags=TAGS,
-                         datasets=["ylecun/mnist"], metrics=["accuracy"], model_name=model_name,
-                         eval_results=results or None)
+def synthetic(config: dict) -> bool:
+    """Whether an exported variant's run trained on synthetic digits, as its recorded provenance says."""
+    provenance = config.get("provenance")
+    return isinstance(provenance, dict) and provenance.get("data") == SYNTHETIC
+
+
+def _card(body: str, model_name: str, results: list[EvalResult], synthetic_data: bool = False) -> ModelCard:
+    tags = [t for t in TAGS if t != "mnist"] + ["synthetic-data"] if synthetic_data else TAGS
+    data = ModelCardData(license="mit", library_name="pytorch", pipeline_tag="image-classification", tags=tags,
+                         datasets=None if synthetic_data else ["ylecun/mnist"], metrics=["accuracy"],
+                         model_name=model_name, eval_results=None if synthetic_data else results or None)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 
 
@@ -96,14 +109,15 @@ def _usage(repo_id: str | None, name: str, source: str | None, head: str) -> lis
 
 def _limitations(config: dict) -> list[str]:
     c, m = config["train_config"], config["metrics"]
+    train, test = ("random images", "random images") if synthetic(config) else ("MNIST-train", "MNIST-test")
     return ["## Limitations", "",
             "- Input is pairs of 14x14 MNIST-style digits: white strokes on black, raw 0-255, centred like MNIST's "
             "28x28 digits, 2x2 average-pooled. Drawings, photos and dark-on-light images need the app's "
             "preprocessing first (`digitpair.drawing.preprocess`), or the predictions mean nothing.",
-            f"- Each model is trained on {m['train_pairs']} pairs from MNIST-train ("
+            f"- Each model is trained on {m['train_pairs']} pairs from {train} ("
             + (f"{c['n_pairs']} drawn, {c['val_pairs']} held out to choose the epoch" if c["val_pairs"] else
                "all that were drawn; the recipe and its epoch count were chosen beforehand on validation pairs")
-            + f") and tested on {m['test_pairs']} pairs from MNIST-test. Real drawings are not MNIST: "
+            + f") and tested on {m['test_pairs']} pairs from {test}. Real drawings are not MNIST: "
             "`benchmarks/other_writers.py` measures other writers' digits, see the project README.",
             ("- An exported checkpoint is one run, chosen for its validation accuracy: that number is the best of "
              "the study's rounds and so optimistic. The study's mean ± std is what the recipe achieves."
@@ -128,7 +142,8 @@ def variant_card(config: dict, repo_id: str | None = None) -> ModelCard:
     rows.append(("test pair accuracy (%)", m["test_acc"], _mean_std(s, "test_acc")))
     if VARIANTS[name].digit_loss:
         rows.append(("test digit accuracy (%)", m["test_digit_acc"], _mean_std(s, "test_digit_acc")))
-    lines = [f"# digitpair `{name}`", "",
+    synthetic_data = synthetic(config)
+    lines = [f"# digitpair `{name}`", "", *([SYNTHETIC_NOTE, ""] if synthetic_data else []),
              f"Is the first of two handwritten digits smaller than or equal to the second? `{name}`: "
              f"{VARIANTS[name].description}. {config['parameters']:,} parameters. One of five variants "
              "in this repo (see its top-level README).", "",
@@ -142,7 +157,7 @@ def variant_card(config: dict, repo_id: str | None = None) -> ModelCard:
     lines += _usage(repo_id, name, source_url(), config["train_config"]["head"])
     lines += ["## Training config", "", "```json", json.dumps(config["train_config"], indent=2), "```", ""]
     lines += _limitations(config)
-    return _card("\n".join(lines), f"digitpair-{name}", results)
+    return _card("\n".join(lines), f"digitpair-{name}", results, synthetic_data)
 
 
 def _reference_columns(reference: Study | None) -> list[tuple[str, dict]]:
@@ -170,7 +185,8 @@ def repo_card(configs: dict[str, dict], study: Study, reference: Study | None = 
                for name, c in configs.items() if c["study_summary"]["test_acc_mean"] is not None]
     header = ["variant", "parameters", "test pair acc. (%)", "validation pair acc. (%)", "test digit acc. (%)",
               "rounds", "exported run: val / test (%)"] + [h for h, _ in ref]
-    lines = ["# digitpair: is the first digit <= the second?", "",
+    synthetic_data = any(synthetic(c) for c in configs.values())
+    lines = ["# digitpair: is the first digit <= the second?", "", *([SYNTHETIC_NOTE, ""] if synthetic_data else []),
              "Five small CNNs for the EPFL EE-559 (2020) mini-project 1 task: two 14x14 MNIST digits as a "
              "2-channel image, predict whether the first is <= the second, learning from 1000 pairs. The "
              "variants answer the study's questions: does weight sharing (a siamese encoder) help, and do "
@@ -205,4 +221,4 @@ def repo_card(configs: dict[str, dict], study: Study, reference: Study | None = 
         lines += ["About the 2020 report's numbers: " + " ".join(reference.reference["note"].split()), ""]
     lines += _usage(repo_id, "shared_aux", source_url(), head)
     lines += _limitations(first)
-    return _card("\n".join(lines), f"digitpair-{study.name}", results)
+    return _card("\n".join(lines), f"digitpair-{study.name}", results, synthetic_data)

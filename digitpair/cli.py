@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import typing
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .data import MNIST, DataError
-from .executors import Callbacks
-from .models import VARIANTS
-from .training import RunConfig, pick_device, train_run
+# torch, and the modules that need it, are imported in the commands that use them: --help and
+# argument errors answer at once (benchmarks/bench_cli.py).
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,   # plain help: flags as flags
                   help="Train and study the five digit-pair variants (EE-559 mini-project 1).")
@@ -39,14 +35,20 @@ DataDirOption = typer.Option(None, "--data-dir", envvar="DIGITPAIR_DATA", show_d
 SetOption = typer.Option([], "--set", metavar="KEY=VALUE", show_default="none",
                          help="Set a RunConfig field (digitpair/training.py), e.g. --set epochs=5 --set lr=0.01; "
                               "repeat for several.")
-FIELD_TYPES = typing.get_type_hints(RunConfig)
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+# The study files shipped with this project, in the checkout digitpair is installed from (pip
+# install -e .): --preset finds them from any folder; --studies names another folder of them.
+STUDIES = Path(__file__).resolve().parents[1] / "train" / "studies"
+StudiesOption = typer.Option(None, "--studies", show_default="train/studies of digitpair's checkout",
+                             help="The folder of the preset study files.")
 
 
 def parse_overrides(pairs: list[str], refused: dict[str, str]) -> dict:
     """`--set KEY=VALUE` pairs -> {field: value}, each value parsed by the RunConfig field's type.
     `refused`: fields this command sets otherwise -> what to use instead. RunConfig itself
-    validates the values (choices, combinations) when the config is built."""
+    validates the values (types, ranges, choices, combinations) when the config is built."""
+    from .training import FIELD_TYPES
+
     overrides = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
@@ -65,40 +67,89 @@ def parse_overrides(pairs: list[str], refused: dict[str, str]) -> dict:
     return overrides
 
 
-def load_data(data_dir: Optional[Path]) -> MNIST:
+def load_data(data_dir: Optional[Path]):
+    from .data import MNIST, DataError
+
     try:
         return MNIST(data_dir)
     except DataError as e:
         raise fail(str(e)) from None
 
 
+def preset_file(name: str, folder: Optional[Path]) -> Path:
+    """The study file of preset `name`; the error lists the presets there."""
+    folder = folder or STUDIES
+    names = sorted(p.stem for p in folder.glob("*.toml"))
+    if name not in names:
+        where = (f"the presets in {folder}: {', '.join(names)}" if names else
+                 f"{folder} holds no study files; give --studies FOLDER, or a study file")
+        raise fail(f"--preset {name!r}: no such study; {where}")
+    return folder / f"{name}.toml"
+
+
+def load_study(path: Path):
+    from .study import Study
+
+    try:
+        return Study.load(path)
+    except (OSError, ValueError) as e:
+        raise fail(str(e)) from None
+
+
 @app.command()
 def train(
-    variant: str = typer.Option("shared_aux", help=f"One of: {', '.join(VARIANTS)}."),
+    variant: str = typer.Option("shared_aux", help="The variant to train: a name in VARIANTS, digitpair/models.py "
+                                                   "(a wrong name lists them)."),
+    preset: str = typer.Option("best", help="The study whose setting is trained (best: the recipe of the "
+                                            "README's results), from --studies."),
+    setting: Optional[str] = typer.Option(None, show_default="the study's main one", help="Which of its settings."),
+    studies: Optional[Path] = StudiesOption,
     set_: list[str] = SetOption,
     data_dir: Optional[Path] = DataDirOption,
     save: Optional[Path] = typer.Option(None, show_default="not saved",
                                         help="Write the trained model here (a weights/<variant> folder)."),
+    threads: int = typer.Option(1, min=1, help="torch threads. One, as best's runs trained: the same numbers "
+                                               "as their records, and beside other busy processes a second "
+                                               "thread mostly waits (benchmarks/README.md)."),
 ):
-    """Train one variant on one round of 1000 pairs; print the config, progress and final metrics.
+    """Train one variant on one round of pairs as a study trains it: by default, round 0 of best's
+    main setting. Print the setting and config used, progress and final metrics.
 
-    The config is RunConfig's defaults (digitpair/training.py) with the --set fields. The trained
-    model is discarded unless --save is given.
+    The config is the study file's (its [base] and the setting) with the seeds the study gives
+    round 0, then the --set fields; the test pairs are scored where the study is final, as its own
+    run does. The trained model is discarded unless --save is given.
     """
     from .records import WriteError, writing
+    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .study import grid
+    from .training import pick_device, train_run
     from .weights import save_variant
 
     overrides = parse_overrides(set_, {"variant": "use --variant"})
+    path = preset_file(preset, studies)
+    spec = load_study(path)
+    setting = setting or spec.main
+    if setting not in spec.settings:
+        raise fail(f"--setting {setting!r}: the settings of {spec.name} are {', '.join(spec.settings)}")
+    if variant not in spec.models:
+        raise fail(f"--variant {variant!r}: the variants of {spec.name} are {', '.join(spec.models)}")
     try:
-        cfg = RunConfig(variant=variant, **overrides)
+        (run,) = grid(spec, rounds=1, only=variant, setting=setting, overrides=overrides)
     except ValueError as e:
         raise fail(str(e)) from None
-    console.print_json(json.dumps(cfg.to_dict()))
+    cfg = run.config
     mnist = load_data(data_dir)
+    main = " (its main one)" if setting == spec.main else ""
+    console.print(f"training {run.name} of study {spec.name!r} ({path}): setting {setting!r}{main}, round 0"
+                  + (f", with --set {' --set '.join(set_)}" if set_ else ""))
+    console.print_json(json.dumps(cfg.to_dict()))
+    torch.set_num_threads(threads)
     device = pick_device()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=console) as bar:
-        task = bar.add_task(f"{variant} on {device}", total=cfg.epochs, status="")
+        task = bar.add_task(f"{variant} on {device}", total=cfg.epochs * cfg.members, status="")
         def on_epoch(r):
             val = f" val {r['val_acc']:.1f}%" if r.get("val_acc") is not None else ""
             bar.update(task, advance=1, status=f"loss {r['train_loss']:.3f}{val}")
@@ -106,8 +157,12 @@ def train(
     f = result.final
     scores = [f"{what} {f[key]:.1f}%" for what, key in (("validation pair accuracy", "val_acc"),
               ("test pair accuracy", "test_acc"), ("test digit accuracy", "test_digit_acc")) if f[key] is not None]
+    if not cfg.test:
+        scores.append(f"test pairs not scored ({spec.name} is not a final study)")
+    if cfg.val_pairs == 0:
+        scores.append(f"no validation pairs (all {cfg.n_pairs} train)")
     console.print(f"[bold]{variant}[/bold]: {' | '.join(scores)} (epoch {f['selected_epoch']}; "
-                  f"{f['parameters']:,} parameters; {f['wall_seconds']:.0f} s; test pairs are scored by final studies only)")
+                  f"{f['parameters']:,} parameters; {f['wall_seconds']:.0f} s)")
     if save is not None:
         try:
             with writing(save):
@@ -123,8 +178,11 @@ def main():
     app()
 
 
-def study_progress(bar: Progress, title: str, how: str, out: Path) -> Callbacks:
-    """Progress bars (one for the study, one per run in flight) and one log line per finished run."""
+def study_progress(bar, title: str, how: str, out: Path):
+    """Progress bars (one for the study, one per run in flight, on a rich Progress) and one log line
+    per finished run: the study's executors.Callbacks."""
+    from .executors import Callbacks
+
     tasks: dict[str, int] = {}
 
     def on_plan(todo: list, skipped: int, removed: int) -> None:
@@ -162,7 +220,8 @@ def study_progress(bar: Progress, title: str, how: str, out: Path) -> Callbacks:
 def study(
     study_file: Optional[Path] = typer.Argument(None, help="A study TOML, e.g. train/studies/best.toml."),
     preset: Optional[str] = typer.Option(None, show_default="none: give a study file",
-                                         help="A study in train/studies/ by name: best, seed2020, ..."),
+                                         help="A study in --studies by name: best, seed2020, ..."),
+    studies: Optional[Path] = StudiesOption,
     rounds: Optional[int] = typer.Option(None, show_default="the study's",
                                          help="Only the first N rounds (a quick look)."),
     only: Optional[str] = typer.Option(None, show_default="all", help="Only this variant."),
@@ -190,6 +249,8 @@ def study(
     import importlib.util
     import tempfile
 
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
     from .executors import make_executor
     from .records import WriteError
     from .report import write_report
@@ -209,7 +270,7 @@ def study(
             raise fail("--executor ray needs Ray: pip install 'digitpair[ray]'")
     elif address is not None or cpus_per_run != 1 or gpus_per_run:
         raise fail("--address, --cpus-per-run and --gpus-per-run are for --executor ray")
-    path = study_file or Path("train/studies") / f"{preset}.toml"
+    path = study_file or preset_file(preset, studies)
     try:
         spec = Study.load(path)
         run_on = make_executor(executor, workers=workers, data_dir=data_dir, dry_run=dry_run, address=address,
@@ -227,6 +288,10 @@ def study(
         raise fail(f"{runs:,} runs ({rounds or spec.rounds:,} rounds x {1 if setting else len(spec.settings)} "
                    f"setting(s) x {1 if only else len(spec.models)} variant(s)): more than --max-runs {max_runs:,}; "
                    f"give --max-runs {runs} to train them all, or fewer --rounds")
+    try:   # every run's RunConfig is built, and so checked, before anything is written
+        specs = grid(spec, rounds=rounds, only=only, setting=setting, overrides=overrides)
+    except ValueError as e:
+        raise fail(str(e)) from None
     if dry_run:
         if out is None:
             out = Path(tempfile.mkdtemp(prefix=f"digitpair-{spec.name}-dry-"))
@@ -240,8 +305,7 @@ def study(
         load_data(data_dir)   # fail early, with a message, if MNIST is missing
     how = (f"on Ray ({cpus_per_run:g} CPU, {gpus_per_run:g} GPU per run)" if executor == "ray"
            else f"with {workers} worker(s)")
-    try:   # an override RunConfig rejects, or records of another config in the output folder
-        specs = grid(spec, rounds=rounds, only=only, setting=setting, overrides=overrides)
+    try:   # records of another config in the output folder
         with Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
             done = run_study(spec, out, specs, run_on, study_progress(bar, spec.name, how, out))
@@ -282,21 +346,22 @@ def report(
 def export_command(
     study_dir: Path = typer.Argument(..., help="A study's run records folder, e.g. train/runs/best."),
     to: Path = typer.Option(Path("weights"), "--to", help="The folder to write: what `push` uploads, the app loads."),
-    reference: str = typer.Option("train/studies/seed2020.toml",
-                                  help="Study file whose [reference] holds the 2020 report's numbers, shown "
-                                       "beside ours in the repo card ('' for none)."),
+    reference: Optional[str] = typer.Option(None, show_default="train/studies/seed2020.toml of digitpair's checkout",
+                                            help="Study file whose [reference] holds the 2020 report's numbers, "
+                                                 "shown beside ours in the repo card ('' for none)."),
     repo_id: Optional[str] = typer.Option(None, "--repo-id", help="USER/NAME the cards' usage snippet names "
                                                                   "[default: none: the cards load the folder they are in]."),
     setting: Optional[str] = typer.Option(None, help="The setting to export [default: the study's main one]; "
                                                      "e.g. recipe_fc --to weights/fc for the report's networks."),
 ):
     """Export per variant the best-validation run of a study's setting, with config.json and model cards."""
-    from .cards import pct_or_none
+    from .cards import pct_or_none, synthetic
     from .publish import PublishError, export_study
     from .records import WriteError
     from .weights import NETWORKS, WeightsError
     from .study import Study
 
+    reference = STUDIES / "seed2020.toml" if reference is None else reference
     try:
         ref = Study.load(reference) if reference else None
     except (OSError, ValueError) as e:
@@ -305,11 +370,13 @@ def export_command(
         files = export_study(study_dir, to, ref, repo_id, setting)
     except (PublishError, WeightsError, WriteError) as e:
         raise fail(str(e)) from None
-    for path in files:
-        if path.name == "config.json":
-            c = json.loads(path.read_text())
-            console.print(f"{c['variant']:<13} run {c['run']:<28} validation {pct_or_none(c['metrics']['val_acc'])}  "
-                          f"test {pct_or_none(c['metrics']['test_acc'])}")
+    configs = [json.loads(path.read_text()) for path in files if path.name == "config.json"]
+    for c in configs:
+        console.print(f"{c['variant']:<13} run {c['run']:<28} validation {pct_or_none(c['metrics']['val_acc'])}  "
+                      f"test {pct_or_none(c['metrics']['test_acc'])}")
+    if any(synthetic(c) for c in configs):
+        console.print("[yellow]warning:[/yellow] these runs trained on synthetic data (a dry run): every card and "
+                      "config.json says so, and push refuses them")
     whole = to.parent if to.name == NETWORKS["report"] else to   # fc/ is pushed with the folder above it
     console.print(f"wrote {len(files)} files to {to}; check {to / 'README.md'}, then "
                   f"`digitpair-train push --repo-id {repo_id or 'USER/NAME'} --folder {whole}`")
@@ -322,6 +389,8 @@ def push_command(
     revision: Optional[str] = typer.Option(None, help="Branch to commit to, created if needed [default: main]."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be uploaded; no network."),
     folder: Path = typer.Option(Path("weights"), help="The exported folder to upload."),
+    allow_synthetic: bool = typer.Option(False, "--allow-synthetic", help="Push networks trained on a dry run's "
+                                         "synthetic digits too (refused otherwise: their numbers measure nothing)."),
 ):
     """Upload the exported weights folder to a Hub model repo, in one commit. Token: HF_TOKEN or `hf auth login`."""
     from huggingface_hub import get_token
@@ -330,7 +399,7 @@ def push_command(
     from .publish import PublishError, commit_message, push, upload_files
 
     try:
-        files = upload_files(folder, repo_id)
+        files = upload_files(folder, repo_id, allow_synthetic)
     except (PublishError, WeightsError) as e:
         raise fail(str(e)) from None
     if f'load_pretrained("{repo_id}")' not in (folder / "README.md").read_text():
@@ -347,7 +416,7 @@ def push_command(
         console.print("dry run: nothing was uploaded")
         return
     try:
-        url = push(folder, repo_id, private=private, revision=revision)
+        url = push(folder, repo_id, private=private, revision=revision, allow_synthetic=allow_synthetic)
     except (PublishError, WeightsError) as e:
         raise fail(str(e)) from None
     console.print(f"pushed {len(files)} files to {repo_id} ({revision or 'main'}): {url}")

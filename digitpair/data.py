@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 DATA_ENV = "DIGITPAIR_DATA"
+SYNTHETIC = "synthetic"   # MNIST.source of synthetic_mnist's random digits, recorded in every run trained on them
 DEFAULT_ROOT = Path.home() / ".cache" / "digitpair"
 
 # (file stem, IDX magic number, item count) per split; the magic is 0x00000803 for 3-d uint8
@@ -97,33 +99,44 @@ def _checksums(folder: Path) -> dict[str, str]:
     return {name: digest for digest, name in pairs}
 
 
+def ways_to_provide(root: Path) -> str:
+    """The ways to give this project MNIST, one a line, for the errors that find none."""
+    names = ", ".join(f"{stem}[.gz]" for split in (True, False) for stem, _, _ in _FILES[split])
+    return "\n".join([
+        f"MNIST is four IDX files ({names}). Provide them in one of these ways:",
+        f"  1. put them in {root}, or in {root / 'MNIST' / 'raw'} (torchvision's layout);",
+        f"  2. point --data-dir or ${DATA_ENV} at the folder that holds them;",
+        f"  3. give neither, and they are downloaded into {DEFAULT_ROOT} on first use (needs network access);",
+        "  4. on a machine with network access, run python -c \"from torchvision.datasets import MNIST; "
+        "MNIST('mnist', download=True); MNIST('mnist', train=False, download=True)\", "
+        "then copy its folder mnist/MNIST/raw here and use 1 or 2."])
+
+
 def _download(root: Path, train: bool) -> None:
+    # A failed download leaves no empty folders behind: what it created is removed.
+    created = next((p for p in (root, root / "MNIST") if not p.exists()), None)
     try:
         from torchvision.datasets import MNIST
         MNIST(str(root), train=train, download=True)
     except Exception as e:  # no network, no torchvision: the caller explains what to do
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         reason = " ".join(str(e).split()) or "no message"   # torchvision's message spans lines: one line here
-        names = ", ".join(f"{stem}[.gz]" for split in (True, False) for stem, _, _ in _FILES[split])
-        raise DataError(
-            f"MNIST not found under {root} (looked for the four IDX files there and in "
-            f"{root / 'MNIST' / 'raw'}), and downloading it failed ({type(e).__name__}: {reason}). "
-            f"Provide the files ({names}) in one of these ways: "
-            f"(1) put them in {root} or {root / 'MNIST' / 'raw'}; "
-            f"(2) point --data-dir or ${DATA_ENV} at the folder holding them; "
-            f"(3) on a machine with network access, run python -c \"from torchvision.datasets import MNIST; "
-            f"MNIST('mnist', download=True); MNIST('mnist', train=False, download=True)\" "
-            f"and copy its folder mnist/MNIST/raw to {root / 'MNIST' / 'raw'}."
-        ) from None
+        raise DataError(f"MNIST not found under {root}, and downloading it failed:\n"
+                        f"  {type(e).__name__}: {reason}\n{ways_to_provide(root)}") from None
 
 
 def load_mnist(train: bool, data_dir: str | os.PathLike | None = None,
                download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """(images (N, 28, 28) uint8, labels (N,) int64) of one MNIST split, verified."""
     root = data_root(data_dir)
+    if (data_dir or os.environ.get(DATA_ENV)) and not root.is_dir():   # a folder named, not the default cache
+        raise DataError(f"{root}: no such folder (named by --data-dir or ${DATA_ENV}); nothing was created\n"
+                        f"{ways_to_provide(root)}")
     paths = [_find(root, stem) for stem, _, _ in _FILES[train]]
     if None in paths:
         if not download:
-            raise DataError(f"MNIST not found under {root}; set --data-dir or ${DATA_ENV}")
+            raise DataError(f"MNIST not found under {root}\n{ways_to_provide(root)}")
         _download(root, train)
         paths = [_find(root, stem) for stem, _, _ in _FILES[train]]
     (img_stem, img_magic, n), (lbl_stem, lbl_magic, _) = _FILES[train]
@@ -162,6 +175,8 @@ class MNIST:
     """Both MNIST splits in memory, so a study loads them once and draws many rounds."""
     synthetic = False   # `synthetic_mnist`'s stand-in says True
 
+    source = "mnist"
+
     def __init__(self, data_dir: str | os.PathLike | None = None, download: bool = True):
         self.train_images, self.train_labels = load_mnist(True, data_dir, download)
         self.test_images, self.test_labels = load_mnist(False, data_dir, download)
@@ -186,7 +201,7 @@ def synthetic_mnist(n_train: int = 600, n_test: int = 200, seed: int = 0) -> MNI
     """A tiny stand-in with MNIST's shapes, for `--dry-run` and unit tests that need no real digits."""
     g = torch.Generator().manual_seed(seed)
     fake = MNIST.__new__(MNIST)
-    fake.synthetic = True
+    fake.source = SYNTHETIC
     fake.train_images = torch.randint(0, 256, (n_train, 28, 28), generator=g, dtype=torch.uint8)
     fake.train_labels = torch.randint(0, 10, (n_train,), generator=g)
     fake.test_images = torch.randint(0, 256, (n_test, 28, 28), generator=g, dtype=torch.uint8)

@@ -26,13 +26,14 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from queue import Empty
 from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from . import records
-from .data import MNIST, synthetic_mnist
+from .data import MNIST, SYNTHETIC, synthetic_mnist
 from .training import RunResult, train_run
 from .writers import read_other_writers
 
@@ -67,10 +68,17 @@ def train_spec(spec: "RunSpec", mnist: MNIST, commit: str, on_epoch: Callable[[d
     """Train one run; the same function in every executor. `commit`: the code's, as the driver read it."""
     started = records.now()
     result = train_run(spec.config, mnist, on_epoch=on_epoch)
-    if not spec.config.test and not mnist.synthetic:
+    if not spec.config.test and mnist.source != SYNTHETIC:
         # Validation runs also read other writers' digits: the choices of a screen look at both.
         result.final.update(read_other_writers(result.model))
-    return Trained(spec, result, records.provenance(commit, started, result.final["device"]))
+    return Trained(spec, result, records.provenance(commit, started, result.final["device"], mnist.source))
+
+
+def why_failed(error: BaseException) -> str:
+    """A failed run's reason in one line: the exception, its message and where it was raised."""
+    where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+    at = f" ({Path(where.filename).name}:{where.lineno})" if where else ""
+    return f"{type(error).__name__}: {' '.join(str(error).split())}{at}"
 
 
 def load_mnist(data_dir, dry_run: bool) -> MNIST:
@@ -95,8 +103,8 @@ class Local:
             cb.on_start(spec)
             try:
                 trained = train_spec(spec, mnist, commit, on_epoch=lambda r, s=spec: cb.on_epoch(s, r))
-            except Exception:   # reported like a failed worker's run; KeyboardInterrupt stops the study
-                cb.on_fail(spec, traceback.format_exc())
+            except Exception as e:   # reported like a failed worker's run; KeyboardInterrupt stops the study
+                cb.on_fail(spec, why_failed(e))
                 continue
             on_trained(trained)
 
@@ -134,8 +142,8 @@ def _pool_worker(index: int, parent_pid: int, inbox, outbox, data_dir, dry_run: 
             # Pickled here into plain bytes: queued tensors would otherwise travel as shared
             # memory that lives only as long as this process.
             outbox.put(("trained", index, pickle.dumps(trained)))
-        except Exception:
-            outbox.put(("failed", index, traceback.format_exc()))
+        except Exception as e:
+            outbox.put(("failed", index, why_failed(e)))
 
 
 @dataclass
@@ -280,7 +288,7 @@ class RayCluster:
                     try:
                         trained = ray.get(ref)
                     except ray.exceptions.RayError as e:   # the task raised, or its worker died max_retries times
-                        cb.on_fail(spec, str(e))
+                        cb.on_fail(spec, why_failed(getattr(e, "cause", None) or e))
                         continue
                     on_trained(trained)
         finally:   # Ctrl-C or an error: stop the runs in flight; none of them writes anything
@@ -298,6 +306,10 @@ def make_executor(kind: str, workers: int = 1, data_dir=None, dry_run: bool = Fa
                           data_dir=data_dir, dry_run=dry_run)
     if kind != "local":
         raise ValueError(f"--executor {kind!r}: choose local or ray")
+    if workers == 1 and dry_run:
+        # A dry run's tensors are tiny: a second thread only waits on the first, and beside another
+        # busy process the waiting made a dry run ~10x slower (benchmarks/README.md).
+        return Local(data_dir=data_dir, dry_run=True, threads=1)
     if workers == 1:
-        return Local(data_dir=data_dir, dry_run=dry_run)
+        return Local(data_dir=data_dir)
     return ProcessPool(workers, data_dir=data_dir, dry_run=dry_run)

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 from . import records as rec
-from .cards import pct_or_none, repo_card, variant_card
+from .cards import pct_or_none, repo_card, synthetic, variant_card
 from .models import VARIANTS
 from .records import RunRecord, git_commit
 from .report import aggregate
@@ -75,7 +75,7 @@ def export_config(record: RunRecord, summary: dict, commit: str) -> dict:
             "run": record.name,
             "run_selection": SELECTION_ALL_PAIRS if record.config.val_pairs == 0 else SELECTION,
             "train_config": record.config.to_dict(), "metrics": rec.metrics_dict(record.metrics),
-            "provenance": dataclasses.asdict(record.provenance),
+            "provenance": record.provenance.to_dict(),
             "study_summary": {k: summary[k] for k in SUMMARY_KEYS}, "commit": commit}
 
 
@@ -125,10 +125,10 @@ def export_study(study_dir: str | os.PathLike, dest: str | os.PathLike, referenc
     return written
 
 
-def upload_files(folder: str | os.PathLike, repo_id: str) -> list[tuple[str, int]]:
+def upload_files(folder: str | os.PathLike, repo_id: str, allow_synthetic: bool = False) -> list[tuple[str, int]]:
     """[(path in the repo, size in bytes)] of what a push of `folder` to `repo_id` uploads, after
     checking the repo id and that the folder is complete and every variant loads: a broken folder
-    is never published."""
+    is never published, nor, unless `allow_synthetic`, networks trained on synthetic digits."""
     if not is_repo_id(repo_id):
         raise PublishError(f"{repo_id!r} is not a Hub repo id: give USER/NAME (or ORG/NAME)")
     folder = Path(folder)
@@ -142,6 +142,12 @@ def upload_files(folder: str | os.PathLike, repo_id: str) -> list[tuple[str, int
         raise PublishError(f"missing: {', '.join(absent)}. Write the folder with `digitpair-train export` first")
     for networks in sets:
         load_pretrained(folder, networks=networks)   # raises WeightsError naming the file
+    on_random = [p.rsplit("/", 1)[0] for p in paths
+                 if p.endswith(CONFIG_NAME) and synthetic(json.loads((folder / p).read_text()))]
+    if on_random and not allow_synthetic:
+        raise PublishError(f"{folder} holds networks trained on synthetic data, a dry run's ({', '.join(on_random)}): "
+                           "their numbers measure nothing. Export a study trained on MNIST, or give "
+                           "--allow-synthetic to push them anyway")
     return [(p, (folder / p).stat().st_size) for p in paths]
 
 
@@ -156,7 +162,8 @@ def commit_message(folder: str | os.PathLike) -> tuple[str, str]:
     return summary, f"Exported by `digitpair-train export`; per variant, {first['run_selection']}:\n" + "\n".join(runs)
 
 
-def push(folder: str | os.PathLike, repo_id: str, private: bool = False, revision: str | None = None) -> str:
+def push(folder: str | os.PathLike, repo_id: str, private: bool = False, revision: str | None = None,
+         allow_synthetic: bool = False) -> str:
     """Create the model repo if needed and upload `folder` in one commit; returns the commit URL.
 
     The token comes from HF_TOKEN or the stored login (`huggingface_hub.get_token`) and goes only
@@ -166,7 +173,7 @@ def push(folder: str | os.PathLike, repo_id: str, private: bool = False, revisio
     from huggingface_hub import HfApi, constants, get_token
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-    paths = [p for p, _ in upload_files(folder, repo_id)]
+    paths = [p for p, _ in upload_files(folder, repo_id, allow_synthetic)]
     summary, description = commit_message(folder)
     token = get_token()
     if token is None:

@@ -111,6 +111,11 @@ class Provenance:
     # The study command that trained it: its id in invocations.jsonl, set by the driver as it writes
     # the record; "unknown" for runs recorded before runs named their invocation.
     invocation: str = UNKNOWN
+    data: str = UNKNOWN       # "mnist", or "synthetic": a dry run's random digits (data.synthetic_mnist)
+
+    def to_dict(self) -> dict:
+        # A field never recorded stays unwritten: the rows of older runs pack to the bytes they were written as.
+        return {k: v for k, v in dataclasses.asdict(self).items() if not (k in ("invocation", "data") and v == UNKNOWN)}
 
 
 @dataclass(frozen=True)
@@ -136,12 +141,9 @@ class RunRecord:
         return self.spec.name
 
     def to_dict(self) -> dict:
-        provenance = dataclasses.asdict(self.provenance)
-        if provenance["invocation"] == UNKNOWN:   # the rows of older runs stay the bytes they were written as
-            del provenance["invocation"]
         return {"study": self.study, "setting": self.setting, "round": self.round,
                 "config": self.config.to_dict(), "metrics": metrics_dict(self.metrics),
-                "provenance": provenance, "history": list(self.history)}
+                "provenance": self.provenance.to_dict(), "history": list(self.history)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunRecord":
@@ -184,23 +186,30 @@ def git_commit() -> str:
     # there, if any, need not match the files that were sent.
     if os.environ.get("DIGITPAIR_COMMIT"):
         return os.environ["DIGITPAIR_COMMIT"]
+    # The checkout digitpair is imported from, wherever the command runs; an installed copy (in
+    # site-packages, perhaps inside some other repository) has none.
+    checkout = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=checkout).stdout.strip()
+
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != checkout:
+            return UNKNOWN
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return UNKNOWN
 
 
-def provenance(commit: str, started_at: str, device: str) -> Provenance:
+def provenance(commit: str, started_at: str, device: str, data: str) -> Provenance:
     """Call in the process that trained the run, right after training: the machine, torch version
-    and finish time are read here. `commit` is `git_commit()` as the invocation read it."""
+    and finish time are read here. `commit` is `git_commit()` as the invocation read it; `data`
+    the source of the digits it trained on (`MNIST.source`)."""
     return Provenance(commit=commit.removesuffix("-dirty"),
                       dirty=UNKNOWN if commit == UNKNOWN else commit.endswith("-dirty"),
                       machine=machine(), torch=torch.__version__, device=device,
-                      started_at=started_at, finished_at=now())
+                      started_at=started_at, finished_at=now(), data=data)
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -246,7 +255,7 @@ def write(out: Path, spec: RunSpec, result: RunResult, prov: Provenance) -> Path
             f.writelines(json.dumps(r) + "\n" for r in result.history)
         metrics = Metrics(**{f.name: result.final[f.name] for f in dataclasses.fields(Metrics)
                              if f.name in result.final or f.default is dataclasses.MISSING})
-        final = {**metrics_dict(metrics), "provenance": dataclasses.asdict(prov)}
+        final = {**metrics_dict(metrics), "provenance": prov.to_dict()}
         (tmp / "final.json").write_text(json.dumps(final, indent=2) + "\n")
         (tmp / DONE).write_text("")
         for path in tmp.iterdir():          # durable before the rename makes it visible

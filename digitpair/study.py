@@ -277,9 +277,10 @@ def check_folder(study: Study, out: Path, specs: list[RunSpec], finished: dict[s
 # --- running a grid ---------------------------------------------------------------------------
 
 def dry_run_study(study: Study) -> Study:
-    """The same study on tiny synthetic data: 2 rounds, 2 epochs, 64 pairs; seconds, not hours."""
+    """The same study on tiny synthetic data: 2 rounds, 2 epochs, 64 pairs, ensembles of 2; seconds, not hours."""
     tiny = dict(n_pairs=64, batch_size=16, epochs=2)
-    settings = {k: replace(v, **tiny, val_pairs=16 if v.val_pairs else 0) for k, v in study.settings.items()}
+    settings = {k: replace(v, **tiny, val_pairs=16 if v.val_pairs else 0, members=min(v.members, 2))
+                for k, v in study.settings.items()}
     return replace(study, rounds=min(2, study.rounds), settings=settings)
 
 

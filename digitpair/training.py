@@ -18,7 +18,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import time
+import typing
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -32,6 +34,51 @@ from .models import (DEFAULT_ENCODER, DEFAULT_HEAD, ENCODERS, HEADS, VARIANTS, E
                      Variant, average_outputs, build_model, count_parameters)
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
+# MNIST-test's 10000 images make at most 5000 pairs of distinct images (data.mnist_to_pairs).
+MAX_PAIRS = 5000
+SEEDS = 2**63   # torch.manual_seed takes any 64-bit seed; non-negative ones print and sort plainly
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric field takes: low .. high, each end included unless marked open."""
+    low: float
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    why: str = ""
+
+    def __contains__(self, value) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open or self.high == math.inf else value <= self.high
+        return (not isinstance(value, float) or math.isfinite(value)) and above and below
+
+    def __str__(self) -> str:
+        if self.high == math.inf:
+            text = f"{'>' if self.low_open else '>='} {self.low}"
+        else:
+            text = f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
+        return f"{text} ({self.why})" if self.why else text
+
+
+# The range of every numeric RunConfig field but the two that depend on others (val_pairs < n_pairs,
+# val_fold < the number of folds: RunConfig.ranges). Floats must also be finite: no NaN, no inf.
+RANGES = {
+    "lr": Range(0, low_open=True),
+    "momentum": Range(0, 1, high_open=True),
+    "batch_size": Range(1),
+    "epochs": Range(1),
+    "weight_decay": Range(0),
+    "aux_weight": Range(0),
+    "label_smoothing": Range(0, 1, high_open=True),
+    "ema": Range(0, 1, high_open=True),
+    "n_pairs": Range(1, MAX_PAIRS, why=f"MNIST-test's 10000 images make {MAX_PAIRS} pairs"),
+    "tta": Range(0),
+    "data_seed": Range(0, SEEDS, high_open=True),
+    "init_seed": Range(0, SEEDS, high_open=True),
+    "members": Range(1),
+}
+TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +110,16 @@ class RunConfig:
     members: int = 1             # > 1: an ensemble; member i is initialised with init_seed + i
 
     def __post_init__(self):
+        for field, kind in FIELD_TYPES.items():   # bool is an int to Python, not to a config
+            value = getattr(self, field)
+            fits = (isinstance(value, bool) if kind is bool else
+                    isinstance(value, (int, float) if kind is float else kind) and not isinstance(value, bool))
+            if not fits:
+                raise ValueError(f"{field}={value!r}: {field} takes {TYPE_NAMES[kind]}")
+        for field, allowed in self.ranges().items():
+            if getattr(self, field) not in allowed:
+                raise ValueError(f"{field}={getattr(self, field)!r} is out of range: {field} takes "
+                                 f"{'an integer' if FIELD_TYPES[field] is int else 'a finite number'} {allowed}")
         checks = {
             "variant": (self.variant in VARIANTS, list(VARIANTS)),
             "encoder": (self.encoder in ENCODERS, list(ENCODERS)),
@@ -82,19 +139,16 @@ class RunConfig:
         if self.init_seed <= self.data_seed < self.init_seed + max(self.members, 1):
             raise ValueError("data_seed and init_seed must differ (they seed different things); "
                              "an ensemble's members take init_seed .. init_seed + members - 1")
-        if not 0 <= self.label_smoothing < 1 or not 0 <= self.ema < 1:
-            raise ValueError(f"label_smoothing and ema must be in [0, 1), got {self.label_smoothing}, {self.ema}")
-        folds = self.n_pairs // self.val_pairs if self.val_pairs else 1
-        if not 0 <= self.val_fold < folds:
-            raise ValueError(f"val_fold={self.val_fold}; {self.n_pairs} pairs make {folds} fold(s) "
-                             f"of {self.val_pairs} validation pairs: choose 0 .. {folds - 1}")
-        if self.tta < 0:
-            raise ValueError(f"tta must be >= 0 copies, got {self.tta}")
-        if self.members < 1:
-            raise ValueError(f"members must be >= 1, got {self.members}")
         if self.members > 1 and self.head != "order":
             raise ValueError(f"members={self.members} with head={self.head!r}: an ensemble averages digit "
                              "distributions under the order head")
+
+    def ranges(self) -> dict[str, Range]:
+        """Every numeric field's range, those that depend on other fields included."""
+        folds = self.n_pairs // self.val_pairs if 0 < self.val_pairs < self.n_pairs else 1
+        return {**RANGES, "val_pairs": Range(0, self.n_pairs, high_open=True, why="fewer than n_pairs"),
+                "val_fold": Range(0, folds, high_open=True, why=f"{self.n_pairs} pairs make {folds} fold(s) of "
+                                  f"{self.val_pairs} validation pairs" if self.val_pairs else "no validation pairs")}
 
     @property
     def uses_swap(self) -> bool:
@@ -114,6 +168,9 @@ class RunConfig:
 
     def pretty(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
+
+
+FIELD_TYPES = typing.get_type_hints(RunConfig)   # field -> bool, int, float or str
 
 
 def pick_device() -> torch.device:

@@ -26,6 +26,17 @@ def tiny() -> MNIST:
     return synthetic_mnist()
 
 
+@pytest.fixture(autouse=True)
+def torch_threads():
+    """A command run in this process (CliRunner) sets torch's thread count for its runs, as its own
+    process would; the next test gets the suite's back."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def served_app():
     """The real app (app.py, models from weights/) served on 127.0.0.1 on a free port: (module, url).

@@ -1,11 +1,15 @@
 """The command line: one override mechanism (--set), one error path, help that says what each option does."""
 
+import gzip
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import click
 import pytest
@@ -13,7 +17,8 @@ import typer
 from typer.testing import CliRunner
 
 from digitpair.cli import app
-from digitpair.study import Study
+from digitpair.models import VARIANTS
+from digitpair.study import Study, grid
 from digitpair.training import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +55,16 @@ def test_train_help_says_the_model_is_discarded_without_save():
     ("epochs", "expected KEY=VALUE"),
     ("variant=shared", "--set variant: use --"),
     ("precision=fp8", "precision='fp8'; choose one of fp32, bf16"),   # RunConfig's own validation
+    # RunConfig's ranges, named with the field (best: 1000 pairs per split)
+    ("epochs=0", "epochs=0 is out of range: epochs takes an integer >= 1"),
+    ("epochs=-3", "epochs=-3 is out of range: epochs takes an integer >= 1"),
+    ("n_pairs=0", "n_pairs=0 is out of range: n_pairs takes an integer in [1, 5000]"),
+    ("lr=nan", "lr=nan is out of range: lr takes a finite number > 0"),
+    ("lr=inf", "lr=inf is out of range: lr takes a finite number > 0"),
+    ("lr=-1", "lr=-1.0 is out of range: lr takes a finite number > 0"),
+    ("batch_size=0", "batch_size=0 is out of range: batch_size takes an integer >= 1"),
+    ("momentum=1", "momentum=1.0 is out of range: momentum takes a finite number in [0, 1)"),
+    ("val_pairs=1000", "val_pairs=1000 is out of range: val_pairs takes an integer in [0, "),   # < n_pairs
 ])
 def test_bad_overrides_are_one_clear_error(command, override, message, tmp_path):
     result = CliRunner().invoke(app, [*command, "--set", override, *(["--out", str(tmp_path)] if
@@ -91,3 +106,193 @@ def test_piped_dry_run_keeps_one_line_per_run_and_says_where_it_wrote():
     assert len(runs) == len(Study.load("train/studies/best.toml").settings)
     assert all(" test " in line and "epoch" in line and line.endswith("s") for line in runs)   # all pairs train: no val
     assert any(len(line) > 40 for line in lines)
+
+
+# --- train: the recipe of the README's results, from its study file ------------------------------
+
+BEST = ROOT / "train" / "studies" / "best.toml"
+PRESETS = sorted(p.stem for p in (ROOT / "train" / "studies").glob("*.toml"))
+
+
+@pytest.fixture
+def trained(monkeypatch):
+    """`train` with its data and its training stubbed out: the configs it would train, in order."""
+    configs = []
+
+    def train_run(cfg, mnist, device=None, on_epoch=None):
+        configs.append(cfg)
+        final = {"selected_epoch": cfg.epochs, "val_acc": None, "val_digit_acc": None, "test_digit_acc": None,
+                 "test_acc": 50.0 if cfg.test else None, "parameters": 1, "wall_seconds": 0.0}
+        return SimpleNamespace(final=final, model=None)
+
+    monkeypatch.setattr("digitpair.training.train_run", train_run)
+    monkeypatch.setattr("digitpair.data.MNIST", lambda data_dir=None: None)
+    return configs
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_train_trains_bests_main_setting_as_the_study_does_from_any_folder(variant, trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)   # not the repository: the preset is found from the installed package
+    result = CliRunner().invoke(app, ["train", "--variant", variant])
+    assert result.exit_code == 0, result.output
+    best = Study.load(BEST)
+    (run,) = grid(best, rounds=1, only=variant, setting=best.main)   # the study's own round-0 run
+    assert trained == [run.config]
+    assert f"training {run.name} of study 'best' ({BEST}): setting '{best.main}' (its main one), round 0" in result.output
+    assert json.loads(result.output[result.output.index("{"): result.output.index("}") + 1]) == run.config.to_dict()
+    assert "test pair accuracy 50.0%" in result.output and not list(tmp_path.iterdir())
+
+
+def test_train_reads_its_values_from_the_study_file_alone(trained, tmp_path):
+    """One source of truth: change best.toml and `train` trains the change; --setting and --set apply."""
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    text = BEST.read_text()
+    assert "\nlr = 0.1 " in text
+    (studies / "best.toml").write_text(text.replace("\nlr = 0.1 ", "\nlr = 0.05 "))
+    args = ["train", "--studies", str(studies)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert CliRunner().invoke(app, [*args, "--setting", "recipe_fc", "--set", "epochs=3"]).exit_code == 0
+    edited = Study.load(studies / "best.toml")
+    main, fc = (grid(edited, rounds=1, only="shared_aux", setting=s)[0].config for s in ("recipe", "recipe_fc"))
+    assert trained == [main, replace(fc, epochs=3)] and main.lr == 0.05 and fc.head == "fc"
+    result = CliRunner().invoke(app, [*args, "--setting", "nope"])
+    assert result.exit_code == 2 and "the settings of best are recipe, recipe_fc, ensemble5" in result.output
+
+
+def test_a_non_final_presets_train_never_scores_test_pairs(trained):
+    result = CliRunner().invoke(app, ["train", "--preset", "tuning"])
+    assert result.exit_code == 0, result.output
+    assert not trained[0].test and "test pairs not scored (tuning is not a final study)" in result.output
+
+
+# --- presets ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["train"], ["study", "--dry-run"]])
+def test_an_unknown_preset_lists_the_known_ones(command, tmp_path):
+    result = CliRunner().invoke(app, [*command, "--preset", "bset", *(["--out", str(tmp_path)] if
+                                                                    command[0] == "study" else [])])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"--preset 'bset': no such study; the presets in {ROOT / 'train' / 'studies'}: {', '.join(PRESETS)}" \
+        in " ".join(result.output.split())
+    assert PRESETS[:2] == ["best", "levers"] and not list(tmp_path.iterdir())
+    empty = CliRunner().invoke(app, [*command, "--preset", "best", "--studies", str(tmp_path)])
+    assert empty.exit_code == 2 and "holds no study files; give --studies FOLDER" in " ".join(empty.output.split())
+
+
+def test_a_preset_study_runs_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["study", "--preset", "tuning", "--dry-run", "--only", "shared",
+                                      "--rounds", "1", "--out", "dry"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "dry" / "results" / "report.md").is_file()
+
+
+# --- a study's configuration is checked whole before anything is written -------------------------
+
+@pytest.mark.parametrize("override", ["epochs=-5", "epochs=0", "batch_size=-1", "batch_size=0", "lr=nan",
+                                      "lr=inf", "lr=-1", "n_pairs=0"])
+def test_a_bad_set_in_a_final_study_writes_nothing(override, tmp_path, monkeypatch):
+    temp = tmp_path / "tmp"   # where a dry run without --out would make its folder
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    for where in (["--out", str(tmp_path / "runs"), "--results", str(tmp_path / "results")], ["--dry-run"]):
+        result = CliRunner().invoke(app, ["study", "--preset", "best", "--set", override, *where])
+        assert result.exit_code == 2, result.output
+        field = override.split("=")[0]
+        assert f"{field}=" in result.output and f"is out of range: {field} takes" in result.output
+        assert "Traceback" not in result.output and len(result.output.splitlines()) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["tmp"] and not list(temp.iterdir())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_failed_run_is_one_line_and_nothing_of_it_is_recorded(workers, tmp_path):
+    """A config RunConfig accepts but the data can't serve: 1000 pairs of the dry run's 600 images."""
+    result = CliRunner().invoke(app, ["study", "--preset", "best", "--dry-run", "--setting", "recipe", "--only",
+                                      "shared", "--rounds", "1", "--set", "n_pairs=1000", "--workers", str(workers),
+                                      "--out", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("failed:")]
+    assert line.startswith("failed: recipe-shared-r00 (nothing recorded): ValueError: cannot draw 1000 pairs "
+                           "of distinct images from 600 images (data.py:")
+    assert "Traceback" not in result.output and not (tmp_path / "runs" / "recipe-shared-r00").exists()
+    assert "1 run(s) failed and were not recorded: recipe-shared-r00" in result.output
+
+
+# --- synthetic data is never mistaken for a model of digits ---------------------------------------
+
+def test_a_dry_runs_records_and_exports_say_synthetic_and_push_refuses_them(tmp_path, monkeypatch):
+    from huggingface_hub import HfApi, ModelCard
+
+    from digitpair import records
+    from digitpair.cards import SYNTHETIC_NOTE
+
+    runs, weights = tmp_path / "runs", tmp_path / "weights"
+    result = CliRunner().invoke(app, ["study", "--preset", "best", "--dry-run", "--setting", "recipe",
+                                      "--rounds", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    finals = [json.loads(p.read_text()) for p in runs.glob("*/final.json")]
+    assert len(finals) == len(VARIANTS) and {f["provenance"]["data"] for f in finals} == {"synthetic"}
+    with gzip.open(runs / records.PACK, "rt") as f:
+        assert {json.loads(line)["provenance"]["data"] for line in f} == {"synthetic"}
+    assert "**Synthetic data**: 5 of these runs trained" in (tmp_path / "results" / "report.md").read_text()
+
+    result = CliRunner().invoke(app, ["export", str(runs), "--to", str(weights)])
+    assert result.exit_code == 0, result.output
+    assert "these runs trained on synthetic data" in result.output
+    cards = sorted(weights.glob("**/README.md"))
+    assert len(cards) == len(VARIANTS) + 1
+    for path in cards:
+        card = ModelCard.load(path)
+        assert SYNTHETIC_NOTE in card.text and "ylecun/mnist" not in card.content
+        assert card.data.datasets is None and card.data.eval_results is None and "synthetic-data" in card.data.tags
+    for name in VARIANTS:
+        assert json.loads((weights / name / "config.json").read_text())["provenance"]["data"] == "synthetic"
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a refused push reaches no Hub")
+    monkeypatch.setattr(HfApi, "create_repo", no_network)
+    monkeypatch.setattr(HfApi, "upload_folder", no_network)
+    for dry in ([], ["--dry-run"]):
+        result = CliRunner().invoke(app, ["push", "--repo-id", "user/name", "--folder", str(weights), *dry])
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert f"{weights} holds networks trained on synthetic data, a dry run's (simple_cnn," in result.output
+        assert "--allow-synthetic" in result.output
+    result = CliRunner().invoke(app, ["push", "--repo-id", "user/name", "--folder", str(weights), "--dry-run",
+                                      "--allow-synthetic"])
+    assert result.exit_code == 0 and "dry run: nothing was uploaded" in result.output
+
+
+# --- MNIST: a folder that does not exist ----------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["train"], ["study", "--preset", "best"]])
+def test_a_data_dir_that_does_not_exist_is_a_short_error_that_creates_nothing(command, tmp_path, monkeypatch):
+    def download(*args):
+        raise AssertionError("no download is tried")
+    monkeypatch.setattr("digitpair.data._download", download)
+    monkeypatch.setattr("digitpair.data.DEFAULT_ROOT", tmp_path / "cache")
+    missing = tmp_path / "mnits"
+    result = CliRunner().invoke(app, [*command, "--data-dir", str(missing),
+                                      *(["--out", str(tmp_path / "runs")] if command[0] == "study" else [])])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    first, *ways = result.output.splitlines()
+    assert first == f"error: {missing}: no such folder (named by --data-dir or $DIGITPAIR_DATA); nothing was created"
+    assert ways[0].startswith("MNIST is four IDX files (train-images-idx3-ubyte[.gz],")
+    assert [way.split(".", 1)[0].strip() for way in ways[1:]] == ["1", "2", "3", "4"]
+    assert "--data-dir or $DIGITPAIR_DATA" in ways[2] and str(tmp_path / "cache") in ways[3]
+    assert not list(tmp_path.iterdir())
+
+
+# --- the CLI answers at once ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["study", "--help"], ["export", "--help"],
+                                  ["train", "--no-such-option"]])
+def test_help_and_argument_errors_import_no_torch(args):
+    """What makes `--help` take 2 s is importing torch (and gradio, matplotlib, the Hub client):
+    benchmarks/bench_cli.py times it; here, none of them is imported."""
+    code = ("import runpy, sys\nsys.argv[0] = 'digitpair-train'\ntry:\n    runpy.run_module('digitpair.cli', "
+            "run_name='__main__')\nexcept SystemExit:\n    pass\nprint(sorted(m for m in ('torch', 'gradio', "
+            "'matplotlib', 'huggingface_hub', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert out.stdout.splitlines()[-1] == "[]", out.stdout + out.stderr

@@ -1,6 +1,7 @@
 import gzip
 import random
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,20 +68,25 @@ def test_missing_data_message(tmp_path):
         load_mnist(False, tmp_path, download=False)
 
 
-def test_a_failed_download_says_why_and_how_to_provide_the_files(tmp_path, monkeypatch):
+def test_a_failed_download_says_why_and_how_to_provide_the_files_and_leaves_nothing(tmp_path, monkeypatch):
     import torchvision.datasets
 
-    def offline(*args, **kwargs):   # torchvision's own message when there is no network: several lines
+    def offline(root, **kwargs):   # torchvision makes its folders, then fails with a message of several lines
+        (Path(root) / "MNIST" / "raw").mkdir(parents=True)
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://example/, got:\n"
                            "<urlopen error [Errno -2] Name or service not known>\n")
     monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
     with pytest.raises(DataError) as raised:
         load_mnist(True, tmp_path)
-    message = str(raised.value)
-    assert "\n" not in message and "RuntimeError: Error downloading train-images-idx3-ubyte.gz" in message
-    assert "Name or service not known" in message
-    assert all(way in message for way in (str(tmp_path / "MNIST" / "raw"), "--data-dir", "$DIGITPAIR_DATA",
-                                          "t10k-labels-idx1-ubyte[.gz]", "download=True"))
+    first, reason, *ways = str(raised.value).splitlines()
+    assert first == f"MNIST not found under {tmp_path}, and downloading it failed:"
+    assert reason.strip().startswith("RuntimeError: Error downloading train-images-idx3-ubyte.gz")
+    assert "Name or service not known" in reason
+    assert "t10k-labels-idx1-ubyte[.gz]" in ways[0] and len(ways) == 5   # the four ways, one a line
+    assert [way.split(".", 1)[0].strip() for way in ways[1:]] == ["1", "2", "3", "4"]
+    assert all(way in "\n".join(ways) for way in (str(tmp_path / "MNIST" / "raw"), "--data-dir", "$DIGITPAIR_DATA",
+                                                  "download=True"))
+    assert not list(tmp_path.iterdir())   # the empty MNIST/raw tree the attempt made is gone
 
 
 def test_truncated_file_is_reported(tmp_path):

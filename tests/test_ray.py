@@ -65,11 +65,13 @@ def test_interrupted_ray_study_resumes(local_ray, tiny_study, tmp_path):
 
 def test_a_failing_ray_task_is_reported_never_recorded(local_ray, tiny_study, tmp_path):
     spec = grid(tiny_study, rounds=1)[0]
-    broken = replace(spec, config=replace(spec.config, n_pairs=10, val_pairs=9, batch_size=0))
-    seen = []
+    # A valid config the synthetic data can't serve: 1000 pairs of its 600 training images.
+    broken = replace(spec, config=replace(spec.config, n_pairs=1000))
+    seen, why = [], []
     result = run_study(tiny_study, tmp_path, [broken], RayCluster(dry_run=True),
-                       Callbacks(on_fail=lambda s, why: seen.append(s.name)))
+                       Callbacks(on_fail=lambda s, reason: (seen.append(s.name), why.append(reason))))
     assert result["failed"] == seen == [broken.name] and not (tmp_path / broken.name).exists()
+    assert why[0].startswith("ValueError: cannot draw 1000 pairs") and "\n" not in why[0]   # one line
 
 
 def test_cli_study_on_ray(local_ray, tmp_path):

@@ -113,8 +113,10 @@ def test_provenance_in_every_new_run(tiny_study, tmp_path):
     [invocation] = records.read_invocations(tmp_path)
     for run in records.load(tmp_path):
         p = json.loads((tmp_path / run.name / "final.json").read_text())["provenance"]
-        assert set(p) == {"commit", "dirty", "machine", "torch", "device", "started_at", "finished_at", "invocation"}
+        assert set(p) == {"commit", "dirty", "machine", "torch", "device", "started_at", "finished_at", "invocation",
+                          "data"}
         assert p["invocation"] == invocation["invocation"] and invocation["ended"]
+        assert p["data"] == "synthetic"   # a dry run's digits, and the record says so
         assert "unknown" not in (p["torch"], p["device"], p["started_at"], p["finished_at"])
         assert p["machine"]["cpu"] and isinstance(p["dirty"], bool) and p["started_at"] <= p["finished_at"]
         assert p["commit"] == records.git_commit().removesuffix("-dirty")

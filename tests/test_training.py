@@ -1,10 +1,12 @@
+import re
+
 import pytest
 import torch
 from typer.testing import CliRunner
 
 from digitpair.cli import app
 from digitpair.weights import load_variant
-from digitpair.training import RunConfig, train_run
+from digitpair.training import FIELD_TYPES, RunConfig, train_run
 
 
 def test_config_validation():
@@ -30,6 +32,28 @@ def test_config_validation():
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
     assert not cfg.uses_swap                      # no digit labels -> no swapping
     assert RunConfig(variant="shared_aux").uses_swap
+
+
+def test_every_numeric_field_has_a_range_checked_in_one_place():
+    """Just outside each end of each range: refused, the message naming the field and the range;
+    floats must be finite besides."""
+    ranges = RunConfig().ranges()
+    assert set(ranges) == {field for field, kind in FIELD_TYPES.items() if kind in (int, float)}
+    for field, allowed in ranges.items():
+        step = 1 if FIELD_TYPES[field] is int else 0.5
+        outside = [allowed.low if allowed.low_open else allowed.low - step]
+        if allowed.high != float("inf"):
+            outside.append(allowed.high if allowed.high_open else allowed.high + step)
+        if FIELD_TYPES[field] is float:
+            outside += [float("nan"), float("inf"), float("-inf")]
+        for value in outside:
+            with pytest.raises(ValueError, match=rf"^{field}=.* is out of range: {field} takes .*{re.escape(str(allowed))}$"):
+                RunConfig(**{field: value})
+    with pytest.raises(ValueError, match="epochs='ten': epochs takes an integer"):
+        RunConfig(epochs="ten")   # a study file's string: a type error, never a comparison's traceback
+    with pytest.raises(ValueError, match="swap=1: swap takes true or false"):
+        RunConfig(swap=1)
+    assert RunConfig(lr=1).lr == 1   # an integer is a number
 
 
 @pytest.mark.parametrize("variant", ["shared", "unshared_aux"])
@@ -93,8 +117,10 @@ def test_cli_train_saves_a_loadable_model(mnist, tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["train", "--variant", "simple_cnn", "--set", "epochs=1",
                                       "--save", str(tmp_path / "simple_cnn")])
     assert result.exit_code == 0, result.output
-    assert '"variant": "simple_cnn"' in result.output and "validation pair accuracy" in result.output
-    assert "test pair accuracy" not in result.output              # a single run never sees the test pairs
+    # best's main setting: all 1000 pairs train (no validation accuracy) and, best being final, the
+    # test pairs are scored once, as the study's own run of that round does.
+    assert '"variant": "simple_cnn"' in result.output and "test pair accuracy" in result.output
+    assert "validation pair accuracy" not in result.output and "no validation pairs" in result.output
     model = load_variant(tmp_path / "simple_cnn")
     assert model.predict(torch.zeros(1, 2, 14, 14)).digit_probs.shape == (1, 2, 10)
 

@@ -66,7 +66,7 @@ def write_fake_runs(out, specs) -> None:
                  "test_acc": test, "test_digit_acc": 96.5 if VARIANTS[name].digit_loss else None,
                  "parameters": sum(p.numel() for p in model.parameters()), "train_pairs": 800,
                  "test_pairs": 1000, "wall_seconds": 1.0, "device": "cpu"}
-        prov = records.provenance("abc1234", records.now(), "cpu")
+        prov = records.provenance("abc1234", records.now(), "cpu", "mnist")
         records.write(out, spec, RunResult(spec.config, model.eval(), [], final), prov)
 
 
