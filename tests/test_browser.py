@@ -64,7 +64,7 @@ def touch_draw(page, cdp, elem_id: str, strokes) -> None:
 def answered(page, timeout_ms: int = 20_000) -> None:
     """Wait for the page to answer for both boxes."""
     from playwright.sync_api import expect
-    expect(page.locator("#consensus")).to_contain_text(re.compile("networks agree|Split"), timeout=timeout_ms)
+    expect(page.locator("#consensus")).to_contain_text(re.compile("models agree|Split"), timeout=timeout_ms)
 
 
 def ink(page, elem_id: str) -> int:
@@ -139,7 +139,7 @@ def test_drawing_clearing_and_an_example(served_app, tmp_path):
         answered(page)
         assert all(ink_until(page, box, lambda v: v > blank + 3000) > blank + 3000 for box in ("first", "second"))
         # No button pressed: the page answers as the person draws, one card per network.
-        expect(page.locator("#consensus")).to_contain_text(re.compile("networks agree|Split"), timeout=20_000)
+        expect(page.locator("#consensus")).to_contain_text(re.compile("models agree|Split"), timeout=20_000)
         expect(page.locator("#cards .card")).to_have_count(len(served_app[0].SETS["ours"].models))
         for name in DIGIT_HEADS:
             card = page.locator(f"#card-{name}")
