@@ -328,14 +328,15 @@ def pct(part, whole) -> float | None:
 
 
 def rates(groups: dict, rule: dict, shapes, half: str) -> dict:
-    """What `rule` does on one half: real digits flagged (and of those, how many the readers
-    misread), non-digits caught (and said "not a digit")."""
+    """What `rule` does on one half, in % of `judged` (each drawing judged in both boxes): real
+    digits flagged (and of those, how many the readers misread; of the misread, how many were
+    flagged), non-digits caught (and said "not a digit"; `refused`: by preprocess, as a dot)."""
     out = {}
     for name in ("mnist", "usps", "uci"):
         g = groups[name]
         kinds, wrong = flags(rule, g[half], shapes, g["accepted"][half]), g["misread"][half]
         flagged = kinds != abstain.DIGIT
-        out[name] = {"digits": int(len(kinds)), "flagged": pct(flagged.sum(), len(kinds)),
+        out[name] = {"judged": int(len(kinds)), "flagged": pct(flagged.sum(), len(kinds)),
                      "unsure": pct((kinds == abstain.UNSURE).sum(), len(kinds)),
                      "flagged_misread": pct((flagged & wrong).sum(), flagged.sum()),
                      "read_right_flagged": pct((flagged & ~wrong).sum(), (~wrong).sum()),
@@ -344,7 +345,7 @@ def rates(groups: dict, rule: dict, shapes, half: str) -> dict:
     for k in groups["kinds"]:
         g = groups[k]
         kinds = flags(rule, g[half], shapes, g["accepted"][half])
-        kinds_caught[k] = {"drawings": int(len(kinds)), "caught": pct((kinds != abstain.DIGIT).sum(), len(kinds)),
+        kinds_caught[k] = {"judged": int(len(kinds)), "caught": pct((kinds != abstain.DIGIT).sum(), len(kinds)),
                            "not_a_digit": pct((kinds == abstain.NOT_A_DIGIT).sum(), len(kinds)),
                            "refused": pct((~g["accepted"][half]).sum(), len(kinds))}
     out["non_digits"] = {"caught": round(float(np.mean([v["caught"] for v in kinds_caught.values()])), 2),

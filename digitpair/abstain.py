@@ -159,7 +159,8 @@ def rates_markdown(rules: dict) -> str:
         r = chosen["rates"]["check"]
         least = sorted(r["non_digits"]["kinds"].items(), key=lambda kv: kv[1]["caught"])[:3]
         lines.append(
-            f"- {networks} networks: real digits flagged: {r['mnist']['flagged']} % of MNIST validation digits "
+            f"- {networks} networks (validation, used for choices; the half not used to choose): real digits "
+            f"flagged: {r['mnist']['flagged']} % of MNIST validation digits "
             f"(of those, {r['mnist']['flagged_misread']} % misread), {r['usps']['read_right_flagged']} % of the USPS "
             f"digits they read right (goal for both: at most {GOALS['flagged']:g} %), {r['uci']['flagged']} % of UCI's; "
             f"non-digits caught: {r['non_digits']['caught']} % (goal: {GOALS['caught']:g} %; least caught: "
