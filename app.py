@@ -153,7 +153,7 @@ CARD_CSS = """
 .card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px;
         background: var(--block-background-fill); min-width: 0; }
 .card .name { font-weight: 600; font-size: 14px; color: #1f2937; }
-.card .verdict { font-size: 1.25em; font-weight: 600; margin: 2px 0 4px; }
+.card .verdict { font-size: 1.15em; font-weight: 600; margin: 2px 0 4px; }
 .card .mark { font-size: 13px; padding: 1px 6px; border-radius: 4px; margin-left: 4px; }
 .card .mark.right { background: #d1fadf; color: #05603a; }
 .card .mark.wrong { background: #fee4e2; color: #912018; }

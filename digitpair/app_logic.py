@@ -453,7 +453,7 @@ def about_markdown(root: Path = ROOT, link=None) -> str:
              "(P(a ≤ b) = sum over i ≤ j of p_a(i) p_b(j)), and the 2020 report's, which compare them with "
              "one fully connected layer, Linear(20, 2); their accuracies are side by side in "
              "`train/results/best/report.md`'s `head` table, and the report's networks under its own "
-             "protocol in `train/results/seed2020`. Where a card says \"5 networks, averaged\", that variant "
+             "protocol in `train/results/seed2020`. Where a card's \"how it works\" says \"5 networks trained alike, averaged\", that variant "
              "answers as an ensemble: five networks trained on the same pairs from different initialisations, "
              "their digit distributions averaged (for `shared` and `unshared`, their P)."]
     summary = root / "train" / "results" / STUDY / "summary.csv"
