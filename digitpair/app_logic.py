@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import abstain
 from .cards import source_url
 from .drawing import DrawingError, preprocess
 from .models import DEFAULT_HEAD, VARIANTS, PairNet, Prediction, count_members
@@ -41,6 +42,12 @@ LEQ, GT = "first ≤ second", "first > second"
 # The page's choice of set, as it names them; keys are weights.NETWORKS'.
 CHOICES = {"ours": "Our networks (order head)", "report": "The 2020 report's networks (FC head)"}
 DEFAULT_NETWORKS = "ours"
+# What each card leads with: how the variant works, in plain words (its code name is in the detail line).
+PLAIN_NAMES = {"simple_cnn": "Reads each digit, compares in code",
+               "shared": "One reader for both, taught only ≤",
+               "shared_aux": "One reader for both + digit labels",
+               "unshared": "A reader per digit, taught only ≤",
+               "unshared_aux": "A reader per digit + digit labels"}
 log = logging.getLogger(__name__)
 
 
@@ -50,6 +57,7 @@ class LoadedModels:
     errors: dict[str, str]       # {variant: why it did not load}
     source: str
     networks: str = DEFAULT_NETWORKS   # which set: a key of weights.NETWORKS
+    rule: abstain.Rule | None = None   # when to doubt its digits; None: not chosen for these networks
 
 
 class ChoiceError(ValueError):
@@ -75,7 +83,10 @@ def load_models(source: str | None = None, revision: str | None = None,
         models, errors = {}, {name: str(e) for name in VARIANTS}
     for name, why in errors.items():
         log.warning("digitpair: variant %s not loaded (%s networks): %s", name, networks, why)
-    return LoadedModels(models, errors, source, networks)
+    rule, why = abstain.rule_for(abstain.load_rules(), networks, readers(models))
+    if rule is None and models:
+        log.warning("digitpair: the page will not say 'not a digit' for the %s networks: %s", networks, why)
+    return LoadedModels(models, errors, source, networks, rule)
 
 
 def load_sets(source: str | None = None, revision: str | None = None) -> dict[str, LoadedModels]:
@@ -90,6 +101,12 @@ def choose(sets: dict[str, LoadedModels], networks) -> LoadedModels:
         raise ChoiceError(f"networks={networks!r} is not a set of networks here; choose one of "
                           + ", ".join(f"{key!r} ({CHOICES[key]})" for key in sets))
     return sets[networks]
+
+
+def readers(models: dict[str, PairNet]) -> dict[str, PairNet]:
+    """The variants among `models` that read digits (have digit outputs): whose readings the page
+    judges (digitpair/abstain.py)."""
+    return {name: model for name, model in models.items() if VARIANTS[name].digit_loss}
 
 
 def preprocess_pair(first, second) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -197,23 +214,60 @@ def is_blank(problem: DrawingError) -> bool:
     return str(problem).startswith(("nothing drawn", "no ink found"))
 
 
-def headline(verdicts: dict[str, bool], truth: tuple[int, int] | None) -> str:
-    """One line over all networks: how many say which, and with an example, the truth and who got it."""
+@dataclass(frozen=True)
+class Doubt:
+    """What the page says about one drawing: `kind` is abstain.DIGIT, UNSURE or NOT_A_DIGIT;
+    `digits` the readers' two likeliest, likeliest first."""
+    kind: str
+    digits: tuple[int, int]
+
+
+def doubts(loaded: LoadedModels, x: torch.Tensor, preds: dict[str, Prediction]) -> dict[str, Doubt]:
+    """{box: its Doubt} for the drawings x (1, 2, 14, 14), judged by the set's rule on its readers'
+    digit distributions; {} where the set has no rule (abstain.rule_for) or no reader loaded."""
+    probs = [preds[name].digit_probs[0] for name in readers(loaded.models)]   # (2, 10) each
+    if loaded.rule is None or not probs:
+        return {}
+    ev = abstain.evidence(x[0], torch.stack(probs, 1), loaded.rule.shapes)     # the two boxes
+    return {box: Doubt(str(kind), tuple(int(d) for d in ev.digits[i]))
+            for i, (box, kind) in enumerate(zip(BOXES, abstain.judge(loaded.rule, ev)))}
+
+
+def doubt_line(doubt: dict[str, Doubt]) -> str:
+    """'The second drawing does not look like a digit.' / 'Not sure of the first digit: 1 or 7?' ('' if none)."""
+    parts = []
+    for box, d in doubt.items():
+        if d.kind == abstain.NOT_A_DIGIT:
+            parts.append(f"the {box} drawing does not look like a digit")
+        elif d.kind == abstain.UNSURE:
+            parts.append(f"the {box} digit could be {d.digits[0]} or {d.digits[1]}")
+    return "; ".join(parts)
+
+
+def headline(verdicts: dict[str, bool], truth: tuple[int, int] | None, doubt: dict[str, Doubt] | None = None) -> str:
+    """One line over all models: how many say which; with an example, the truth and how many got
+    it; first, what the readers doubt about the drawings."""
     n, leq = len(verdicts), sum(verdicts.values())
-    if leq in (0, n):
-        line = f"**{order_name(bool(leq))}**: all {n} networks agree." if n > 1 else f"**{order_name(bool(leq))}**."
+    models = "model" if n == 1 else "models"
+    if truth is not None:
+        a, b = truth
+        right = sum(v == (a <= b) for v in verdicts.values())
+        line = (f"Example {a} and {b}: the answer is **{order_name(a <= b)}** ({a} {'≤' if a <= b else '>'} {b}); "
+                + (f"all {n} {models} say so." if right == n else f"{right} of {n} {models} {'says' if right == 1 else 'say'} so."))
+    elif leq in (0, n):
+        line = f"**{order_name(bool(leq))}**: " + (f"all {n} models agree." if n > 1 else "the model says so.")
     else:
         says = lambda k: f"{k} says" if k == 1 else f"{k} say"
         line = f"**Split**: {says(leq)} {LEQ}, {says(n - leq)} {GT}."
-    if truth is None:
+    said = doubt_line(doubt or {})
+    if not said:
         return line
-    a, b = truth
-    right = sum(v == (a <= b) for v in verdicts.values())
-    return (f"Example: the digits are **{a}** and **{b}**, so the answer is **{order_name(a <= b)}** "
-            f"({a} {'≤' if a <= b else '>'} {b}). {right} of {n} networks are right. {line}")
+    if any(d.kind == abstain.NOT_A_DIGIT for d in doubt.values()):
+        line = "Read as digits anyway: " + line.replace("**: ", "**, ", 1)
+    return f"**{said[0].upper()}{said[1:]}.** {line}"
 
 
-def joint_svg(probs: torch.Tensor, cell: int = 12) -> str:
+def joint_svg(probs: torch.Tensor, cell: int = 14) -> str:
     """(2, 10) digit probabilities -> a 10x10 SVG of p_first(i) p_second(j), row i, column j.
 
     Cells with i <= j (on and right of the diagonal) are blue, the others orange, each as opaque as
@@ -221,11 +275,11 @@ def joint_svg(probs: torch.Tensor, cell: int = 12) -> str:
     behind "first <= second", which is what the order head outputs as P(first <= second).
     """
     joint = (probs[0][:, None] * probs[1][None, :]).tolist()
-    pad, size = 14, 10 * cell
+    pad, size = 16, 10 * cell
     parts = [f'<svg class="joint" viewBox="0 0 {pad + size + 1} {pad + size + 1}" width="{pad + size + 1}" '
              f'height="{pad + size + 1}" role="img"><title>P(first = row, second = column)</title>']
-    parts += [f'<text x="{pad + j * cell + cell / 2}" y="10" class="axis">{j}</text>' for j in range(10)]
-    parts += [f'<text x="7" y="{pad + i * cell + cell * 0.8}" class="axis">{i}</text>' for i in range(10)]
+    parts += [f'<text x="{pad + j * cell + cell / 2}" y="12" class="axis">{j}</text>' for j in range(10)]
+    parts += [f'<text x="8" y="{pad + i * cell + cell * 0.8}" class="axis">{i}</text>' for i in range(10)]
     parts += [f'<rect x="{pad + j * cell}" y="{pad + i * cell}" width="{cell}" height="{cell}" '
               f'class="{"leq" if i <= j else "gt"}" fill-opacity="{p ** 0.5:.3f}"/>'
               for i, row in enumerate(joint) for j, p in enumerate(row) if p >= 1e-4]
@@ -238,20 +292,40 @@ def joint_svg(probs: torch.Tensor, cell: int = 12) -> str:
 
 
 def head_line(name: str, head: str, members: int = 1) -> str:
-    """How the network (or the `members` networks, averaged) turns two 10-way outputs into P(first <= second)."""
-    ensemble = f"{members} networks, averaged; " if members > 1 else ""
+    """The detail line: the code name, how many networks answer, and how they turn two 10-way
+    outputs into P(first <= second)."""
+    ensemble = f"{members} networks trained alike, averaged" if members > 1 else "one network"
     if not VARIANTS[name].pair_loss:
-        return f"{ensemble}no pair head: compares its two readings in code (order rule)"
-    if head == "fc":
-        return f"{ensemble}FC head: one fully connected layer, Linear(20, 2), on its two 10-way outputs"
-    return f"{ensemble}order head: P = sum over i ≤ j of p_first(i) p_second(j)"
+        how = "no pair head: its two digit readings are compared in code (the order rule)"
+    elif head == "fc":
+        how = ("FC head: one fully connected layer, Linear(20, 2), on its two 10-way outputs; its verdict comes "
+               "from that layer, so it can disagree with its own digit reading")
+    else:
+        how = "order head: P = sum over i ≤ j of p_first(i) p_second(j)"
+    return f"{name}: {ensemble}; {how}"
+
+
+def reading_line(probs: torch.Tensor, doubt: dict[str, Doubt]) -> str:
+    """'first: 2 (100 %), second: 7 (98 %)', each box's top digit, with the page's doubt about it."""
+    parts = []
+    for i, box in enumerate(BOXES):
+        values, digits = probs[i].topk(2)
+        d = doubt.get(box)
+        if d and d.kind == abstain.NOT_A_DIGIT:
+            parts.append(f"{box}: not a digit? (reads <b>{int(digits[0])}</b>, {values[0]:.0%})")
+        elif d and d.kind == abstain.UNSURE:
+            parts.append(f"{box}: <b>{int(digits[0])}</b> ({values[0]:.0%}) or <b>{int(digits[1])}</b> ({values[1]:.0%})")
+        else:
+            parts.append(f"{box}: <b>{int(digits[0])}</b> ({values[0]:.0%})")
+    return "reads " + ", ".join(parts)
 
 
 def card(name: str, pred: Prediction, truth: tuple[int, int] | None, head: str = DEFAULT_HEAD,
-         members: int = 1) -> str:
-    """One network's card: verdict (and right/wrong with an example), P(first <= second), the head
-    that computed it, its digit reading. With the FC head the picture is what its digit outputs
-    read, not where P comes from: the caption says so."""
+         members: int = 1, doubt: dict[str, Doubt] | None = None) -> str:
+    """One model's card: its plain name, verdict (right/wrong with an example), P(first <= second),
+    its digit reading with the page's doubts (or, without digit outputs, those doubts alone), the
+    picture of the two readings with its key, and a detail line (code name, networks, head)."""
+    doubt = doubt or {}
     p = float(pred.p_leq[0])
     leq = p >= 0.5
     mark = ""
@@ -259,30 +333,31 @@ def card(name: str, pred: Prediction, truth: tuple[int, int] | None, head: str =
         right = leq == (truth[0] <= truth[1])
         mark = f' <span class="mark {"right" if right else "wrong"}">{"✓ right" if right else "✗ wrong"}</span>'
     lines = [f'<div class="card" id="card-{html.escape(name)}">',
-             f'<div class="name">{html.escape(name)}</div>',
+             f'<div class="name">{html.escape(PLAIN_NAMES.get(name, name))}</div>',
              f'<div class="verdict">{order_name(leq)}{mark}</div>',
              f'<div class="prob">P(first ≤ second) = {p:.2f}'
-             f'<div class="bar"><div style="width:{100 * p:.0f}%"></div></div></div>',
-             f'<div class="head">{html.escape(head_line(name, head, members))}</div>']
+             f'<div class="bar"><div style="width:{100 * p:.0f}%"></div></div></div>']
     if pred.digit_probs is None:
-        lines.append('<div class="reading">no digit outputs: trained on the order only, '
-                     'its 10 codes are not digits</div>')
+        said = doubt_line(doubt)
+        lines.append('<div class="reading">never told what a digit is: no digit reading'
+                     + (f'; the readers say {html.escape(said)}' if said else "") + "</div>")
     else:
         probs = pred.digit_probs[0]
-        values, digits = probs.max(1)
         mass = float((probs[0][:, None] * probs[1][None, :]).triu().sum())
-        caption = f"rows: its first digit, columns: its second; the blue cells (row ≤ column) hold {mass:.2f}"
-        if head == "fc":
-            caption = f"what its digit outputs read, {caption}, but its P comes from the FC layer, not from this sum"
-        lines += [f'<div class="reading">reads <b>{int(digits[0])}</b> ({values[0]:.0%}) and '
-                  f'<b>{int(digits[1])}</b> ({values[1]:.0%})</div>',
-                  joint_svg(probs), f'<div class="caption">{caption}</div>']
+        key = (f'rows: first digit, columns: second; <span class="key leq">blue</span>: first ≤ second '
+               f'(in all {mass:.2f}), <span class="key gt">orange</span>: first > second')
+        lines += [f'<div class="reading">{reading_line(probs, doubt)}</div>', joint_svg(probs),
+                  f'<div class="caption">{key}</div>']
+    # Folded, so the cards of both sets are the same height whatever their heads' explanations.
+    lines.append(f'<details class="head"><summary>how it works</summary>{html.escape(head_line(name, head, members))}'
+                 '</details>')
     return "".join(lines) + "</div>"
 
 
 def failed_card(name: str, message: str) -> str:
-    return (f'<div class="card failed" id="card-{html.escape(name)}"><div class="name">{html.escape(name)}</div>'
-            f'<div class="reading">not loaded: {html.escape(message)}</div></div>')
+    return (f'<div class="card failed" id="card-{html.escape(name)}">'
+            f'<div class="name">{html.escape(PLAIN_NAMES.get(name, name))}</div>'
+            f'<div class="reading">{html.escape(name)} not loaded: {html.escape(message)}</div></div>')
 
 
 def card_order(names) -> list[str]:
@@ -302,7 +377,8 @@ def page_view(loaded: LoadedModels, first, second, known: tuple[Example, ...] = 
     """Everything the page shows for two drawings; a bad drawing becomes the headline, never an exception.
 
     `loaded` is one set of networks ({name: model} and the names that failed); the cards follow it,
-    each naming its comparison head.
+    each naming its comparison head. Where the set's rule doubts a drawing, the headline and every
+    card say so, beside the numbers.
     When the two boxes show one of the `known` examples, unchanged, the page gives its true digits and
     marks each verdict right or wrong. (Recognised by what the networks see, not by which event came
     last: the editor reports loading an example and clearing a box as drawing.)
@@ -328,10 +404,11 @@ def page_view(loaded: LoadedModels, first, second, known: tuple[Example, ...] = 
     example = known_example(x[0], known)
     truth = example.digits if example else None
     preds = {name: model.predict(x) for name, model in loaded.models.items()}
+    doubt = {} if example else doubts(loaded, x, preds)   # an example is a digit pair: its truth is known
     cards = {**failed, **{name: card(name, pred, truth, loaded.models[name].head_name,
-                                     count_members(loaded.models[name])) for name, pred in preds.items()}}
+                                     count_members(loaded.models[name]), doubt) for name, pred in preds.items()}}
     verdicts = {name: float(pred.p_leq[0]) >= 0.5 for name, pred in preds.items()}
-    return PageView(headline(verdicts, truth), "".join(cards[n] for n in card_order(cards)), previews)
+    return PageView(headline(verdicts, truth, doubt), "".join(cards[n] for n in card_order(cards)), previews)
 
 
 def enlarge(digit: torch.Tensor, factor: int = 12) -> np.ndarray:
@@ -377,7 +454,7 @@ def about_markdown(root: Path = ROOT, link=None) -> str:
              "(P(a ≤ b) = sum over i ≤ j of p_a(i) p_b(j)), and the 2020 report's, which compare them with "
              "one fully connected layer, Linear(20, 2); their accuracies are side by side in "
              "`train/results/best/report.md`'s `head` table, and the report's networks under its own "
-             "protocol in `train/results/seed2020`. Where a card says \"5 networks, averaged\", that variant "
+             "protocol in `train/results/seed2020`. Where a card's \"how it works\" says \"5 networks trained alike, averaged\", that variant "
              "answers as an ensemble: five networks trained on the same pairs from different initialisations, "
              "their digit distributions averaged (for `shared` and `unshared`, their P)."]
     summary = root / "train" / "results" / STUDY / "summary.csv"
@@ -406,6 +483,15 @@ def about_markdown(root: Path = ROOT, link=None) -> str:
                   + f"{_cell(by_name[name], 'test_digit_acc') if VARIANTS[name].digit_loss else '-'} | "
                   f"{by_name[name].get('rounds') or 'unknown'} |"
                   for name in VARIANTS if name in by_name]
+    rules = abstain.load_rules(root / "benchmarks" / abstain.RULES_FILE.name)
+    if rules.get("sets"):
+        lines += ["", "When the page says a drawing \"does not look like a digit\" or \"could be 1 or 7\": the networks "
+                  "give every drawing some digit, often with a high probability, so the page also checks how sure "
+                  "the digit readers are and whether the drawing is shaped like handwriting: mostly solid ink "
+                  "(a dot, a blob), ink in several pieces, or a shape no mix of the training digits' main shapes "
+                  "comes near. The limits were chosen on validation digits (MNIST training digits no network "
+                  "trained on, USPS, UCI) and drawn non-digits (`benchmarks/not_a_digit.py`); measured on the "
+                  "half not used to choose them:", "", abstain.rates_markdown(rules)]
     links = [f"[{p.relative_to(root).as_posix()}]({link(p)})" if link else f"`{p.relative_to(root).as_posix()}`"
              for p in report_files(root)]
     repo = os.environ.get(MODEL_REPO_ENV)

@@ -1,9 +1,9 @@
 """The page in a real browser: Debian's chromium, driven by Playwright, draws with the mouse and a finger.
 
 CI installs chromium (.ci/run) and must run this test; it is skipped only where chromium is
-absent and $CI is unset. With DIGITPAIR_SCREENSHOT=1 it refreshes docs/screenshot.png, the
-README's picture of the app; otherwise the screenshot goes to pytest's temporary folder, so a
-test run leaves the checkout as it was.
+absent and $CI is unset. With DIGITPAIR_SCREENSHOT=1 it refreshes docs/screenshot.png (1280 px
+wide, the README's picture of the app) and docs/screenshot-phone.png (390 px); otherwise the
+screenshots go to pytest's temporary folder, so a test run leaves the checkout as it was.
 """
 
 import contextlib
@@ -18,7 +18,7 @@ import PIL.Image
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshot.png"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 DIGIT_HEADS = ["simple_cnn", "shared_aux", "unshared_aux"]
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
@@ -28,6 +28,52 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI
 TWO = [[(0.2, 0.3), (0.4, 0.12), (0.65, 0.15), (0.75, 0.35), (0.6, 0.55), (0.35, 0.75), (0.2, 0.88),
         (0.5, 0.88), (0.8, 0.88)]]
 SEVEN = [[(0.2, 0.15), (0.8, 0.15), (0.6, 0.5), (0.45, 0.88)]]
+# Not digits: a dab of the brush, and a scribble back and forth over a patch (as one scribbles out).
+DOT = [[(0.5, 0.5), (0.51, 0.5)]]
+SCRIBBLE = [[(0.2 + 0.6 * (i % 2), 0.25 + 0.05 * i) for i in range(10)]]
+# Every visible text node: its colour over the backgrounds behind it (alpha and opacity blended),
+# the WCAG contrast ratio, its font size. SVG text is coloured by its fill.
+TEXTS = r"""() => {
+    const parse = (s) => { const m = s.match(/rgba?\(([^)]+)\)/); if (!m) return null;
+        const p = m[1].split(/[ ,\/]+/).filter(Boolean).map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+    const over = (top, bottom) => [0, 1, 2].map((i) => top[i] * top[3] + bottom[i] * (1 - top[3]));
+    const luminance = (c) => { const [r, g, b] = c.map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+    const background = (el) => { const layers = [];
+        for (let e = el; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor);
+            if (c && c[3] > 0) { layers.push(c); if (c[3] >= 1) break; } }
+        return layers.reverse().reduce((below, c) => over(c, below), [255, 255, 255]); };
+    const opacity = (el) => { let o = 1; for (let e = el; e; e = e.parentElement) o *= Number(getComputedStyle(e).opacity); return o; };
+    const texts = [], walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const text = node.textContent.trim(), el = node.parentElement, style = getComputedStyle(el);
+        const range = document.createRange(); range.selectNodeContents(node);
+        const rect = range.getBoundingClientRect();
+        if (!text || rect.width === 0 || rect.height === 0 || style.visibility === "hidden") continue;
+        const colour = parse(el instanceof SVGElement ? style.fill : style.color), behind = background(el);
+        const seen = over([...colour.slice(0, 3), colour[3] * opacity(el)], behind);
+        const [a, b] = [luminance(seen), luminance(behind)];
+        texts.push({text: text.slice(0, 40), contrast: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05),
+                    size: parseFloat(style.fontSize)});
+    }
+    return texts;
+}"""
+# Words (and numbers) of the About table's cells that the browser broke across lines.
+BROKEN_WORDS = r"""() => {
+    const broken = [];
+    for (const cell of document.querySelectorAll("#about td, #about th")) {
+        const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            for (const match of node.textContent.matchAll(/\S+/g)) {
+                const range = document.createRange();
+                range.setStart(node, match.index); range.setEnd(node, match.index + match[0].length);
+                const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+                if (lines.size > 1) broken.push(match[0]);
+            }
+        }
+    }
+    return broken;
+}"""
 
 
 def draw(page, elem_id: str, strokes) -> None:
@@ -64,7 +110,7 @@ def touch_draw(page, cdp, elem_id: str, strokes) -> None:
 def answered(page, timeout_ms: int = 20_000) -> None:
     """Wait for the page to answer for both boxes."""
     from playwright.sync_api import expect
-    expect(page.locator("#consensus")).to_contain_text(re.compile("networks agree|Split"), timeout=timeout_ms)
+    expect(page.locator("#consensus")).to_contain_text(re.compile("models agree|Split"), timeout=timeout_ms)
 
 
 def ink(page, elem_id: str) -> int:
@@ -95,6 +141,19 @@ def expect_cleared(page, expect) -> None:
     for box in ("first", "second"):
         expect(page.locator(f"#seen-{box} img")).to_have_count(0)
         assert ink_until(page, box, lambda v: v < 1000) < 1000, box   # only the toolbar's icons; a digit is thousands
+
+
+def readable(page) -> None:
+    """Every visible text on the page: contrast at least 4.5:1 (WCAG AA), at least 12 px."""
+    texts = page.evaluate(TEXTS)
+    assert len(texts) > 50   # the page's texts were found
+    faint = [t for t in texts if t["contrast"] < 4.5 or t["size"] < 12]
+    assert faint == [], faint
+
+
+def open_about(page, expect) -> None:
+    page.locator("#about").get_by_text("About").first.click()
+    expect(page.locator("#about table")).to_be_visible()
 
 
 def expect_marked(page, expect) -> None:
@@ -139,22 +198,25 @@ def test_drawing_clearing_and_an_example(served_app, tmp_path):
         answered(page)
         assert all(ink_until(page, box, lambda v: v > blank + 3000) > blank + 3000 for box in ("first", "second"))
         # No button pressed: the page answers as the person draws, one card per network.
-        expect(page.locator("#consensus")).to_contain_text(re.compile("networks agree|Split"), timeout=20_000)
+        expect(page.locator("#consensus")).to_contain_text(re.compile("models agree|Split"), timeout=20_000)
         expect(page.locator("#cards .card")).to_have_count(len(served_app[0].SETS["ours"].models))
         for name in DIGIT_HEADS:
             card = page.locator(f"#card-{name}")
             expect(card.locator(".verdict")).to_have_text("first ≤ second")
-            expect(card.locator(".reading")).to_contain_text(re.compile(r"reads 2 \(\d+%\) and 7 \(\d+%\)"))
+            expect(card.locator(".reading")).to_contain_text(re.compile(r"reads first: 2 \(\d+%\), second: 7 \(\d+%\)"))
             expect(card.locator("svg.joint")).to_be_visible()
+            expect(card.locator(".caption")).to_contain_text("blue: first ≤ second")
         for name in ("shared", "unshared"):
             # Weaker on their own; the page must still give them a verdict, whichever it is.
             card = page.locator(f"#card-{name}")
             expect(card.locator(".verdict")).to_have_text(re.compile("^first [≤>] second$"))
-            expect(card.locator(".reading")).to_contain_text("no digit outputs")
+            expect(card.locator(".reading")).to_contain_text("never told what a digit is")
             expect(card.locator("svg")).to_have_count(0)
         for box in ("first", "second"):
             expect(page.locator(f"#seen-{box} img")).to_be_visible()
-        shot = SCREENSHOT if os.environ.get("DIGITPAIR_SCREENSHOT") == "1" else tmp_path / "screenshot.png"
+        open_about(page, expect)
+        readable(page)
+        shot = DOCS / "screenshot.png" if os.environ.get("DIGITPAIR_SCREENSHOT") == "1" else tmp_path / "screenshot.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 10_000
 
@@ -168,12 +230,18 @@ def test_drawing_clearing_and_an_example(served_app, tmp_path):
         page.get_by_role("button", name="Clear both").click()
         expect_cleared(page, expect)
 
-        # An example: its true digits and answer on the page, each verdict marked right or wrong.
-        page.locator("#examples").get_by_text("8 and 3").click()
-        expect(page.locator("#consensus")).to_contain_text(
-            "Example: the digits are 8 and 3, so the answer is first > second", timeout=20_000)
+        # An example, on blank pads: when its answer shows, the pads already hold its digits, and the
+        # click asked the server once. Its true digits and answer on the page, each verdict marked.
+        requests = []
+        page.on("request", lambda request: requests.append(request.url) if "/queue/join" in request.url else None)
+        page.locator("#examples-row").get_by_role("button", name="8 and 3").click()
+        expect(page.locator("#consensus")).to_contain_text("Example 8 and 3: the answer is first > second",
+                                                           timeout=20_000)
+        assert all(ink(page, box) > blank + 3000 for box in ("first", "second"))
+        page.wait_for_timeout(1000)   # nothing else is asked for later
+        assert len(requests) == 1, requests
         expect_marked(page, expect)
-        assert ink_until(page, "first", lambda v: v > blank + 3000) > blank + 3000
+        assert page.locator("#consensus").bounding_box()["y"] < 900   # the answer is in view
 
         # The 2020 report's networks answer for the same two digits: nothing redrawn, the cards switch.
         ours = probabilities(page)
@@ -182,14 +250,33 @@ def test_drawing_clearing_and_an_example(served_app, tmp_path):
             expect(page.locator(f"#card-{name} .head")).to_contain_text("FC head: one fully connected layer",
                                                                          timeout=20_000)
         expect(page.locator("#card-simple_cnn .head")).to_contain_text("no pair head")
-        expect(page.locator("#card-shared_aux .caption")).to_contain_text("its P comes from the FC layer")
-        expect(page.locator("#consensus")).to_contain_text("Example: the digits are 8 and 3")
+        expect(page.locator("#card-shared_aux .head")).to_contain_text("its verdict comes from that layer")
+        expect(page.locator("#consensus")).to_contain_text("Example 8 and 3")
         expect_marked(page, expect)
         report = probabilities(page)
         assert list(report) == list(ours) and report != ours   # other networks, other numbers
         page.locator("#networks").get_by_text("Our networks (order head)").click()
         expect(page.locator("#card-shared_aux .head")).to_contain_text("order head", timeout=20_000)
         assert probabilities(page) == ours
+
+
+def test_a_dot_and_a_scribble_are_not_digits(served_app):
+    from playwright.sync_api import expect
+
+    with desktop_page(served_app[1]) as page:
+        for strokes in (DOT, SCRIBBLE):
+            draw(page, "first", TWO)
+            draw(page, "second", strokes)
+            expect(page.locator("#consensus")).to_contain_text(
+                "The second drawing does not look like a digit. Read as digits anyway", timeout=20_000)
+            for name in DIGIT_HEADS:
+                expect(page.locator(f"#card-{name} .reading")).to_contain_text("second: not a digit?")
+                expect(page.locator(f"#card-{name} .prob")).to_contain_text("P(first ≤ second) = ")   # numbers stay
+            for name in ("shared", "unshared"):
+                expect(page.locator(f"#card-{name} .reading")).to_contain_text(
+                    "the readers say the second drawing does not look like a digit")
+            page.get_by_role("button", name="Clear both").click()
+            expect_cleared(page, expect)
 
 
 def test_quick_hands_digit_after_digit_and_clear_at_once(served_app):
@@ -211,19 +298,33 @@ def test_quick_hands_digit_after_digit_and_clear_at_once(served_app):
             expect(page.locator("#cards .card")).to_have_count(0)
 
 
-def test_a_finger_draws_as_the_page_loads(served_app):
+def test_a_phone_reads_and_draws_at_390_px(served_app, tmp_path):
+    """A finger draws as the page loads, in both pads; the page answers, reads well, and the About
+    table keeps its words and numbers whole."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
         browser = launch(p)
         try:
-            phone = browser.new_context(viewport={"width": 412, "height": 915}, has_touch=True, is_mobile=True)
+            phone = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
             page = phone.new_page()
             page.goto(served_app[1])
             expect(page.locator("#consensus")).to_have_text("Draw a digit in both boxes.", timeout=20_000)
-            blank = ink(page, "first")
-            touch_draw(page, phone.new_cdp_session(page), "first", SEVEN)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390   # nothing wider than the phone
+            expect(page.locator("#first .toolbar-wrap")).to_be_hidden()   # no tool buttons over the paper
+            blank, cdp = ink(page, "first"), phone.new_cdp_session(page)
+            touch_draw(page, cdp, "first", SEVEN)
             assert ink_until(page, "first", lambda v: v > blank + 3000) > blank + 3000
             expect(page.locator("#consensus")).to_have_text("Now draw a digit in the second box.", timeout=20_000)
+            page.locator("#second").scroll_into_view_if_needed()
+            touch_draw(page, cdp, "second", TWO)
+            answered(page)
+            expect(page.locator(f"#card-{DIGIT_HEADS[0]} .verdict")).to_have_text("first > second")
+            open_about(page, expect)
+            assert page.evaluate(BROKEN_WORDS) == []
+            readable(page)
+            shot = (DOCS / "screenshot-phone.png" if os.environ.get("DIGITPAIR_SCREENSHOT") == "1"
+                    else tmp_path / "screenshot-phone.png")
+            page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()
