@@ -65,11 +65,12 @@ def _card(body: str, model_name: str, results: list[EvalResult], synthetic_data:
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 
 
-def _recipe(config: dict) -> str:
+def _recipe(config: dict, head: str | None = None) -> str:
+    """The run's recipe in words; `head`: the set's, where the config is simple_cnn's (no head of its own)."""
     c = RunConfig.from_dict(config["train_config"])
     ensemble = (f"an ensemble of {c.members} networks (different initialisations, the same pairs; their digit "
                 "distributions averaged, then compared by the order rule), each with " if c.members > 1 else "")
-    return (f"{ensemble}`{c.encoder}` encoder, `{c.head}` comparison head, {c.optimizer}, lr {c.lr:g}, batch {c.batch_size}, "
+    return (f"{ensemble}`{c.encoder}` encoder, `{head or c.head}` comparison head, {c.optimizer}, lr {c.lr:g}, batch {c.batch_size}, "
             f"{c.epochs} epochs, {c.schedule} schedule, augmentation `{c.augmentation}`, {c.precision} arithmetic")
 
 
@@ -125,7 +126,10 @@ def _limitations(config: dict) -> list[str]:
              "- An exported checkpoint is one run, the first round's, which no data chose: the study's "
              "mean ± std is what the recipe achieves, and this run is one draw from it."),
             "- `shared` and `unshared` are never told what a digit is: their encoders' 10 outputs are an ordering "
-            "code, not digit classes, and they return no digit probabilities.", ""]
+            "code, not digit classes, and they return no digit probabilities.",
+            *(["- The accuracies above were measured in the run's bf16 arithmetic (autocast); `predict` runs in "
+               "fp32, whose answers differ on a few pairs (a few tenths of a point of accuracy)."]
+              if c["precision"] == "bf16" else []), ""]
 
 
 def variant_card(config: dict, repo_id: str | None = None) -> ModelCard:
@@ -204,7 +208,7 @@ def repo_card(configs: dict[str, dict], study: Study, reference: Study | None = 
     setting = first["setting"]
     lines += ["", f"## Results: study `{study.name}`, setting `{setting}`", "",
               f"{study.description.strip()}", "",
-              f"Setting `{setting}`: {_recipe(first)}. Accuracy in percent, mean ± sample std over rounds; "
+              f"Setting `{setting}`: {_recipe(first, head)}. Accuracy in percent, mean ± sample std over rounds; "
               "each round draws fresh pairs and a fresh initialisation. Per variant, the exported weights are "
               f"{first['run_selection']}. Computed from the run records by "
               f"`digitpair-train export` at commit `{first['commit']}`.", "",

@@ -435,6 +435,7 @@ RESULTS, RUNS = Path("train/results"), Path("train/runs")
 # (column, study, setting): each a cell of test pair accuracy, mean ± std over the setting's rounds.
 README_COLUMNS = (("ours (`best`)", "best", "recipe"),
                   ("ours, ensembles of 5 (`best`)", "best", "ensemble5"),
+                  ("ours, served: ensembles of 5, style augmentation (`best`)", "best", "writers_ensemble5"),
                   ("ours, the report's FC head (`best`)", "best", "recipe_fc"),
                   ("ours, the previous recipe (`best-v1`)", "best-v1", "adam_safe"),
                   ("the report's networks, its protocol (`seed2020`)", "seed2020", "adam_none"),
