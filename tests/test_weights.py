@@ -131,7 +131,7 @@ def test_export_writes_configs_and_cards_from_the_records(study_dir, exported):
         assert config["variant"] == name and config["run"] == f"adam_safe-{name}-r01"
         assert config["train_config"] == record.config.to_dict()
         assert config["metrics"] == records.metrics_dict(record.metrics)
-        assert config["provenance"] == dataclasses.asdict(record.provenance)
+        assert config["provenance"] == record.provenance.to_dict()
         summary = config["study_summary"]
         vals = [val_acc(r, name) for r in range(3)]
         assert summary["rounds"] == 3 and summary["val_acc_mean"] == pytest.approx(sum(vals) / 3)
