@@ -78,7 +78,7 @@ def _epoch(config: dict) -> str:
     """Which epoch the checkpoint holds, and what chose it."""
     c, m = config["train_config"], config["metrics"]
     if c["selection"] == "last":
-        return f"the last epoch ({c['epochs']}) kept, as chosen beforehand on validation pairs"
+        return f"the last epoch ({c['epochs']}) kept, no epoch selected (the recipe was chosen beforehand on validation pairs)"
     which = "each member at its epoch" if c["members"] > 1 else f"epoch {m['selected_epoch']}"
     return f"{which} kept on validation"
 
