@@ -355,7 +355,8 @@ def export_command(
                                                      "e.g. recipe_fc --to weights/fc for the report's networks."),
 ):
     """Export per variant the best-validation run of a study's setting, with config.json and model cards."""
-    from .cards import pct_or_none, synthetic
+    from .cards import synthetic
+    from .fmt import pct_or_none
     from .publish import PublishError, export_study
     from .records import WriteError
     from .weights import NETWORKS, WeightsError

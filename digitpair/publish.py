@@ -21,7 +21,8 @@ import os
 from pathlib import Path
 
 from . import records as rec
-from .cards import pct_or_none, repo_card, synthetic, variant_card
+from .cards import repo_card, synthetic, variant_card
+from .fmt import pct_or_none
 from .models import VARIANTS
 from .records import RunRecord, git_commit
 from .report import aggregate
