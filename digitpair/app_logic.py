@@ -26,14 +26,13 @@ import numpy as np
 import torch
 
 from . import abstain
-from .cards import source_url
+from .cards import ROOT, source_url
 from .drawing import DrawingError, preprocess
 from .fmt import fmt, md_table
 from .models import DEFAULT_HEAD, VARIANTS, PairNet, Prediction, count_members
 from .study import Study
 from .weights import NETWORKS, WeightsError, load_pretrained
 
-ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS_DIR = ROOT / "weights"
 MODEL_REPO_ENV, MODEL_REVISION_ENV = "DIGITPAIR_MODEL_REPO", "DIGITPAIR_MODEL_REVISION"
 BOXES = ("first", "second")
@@ -468,12 +467,12 @@ def about_markdown(root: Path = ROOT, link=None) -> str:
     if rows:
         # The main setting (one network per variant), and beside it any ensemble setting of the study.
         ensembles, by_setting = [], {}
-        if main and "setting" in rows[0]:
+        if main:
             ensembles = sorted({r["setting"]: int(r["members"]) for r in rows if int(r.get("members") or 1) > 1}.items())
             by_setting = {setting: {r["variant"]: r for r in rows if r["setting"] == setting}
                           for setting in (main, *(name for name, _ in ensembles))}
             rows = list(by_setting[main].values())
-        by_name = {r.get("variant") or r.get("model"): r for r in rows}   # 'model': summaries written before the rename
+        by_name = {r["variant"]: r for r in rows}
         extra = [(f"pair accuracy, ensemble of {k} (`{setting}`)", by_setting[setting]) for setting, k in ensembles]
         lines += ["", "Test accuracy (%) on pairs and, for the networks told the digits, on single digits: "
                   f"mean ± std over n rounds (study `{STUDY}`" + (f", setting `{main}`" if main else "") + "):", ""]

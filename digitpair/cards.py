@@ -20,7 +20,7 @@ from .models import VARIANTS
 from .study import Study
 from .training import RunConfig
 
-ROOT = Path(__file__).resolve().parents[1]   # the checkout an export runs from
+ROOT = Path(__file__).resolve().parents[1]   # the checkout digitpair runs from: an export's source, the app's files
 TAGS = ["pytorch", "safetensors", "mnist", "siamese-network", "auxiliary-loss", "digit-comparison"]
 # Atop every card of networks trained on synthetic_mnist's random digits (a dry run's), which
 # also claim no dataset and no results in the card's metadata.

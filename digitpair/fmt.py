@@ -9,8 +9,8 @@ def fmt(mean: float | None, std: float | None = None, n: int | None = None, digi
     appended where the number of rounds is given; '-' where there is no mean."""
     if mean is None:
         return "-"
-    spec = f"{'+' if signed else ''}.{digits}f"
-    s = format(mean, spec) + ("" if std is None else f" ± {std:.{digits}f}")
+    form = f"{'+' if signed else ''}.{digits}f"
+    s = format(mean, form) + ("" if std is None else f" ± {std:.{digits}f}")
     return s + ("" if n is None else f" (n={n})")
 
 

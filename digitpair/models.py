@@ -53,8 +53,8 @@ class Prediction(NamedTuple):
 def pooled_trunk(c1: int = 32, c2: int = 32) -> nn.Sequential:
     """0.53 M multiply-adds a digit. Each max-pool comes straight after its convolution, so batch
     norm and ReLU run on a quarter of the values: on a CPU those memory-bound ops, not the
-    convolutions, took most of a training step (benchmarks/README.md). ReLU commutes with max;
-    batch norm now normalises the pooled map."""
+    convolutions, took most of a training step (benchmarks/README.md). ReLU commutes with max, so
+    the one difference from conv-BN-ReLU-pool is that batch norm's statistics are the pooled map's."""
     return nn.Sequential(
         nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.MaxPool2d(2),                 # (N, c1, 7, 7)
         nn.BatchNorm2d(c1), nn.ReLU(),

@@ -6,8 +6,8 @@ carved from the training pairs), then evaluate that checkpoint on the test pairs
 `selection="last"` reproduces the 2020 report, which trained on all 1000 pairs and reported
 the last epoch.
 
-Levers beyond the report's recipe (issue 13), each off by default, so a default config trains
-exactly as before: label smoothing of the cross-entropies, an exponential moving average of
+Levers beyond the report's recipe, each off by default, so a config that names none trains the
+plain recipe (and the records of the runs without a lever read the same): label smoothing of the cross-entropies, an exponential moving average of
 the weights (evaluated, selected and kept instead of the raw weights), a validation fold (which
 slice of the training pairs is held out, for k-fold selection), and ensembles of `members`
 networks trained on the same pairs.
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 import time
 import typing
@@ -165,9 +164,6 @@ class RunConfig:
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         return cls(**d)
-
-    def pretty(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
 
 
 FIELD_TYPES = typing.get_type_hints(RunConfig)   # field -> bool, int, float or str
