@@ -254,13 +254,22 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
+def check_build(variant: str, encoder: str = DEFAULT_ENCODER, head: str = DEFAULT_HEAD, members: int = 1) -> None:
+    """The one rule of which networks exist, checked by every config, builder and loader: a variant
+    of VARIANTS, an encoder of ENCODERS, a head the variant takes (`Variant.heads`), and for an
+    ensemble (members > 1) the order head, since an Ensemble applies the order rule to its members'
+    averaged digit distributions. A ValueError names the field: "head='fc'; choose one of order"."""
+    heads = VARIANTS[variant].heads if variant in VARIANTS else tuple(HEADS)
+    for field, value, choices in (("variant", variant, VARIANTS), ("encoder", encoder, ENCODERS), ("head", head, heads)):
+        if value not in choices:
+            raise ValueError(f"{field}={value!r}; choose one of {', '.join(choices)}")
+    if members > 1 and head != "order":
+        raise ValueError(f"members={members} with head={head!r}: an ensemble averages digit "
+                         "distributions under the order head")
+
+
 def build_model(name: str, encoder: str = DEFAULT_ENCODER, head: str = DEFAULT_HEAD) -> PairNet:
-    if name not in VARIANTS:
-        raise KeyError(f"unknown model {name!r}; choose one of {', '.join(VARIANTS)}")
-    if encoder not in ENCODERS:
-        raise KeyError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
-    if head not in VARIANTS[name].heads:
-        raise KeyError(f"{name} can't have head {head!r}; it takes {', '.join(VARIANTS[name].heads)}")
+    check_build(name, encoder, head)
     return VARIANTS[name].build(encoder, head)
 
 
