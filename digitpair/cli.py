@@ -133,8 +133,8 @@ def train(
     setting = setting or study.main
     if setting not in study.settings:
         raise fail(f"--setting {setting!r}: the settings of {study.name} are {', '.join(study.settings)}")
-    if variant not in study.models:
-        raise fail(f"--variant {variant!r}: the variants of {study.name} are {', '.join(study.models)}")
+    if variant not in study.variants:
+        raise fail(f"--variant {variant!r}: the variants of {study.name} are {', '.join(study.variants)}")
     try:
         (run,) = grid(study, rounds=1, only=variant, setting=setting, overrides=overrides)
     except ValueError as e:
@@ -277,8 +277,8 @@ def study(
                                cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
     except (OSError, ValueError) as e:
         raise fail(str(e)) from None
-    if only is not None and only not in study.models:
-        raise fail(f"--only {only!r}: the study's variants are {', '.join(study.models)}")
+    if only is not None and only not in study.variants:
+        raise fail(f"--only {only!r}: the study's variants are {', '.join(study.variants)}")
     if setting is not None and setting not in study.settings:
         raise fail(f"--setting {setting!r}: the study's settings are {', '.join(study.settings)}")
     if dry_run:
@@ -286,7 +286,7 @@ def study(
     runs = count_runs(study, rounds=rounds, only=only, setting=setting)
     if runs > max_runs:
         raise fail(f"{runs:,} runs ({rounds or study.rounds:,} rounds x {1 if setting else len(study.settings)} "
-                   f"setting(s) x {1 if only else len(study.models)} variant(s)): more than --max-runs {max_runs:,}; "
+                   f"setting(s) x {1 if only else len(study.variants)} variant(s)): more than --max-runs {max_runs:,}; "
                    f"give --max-runs {runs} to train them all, or fewer --rounds")
     try:   # every run's RunConfig is built, and so checked, before anything is written
         specs = grid(study, rounds=rounds, only=only, setting=setting, overrides=overrides)

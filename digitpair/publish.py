@@ -15,7 +15,6 @@ run, which no data chose (see `select_runs`): the test pairs never influence whi
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path

@@ -44,12 +44,12 @@ def aggregate(records: list[RunRecord], study: Study) -> list[dict]:
     """One row per (setting, variant) in the study's order, with mean/std over rounds."""
     rows = []
     for setting in study.settings:
-        for model in (m for m in VARIANTS if m in study.models):
-            runs = rec.select(records, setting=setting, variant=model)
+        for variant in (m for m in VARIANTS if m in study.variants):
+            runs = rec.select(records, setting=setting, variant=variant)
             if not runs:
                 continue
             cfg, finals = runs[0].config, [r.metrics for r in runs]
-            row = {"setting": setting, "variant": model, "optimizer": cfg.optimizer,
+            row = {"setting": setting, "variant": variant, "optimizer": cfg.optimizer,
                    "augmentation": cfg.augmentation, "lr": cfg.lr, "epochs": cfg.epochs,
                    "encoder": cfg.encoder, "head": cfg.head, "precision": cfg.precision,
                    "members": cfg.members, "rounds": len(runs), "parameters": finals[0].parameters,
@@ -80,15 +80,15 @@ def plot_comparison(records: list[RunRecord], study: Study, settings: list[str],
     import matplotlib.pyplot as plt
 
     key, label = _metric(records)
-    models = [m for m in VARIANTS if m in study.models]
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(models) * max(1, len(settings)) ** 0.5), 4.5))
+    variants = [m for m in VARIANTS if m in study.variants]
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(variants) * max(1, len(settings)) ** 0.5), 4.5))
     width = 0.8 / len(settings)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     ns = []
     for k, setting in enumerate(settings):
-        data = [[getattr(r.metrics, key) for r in rec.select(records, setting, m)] for m in models]
+        data = [[getattr(r.metrics, key) for r in rec.select(records, setting, m)] for m in variants]
         ns += [len(d) for d in data if d]
-        pos = [i + (k - (len(settings) - 1) / 2) * width for i in range(len(models))]
+        pos = [i + (k - (len(settings) - 1) / 2) * width for i in range(len(variants))]
         keep = [(p, d) for p, d in zip(pos, data) if d]
         if not keep:
             continue
@@ -98,7 +98,7 @@ def plot_comparison(records: list[RunRecord], study: Study, settings: list[str],
             box.set_facecolor(colors[k % len(colors)])
             box.set_alpha(0.6)
         ax.plot([], [], "s", color=colors[k % len(colors)], alpha=0.6, label=setting)
-    ax.set_xticks(range(len(models)), models)
+    ax.set_xticks(range(len(variants)), variants)
     ax.set_ylabel(label)
     ax.set_xlabel("variant")
     n_text = f"n = {min(ns)} rounds per box" if ns and min(ns) == max(ns) else f"n = {min(ns, default=0)}-{max(ns, default=0)} rounds per box"
@@ -243,12 +243,12 @@ def paired_rows(records: list[RunRecord], study: Study) -> list[dict]:
             continue
         changes = ", ".join(f"{k} {v!r}" for k, v in cfg.to_dict().items()
                             if v != main[k] and k not in ("variant", "head", "data_seed", "init_seed"))
-        for model in (m for m in VARIANTS if m in study.models):
-            base = {r.round: r for r in rec.select(records, study.main, model)}
-            pairs = [(base[r.round], r) for r in rec.select(records, setting, model) if r.round in base]
+        for variant in (m for m in VARIANTS if m in study.variants):
+            base = {r.round: r for r in rec.select(records, study.main, variant)}
+            pairs = [(base[r.round], r) for r in rec.select(records, setting, variant) if r.round in base]
             if not pairs:
                 continue
-            row = {"setting": setting, "changes": changes or "nothing", "variant": model, "rounds": len(pairs),
+            row = {"setting": setting, "changes": changes or "nothing", "variant": variant, "rounds": len(pairs),
                    "cost": statistics.fmean(r.metrics.wall_seconds for _, r in pairs)
                    / statistics.fmean(b.metrics.wall_seconds for b, _ in pairs)}
             readers = [("val", lambda x: x.metrics.val_acc), ("last_val", last_val_acc)]
@@ -265,7 +265,7 @@ def render_levers(study: Study, records: list[RunRecord]) -> list[str]:
     rows = paired_rows(records, study)
     if not rows:
         return []
-    models = [m for m in VARIANTS if m in study.models]
+    variants = [m for m in VARIANTS if m in study.variants]
     by = {(r["setting"], r["variant"]): r for r in rows}
     lines = [f"## Levers: each setting against `{study.main}`, paired round by round", "",
              "Difference in validation pair accuracy (points), mean ± sample std over the rounds both "
@@ -276,15 +276,15 @@ def render_levers(study: Study, records: list[RunRecord]) -> list[str]:
              "same invocations.", ""]
     table = []
     for setting in (s for s in study.settings if s != study.main):
-        cells = [by.get((setting, m)) for m in models]
+        cells = [by.get((setting, m)) for m in variants]
         present = [c for c in cells if c]
         if not present:
             continue
         table.append([f"`{setting}`", present[0]["changes"]]
                      + ["-" if c is None else f"{_signed(c, 'last_val')} / {_signed(c, 'val')}" for c in cells]
                      + [f"{statistics.fmean(c['cost'] for c in present):.2f}x", str(min(c["rounds"] for c in present))])
-    lines += md_table(["setting", "changes", *(f"{m}: last epoch / selected" for m in models), "cost", "n"], table)
-    return lines + [""] + render_writer_levers(study, models, by)
+    lines += md_table(["setting", "changes", *(f"{m}: last epoch / selected" for m in variants), "cost", "n"], table)
+    return lines + [""] + render_writer_levers(study, variants, by)
 
 
 def _signed(cell: dict, key: str) -> str:
@@ -296,7 +296,7 @@ def _signed(cell: dict, key: str) -> str:
 WRITERS = ("usps_digit_acc", "uci_digit_acc", "usps_pair_acc", "uci_pair_acc")
 
 
-def render_writer_levers(study: Study, models: list[str], by: dict) -> list[str]:
+def render_writer_levers(study: Study, variants: list[str], by: dict) -> list[str]:
     """The lever table's other-writers columns, where the runs read them: each setting's difference
     from the main one in digit accuracy (pair accuracy for variants without digit outputs)."""
     if all(by[k].get("d_uci_pair_acc_mean") is None for k in by):
@@ -307,7 +307,7 @@ def render_writer_levers(study: Study, models: list[str], by: dict) -> list[str]
              "accuracy, or pair accuracy (marked *pairs*) for variants without digit outputs.", ""]
     table = []
     for setting in (s for s in study.settings if s != study.main):
-        cells = [by.get((setting, m)) for m in models]
+        cells = [by.get((setting, m)) for m in variants]
         if not any(cells):
             continue
         texts = []
@@ -316,7 +316,7 @@ def render_writer_levers(study: Study, models: list[str], by: dict) -> list[str]
             texts.append("-" if c is None else " / ".join(_signed(c, f"{s}_{kind}_acc") for s in ("usps", "uci"))
                          + (" *pairs*" if kind == "pair" else ""))
         table.append([f"`{setting}`", *texts])
-    return lines + md_table(["setting", *(f"{m}: USPS / UCI" for m in models)], table) + [""]
+    return lines + md_table(["setting", *(f"{m}: USPS / UCI" for m in variants)], table) + [""]
 
 
 def without_end(meta: dict) -> str:
@@ -382,10 +382,10 @@ def render_markdown(study: Study, rows: list[dict], records: list[RunRecord], me
                   + [f"{s} ({study.settings[s].optimizer}, {study.settings[s].augmentation}, "
                      f"{study.settings[s].head} head)" for s in present])
         table = []
-        for model in (mm for mm in VARIANTS if mm in study.models):
-            cells = [model] + [as_printed(ref[s].get(model)) for s in present if ref[s]]
+        for variant in (mm for mm in VARIANTS if mm in study.variants):
+            cells = [variant] + [as_printed(ref[s].get(variant)) for s in present if ref[s]]
             for s in present:
-                row = by.get((s, model))
+                row = by.get((s, variant))
                 cells.append(fmt(row[f"{key}_mean"], row[f"{key}_std"], row["rounds"]) if row else "-")
             table.append(cells)
         lines += md_table(header, table) + [""]
@@ -403,7 +403,7 @@ def render_markdown(study: Study, rows: list[dict], records: list[RunRecord], me
     if study.reference.get("note"):
         lines += ["## About the 2020 report's numbers", "", study.reference["note"].strip(), ""]
     lines += render_unaccounted(meta, records)
-    expected = {(s, mm) for s in study.settings for mm in study.models}
+    expected = {(s, mm) for s in study.settings for mm in study.variants}
     missing = sorted((s, mm, study.rounds - (by[(s, mm)]["rounds"] if (s, mm) in by else 0))
                      for s, mm in expected if (by[(s, mm)]["rounds"] if (s, mm) in by else 0) < study.rounds)
     lines += ["## Completeness", ""]
