@@ -26,13 +26,13 @@ import numpy as np
 import torch
 
 from . import abstain
-from .cards import source_url
+from .cards import ROOT, source_url
 from .drawing import DrawingError, preprocess
+from .fmt import fmt, md_table
 from .models import DEFAULT_HEAD, VARIANTS, PairNet, Prediction, count_members
 from .study import Study
 from .weights import NETWORKS, WeightsError, load_pretrained
 
-ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS_DIR = ROOT / "weights"
 MODEL_REPO_ENV, MODEL_REVISION_ENV = "DIGITPAIR_MODEL_REPO", "DIGITPAIR_MODEL_REVISION"
 BOXES = ("first", "second")
@@ -424,7 +424,7 @@ def _cell(row: dict, key: str) -> str:
     mean, std = row.get(f"{key}_mean") or "", row.get(f"{key}_std") or ""
     if not mean:
         return "unknown"
-    return f"{float(mean):.1f}" + (f" ± {float(std):.1f}" if std else "")
+    return fmt(float(mean), float(std) if std else None, digits=1)
 
 
 def report_files(root: Path = ROOT) -> list[Path]:
@@ -467,22 +467,21 @@ def about_markdown(root: Path = ROOT, link=None) -> str:
     if rows:
         # The main setting (one network per variant), and beside it any ensemble setting of the study.
         ensembles, by_setting = [], {}
-        if main and "setting" in rows[0]:
+        if main:
             ensembles = sorted({r["setting"]: int(r["members"]) for r in rows if int(r.get("members") or 1) > 1}.items())
             by_setting = {setting: {r["variant"]: r for r in rows if r["setting"] == setting}
                           for setting in (main, *(name for name, _ in ensembles))}
             rows = list(by_setting[main].values())
-        by_name = {r.get("variant") or r.get("model"): r for r in rows}   # 'model': summaries written before the rename
+        by_name = {r["variant"]: r for r in rows}
         extra = [(f"pair accuracy, ensemble of {k} (`{setting}`)", by_setting[setting]) for setting, k in ensembles]
         lines += ["", "Test accuracy (%) on pairs and, for the networks told the digits, on single digits: "
-                  f"mean ± std over n rounds (study `{STUDY}`" + (f", setting `{main}`" if main else "") + "):", "",
-                  "| network | what it is | pair accuracy | " + "".join(f"{h} | " for h, _ in extra)
-                  + "digit accuracy | n |", "|" + " --- |" * (5 + len(extra))]
-        lines += [f"| `{name}` | {VARIANTS[name].description} | {_cell(by_name[name], 'test_acc')} | "
-                  + "".join(f"{_cell(other[name], 'test_acc') if name in other else '-'} | " for _, other in extra)
-                  + f"{_cell(by_name[name], 'test_digit_acc') if VARIANTS[name].digit_loss else '-'} | "
-                  f"{by_name[name].get('rounds') or 'unknown'} |"
-                  for name in VARIANTS if name in by_name]
+                  f"mean ± std over n rounds (study `{STUDY}`" + (f", setting `{main}`" if main else "") + "):", ""]
+        lines += md_table(["network", "what it is", "pair accuracy", *(h for h, _ in extra), "digit accuracy", "n"],
+                          [[f"`{name}`", VARIANTS[name].description, _cell(by_name[name], "test_acc"),
+                            *(_cell(other[name], "test_acc") if name in other else "-" for _, other in extra),
+                            _cell(by_name[name], "test_digit_acc") if VARIANTS[name].digit_loss else "-",
+                            by_name[name].get("rounds") or "unknown"]
+                           for name in VARIANTS if name in by_name])
     rules = abstain.load_rules(root / "benchmarks" / abstain.RULES_FILE.name)
     if rules.get("sets"):
         lines += ["", "When the page says a drawing \"does not look like a digit\" or \"could be 1 or 7\": the networks "

@@ -15,11 +15,12 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .data import SYNTHETIC
+from .fmt import as_printed, fmt, md_table, pct
 from .models import VARIANTS
 from .study import Study
 from .training import RunConfig
 
-ROOT = Path(__file__).resolve().parents[1]   # the checkout an export runs from
+ROOT = Path(__file__).resolve().parents[1]   # the checkout digitpair runs from: an export's source, the app's files
 TAGS = ["pytorch", "safetensors", "mnist", "siamese-network", "auxiliary-loss", "digit-comparison"]
 # Atop every card of networks trained on synthetic_mnist's random digits (a dry run's), which
 # also claim no dataset and no results in the card's metadata.
@@ -28,21 +29,8 @@ SYNTHETIC_NOTE = ("**Synthetic data: not a model of digits.** These networks tra
                   "pipeline): their accuracies measure nothing, and `digitpair-train push` refuses to upload them.")
 
 
-def pct(value: float | None) -> str:
-    """One run's accuracy (1000 test pairs: 0.1-point steps), '-' where not measured."""
-    return "-" if value is None else f"{value:.1f}"
-
-
-def pct_or_none(value: float | None) -> str:
-    """'98.5 %', or 'none' where the run has no such number (no validation pairs)."""
-    return "none" if value is None else f"{pct(value)} %"
-
-
 def _mean_std(summary: dict, key: str) -> str:
-    mean, std = summary[f"{key}_mean"], summary[f"{key}_std"]
-    if mean is None:
-        return "-"
-    return f"{mean:.2f}" + ("" if std is None else f" ± {std:.2f}")
+    return fmt(summary[f"{key}_mean"], summary[f"{key}_std"])
 
 
 def _result(value: float, split: str, name: str) -> EvalResult:
@@ -155,8 +143,8 @@ def variant_card(config: dict, repo_id: str | None = None) -> ModelCard:
              f"Run `{config['run']}` of study `{config['study']}`, setting `{config['setting']}` ({_recipe(config)}); "
              f"{_epoch(config)}. Chosen among the study's {n} runs of this "
              f"variant in that setting as {config['run_selection']}.", "",
-             f"| metric | this checkpoint | study: mean ± std over {n} rounds |", "| --- | --- | --- |"]
-    lines += [f"| {label} | {pct(value)} | {summary} |" for label, value, summary in rows]
+             *md_table(["metric", "this checkpoint", f"study: mean ± std over {n} rounds"],
+                       [[label, pct(value), summary] for label, value, summary in rows])]
     lines += ["", f"Exported by `digitpair-train export` at commit `{config['commit']}`.", ""]
     lines += _usage(repo_id, name, source_url(), config["train_config"]["head"])
     lines += ["## Training config", "", "```json", json.dumps(config["train_config"], indent=2), "```", ""]
@@ -211,16 +199,16 @@ def repo_card(configs: dict[str, dict], study: Study, reference: Study | None = 
               f"Setting `{setting}`: {_recipe(first, head)}. Accuracy in percent, mean ± sample std over rounds; "
               "each round draws fresh pairs and a fresh initialisation. Per variant, the exported weights are "
               f"{first['run_selection']}. Computed from the run records by "
-              f"`digitpair-train export` at commit `{first['commit']}`.", "",
-              "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+              f"`digitpair-train export` at commit `{first['commit']}`.", ""]
+    table = []
     for name, c in configs.items():
         s, m = c["study_summary"], c["metrics"]
         cells = [f"`{name}`", f"{c['parameters']:,}", _mean_std(s, "test_acc"), _mean_std(s, "val_acc"),
                  _mean_std(s, "test_digit_acc"), str(s["rounds"]),
                  f"`{c['run']}`: {pct(m['val_acc'])} / {pct(m['test_acc'])}"]
-        cells += [f"{table[name][0]} ± {table[name][1]}" if name in table else "-" for _, table in ref]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
+        cells += [as_printed(printed.get(name)) for _, printed in ref]
+        table.append(cells)
+    lines += md_table(header, table) + [""]
     if ref and reference.reference.get("note"):
         lines += ["About the 2020 report's numbers: " + " ".join(reference.reference["note"].split()), ""]
     lines += _usage(repo_id, "shared_aux", source_url(), head)

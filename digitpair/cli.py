@@ -129,20 +129,20 @@ def train(
 
     overrides = parse_overrides(set_, {"variant": "use --variant"})
     path = preset_file(preset, studies)
-    spec = load_study(path)
-    setting = setting or spec.main
-    if setting not in spec.settings:
-        raise fail(f"--setting {setting!r}: the settings of {spec.name} are {', '.join(spec.settings)}")
-    if variant not in spec.models:
-        raise fail(f"--variant {variant!r}: the variants of {spec.name} are {', '.join(spec.models)}")
+    study = load_study(path)
+    setting = setting or study.main
+    if setting not in study.settings:
+        raise fail(f"--setting {setting!r}: the settings of {study.name} are {', '.join(study.settings)}")
+    if variant not in study.variants:
+        raise fail(f"--variant {variant!r}: the variants of {study.name} are {', '.join(study.variants)}")
     try:
-        (run,) = grid(spec, rounds=1, only=variant, setting=setting, overrides=overrides)
+        (run,) = grid(study, rounds=1, only=variant, setting=setting, overrides=overrides)
     except ValueError as e:
         raise fail(str(e)) from None
     cfg = run.config
     mnist = load_data(data_dir)
-    main = " (its main one)" if setting == spec.main else ""
-    console.print(f"training {run.name} of study {spec.name!r} ({path}): setting {setting!r}{main}, round 0"
+    main = " (its main one)" if setting == study.main else ""
+    console.print(f"training {run.name} of study {study.name!r} ({path}): setting {setting!r}{main}, round 0"
                   + (f", with --set {' --set '.join(set_)}" if set_ else ""))
     console.print_json(json.dumps(cfg.to_dict()))
     torch.set_num_threads(threads)
@@ -158,7 +158,7 @@ def train(
     scores = [f"{what} {f[key]:.1f}%" for what, key in (("validation pair accuracy", "val_acc"),
               ("test pair accuracy", "test_acc"), ("test digit accuracy", "test_digit_acc")) if f[key] is not None]
     if not cfg.test:
-        scores.append(f"test pairs not scored ({spec.name} is not a final study)")
+        scores.append(f"test pairs not scored ({study.name} is not a final study)")
     if cfg.val_pairs == 0:
         scores.append(f"no validation pairs (all {cfg.n_pairs} train)")
     console.print(f"[bold]{variant}[/bold]: {' | '.join(scores)} (epoch {f['selected_epoch']}; "
@@ -272,44 +272,44 @@ def study(
         raise fail("--address, --cpus-per-run and --gpus-per-run are for --executor ray")
     path = study_file or preset_file(preset, studies)
     try:
-        spec = Study.load(path)
+        study = Study.load(path)
         run_on = make_executor(executor, workers=workers, data_dir=data_dir, dry_run=dry_run, address=address,
                                cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
     except (OSError, ValueError) as e:
         raise fail(str(e)) from None
-    if only is not None and only not in spec.models:
-        raise fail(f"--only {only!r}: the study's variants are {', '.join(spec.models)}")
-    if setting is not None and setting not in spec.settings:
-        raise fail(f"--setting {setting!r}: the study's settings are {', '.join(spec.settings)}")
+    if only is not None and only not in study.variants:
+        raise fail(f"--only {only!r}: the study's variants are {', '.join(study.variants)}")
+    if setting is not None and setting not in study.settings:
+        raise fail(f"--setting {setting!r}: the study's settings are {', '.join(study.settings)}")
     if dry_run:
-        spec = dry_run_study(spec)
-    runs = count_runs(spec, rounds=rounds, only=only, setting=setting)
+        study = dry_run_study(study)
+    runs = count_runs(study, rounds=rounds, only=only, setting=setting)
     if runs > max_runs:
-        raise fail(f"{runs:,} runs ({rounds or spec.rounds:,} rounds x {1 if setting else len(spec.settings)} "
-                   f"setting(s) x {1 if only else len(spec.models)} variant(s)): more than --max-runs {max_runs:,}; "
+        raise fail(f"{runs:,} runs ({rounds or study.rounds:,} rounds x {1 if setting else len(study.settings)} "
+                   f"setting(s) x {1 if only else len(study.variants)} variant(s)): more than --max-runs {max_runs:,}; "
                    f"give --max-runs {runs} to train them all, or fewer --rounds")
     try:   # every run's RunConfig is built, and so checked, before anything is written
-        specs = grid(spec, rounds=rounds, only=only, setting=setting, overrides=overrides)
+        specs = grid(study, rounds=rounds, only=only, setting=setting, overrides=overrides)
     except ValueError as e:
         raise fail(str(e)) from None
     if dry_run:
         if out is None:
-            out = Path(tempfile.mkdtemp(prefix=f"digitpair-{spec.name}-dry-"))
+            out = Path(tempfile.mkdtemp(prefix=f"digitpair-{study.name}-dry-"))
             console.print(f"dry run: records and report go to {out} (a temporary folder: delete it when done)")
         out, results = out / "runs", results or out / "results"
     else:
         # An overridden study is another study: its records get their own folder.
         suffix = "".join(f"-{k}={v}" for k, v in sorted(overrides.items()))
-        out = out or Path("train/runs") / f"{spec.name}{suffix}"
-        results = results or Path("train/results") / f"{spec.name}{suffix}"
+        out = out or Path("train/runs") / f"{study.name}{suffix}"
+        results = results or Path("train/results") / f"{study.name}{suffix}"
         load_data(data_dir)   # fail early, with a message, if MNIST is missing
     how = (f"on Ray ({cpus_per_run:g} CPU, {gpus_per_run:g} GPU per run)" if executor == "ray"
            else f"with {workers} worker(s)")
     try:   # records of another config in the output folder
         with Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
-            done = run_study(spec, out, specs, run_on, study_progress(bar, spec.name, how, out))
-        files = write_report(out, results, spec)
+            done = run_study(study, out, specs, run_on, study_progress(bar, study.name, how, out))
+        files = write_report(out, results, study)
     except (ValueError, WriteError) as e:   # WriteError: the finished runs are kept, no partial left
         raise fail(str(e)) from None
     except KeyboardInterrupt:
@@ -335,8 +335,8 @@ def report(
     if not (study_dir / "study.toml").is_file():
         raise fail(f"{study_dir} holds no study.toml: not a study's run folder")
     try:
-        spec = Study.load(study_dir / "study.toml")
-        files = write_report(study_dir, results or Path("train/results") / study_dir.name, spec)
+        study = Study.load(study_dir / "study.toml")
+        files = write_report(study_dir, results or Path("train/results") / study_dir.name, study)
     except (OSError, ValueError, WriteError) as e:
         raise fail(str(e)) from None
     console.print(f"report: {', '.join(str(f) for f in files)}")
@@ -355,7 +355,8 @@ def export_command(
                                                      "e.g. recipe_fc --to weights/fc for the report's networks."),
 ):
     """Export per variant the best-validation run of a study's setting, with config.json and model cards."""
-    from .cards import pct_or_none, synthetic
+    from .cards import synthetic
+    from .fmt import pct_or_none
     from .publish import PublishError, export_study
     from .records import WriteError
     from .weights import NETWORKS, WeightsError

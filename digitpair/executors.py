@@ -81,7 +81,8 @@ def why_failed(error: BaseException) -> str:
     return f"{type(error).__name__}: {' '.join(str(error).split())}{at}"
 
 
-def load_mnist(data_dir, dry_run: bool) -> MNIST:
+def study_data(data_dir, dry_run: bool) -> MNIST:
+    """What a study's runs train on: MNIST from data_dir, or a dry run's synthetic digits."""
     return synthetic_mnist() if dry_run else MNIST(data_dir)
 
 
@@ -98,7 +99,7 @@ class Local:
     def execute(self, specs: list["RunSpec"], commit: str, on_trained: Callable[[Trained], None],
                 cb: Callbacks) -> None:
         torch.set_num_threads(self.threads)
-        mnist = load_mnist(self.data_dir, self.dry_run)
+        mnist = study_data(self.data_dir, self.dry_run)
         for spec in specs:
             cb.on_start(spec)
             try:
@@ -134,7 +135,7 @@ def _pool_worker(index: int, parent_pid: int, inbox, outbox, data_dir, dry_run: 
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the driver's to handle: it stops the pool
     torch.set_num_threads(threads)
-    mnist = load_mnist(data_dir, dry_run)
+    mnist = study_data(data_dir, dry_run)
     outbox.put(("ready", index, None))
     while (spec := inbox.get()) is not None:
         try:
@@ -270,7 +271,7 @@ class RayCluster:
         try:
             self.cluster = {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU", "memory")}
             self.cluster["nodes"] = sum(1 for n in ray.nodes() if n["Alive"])
-            mnist = ray.put(load_mnist(self.data_dir, self.dry_run))
+            mnist = ray.put(study_data(self.data_dir, self.dry_run))
             progress = Queue(actor_options={"num_cpus": 0})
             task = ray.remote(_ray_train).options(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
                                                   max_retries=self.max_retries)

@@ -53,8 +53,8 @@ class Prediction(NamedTuple):
 def pooled_trunk(c1: int = 32, c2: int = 32) -> nn.Sequential:
     """0.53 M multiply-adds a digit. Each max-pool comes straight after its convolution, so batch
     norm and ReLU run on a quarter of the values: on a CPU those memory-bound ops, not the
-    convolutions, took most of a training step (benchmarks/README.md). ReLU commutes with max;
-    batch norm now normalises the pooled map."""
+    convolutions, took most of a training step (benchmarks/README.md). ReLU commutes with max, so
+    the one difference from conv-BN-ReLU-pool is that batch norm's statistics are the pooled map's."""
     return nn.Sequential(
         nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.MaxPool2d(2),                 # (N, c1, 7, 7)
         nn.BatchNorm2d(c1), nn.ReLU(),
@@ -254,13 +254,22 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
+def check_build(variant: str, encoder: str = DEFAULT_ENCODER, head: str = DEFAULT_HEAD, members: int = 1) -> None:
+    """The one rule of which networks exist, checked by every config, builder and loader: a variant
+    of VARIANTS, an encoder of ENCODERS, a head the variant takes (`Variant.heads`), and for an
+    ensemble (members > 1) the order head, since an Ensemble applies the order rule to its members'
+    averaged digit distributions. A ValueError names the field: "head='fc'; choose one of order"."""
+    heads = VARIANTS[variant].heads if variant in VARIANTS else tuple(HEADS)
+    for field, value, choices in (("variant", variant, VARIANTS), ("encoder", encoder, ENCODERS), ("head", head, heads)):
+        if value not in choices:
+            raise ValueError(f"{field}={value!r}; choose one of {', '.join(choices)}")
+    if members > 1 and head != "order":
+        raise ValueError(f"members={members} with head={head!r}: an ensemble averages digit "
+                         "distributions under the order head")
+
+
 def build_model(name: str, encoder: str = DEFAULT_ENCODER, head: str = DEFAULT_HEAD) -> PairNet:
-    if name not in VARIANTS:
-        raise KeyError(f"unknown model {name!r}; choose one of {', '.join(VARIANTS)}")
-    if encoder not in ENCODERS:
-        raise KeyError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
-    if head not in VARIANTS[name].heads:
-        raise KeyError(f"{name} can't have head {head!r}; it takes {', '.join(VARIANTS[name].heads)}")
+    check_build(name, encoder, head)
     return VARIANTS[name].build(encoder, head)
 
 

@@ -15,13 +15,13 @@ run, which no data chose (see `select_runs`): the test pairs never influence whi
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
 
 from . import records as rec
-from .cards import pct_or_none, repo_card, synthetic, variant_card
+from .cards import repo_card, synthetic, variant_card
+from .fmt import pct_or_none
 from .models import VARIANTS
 from .records import RunRecord, git_commit
 from .report import aggregate

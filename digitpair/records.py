@@ -48,14 +48,13 @@ import torch
 from safetensors import SafetensorError
 
 from .training import RunConfig, RunResult
-from .weights import save_variant
+from .weights import WEIGHTS_NAME, save_variant
 
 UNKNOWN = "unknown"        # what was never recorded: never inferred, never filled in later
 DONE = "done"
 PACK = "runs.jsonl.gz"
 LOCK = ".lock"
 PARTIAL = ".partial-"      # <name>.partial-<pid>: a run being written; never a finished run, even with `done`
-WEIGHTS = "model.safetensors"
 INVOCATIONS = "invocations.jsonl"
 
 
@@ -283,7 +282,7 @@ def read_run(run_dir: Path) -> RunRecord:
 
 def weights_path(out: str | os.PathLike, record: RunRecord) -> Path:
     """Where a run's weights are, if this machine trained it (they are never packed or committed)."""
-    return Path(out) / record.name / WEIGHTS
+    return Path(out) / record.name / WEIGHTS_NAME
 
 
 def clean_partials(out: Path) -> int:

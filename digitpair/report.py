@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import records as rec
 from .data import SYNTHETIC
+from .fmt import as_printed, fmt, md_table
 from .models import VARIANTS
 from .records import UNKNOWN, RunRecord
 from .study import Study
@@ -43,12 +44,12 @@ def aggregate(records: list[RunRecord], study: Study) -> list[dict]:
     """One row per (setting, variant) in the study's order, with mean/std over rounds."""
     rows = []
     for setting in study.settings:
-        for model in (m for m in VARIANTS if m in study.models):
-            runs = rec.select(records, setting=setting, variant=model)
+        for variant in (m for m in VARIANTS if m in study.variants):
+            runs = rec.select(records, setting=setting, variant=variant)
             if not runs:
                 continue
             cfg, finals = runs[0].config, [r.metrics for r in runs]
-            row = {"setting": setting, "variant": model, "optimizer": cfg.optimizer,
+            row = {"setting": setting, "variant": variant, "optimizer": cfg.optimizer,
                    "augmentation": cfg.augmentation, "lr": cfg.lr, "epochs": cfg.epochs,
                    "encoder": cfg.encoder, "head": cfg.head, "precision": cfg.precision,
                    "members": cfg.members, "rounds": len(runs), "parameters": finals[0].parameters,
@@ -58,13 +59,6 @@ def aggregate(records: list[RunRecord], study: Study) -> list[dict]:
             row.pop("val_digit_acc_mean", None)
             rows.append(row)
     return rows
-
-
-def _fmt(mean, std, n=None) -> str:
-    if mean is None:
-        return "-"
-    s = f"{mean:.2f}" + (f" ± {std:.2f}" if std is not None else "")
-    return s + (f" (n={n})" if n is not None else "")
 
 
 def describe_machine(m: dict | str) -> str:
@@ -86,15 +80,15 @@ def plot_comparison(records: list[RunRecord], study: Study, settings: list[str],
     import matplotlib.pyplot as plt
 
     key, label = _metric(records)
-    models = [m for m in VARIANTS if m in study.models]
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(models) * max(1, len(settings)) ** 0.5), 4.5))
+    variants = [m for m in VARIANTS if m in study.variants]
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(variants) * max(1, len(settings)) ** 0.5), 4.5))
     width = 0.8 / len(settings)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     ns = []
     for k, setting in enumerate(settings):
-        data = [[getattr(r.metrics, key) for r in rec.select(records, setting, m)] for m in models]
+        data = [[getattr(r.metrics, key) for r in rec.select(records, setting, m)] for m in variants]
         ns += [len(d) for d in data if d]
-        pos = [i + (k - (len(settings) - 1) / 2) * width for i in range(len(models))]
+        pos = [i + (k - (len(settings) - 1) / 2) * width for i in range(len(variants))]
         keep = [(p, d) for p, d in zip(pos, data) if d]
         if not keep:
             continue
@@ -104,7 +98,7 @@ def plot_comparison(records: list[RunRecord], study: Study, settings: list[str],
             box.set_facecolor(colors[k % len(colors)])
             box.set_alpha(0.6)
         ax.plot([], [], "s", color=colors[k % len(colors)], alpha=0.6, label=setting)
-    ax.set_xticks(range(len(models)), models)
+    ax.set_xticks(range(len(variants)), variants)
     ax.set_ylabel(label)
     ax.set_xlabel("variant")
     n_text = f"n = {min(ns)} rounds per box" if ns and min(ns) == max(ns) else f"n = {min(ns, default=0)}-{max(ns, default=0)} rounds per box"
@@ -249,12 +243,12 @@ def paired_rows(records: list[RunRecord], study: Study) -> list[dict]:
             continue
         changes = ", ".join(f"{k} {v!r}" for k, v in cfg.to_dict().items()
                             if v != main[k] and k not in ("variant", "head", "data_seed", "init_seed"))
-        for model in (m for m in VARIANTS if m in study.models):
-            base = {r.round: r for r in rec.select(records, study.main, model)}
-            pairs = [(base[r.round], r) for r in rec.select(records, setting, model) if r.round in base]
+        for variant in (m for m in VARIANTS if m in study.variants):
+            base = {r.round: r for r in rec.select(records, study.main, variant)}
+            pairs = [(base[r.round], r) for r in rec.select(records, setting, variant) if r.round in base]
             if not pairs:
                 continue
-            row = {"setting": setting, "changes": changes or "nothing", "variant": model, "rounds": len(pairs),
+            row = {"setting": setting, "changes": changes or "nothing", "variant": variant, "rounds": len(pairs),
                    "cost": statistics.fmean(r.metrics.wall_seconds for _, r in pairs)
                    / statistics.fmean(b.metrics.wall_seconds for b, _ in pairs)}
             readers = [("val", lambda x: x.metrics.val_acc), ("last_val", last_val_acc)]
@@ -271,36 +265,38 @@ def render_levers(study: Study, records: list[RunRecord]) -> list[str]:
     rows = paired_rows(records, study)
     if not rows:
         return []
-    models = [m for m in VARIANTS if m in study.models]
+    variants = [m for m in VARIANTS if m in study.variants]
     by = {(r["setting"], r["variant"]): r for r in rows}
-    signed = lambda m, s: "-" if m is None else f"{m:+.2f}" + (f" ± {s:.2f}" if s is not None else "")  # noqa: E731
     lines = [f"## Levers: each setting against `{study.main}`, paired round by round", "",
              "Difference in validation pair accuracy (points), mean ± sample std over the rounds both "
              "settings finished (n in the last column). Last epoch: the network the run ends with, an "
              "unbiased estimate (what training on all pairs and keeping the last epoch gives). Selected: "
              "the epoch chosen on the same validation pairs, the best of every epoch's look, so biased "
              "upwards, and more so for noisier runs. Cost: mean training seconds over the main setting's, "
-             "same invocations.", "",
-             "| setting | changes | " + " | ".join(f"{m}: last epoch / selected" for m in models) + " | cost | n |",
-             "|" + " --- |" * (len(models) + 4)]
+             "same invocations.", ""]
+    table = []
     for setting in (s for s in study.settings if s != study.main):
-        cells = [by.get((setting, m)) for m in models]
+        cells = [by.get((setting, m)) for m in variants]
         present = [c for c in cells if c]
         if not present:
             continue
-        lines.append(f"| `{setting}` | {present[0]['changes']} | "
-                     + " | ".join("-" if c is None else f"{signed(c['d_last_val_mean'], c['d_last_val_std'])} / "
-                                  f"{signed(c['d_val_mean'], c['d_val_std'])}" for c in cells)
-                     + f" | {statistics.fmean(c['cost'] for c in present):.2f}x"
-                     + f" | {min(c['rounds'] for c in present)} |")
-    return lines + [""] + render_writer_levers(study, models, by, signed)
+        table.append([f"`{setting}`", present[0]["changes"]]
+                     + ["-" if c is None else f"{_signed(c, 'last_val')} / {_signed(c, 'val')}" for c in cells]
+                     + [f"{statistics.fmean(c['cost'] for c in present):.2f}x", str(min(c["rounds"] for c in present))])
+    lines += md_table(["setting", "changes", *(f"{m}: last epoch / selected" for m in variants), "cost", "n"], table)
+    return lines + [""] + render_writer_levers(study, variants, by)
+
+
+def _signed(cell: dict, key: str) -> str:
+    """A paired difference from the main setting: '+0.50 ± 1.20' from cell's d_<key>_mean and _std."""
+    return fmt(cell[f"d_{key}_mean"], cell[f"d_{key}_std"], signed=True)
 
 
 # Other writers' digits (digitpair/writers.py) as records.Metrics holds them.
 WRITERS = ("usps_digit_acc", "uci_digit_acc", "usps_pair_acc", "uci_pair_acc")
 
 
-def render_writer_levers(study: Study, models: list[str], by: dict, signed) -> list[str]:
+def render_writer_levers(study: Study, variants: list[str], by: dict) -> list[str]:
     """The lever table's other-writers columns, where the runs read them: each setting's difference
     from the main one in digit accuracy (pair accuracy for variants without digit outputs)."""
     if all(by[k].get("d_uci_pair_acc_mean") is None for k in by):
@@ -308,20 +304,19 @@ def render_writer_levers(study: Study, models: list[str], by: dict, signed) -> l
     lines = [f"### Other writers' digits: each setting against `{study.main}` (validation, used for choices)", "",
              "Difference in points, mean ± sample std over the paired rounds, of the USPS train split / the UCI "
              "digits (digitpair/writers.py: drawn as on the page, read through `drawing.preprocess`): digit "
-             "accuracy, or pair accuracy (marked *pairs*) for variants without digit outputs.", "",
-             "| setting | " + " | ".join(f"{m}: USPS / UCI" for m in models) + " |",
-             "|" + " --- |" * (len(models) + 1)]
+             "accuracy, or pair accuracy (marked *pairs*) for variants without digit outputs.", ""]
+    table = []
     for setting in (s for s in study.settings if s != study.main):
-        cells = [by.get((setting, m)) for m in models]
+        cells = [by.get((setting, m)) for m in variants]
         if not any(cells):
             continue
         texts = []
         for c in cells:
             kind = "digit" if c is not None and c["d_uci_digit_acc_mean"] is not None else "pair"
-            texts.append("-" if c is None else " / ".join(signed(c[f"d_{s}_{kind}_acc_mean"], c[f"d_{s}_{kind}_acc_std"])
-                                                          for s in ("usps", "uci")) + (" *pairs*" if kind == "pair" else ""))
-        lines.append(f"| `{setting}` | " + " | ".join(texts) + " |")
-    return lines + [""]
+            texts.append("-" if c is None else " / ".join(_signed(c, f"{s}_{kind}_acc") for s in ("usps", "uci"))
+                         + (" *pairs*" if kind == "pair" else ""))
+        table.append([f"`{setting}`", *texts])
+    return lines + md_table(["setting", *(f"{m}: USPS / UCI" for m in variants)], table) + [""]
 
 
 def without_end(meta: dict) -> str:
@@ -386,41 +381,36 @@ def render_markdown(study: Study, rows: list[dict], records: list[RunRecord], me
         header = (["variant"] + [f"2020 report, {s} (as printed)" for s in present if ref[s]]
                   + [f"{s} ({study.settings[s].optimizer}, {study.settings[s].augmentation}, "
                      f"{study.settings[s].head} head)" for s in present])
-        lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-        for model in (mm for mm in VARIANTS if mm in study.models):
-            cells = [model]
+        table = []
+        for variant in (mm for mm in VARIANTS if mm in study.variants):
+            cells = [variant] + [as_printed(ref[s].get(variant)) for s in present if ref[s]]
             for s in present:
-                if ref[s]:
-                    value = ref[s].get(model)
-                    cells.append(f"{value[0]} ± {value[1]}" if value else "-")
-            for s in present:
-                row = by.get((s, model))
-                cells.append(_fmt(row[f"{key}_mean"], row[f"{key}_std"], row["rounds"]) if row else "-")
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+                row = by.get((s, variant))
+                cells.append(fmt(row[f"{key}_mean"], row[f"{key}_std"], row["rounds"]) if row else "-")
+            table.append(cells)
+        lines += md_table(header, table) + [""]
         if comparison in figures:
             lines += [f"![{comparison}]({figures[comparison][0].name})", ""]
     if not study.final:
         lines += render_levers(study, records)
     digit_rows = [r for r in rows if r["test_digit_acc_mean"] is not None]
     if digit_rows:
-        lines += ["## Digit accuracy (variants with digit outputs)", "", "| setting | variant | test digit accuracy (%) |",
-                  "| --- | --- | --- |"]
-        lines += [f"| {r['setting']} | {r['variant']} | {_fmt(r['test_digit_acc_mean'], r['test_digit_acc_std'], r['rounds'])} |"
-                  for r in digit_rows]
+        lines += ["## Digit accuracy (variants with digit outputs)", ""]
+        lines += md_table(["setting", "variant", "test digit accuracy (%)"],
+                          [[r["setting"], r["variant"], fmt(r["test_digit_acc_mean"], r["test_digit_acc_std"], r["rounds"])]
+                           for r in digit_rows])
         lines.append("")
     if study.reference.get("note"):
         lines += ["## About the 2020 report's numbers", "", study.reference["note"].strip(), ""]
     lines += render_unaccounted(meta, records)
-    expected = {(s, mm) for s in study.settings for mm in study.models}
+    expected = {(s, mm) for s in study.settings for mm in study.variants}
     missing = sorted((s, mm, study.rounds - (by[(s, mm)]["rounds"] if (s, mm) in by else 0))
                      for s, mm in expected if (by[(s, mm)]["rounds"] if (s, mm) in by else 0) < study.rounds)
     lines += ["## Completeness", ""]
     if missing:
         lines += [f"Not complete: {len(missing)} of {len(expected)} cells have fewer than {study.rounds} rounds. "
-                  "Rerunning the study command resumes exactly there.", "",
-                  "| setting | variant | rounds missing |", "| --- | --- | --- |"]
-        lines += [f"| {s} | {mm} | {k} |" for s, mm, k in missing]
+                  "Rerunning the study command resumes exactly there.", ""]
+        lines += md_table(["setting", "variant", "rounds missing"], [[s, mm, str(k)] for s, mm, k in missing])
     else:
         lines.append(f"Complete: every cell has {study.rounds} rounds.")
     lines += ["", f"Run records: `{rec.PACK}` in the study's run folder (one row per run: config, metrics, "
@@ -452,7 +442,7 @@ def readme_results(results: Path = RESULTS) -> str:
     """The README's results table, from the reports' summary.csv files and seed2020's reference."""
     reference = Study.load("train/studies/seed2020.toml")
     header = [c for c, _, _ in README_COLUMNS] + ["2020 report (as printed)"]
-    lines = ["| variant | " + " | ".join(header) + " |", "|" + " --- |" * (len(header) + 1)]
+    table = []
     columns = [(_setting_rows(results, name, setting), Study.load(RUNS / name / "study.toml").rounds)
                for _, name, setting in README_COLUMNS]
     for variant in VARIANTS:
@@ -460,11 +450,10 @@ def readme_results(results: Path = RESULTS) -> str:
         for rows, rounds in columns:
             r = rows.get(variant)
             n = "" if r is None or int(r["rounds"]) == rounds else f" (n={r['rounds']} of {rounds})"
-            cells.append(f"{float(r['test_acc_mean']):.2f} ± {float(r['test_acc_std']):.2f}{n}" if r else "-")
-        mean, std = reference.reference[reference.main][variant]
-        cells.append(f"{mean} ± {std}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            cells.append(fmt(float(r["test_acc_mean"]), float(r["test_acc_std"])) + n if r else "-")
+        cells.append(as_printed(reference.reference[reference.main][variant]))
+        table.append(cells)
+    return "\n".join(md_table(["variant", *header], table))
 
 
 OTHER_WRITERS = Path("benchmarks/other_writers.json")
@@ -478,7 +467,7 @@ def readme_other_writers(path: Path = OTHER_WRITERS) -> str:
     labels = {"ours": "ours", "report": "the report's head"}
     header = ["networks", "variant", "MNIST test pairs"] + [
         f"{name.upper()}: {what}" for name in report["sets"] for what in ("digits", "pairs", "worst digit")]
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    table = []
     for networks, rows in report["networks"].items():
         for variant in (v for v in VARIANTS if v in rows):
             r = rows[variant]
@@ -490,8 +479,8 @@ def readme_other_writers(path: Path = OTHER_WRITERS) -> str:
                     continue
                 low = min(range(10), key=lambda d: got["per_digit"][d])
                 cells += [f"{got['digit_acc']:.1f}", f"{got['pair_acc']:.1f}", f"{low}: {got['per_digit'][low]:.1f}"]
-            lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            table.append(cells)
+    return "\n".join(md_table(header, table))
 
 
 def _replace_block(text: str, begin: str, end: str, body: str) -> str:

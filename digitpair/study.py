@@ -107,7 +107,7 @@ class Study:
     final: bool                           # scores the test pairs; exploratory and tuning studies don't
     rounds: int
     main: str                             # the headline setting (Fig. 1; exported weights)
-    models: tuple[str, ...]
+    variants: tuple[str, ...]             # [study] models: the ones of VARIANTS it trains, registry names
     settings: dict[str, RunConfig]        # name -> config template (seeds filled per run)
     comparisons: dict[str, list[str]]     # "augmentation" -> ["adam_none", "adam_seed"], ...
     reference: dict                       # the 2020 report's published numbers, if any
@@ -207,20 +207,20 @@ class Study:
         if problems:
             raise StudyError(path, problems)
         return cls(name=study["name"], description=study.get("description", ""), final=study["final"],
-                   rounds=study["rounds"], main=study["main"], models=tuple(models), settings=settings,
+                   rounds=study["rounds"], main=study["main"], variants=tuple(models), settings=settings,
                    comparisons=comparisons, reference=reference, source=text)
 
 
-def init_seed(setting: str, model: str, round_: int) -> int:
+def init_seed(setting: str, variant: str, round_: int) -> int:
     # crc32 is stable across processes and Python versions (unlike hash()); the offset keeps it
     # away from the small data seeds.
-    return 10_000 + zlib.crc32(f"{setting}/{model}/{round_}".encode()) % 1_000_000_000
+    return 10_000 + zlib.crc32(f"{setting}/{variant}/{round_}".encode()) % 1_000_000_000
 
 
 def count_runs(study: Study, rounds: int | None = None, only: str | None = None, setting: str | None = None) -> int:
     """How many runs `grid` would list, without listing them."""
     return ((rounds if rounds is not None else study.rounds) * (1 if setting is not None else len(study.settings))
-            * (1 if only is not None else len(study.models)))
+            * (1 if only is not None else len(study.variants)))
 
 
 def grid(study: Study, rounds: int | None = None, only: str | None = None,
@@ -233,14 +233,14 @@ def grid(study: Study, rounds: int | None = None, only: str | None = None,
         for name, template in study.settings.items():
             if setting is not None and name != setting:
                 continue
-            for model in study.models:
-                if only is not None and model != only:
+            for variant in study.variants:
+                if only is not None and variant != only:
                     continue
                 # simple_cnn has no pair head (VARIANTS[...].heads): it compares its digits in code
                 # in every setting, so a setting's head applies to the four pair networks only.
-                head = template.head if template.head in VARIANTS[model].heads else DEFAULT_HEAD
-                cfg = replace(template, variant=model, head=head, data_seed=r,
-                              init_seed=init_seed(name, model, r), **(overrides or {}))
+                head = template.head if template.head in VARIANTS[variant].heads else DEFAULT_HEAD
+                cfg = replace(template, variant=variant, head=head, data_seed=r,
+                              init_seed=init_seed(name, variant, r), **(overrides or {}))
                 specs.append(RunSpec(study.name, name, r, cfg))
     return specs
 
@@ -257,7 +257,7 @@ def check_folder(study: Study, out: Path, specs: list[RunSpec], finished: dict[s
         changed += [f"setting {name!r}: {records.differences(cfg.to_dict(), study.settings[name].to_dict())}"
                     for name, cfg in held.settings.items() if name in study.settings and cfg != study.settings[name]]
         changed += [f"setting {name!r} is gone" for name in held.settings if name not in study.settings]
-        changed += [f"variant {name!r} is gone" for name in held.models if name not in study.models]
+        changed += [f"variant {name!r} is gone" for name in held.variants if name not in study.variants]
         if changed:
             raise ValueError(f"{out} holds another definition of the study: {'; '.join(changed)}. "
                              "A study folder holds one study; use another output folder (--out)")

@@ -26,7 +26,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .models import (DEFAULT_HEAD, ENCODERS, HEADS, VARIANTS, Ensemble, PairNet, build_model, count_members,
+from .models import (DEFAULT_HEAD, ENCODERS, HEADS, VARIANTS, Ensemble, PairNet, build_model, check_build, count_members,
                      count_parameters)
 
 WEIGHTS_NAME = "model.safetensors"
@@ -183,10 +183,12 @@ def load_weights(weights_path: Path, name: str, encoder: str, head: str = DEFAUL
     that; what it catches is damage that leaves a well-formed file (a flipped bit in tensor data
     stays a finite number of the right dtype). Folders exported before config.json recorded it
     load unchecked."""
-    if head not in VARIANTS[name].heads:
-        raise WeightsError(f"{config_path}: {name} takes head {', '.join(VARIANTS[name].heads)}, not {head!r}")
     if type(members) is not int or members < 1:
         raise WeightsError(f"{config_path} says members={reprlib.repr(members)}; expected a whole number >= 1")
+    try:
+        check_build(name, encoder, head, members)
+    except ValueError as e:
+        raise WeightsError(f"{config_path}: {e}") from None
     state, recorded = read_state(weights_path)
     # simple_cnn and shared_aux have the same tensors as shared: only the name save_variant wrote
     # into the file tells a swapped config.json apart. Files without that metadata skip this check.

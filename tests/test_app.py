@@ -344,13 +344,6 @@ def test_about_table_from_the_summary_main_setting_registry_order(tmp_path, monk
     assert "[the source code](https://huggingface.co/spaces/someone/digitpair/tree/main)" in about
 
 
-def test_about_reads_summaries_written_before_the_variant_rename(tmp_path):
-    best = tmp_path / "train" / "results" / "best"
-    best.mkdir(parents=True)
-    (best / "summary.csv").write_text("model,test_acc_mean,test_acc_std\nshared,92.48,1.4438\n")
-    assert f"| `shared` | {VARIANTS['shared'].description} | 92.5 ± 1.4 | - | unknown |" in logic.about_markdown(tmp_path)
-
-
 # --- the real server -----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ linux_only = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="re
 @pytest.fixture
 def tiny_study():
     study = dry_run_study(Study.load("train/studies/tuning.toml"))
-    return replace(study, models=("simple_cnn", "shared"), settings=dict(list(study.settings.items())[:2]))
+    return replace(study, variants=("simple_cnn", "shared"), settings=dict(list(study.settings.items())[:2]))
 
 
 def metrics(out: Path) -> dict:

@@ -3,9 +3,10 @@ import json
 import pytest
 import torch
 
-from digitpair.weights import WeightsError, load_pretrained, load_variant, save_variant
-from digitpair.models import ENCODERS, HEADS, VARIANTS, PairOutput, build_model, count_parameters, order_logits
-from digitpair.training import loss_fn
+from digitpair.weights import WeightsError, load_pretrained, load_variant, load_weights, save_variant
+from digitpair.models import (ENCODERS, HEADS, VARIANTS, PairOutput, build_model, check_build, count_parameters,
+                              order_logits)
+from digitpair.training import RunConfig, loss_fn
 
 NAMES = list(VARIANTS)
 # Every buildable (variant, encoder, head): simple_cnn compares in code and takes only the order head.
@@ -89,9 +90,29 @@ def test_fc_head_keeps_sharing_one_encoder(encoder):
     assert count_parameters(build_model("shared", encoder, "order")) == encoder_params
 
 
+@pytest.mark.parametrize("variant, encoder, head, members, message", [
+    ("resnet", "pooled", "order", 1, "variant='resnet'; choose one of simple_cnn, shared"),
+    ("shared", "wide", "order", 1, "encoder='wide'; choose one of "),
+    ("simple_cnn", "pooled", "fc", 1, "head='fc'; choose one of order$"),
+    ("shared", "pooled", "mlp", 1, "head='mlp'; choose one of order, fc$"),
+    ("shared_aux", "pooled", "fc", 3, "members=3 with head='fc': an ensemble averages digit distributions"),
+])
+def test_one_build_rule_for_configs_builders_and_loaders(tmp_path, variant, encoder, head, members, message):
+    with pytest.raises(ValueError, match=message):
+        check_build(variant, encoder, head, members)
+    with pytest.raises(ValueError, match=message):
+        RunConfig(variant=variant, encoder=encoder, head=head, members=members)
+    with pytest.raises(WeightsError, match=f"config.json: {message}"):   # before the file is read
+        load_weights(tmp_path / "missing.safetensors", variant, encoder, head, members, "config.json")
+    if members == 1:
+        with pytest.raises(ValueError, match=message):
+            build_model(variant, encoder, head)
+    check_build(variant if variant in VARIANTS else "shared", "pooled", "order", members)   # the rest is buildable
+
+
 def test_simple_cnn_has_no_pair_head_to_swap():
     assert VARIANTS["simple_cnn"].heads == ("order",)
-    with pytest.raises(KeyError, match="simple_cnn can't have head 'fc'"):
+    with pytest.raises(ValueError, match="head='fc'; choose one of order$"):
         build_model("simple_cnn", head="fc")
 
 

@@ -26,7 +26,7 @@ def local_ray():
 @pytest.fixture
 def tiny_study():
     study = dry_run_study(Study.load("train/studies/tuning.toml"))
-    return replace(study, models=("simple_cnn", "shared"), settings=dict(list(study.settings.items())[:2]))
+    return replace(study, variants=("simple_cnn", "shared"), settings=dict(list(study.settings.items())[:2]))
 
 
 def test_ray_writes_the_records_this_process_writes(local_ray, tiny_study, tmp_path):

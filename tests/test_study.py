@@ -26,14 +26,14 @@ STUDIES = ["train/studies/seed2020.toml", "train/studies/best.toml", "train/stud
 @pytest.fixture
 def tiny_study():
     study = dry_run_study(Study.load("train/studies/tuning.toml"))
-    return replace(study, models=("simple_cnn", "shared"), settings=dict(list(study.settings.items())[:2]))
+    return replace(study, variants=("simple_cnn", "shared"), settings=dict(list(study.settings.items())[:2]))
 
 
 @pytest.mark.parametrize("path", STUDIES)
 def test_study_files_load(path):
     study = Study.load(path)
     assert study.main in study.settings and study.rounds >= 3
-    assert len(grid(study)) == study.rounds * len(study.settings) * len(study.models)
+    assert len(grid(study)) == study.rounds * len(study.settings) * len(study.variants)
 
 
 def test_seed2020_is_the_reports_grid():
@@ -262,7 +262,7 @@ def test_report_files(tiny_study, tmp_path):
     assert {f.name for f in files} >= {"summary.csv", "meta.json", "report.md"}
     assert any(f.suffix == ".png" and f.stat().st_size > 1000 for f in files)
     rows = list(csv.DictReader(open(tmp_path / "results" / "summary.csv")))
-    assert len(rows) == len(tiny_study.settings) * len(tiny_study.models)
+    assert len(rows) == len(tiny_study.settings) * len(tiny_study.variants)
     assert {"variant", "optimizer", "augmentation", "head", "members", "rounds", "test_acc_mean",
             "test_acc_std"} <= set(rows[0])
     assert all(int(r["rounds"]) == tiny_study.rounds for r in rows)
