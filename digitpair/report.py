@@ -275,16 +275,21 @@ def render_levers(study: Study, records: list[RunRecord]) -> list[str]:
              "upwards, and more so for noisier runs. Cost: mean training seconds over the main setting's, "
              "same invocations.", ""]
     table = []
-    for setting in (s for s in study.settings if s != study.main):
-        cells = [by.get((setting, m)) for m in variants]
+    for setting, cells in lever_cells(study, variants, by):
         present = [c for c in cells if c]
-        if not present:
-            continue
         table.append([f"`{setting}`", present[0]["changes"]]
                      + ["-" if c is None else f"{_signed(c, 'last_val')} / {_signed(c, 'val')}" for c in cells]
                      + [f"{statistics.fmean(c['cost'] for c in present):.2f}x", str(min(c["rounds"] for c in present))])
     lines += md_table(["setting", "changes", *(f"{m}: last epoch / selected" for m in variants), "cost", "n"], table)
     return lines + [""] + render_writer_levers(study, variants, by)
+
+
+def lever_cells(study: Study, variants: list[str], by: dict):
+    """(setting, [its paired row per variant, or None]) for every setting but the main one that has any."""
+    for setting in (s for s in study.settings if s != study.main):
+        cells = [by.get((setting, m)) for m in variants]
+        if any(cells):
+            yield setting, cells
 
 
 def _signed(cell: dict, key: str) -> str:
@@ -306,10 +311,7 @@ def render_writer_levers(study: Study, variants: list[str], by: dict) -> list[st
              "digits (digitpair/writers.py: drawn as on the page, read through `drawing.preprocess`): digit "
              "accuracy, or pair accuracy (marked *pairs*) for variants without digit outputs.", ""]
     table = []
-    for setting in (s for s in study.settings if s != study.main):
-        cells = [by.get((setting, m)) for m in variants]
-        if not any(cells):
-            continue
+    for setting, cells in lever_cells(study, variants, by):
         texts = []
         for c in cells:
             kind = "digit" if c is not None and c["d_uci_digit_acc_mean"] is not None else "pair"
