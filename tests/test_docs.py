@@ -1,0 +1,37 @@
+"""The documents' links lead somewhere: every relative link names a file of the repository, and
+every #anchor a heading of the document it points into (GitHub's anchors)."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+DOCS = ["README.md", "benchmarks/README.md", *(str(p) for p in Path("train/results").glob("*/report.md"))]
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", markdown, flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_links_resolve(doc):
+    path = Path(doc)
+    missing = []
+    for link in LINK.findall(path.read_text()):
+        if re.match(r"[a-z]+:", link):            # http(s), mailto: not checked offline
+            continue
+        target, _, anchor = link.partition("#")
+        file = path if not target else path.parent / target
+        if not file.exists():
+            missing.append(link)
+        elif anchor and file.suffix == ".md" and anchor not in anchors(file.read_text()):
+            missing.append(link)
+    assert not missing, f"{doc}: links that lead nowhere: {missing}"
+
+
+def test_anchors_follow_github():
+    assert anchors("## Other writers' handwriting\n### How the recipe was chosen\n") == {
+        "other-writers-handwriting", "how-the-recipe-was-chosen"}
