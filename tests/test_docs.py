@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-DOCS = ["README.md", "benchmarks/README.md", *(str(p) for p in Path("train/results").glob("*/report.md"))]
+DOCS = ["README.md", "benchmarks/README.md", "train/results/README.md",
+        *(str(p) for p in sorted(Path("train/results").glob("*/report.md")))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -35,3 +36,10 @@ def test_links_resolve(doc):
 def test_anchors_follow_github():
     assert anchors("## Other writers' handwriting\n### How the recipe was chosen\n") == {
         "other-writers-handwriting", "how-the-recipe-was-chosen"}
+
+
+def test_every_study_report_is_indexed():
+    """train/results/README.md says of every report folder whether it is the study, a choice or evidence."""
+    index = Path("train/results/README.md").read_text()
+    folders = {p.name for p in Path("train/results").iterdir() if p.is_dir()}
+    assert folders == set(re.findall(r"\[`([\w-]+)`\]\(\1/report\.md\)", index))
