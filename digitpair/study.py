@@ -250,8 +250,8 @@ def count_runs(study: Study, rounds: int | None = None, only: str | None = None,
             * (1 if only is not None else len(study.variants)))
 
 
-def check_selection(study: Study, rounds: int | None, only: str | None, setting: str | None, max_runs: int) -> int:
-    """Refuse a variant or setting the study lacks, and a grid of more than `max_runs` runs; how many runs it has."""
+def check_selection(study: Study, rounds: int | None, only: str | None, setting: str | None, max_runs: int) -> None:
+    """Refuse a variant or setting the study lacks, and a grid of more than `max_runs` runs."""
     if only is not None and only not in study.variants:
         raise ValueError(f"--only {only!r}: the study's variants are {', '.join(study.variants)}")
     if setting is not None and setting not in study.settings:
@@ -261,7 +261,6 @@ def check_selection(study: Study, rounds: int | None, only: str | None, setting:
         raise ValueError(f"{runs:,} runs ({rounds or study.rounds:,} rounds x {1 if setting else len(study.settings)} "
                          f"setting(s) x {1 if only else len(study.variants)} variant(s)): more than --max-runs "
                          f"{max_runs:,}; give --max-runs {runs} to train them all, or fewer --rounds")
-    return runs
 
 
 def output_folders(study: Study, overrides: dict, out: Path | None, results: Path | None) -> tuple[Path, Path]:
