@@ -53,7 +53,7 @@ from digitpair.app_logic import load_models, readers                      # noqa
 from digitpair.data import MNIST                                          # noqa: E402
 from digitpair.drawing import DrawingError, preprocess                    # noqa: E402
 from digitpair.records import git_commit                                  # noqa: E402
-from digitpair.report import _replace_block                               # noqa: E402
+from digitpair.report import replace_block                                # noqa: E402
 from digitpair.weights import CONFIG_NAME, NETWORKS, read_config          # noqa: E402
 
 OUT = ROOT / "benchmarks" / "not_a_digit.json"
@@ -425,7 +425,7 @@ def main() -> None:
     print(abstain.rates_markdown(result))
     if str(args.readme):
         text = args.readme.read_text()
-        args.readme.write_text(_replace_block(text, BEGIN, END, abstain.rates_markdown(result)))
+        args.readme.write_text(replace_block(text, BEGIN, END, abstain.rates_markdown(result)))
     print(f"wrote {args.out}" + (f" and {args.readme}'s not-a-digit block" if str(args.readme) else ""))
 
 

@@ -9,7 +9,7 @@ accuracy, pair accuracy on random pairs, each digit's accuracy and the most freq
 (protocol in `digitpair/writers.py`).
 
 The table goes to stdout and, with each exported run's MNIST test accuracy and provenance, to
-`benchmarks/other_writers.json`, from which `python -m digitpair.report` writes the README's table.
+`benchmarks/other_writers.json`, from which `python train/readme_tables.py` writes the README's table.
 
     pip install -e '.[test]'      # scikit-learn, for the UCI digits
     python benchmarks/other_writers.py [--weights weights] [--rounds 10] [--seed 0] [--out benchmarks/other_writers.json]

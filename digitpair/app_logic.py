@@ -432,6 +432,24 @@ def report_files(root: Path = ROOT) -> list[Path]:
     return [p for p in (root / "train" / "results" / name / "report.md" for name in (STUDY, "seed2020")) if p.is_file()]
 
 
+# What the page's "about" section says first: the networks and what the study found.
+ABOUT = ["Five small convolutional networks compare the two digits. `simple_cnn` only learns to read "
+         "digits and compares its two readings; the other four learn from the ≤ answers, with one encoder "
+         "shared by both digits (`shared`) or one each (`unshared`), and the `_aux` ones are also told "
+         "which digits they see. Each was trained on 1000 MNIST pairs of 14x14 digits, many times over "
+         "with fresh data and initialisation.", "",
+         "What the study found: being told the digits matters most (the `_aux` networks and `simple_cnn` "
+         "lead); without digit labels, one shared encoder beats two separate ones.", "",
+         "The choice above the cards switches between two sets of these five networks, both trained with "
+         "our recipe: ours, whose pair networks compare their two 10-way outputs with the order head "
+         "(P(a ≤ b) = sum over i ≤ j of p_a(i) p_b(j)), and the 2020 report's, which compare them with "
+         "one fully connected layer, Linear(20, 2); their accuracies are side by side in "
+         "`train/results/best/report.md`'s `head` table, and the report's networks under its own "
+         "protocol in `train/results/seed2020`. Where a card's \"how it works\" says \"5 networks trained alike, averaged\", that variant "
+         "answers as an ensemble: five networks trained on the same pairs from different initialisations, "
+         "their digit distributions averaged (for `shared` and `unshared`, their P)."]
+
+
 def about_markdown(root: Path = ROOT, link=None) -> str:
     """What the networks are, what the study found (its summary.csv, main setting) and links.
 
@@ -442,21 +460,15 @@ def about_markdown(root: Path = ROOT, link=None) -> str:
     if link is None:
         link = (lambda p: f"https://huggingface.co/spaces/{space}/blob/main/{p.relative_to(root).as_posix()}") \
             if space else None
-    lines = ["Five small convolutional networks compare the two digits. `simple_cnn` only learns to read "
-             "digits and compares its two readings; the other four learn from the ≤ answers, with one encoder "
-             "shared by both digits (`shared`) or one each (`unshared`), and the `_aux` ones are also told "
-             "which digits they see. Each was trained on 1000 MNIST pairs of 14x14 digits, many times over "
-             "with fresh data and initialisation.", "",
-             "What the study found: being told the digits matters most (the `_aux` networks and `simple_cnn` "
-             "lead); without digit labels, one shared encoder beats two separate ones.", "",
-             "The choice above the cards switches between two sets of these five networks, both trained with "
-             "our recipe: ours, whose pair networks compare their two 10-way outputs with the order head "
-             "(P(a ≤ b) = sum over i ≤ j of p_a(i) p_b(j)), and the 2020 report's, which compare them with "
-             "one fully connected layer, Linear(20, 2); their accuracies are side by side in "
-             "`train/results/best/report.md`'s `head` table, and the report's networks under its own "
-             "protocol in `train/results/seed2020`. Where a card's \"how it works\" says \"5 networks trained alike, averaged\", that variant "
-             "answers as an ensemble: five networks trained on the same pairs from different initialisations, "
-             "their digit distributions averaged (for `shared` and `unshared`, their P)."]
+    lines = [*ABOUT, *results_table(root), *abstain_note(root)]
+    links = about_links(root, link, space)
+    lines += ["", "More: " + (", ".join(links) if links else "the study's reports are not in this copy") + "."]
+    return "\n".join(lines)
+
+
+def results_table(root: Path) -> list[str]:
+    """The study's test accuracies: its main setting per variant, and beside it any ensemble setting."""
+    lines = []
     summary = root / "train" / "results" / STUDY / "summary.csv"
     rows = []
     if summary.is_file():
@@ -464,24 +476,31 @@ def about_markdown(root: Path = ROOT, link=None) -> str:
             rows = list(csv.DictReader(f))
     study_file = root / "train" / "studies" / f"{STUDY}.toml"
     main = Study.load(study_file).main if study_file.is_file() else None
-    if rows:
-        # The main setting (one network per variant), and beside it any ensemble setting of the study.
-        ensembles, by_setting = [], {}
-        if main:
-            ensembles = sorted({r["setting"]: int(r["members"]) for r in rows if int(r.get("members") or 1) > 1}.items())
-            by_setting = {setting: {r["variant"]: r for r in rows if r["setting"] == setting}
-                          for setting in (main, *(name for name, _ in ensembles))}
-            rows = list(by_setting[main].values())
-        by_name = {r["variant"]: r for r in rows}
-        extra = [(f"pair accuracy, ensemble of {k} (`{setting}`)", by_setting[setting]) for setting, k in ensembles]
-        lines += ["", "Test accuracy (%) on pairs and, for the networks told the digits, on single digits: "
-                  f"mean ± std over n rounds (study `{STUDY}`" + (f", setting `{main}`" if main else "") + "):", ""]
-        lines += md_table(["network", "what it is", "pair accuracy", *(h for h, _ in extra), "digit accuracy", "n"],
-                          [[f"`{name}`", VARIANTS[name].description, _cell(by_name[name], "test_acc"),
-                            *(_cell(other[name], "test_acc") if name in other else "-" for _, other in extra),
-                            _cell(by_name[name], "test_digit_acc") if VARIANTS[name].digit_loss else "-",
-                            by_name[name].get("rounds") or "unknown"]
-                           for name in VARIANTS if name in by_name])
+    if not rows:
+        return lines
+    # The main setting (one network per variant), and beside it any ensemble setting of the study.
+    ensembles, by_setting = [], {}
+    if main:
+        ensembles = sorted({r["setting"]: int(r["members"]) for r in rows if int(r.get("members") or 1) > 1}.items())
+        by_setting = {setting: {r["variant"]: r for r in rows if r["setting"] == setting}
+                      for setting in (main, *(name for name, _ in ensembles))}
+        rows = list(by_setting[main].values())
+    by_name = {r["variant"]: r for r in rows}
+    extra = [(f"pair accuracy, ensemble of {k} (`{setting}`)", by_setting[setting]) for setting, k in ensembles]
+    lines += ["", "Test accuracy (%) on pairs and, for the networks told the digits, on single digits: "
+              f"mean ± std over n rounds (study `{STUDY}`" + (f", setting `{main}`" if main else "") + "):", ""]
+    lines += md_table(["network", "what it is", "pair accuracy", *(h for h, _ in extra), "digit accuracy", "n"],
+                      [[f"`{name}`", VARIANTS[name].description, _cell(by_name[name], "test_acc"),
+                        *(_cell(other[name], "test_acc") if name in other else "-" for _, other in extra),
+                        _cell(by_name[name], "test_digit_acc") if VARIANTS[name].digit_loss else "-",
+                        by_name[name].get("rounds") or "unknown"]
+                       for name in VARIANTS if name in by_name])
+    return lines
+
+
+def abstain_note(root: Path) -> list[str]:
+    """When and how often the page declines a drawing (the abstain rules measured in benchmarks/)."""
+    lines = []
     rules = abstain.load_rules(root / "benchmarks" / abstain.RULES_FILE.name)
     if rules.get("sets"):
         lines += ["", "When the page says a drawing \"does not look like a digit\" or \"could be 1 or 7\": the networks "
@@ -491,6 +510,10 @@ def about_markdown(root: Path = ROOT, link=None) -> str:
                   "comes near. The limits were chosen on validation digits (MNIST training digits no network "
                   "trained on, USPS, UCI) and drawn non-digits (`benchmarks/not_a_digit.py`); measured on the "
                   "half not used to choose them:", "", abstain.rates_markdown(rules)]
+    return lines
+
+
+def about_links(root: Path, link, space: str | None) -> list[str]:
     links = [f"[{p.relative_to(root).as_posix()}]({link(p)})" if link else f"`{p.relative_to(root).as_posix()}`"
              for p in report_files(root)]
     repo = os.environ.get(MODEL_REPO_ENV)
@@ -501,5 +524,4 @@ def about_markdown(root: Path = ROOT, link=None) -> str:
         links.append(f"[the source code]({source})")
     elif space:
         links.append(f"[the source code](https://huggingface.co/spaces/{space}/tree/main)")
-    lines += ["", "More: " + (", ".join(links) if links else "the study's reports are not in this copy") + "."]
-    return "\n".join(lines)
+    return links

@@ -96,6 +96,36 @@ def load_study(path: Path):
         raise fail(str(e)) from None
 
 
+def train_with_progress(cfg, mnist, variant: str, threads: int):
+    """`train_run` on the best device, with a bar of its epochs (every member's) and the last loss."""
+    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .training import pick_device, train_run
+
+    torch.set_num_threads(threads)
+    device = pick_device()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task(f"{variant} on {device}", total=cfg.epochs * cfg.members, status="")
+        def on_epoch(r):
+            val = f" val {r['val_acc']:.1f}%" if r.get("val_acc") is not None else ""
+            bar.update(task, advance=1, status=f"loss {r['train_loss']:.3f}{val}")
+        return train_run(cfg, mnist, device=device, on_epoch=on_epoch)
+
+
+def print_scores(variant: str, study_name: str, cfg, f: dict) -> None:
+    """One line: the trained run's scores, and which pairs it did not score."""
+    scores = [f"{what} {f[key]:.1f}%" for what, key in (("validation pair accuracy", "val_acc"),
+              ("test pair accuracy", "test_acc"), ("test digit accuracy", "test_digit_acc")) if f[key] is not None]
+    if not cfg.test:
+        scores.append(f"test pairs not scored ({study_name} is not a final study)")
+    if cfg.val_pairs == 0:
+        scores.append(f"no validation pairs (all {cfg.n_pairs} train)")
+    console.print(f"[bold]{variant}[/bold]: {' | '.join(scores)} (epoch {f['selected_epoch']}; "
+                  f"{f['parameters']:,} parameters; {f['wall_seconds']:.0f} s)")
+
+
 @app.command()
 def train(
     variant: str = typer.Option("shared_aux", help="The variant to train: a name in VARIANTS, digitpair/models.py "
@@ -120,11 +150,7 @@ def train(
     run does. The trained model is discarded unless --save is given.
     """
     from .records import WriteError, writing
-    import torch
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from .study import grid
-    from .training import pick_device, train_run
     from .weights import save_variant
 
     overrides = parse_overrides(set_, {"variant": "use --variant"})
@@ -145,24 +171,9 @@ def train(
     console.print(f"training {run.name} of study {study.name!r} ({path}): setting {setting!r}{main}, round 0"
                   + (f", with --set {' --set '.join(set_)}" if set_ else ""))
     console.print_json(json.dumps(cfg.to_dict()))
-    torch.set_num_threads(threads)
-    device = pick_device()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=console) as bar:
-        task = bar.add_task(f"{variant} on {device}", total=cfg.epochs * cfg.members, status="")
-        def on_epoch(r):
-            val = f" val {r['val_acc']:.1f}%" if r.get("val_acc") is not None else ""
-            bar.update(task, advance=1, status=f"loss {r['train_loss']:.3f}{val}")
-        result = train_run(cfg, mnist, device=device, on_epoch=on_epoch)
+    result = train_with_progress(cfg, mnist, variant, threads)
     f = result.final
-    scores = [f"{what} {f[key]:.1f}%" for what, key in (("validation pair accuracy", "val_acc"),
-              ("test pair accuracy", "test_acc"), ("test digit accuracy", "test_digit_acc")) if f[key] is not None]
-    if not cfg.test:
-        scores.append(f"test pairs not scored ({study.name} is not a final study)")
-    if cfg.val_pairs == 0:
-        scores.append(f"no validation pairs (all {cfg.n_pairs} train)")
-    console.print(f"[bold]{variant}[/bold]: {' | '.join(scores)} (epoch {f['selected_epoch']}; "
-                  f"{f['parameters']:,} parameters; {f['wall_seconds']:.0f} s)")
+    print_scores(variant, study.name, cfg, f)
     if save is not None:
         try:
             with writing(save):
@@ -216,6 +227,43 @@ def study_progress(bar, title: str, how: str, out: Path):
     return Callbacks(on_plan=on_plan, on_start=on_start, on_epoch=on_epoch, on_finish=on_finish, on_fail=on_fail)
 
 
+# RunConfig fields a study's grid sets, which --set may not.
+GRID_FIELDS = {
+    "variant": "use --only VARIANT",
+    "data_seed": "seeds derive from the grid coordinates (round, setting, variant)",
+    "init_seed": "seeds derive from the grid coordinates (round, setting, variant)"}
+
+
+def dry_run_folders(study, out: Path | None, results: Path | None) -> tuple[Path, Path]:
+    """A dry run's records and report: under --out, or in a new temporary folder."""
+    import tempfile
+
+    if out is None:
+        out = Path(tempfile.mkdtemp(prefix=f"digitpair-{study.name}-dry-"))
+        console.print(f"dry run: records and report go to {out} (a temporary folder: delete it when done)")
+    return out / "runs", results or out / "results"
+
+
+def run_and_report(study, out: Path, results: Path, specs: list, run_on, how: str) -> tuple[list, dict]:
+    """Train the study's unfinished runs with progress bars, then write its report: (report files, run_study's counts)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from .records import WriteError
+    from .report import write_report
+    from .study import run_study
+
+    try:   # records of another config in the output folder
+        with Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
+            done = run_study(study, out, specs, run_on, study_progress(bar, study.name, how, out))
+        return write_report(out, results, study), done
+    except (ValueError, WriteError) as e:   # WriteError: the finished runs are kept, no partial left
+        raise fail(str(e)) from None
+    except KeyboardInterrupt:
+        console.print(f"interrupted: the finished runs are in {out}; the same command resumes")
+        raise typer.Exit(130) from None
+
+
 @app.command()
 def study(
     study_file: Optional[Path] = typer.Argument(None, help="A study TOML, e.g. train/studies/best.toml."),
@@ -246,75 +294,30 @@ def study(
     max_runs: int = typer.Option(5000, help="Refuse a grid of more runs than this (raise it to train one)."),
 ):
     """Run a study (resumable: finished runs are skipped), then write its report."""
-    import importlib.util
-    import tempfile
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from .executors import make_executor
-    from .records import WriteError
-    from .report import write_report
-    from .study import Study, count_runs, dry_run_study, grid, run_study
+    from .executors import check_flags, describe_flags, make_executor
+    from .study import Study, check_selection, dry_run_study, grid, output_folders
 
     if (study_file is None) == (preset is None):
         raise fail("give a study file or --preset NAME (one of them)")
-    overrides = parse_overrides(set_, {
-        "variant": "use --only VARIANT",
-        "data_seed": "seeds derive from the grid coordinates (round, setting, variant)",
-        "init_seed": "seeds derive from the grid coordinates (round, setting, variant)"})
-    if executor == "ray":
-        if workers != 1:
-            raise fail("--workers is for --executor local; on Ray, as many runs train at once as "
-                       "the cluster's CPUs (--cpus-per-run) and GPUs (--gpus-per-run) allow")
-        if importlib.util.find_spec("ray") is None:
-            raise fail("--executor ray needs Ray: pip install 'digitpair[ray]'")
-    elif address is not None or cpus_per_run != 1 or gpus_per_run:
-        raise fail("--address, --cpus-per-run and --gpus-per-run are for --executor ray")
-    path = study_file or preset_file(preset, studies)
+    overrides = parse_overrides(set_, GRID_FIELDS)
     try:
-        study = Study.load(path)
+        check_flags(executor, workers=workers, address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
+        study = Study.load(study_file or preset_file(preset, studies))
         run_on = make_executor(executor, workers=workers, data_dir=data_dir, dry_run=dry_run, address=address,
                                cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
+        study = dry_run_study(study) if dry_run else study
+        check_selection(study, rounds=rounds, only=only, setting=setting, max_runs=max_runs)
+        # every run's RunConfig is built, and so checked, before anything is written
+        specs = grid(study, rounds=rounds, only=only, setting=setting, overrides=overrides)
     except (OSError, ValueError) as e:
         raise fail(str(e)) from None
-    if only is not None and only not in study.variants:
-        raise fail(f"--only {only!r}: the study's variants are {', '.join(study.variants)}")
-    if setting is not None and setting not in study.settings:
-        raise fail(f"--setting {setting!r}: the study's settings are {', '.join(study.settings)}")
     if dry_run:
-        study = dry_run_study(study)
-    runs = count_runs(study, rounds=rounds, only=only, setting=setting)
-    if runs > max_runs:
-        raise fail(f"{runs:,} runs ({rounds or study.rounds:,} rounds x {1 if setting else len(study.settings)} "
-                   f"setting(s) x {1 if only else len(study.variants)} variant(s)): more than --max-runs {max_runs:,}; "
-                   f"give --max-runs {runs} to train them all, or fewer --rounds")
-    try:   # every run's RunConfig is built, and so checked, before anything is written
-        specs = grid(study, rounds=rounds, only=only, setting=setting, overrides=overrides)
-    except ValueError as e:
-        raise fail(str(e)) from None
-    if dry_run:
-        if out is None:
-            out = Path(tempfile.mkdtemp(prefix=f"digitpair-{study.name}-dry-"))
-            console.print(f"dry run: records and report go to {out} (a temporary folder: delete it when done)")
-        out, results = out / "runs", results or out / "results"
+        out, results = dry_run_folders(study, out, results)
     else:
-        # An overridden study is another study: its records get their own folder.
-        suffix = "".join(f"-{k}={v}" for k, v in sorted(overrides.items()))
-        out = out or Path("train/runs") / f"{study.name}{suffix}"
-        results = results or Path("train/results") / f"{study.name}{suffix}"
+        out, results = output_folders(study, overrides, out, results)
         load_data(data_dir)   # fail early, with a message, if MNIST is missing
-    how = (f"on Ray ({cpus_per_run:g} CPU, {gpus_per_run:g} GPU per run)" if executor == "ray"
-           else f"with {workers} worker(s)")
-    try:   # records of another config in the output folder
-        with Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
-            done = run_study(study, out, specs, run_on, study_progress(bar, study.name, how, out))
-        files = write_report(out, results, study)
-    except (ValueError, WriteError) as e:   # WriteError: the finished runs are kept, no partial left
-        raise fail(str(e)) from None
-    except KeyboardInterrupt:
-        console.print(f"interrupted: the finished runs are in {out}; the same command resumes")
-        raise typer.Exit(130) from None
+    files, done = run_and_report(study, out, results, specs, run_on,
+                                 describe_flags(executor, workers, cpus_per_run, gpus_per_run))
     console.print(f"report: {', '.join(str(f) for f in files)}")
     if done["failed"]:
         console.print(f"[red]{len(done['failed'])} run(s) failed[/red] and were not recorded: "

@@ -18,6 +18,7 @@ CLI draws bars and log lines from them, the same for every executor and any numb
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import os
 import pickle
 import signal
@@ -299,14 +300,20 @@ class RayCluster:
                 ray.shutdown()
 
 
-def make_executor(kind: str, workers: int = 1, data_dir=None, dry_run: bool = False, address: str | None = None,
-                  cpus_per_run: float = 1, gpus_per_run: float = 0):
-    """The executor the CLI's `--executor` names: "local" (processes; in this process for one worker) or "ray"."""
+def check_flags(kind: str, workers: int = 1, address: str | None = None, cpus_per_run: float = 1,
+                gpus_per_run: float = 0) -> None:
+    """Refuse, before anything is loaded, a flag of one executor given to the other, and Ray missing."""
     if kind == "ray":
-        return RayCluster(address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
-                          data_dir=data_dir, dry_run=dry_run)
-    if kind != "local":
-        raise ValueError(f"--executor {kind!r}: choose local or ray")
+        if workers != 1:
+            raise ValueError("--workers is for --executor local; on Ray, as many runs train at once as "
+                             "the cluster's CPUs (--cpus-per-run) and GPUs (--gpus-per-run) allow")
+        if importlib.util.find_spec("ray") is None:
+            raise ValueError("--executor ray needs Ray: pip install 'digitpair[ray]'")
+    elif address is not None or cpus_per_run != 1 or gpus_per_run:
+        raise ValueError("--address, --cpus-per-run and --gpus-per-run are for --executor ray")
+
+
+def _local(workers: int, data_dir, dry_run: bool, **ray_flags):
     if workers == 1 and dry_run:
         # A dry run's tensors are tiny: a second thread only waits on the first, and beside another
         # busy process the waiting made a dry run ~10x slower (benchmarks/README.md).
@@ -314,3 +321,27 @@ def make_executor(kind: str, workers: int = 1, data_dir=None, dry_run: bool = Fa
     if workers == 1:
         return Local(data_dir=data_dir)
     return ProcessPool(workers, data_dir=data_dir, dry_run=dry_run)
+
+
+def _ray(workers: int, data_dir, dry_run: bool, address: str | None, cpus_per_run: float, gpus_per_run: float):
+    return RayCluster(address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+                      data_dir=data_dir, dry_run=dry_run)
+
+
+# What the CLI's `--executor` names: "local" (processes; in this process for one worker) or "ray".
+EXECUTORS = {"local": _local, "ray": _ray}
+
+
+def make_executor(kind: str, workers: int = 1, data_dir=None, dry_run: bool = False, address: str | None = None,
+                  cpus_per_run: float = 1, gpus_per_run: float = 0):
+    """The executor `EXECUTORS[kind]` builds."""
+    if kind not in EXECUTORS:
+        raise ValueError(f"--executor {kind!r}: choose {' or '.join(EXECUTORS)}")
+    return EXECUTORS[kind](workers=workers, data_dir=data_dir, dry_run=dry_run, address=address,
+                           cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
+
+
+def describe_flags(kind: str, workers: int, cpus_per_run: float, gpus_per_run: float) -> str:
+    """How the runs train, for the study's first log line."""
+    return (f"on Ray ({cpus_per_run:g} CPU, {gpus_per_run:g} GPU per run)" if kind == "ray"
+            else f"with {workers} worker(s)")

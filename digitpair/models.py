@@ -162,11 +162,14 @@ DEFAULT_HEAD = "order"
 # --- the variants ----------------------------------------------------------------------------
 
 class PairNet(nn.Module):
-    """Base: raw 0-255 input, normalisation as a buffer (training statistics), `predict`."""
+    """Base: raw 0-255 input, normalisation as a buffer (training statistics), the outputs of two
+    digits' logits, `predict`. `digit_outputs`: the logits are returned as digit logits (the
+    variant is trained on the digit classes, `Variant.digit_loss`)."""
 
-    def __init__(self, encoder: str, head: str):
+    def __init__(self, digit_outputs: bool, encoder: str, head: str):
         super().__init__()
         self.encoder_name, self.head_name = encoder, head   # which trunk and head: saved beside the weights
+        self.digit_outputs = digit_outputs
         # Set from the training pairs by `set_normalization`; saved with the weights, so exported
         # models take raw 0-255 pixels like the course's data.
         self.register_buffer("mean", torch.tensor(0.0))
@@ -180,6 +183,11 @@ class PairNet(nn.Module):
         """(N, 2, 14, 14) raw -> two (N, 1, 14, 14) normalised digits."""
         x = (x - self.mean) / self.std
         return x[:, 0:1], x[:, 1:2]
+
+    def outputs(self, la: torch.Tensor, lb: torch.Tensor) -> PairOutput:
+        """The two digits' (N, 10) logits -> the head's pair logits, and the digit logits if exposed."""
+        digits = torch.stack((la, lb), 1) if self.digit_outputs else None    # (N, 2, 10)
+        return PairOutput(self.head(la, lb), digits)
 
     def predict(self, x: torch.Tensor, chunk: int = PREDICT_CHUNK) -> Prediction:
         """x: (N, 2, 14, 14) float, raw 0-255 pixels -> P(first <= second) and digit probabilities
@@ -195,42 +203,42 @@ class SharedNet(PairNet):
     """
 
     def __init__(self, digit_outputs: bool, encoder: str, head: str):
-        super().__init__(encoder, head)
+        super().__init__(digit_outputs, encoder, head)
         self.encoder = Encoder(encoder)
         self.head = HEADS[head]()
-        self.digit_outputs = digit_outputs
 
     def forward(self, x: torch.Tensor) -> PairOutput:
         a, b = self.split(x)
         # The one encoder sees both digits as one batch of 2N: half the kernel launches of two
         # calls, and BatchNorm normalises digits in either position with the same statistics.
         la, lb = self.encoder(torch.cat((a, b))).chunk(2)                    # (N, 10) each
-        digits = torch.stack((la, lb), 1) if self.digit_outputs else None    # (N, 2, 10)
-        return PairOutput(self.head(la, lb), digits)
+        return self.outputs(la, lb)
 
 
 class UnsharedNet(PairNet):
     """Two encoders of the same shape, one per position, no parameter in common; then the head."""
 
     def __init__(self, digit_outputs: bool, encoder: str, head: str):
-        super().__init__(encoder, head)
+        super().__init__(digit_outputs, encoder, head)
         self.encoder_a, self.encoder_b = Encoder(encoder), Encoder(encoder)
         self.head = HEADS[head]()
-        self.digit_outputs = digit_outputs
 
     def forward(self, x: torch.Tensor) -> PairOutput:
         a, b = self.split(x)
         la, lb = self.encoder_a(a), self.encoder_b(b)                        # (N, 10) each
-        digits = torch.stack((la, lb), 1) if self.digit_outputs else None    # (N, 2, 10)
-        return PairOutput(self.head(la, lb), digits)
+        return self.outputs(la, lb)
 
 
 @dataclass(frozen=True)
 class Variant:
-    build: Callable[[str, str], PairNet]   # (encoder name, head name) -> module
-    pair_loss: bool    # trained on the <= target, through its comparison head
-    digit_loss: bool   # trained on the digit classes (auxiliary loss, or the only loss)
+    net: type[PairNet]   # the architecture: SharedNet or UnsharedNet
+    pair_loss: bool      # trained on the <= target, through its comparison head
+    digit_loss: bool     # trained on the digit classes (auxiliary loss, or the only loss)
     description: str
+
+    def build(self, encoder: str, head: str) -> PairNet:
+        # The digits are outputs exactly where they are trained to be digits.
+        return self.net(self.digit_loss, encoder, head)
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -241,15 +249,15 @@ class Variant:
 
 # The registry, in the study's table order. The CLI, the reports, the app and the tests iterate it.
 VARIANTS: dict[str, Variant] = {
-    "simple_cnn": Variant(lambda enc, head: SharedNet(True, enc, head), pair_loss=False, digit_loss=True,
+    "simple_cnn": Variant(SharedNet, pair_loss=False, digit_loss=True,
                           description="a digit classifier applied to each digit; <= computed from the two digit distributions"),
-    "shared": Variant(lambda enc, head: SharedNet(False, enc, head), pair_loss=True, digit_loss=False,
+    "shared": Variant(SharedNet, pair_loss=True, digit_loss=False,
                       description="siamese: one encoder for both digits, trained on the <= target only"),
-    "shared_aux": Variant(lambda enc, head: SharedNet(True, enc, head), pair_loss=True, digit_loss=True,
+    "shared_aux": Variant(SharedNet, pair_loss=True, digit_loss=True,
                           description="siamese + auxiliary digit losses"),
-    "unshared": Variant(lambda enc, head: UnsharedNet(False, enc, head), pair_loss=True, digit_loss=False,
+    "unshared": Variant(UnsharedNet, pair_loss=True, digit_loss=False,
                         description="two separate encoders, trained on the <= target only"),
-    "unshared_aux": Variant(lambda enc, head: UnsharedNet(True, enc, head), pair_loss=True, digit_loss=True,
+    "unshared_aux": Variant(UnsharedNet, pair_loss=True, digit_loss=True,
                             description="two separate encoders + auxiliary digit losses"),
 }
 

@@ -128,87 +128,114 @@ class Study:
     @classmethod
     def parse(cls, text: str, path: str | os.PathLike = "<study>") -> "Study":
         """The study `text` defines, checked whole: a `StudyError` lists every problem found."""
-        if len(text.encode()) > MAX_BYTES:
-            raise StudyError(path, [f"{len(text.encode()):,} bytes; a study file is at most {MAX_BYTES:,}"])
-        try:
-            raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise StudyError(path, [f"not TOML: {e}"]) from None
-        except RecursionError:
-            raise StudyError(path, ["not readable: arrays or tables nested too deeply"]) from None
+        raw = _read_toml(text, path)
         problems = [f"[{key}]: unknown table; a study file has {', '.join(f'[{t}]' for t in TABLES)}"
                     for key in raw if key not in TABLES]
-
-        meta = _table("[study]", raw.get("study", {}), problems)
-        problems += [f"[study] needs {key}" + (" = true (scores the test pairs) or false" if key == "final" else "")
-                     for key in REQUIRED if key not in meta]
-        study = {}
-        for key, value in meta.items():
-            if key not in STUDY_KEYS:
-                problems.append(f"[study] {key}: unknown key; [study] has {', '.join(STUDY_KEYS)}")
-            elif (typed := _typed("[study]", key, value, STUDY_KEYS[key], problems)) is not None:
-                study[key] = typed
-        if "name" in study:
-            _name("[study] name", study["name"], problems)
-        if "rounds" in study and not 1 <= study["rounds"] <= MAX_ROUNDS:
-            problems.append(f"[study] rounds = {study['rounds']}: 1 to {MAX_ROUNDS:,} rounds")
-        models = study.get("models", list(VARIANTS))
-        known = all(isinstance(m, str) and m in VARIANTS for m in models)
-        if not models or not known or len(set(models)) < len(models):
-            problems.append(f"[study] models = {_show(models)}: one or more of {', '.join(VARIANTS)}, each once")
-
+        study, models = _study_meta(raw, problems)
         base = _config_fields("[base]", _table("[base]", raw.get("base", {}), problems), problems)
-        overrides = {}
-        for name, table in _table("[settings]", raw.get("settings", {}), problems).items():
-            _name("setting", name, problems)
-            overrides[name] = _config_fields(f"[settings.{name}]", _table(f"[settings.{name}]", table, problems),
-                                             problems)
-        if not overrides and isinstance(raw.get("settings", {}), dict):
-            problems.append("no settings: a study has at least one [settings.NAME] table")
-        if "main" in study and overrides and study["main"] not in overrides:
-            problems.append(f"[study] main = {study['main']!r}: not a setting; the settings are "
-                            f"{', '.join(overrides) or 'none'}")
-
-        comparisons = {}
-        for name, settings in _table("[comparisons]", raw.get("comparisons", {}), problems).items():
-            _name("comparison", name, problems)
-            if not isinstance(settings, list) or not all(isinstance(s, str) and s in overrides for s in settings):
-                problems.append(f"[comparisons] {name} = {_show(settings)}: an array of setting names expected "
-                                f"({', '.join(overrides) or 'none'})")
-            else:
-                comparisons[name] = settings
-        reference = _table("[reference]", raw.get("reference", {}), problems)
-        for key, value in reference.items():
-            if key == "note":
-                _typed("[reference]", key, value, str, problems)
-            elif key not in overrides:
-                problems.append(f"[reference.{key}]: not a setting; [reference] has a note and one table per setting")
-            else:
-                for variant, cell in _table(f"[reference.{key}]", value, problems).items():
-                    if variant not in VARIANTS or not (isinstance(cell, list) and len(cell) == 2 and all(
-                            isinstance(v, (int, float)) and not isinstance(v, bool) for v in cell)):
-                        problems.append(f"[reference.{key}] {variant} = {_show(cell)}: a variant's "
-                                        "[mean, std] as printed expected")
-
-        # Each setting as RunConfig builds it, where the fields have their types: its checks (values,
-        # ranges, combinations) name what is wrong; a fault of [base] is said once for the settings it reaches.
-        settings, faults = {}, {}
-        if isinstance(study.get("final"), bool):
-            for name, over in overrides.items():
-                try:
-                    settings[name] = RunConfig(**{"test": study["final"], **base, **over,
-                                                  "data_seed": 0, "init_seed": 1})
-                except ValueError as e:
-                    faults.setdefault(str(e), []).append(f"[settings.{name}]")
-        problems += [f"{', '.join(where)}: {fault}" for fault, where in faults.items()]
-        if study.get("final") is False and any(c.test for c in settings.values()):
-            problems.append("test = true in a study that is not final: only a final study scores the test pairs "
-                            "(set final = true once the choices are made on validation)")
+        overrides = _setting_overrides(raw, study, problems)
+        comparisons = _comparisons(raw, overrides, problems)
+        reference = _reference(raw, overrides, problems)
+        settings = _settings(study, base, overrides, problems)
         if problems:
             raise StudyError(path, problems)
         return cls(name=study["name"], description=study.get("description", ""), final=study["final"],
                    rounds=study["rounds"], main=study["main"], variants=tuple(models), settings=settings,
                    comparisons=comparisons, reference=reference, source=text)
+
+
+def _read_toml(text: str, path) -> dict:
+    if len(text.encode()) > MAX_BYTES:
+        raise StudyError(path, [f"{len(text.encode()):,} bytes; a study file is at most {MAX_BYTES:,}"])
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise StudyError(path, [f"not TOML: {e}"]) from None
+    except RecursionError:
+        raise StudyError(path, ["not readable: arrays or tables nested too deeply"]) from None
+
+
+def _study_meta(raw: dict, problems: list[str]) -> tuple[dict, list]:
+    """The [study] table's typed keys, and the variants it trains (its `models`)."""
+    meta = _table("[study]", raw.get("study", {}), problems)
+    problems += [f"[study] needs {key}" + (" = true (scores the test pairs) or false" if key == "final" else "")
+                 for key in REQUIRED if key not in meta]
+    study = {}
+    for key, value in meta.items():
+        if key not in STUDY_KEYS:
+            problems.append(f"[study] {key}: unknown key; [study] has {', '.join(STUDY_KEYS)}")
+        elif (typed := _typed("[study]", key, value, STUDY_KEYS[key], problems)) is not None:
+            study[key] = typed
+    if "name" in study:
+        _name("[study] name", study["name"], problems)
+    if "rounds" in study and not 1 <= study["rounds"] <= MAX_ROUNDS:
+        problems.append(f"[study] rounds = {study['rounds']}: 1 to {MAX_ROUNDS:,} rounds")
+    models = study.get("models", list(VARIANTS))
+    known = all(isinstance(m, str) and m in VARIANTS for m in models)
+    if not models or not known or len(set(models)) < len(models):
+        problems.append(f"[study] models = {_show(models)}: one or more of {', '.join(VARIANTS)}, each once")
+    return study, models
+
+
+def _setting_overrides(raw: dict, study: dict, problems: list[str]) -> dict[str, dict]:
+    """Each [settings.NAME] table's RunConfig fields."""
+    overrides = {}
+    for name, table in _table("[settings]", raw.get("settings", {}), problems).items():
+        _name("setting", name, problems)
+        overrides[name] = _config_fields(f"[settings.{name}]", _table(f"[settings.{name}]", table, problems),
+                                         problems)
+    if not overrides and isinstance(raw.get("settings", {}), dict):
+        problems.append("no settings: a study has at least one [settings.NAME] table")
+    if "main" in study and overrides and study["main"] not in overrides:
+        problems.append(f"[study] main = {study['main']!r}: not a setting; the settings are "
+                        f"{', '.join(overrides) or 'none'}")
+    return overrides
+
+
+def _comparisons(raw: dict, overrides: dict, problems: list[str]) -> dict[str, list[str]]:
+    comparisons = {}
+    for name, settings in _table("[comparisons]", raw.get("comparisons", {}), problems).items():
+        _name("comparison", name, problems)
+        if not isinstance(settings, list) or not all(isinstance(s, str) and s in overrides for s in settings):
+            problems.append(f"[comparisons] {name} = {_show(settings)}: an array of setting names expected "
+                            f"({', '.join(overrides) or 'none'})")
+        else:
+            comparisons[name] = settings
+    return comparisons
+
+
+def _reference(raw: dict, overrides: dict, problems: list[str]) -> dict:
+    reference = _table("[reference]", raw.get("reference", {}), problems)
+    for key, value in reference.items():
+        if key == "note":
+            _typed("[reference]", key, value, str, problems)
+        elif key not in overrides:
+            problems.append(f"[reference.{key}]: not a setting; [reference] has a note and one table per setting")
+        else:
+            for variant, cell in _table(f"[reference.{key}]", value, problems).items():
+                if variant not in VARIANTS or not (isinstance(cell, list) and len(cell) == 2 and all(
+                        isinstance(v, (int, float)) and not isinstance(v, bool) for v in cell)):
+                    problems.append(f"[reference.{key}] {variant} = {_show(cell)}: a variant's "
+                                    "[mean, std] as printed expected")
+    return reference
+
+
+def _settings(study: dict, base: dict, overrides: dict, problems: list[str]) -> dict[str, RunConfig]:
+    """Each setting as RunConfig builds it, where the fields have their types: its checks (values,
+    ranges, combinations) name what is wrong; a fault of [base] is said once for the settings it reaches."""
+    settings, faults = {}, {}
+    if isinstance(study.get("final"), bool):
+        for name, over in overrides.items():
+            try:
+                settings[name] = RunConfig(**{"test": study["final"], **base, **over,
+                                              "data_seed": 0, "init_seed": 1})
+            except ValueError as e:
+                faults.setdefault(str(e), []).append(f"[settings.{name}]")
+    problems += [f"{', '.join(where)}: {fault}" for fault, where in faults.items()]
+    if study.get("final") is False and any(c.test for c in settings.values()):
+        problems.append("test = true in a study that is not final: only a final study scores the test pairs "
+                        "(set final = true once the choices are made on validation)")
+    return settings
 
 
 def init_seed(setting: str, variant: str, round_: int) -> int:
@@ -221,6 +248,27 @@ def count_runs(study: Study, rounds: int | None = None, only: str | None = None,
     """How many runs `grid` would list, without listing them."""
     return ((rounds if rounds is not None else study.rounds) * (1 if setting is not None else len(study.settings))
             * (1 if only is not None else len(study.variants)))
+
+
+def check_selection(study: Study, rounds: int | None, only: str | None, setting: str | None, max_runs: int) -> None:
+    """Refuse a variant or setting the study lacks, and a grid of more than `max_runs` runs."""
+    if only is not None and only not in study.variants:
+        raise ValueError(f"--only {only!r}: the study's variants are {', '.join(study.variants)}")
+    if setting is not None and setting not in study.settings:
+        raise ValueError(f"--setting {setting!r}: the study's settings are {', '.join(study.settings)}")
+    runs = count_runs(study, rounds=rounds, only=only, setting=setting)
+    if runs > max_runs:
+        raise ValueError(f"{runs:,} runs ({rounds or study.rounds:,} rounds x {1 if setting else len(study.settings)} "
+                         f"setting(s) x {1 if only else len(study.variants)} variant(s)): more than --max-runs "
+                         f"{max_runs:,}; give --max-runs {runs} to train them all, or fewer --rounds")
+
+
+def output_folders(study: Study, overrides: dict, out: Path | None, results: Path | None) -> tuple[Path, Path]:
+    """Where a study's run records and report go unless given: train/runs/<study> and train/results/<study>."""
+    # An overridden study is another study: its records get their own folder.
+    suffix = "".join(f"-{k}={v}" for k, v in sorted(overrides.items()))
+    return (out or Path("train/runs") / f"{study.name}{suffix}",
+            results or Path("train/results") / f"{study.name}{suffix}")
 
 
 def grid(study: Study, rounds: int | None = None, only: str | None = None,

@@ -322,9 +322,10 @@ def test_report_from_unchanged_records_changes_no_byte(tmp_path):
 
 
 def test_readme_results_blocks_match_their_sources():
-    """The README's results and other-writers tables are what `python -m digitpair.report` writes
+    """The README's results and other-writers tables are what `python train/readme_tables.py` writes
     from the reports' summaries and benchmarks/other_writers.json."""
-    from digitpair.report import BEGIN, END, OTHER_BEGIN, OTHER_END, readme_other_writers, readme_results
+    sys.path.insert(0, "train")
+    from readme_tables import BEGIN, END, OTHER_BEGIN, OTHER_END, readme_other_writers, readme_results
     text = Path("README.md").read_text()
     assert text.split(BEGIN, 1)[1].split(END, 1)[0].strip() == readme_results()
     assert text.split(OTHER_BEGIN, 1)[1].split(OTHER_END, 1)[0].strip() == readme_other_writers()
