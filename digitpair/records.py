@@ -88,6 +88,10 @@ class Metrics:
     usps_pair_acc: float | None = None
     uci_digit_acc: float | None = None
     uci_pair_acc: float | None = None
+    # An ensemble's members (training.train_ensemble), each trained and selected as a single run
+    # would be; None for single networks and for ensembles recorded before these were kept.
+    member_selected_epochs: list[int] | None = None
+    member_val_acc: list[float | None] | None = None
 
 
 def metrics_dict(m: Metrics) -> dict:

@@ -1,6 +1,7 @@
 """Ensembles: k networks of one variant as one module; saved in one file; trained by train_run."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -100,6 +101,24 @@ def test_members_2_train_run(tiny):
     assert {r["member"] for r in a.history} == {0, 1} and len(a.history) == 4
     with pytest.raises(ValueError, match="differ"):
         RunConfig(members=3, data_seed=2, init_seed=1)     # member 1 would take the data seed
+
+
+def test_an_ensembles_record_keeps_its_members_metrics(tiny, tmp_path):
+    """What each member selected and scored on validation reaches the run's record; a single run's
+    record has no member fields at all (older records keep their bytes)."""
+    from digitpair import records
+    from digitpair.records import RunSpec
+    cfg = RunConfig(variant="shared_aux", members=2, epochs=2, n_pairs=100, val_pairs=20, batch_size=20,
+                    test=False, data_seed=0, init_seed=1)
+    result = train_run(cfg, tiny)
+    prov = records.provenance("abc1234", records.now(), "cpu", tiny.source)
+    folder = records.write(tmp_path, RunSpec("s", "e2", 0, cfg), result, prov)
+    record = records.read_run(folder)
+    assert record.metrics.member_selected_epochs == result.final["member_selected_epochs"] == [2, 2]
+    assert record.metrics.member_val_acc == result.final["member_val_acc"]
+    single = replace(cfg, members=1)
+    folder = records.write(tmp_path, RunSpec("s", "e1", 0, single), train_run(single, tiny), prov)
+    assert "member_val_acc" not in records.read_run(folder).to_dict()["metrics"]
 
 
 def test_run_config_refuses_an_fc_head_ensemble():
