@@ -235,20 +235,13 @@ KINDS = {"dot": dot, "dots": dots, "blob": blob, "fill": fill, "scribble": scrib
 
 def seen_digits(weights: Path, mnist: MNIST) -> torch.Tensor:
     """Indices into MNIST-train of every digit a served network trained on (its round's 2 n_pairs
-    digits, the course's draw: the first 2n of a permutation under the data seed)."""
+    digits, `MNIST.round_digits`)."""
     rounds = set()
     for sub in NETWORKS.values():
         for config in sorted((weights / sub).glob(f"*/{CONFIG_NAME}")):
             c = read_config(config)["train_config"]
             rounds.add((c["data_seed"], c["n_pairs"]))
-    seen = []
-    for seed, n in sorted(rounds):
-        index = torch.randperm(len(mnist.train_images), generator=torch.Generator().manual_seed(seed))[: 2 * n]
-        pooled = torch.nn.functional.avg_pool2d(mnist.train_images[index].float()[:, None], 2)[:, 0]
-        if not torch.equal(pooled, mnist.round(seed, n, 0).train.input.reshape(-1, 14, 14)):
-            raise SystemExit(f"round {seed} of {n} pairs is not the first {2 * n} of its permutation: digitpair.data changed")
-        seen.append(index)
-    return torch.cat(seen).unique()
+    return torch.cat([mnist.round_digits(seed, n, 0)[0] for seed, n in sorted(rounds)]).unique()
 
 
 def through_app(images) -> tuple[torch.Tensor, np.ndarray]:

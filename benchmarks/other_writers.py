@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "other_writers.json"))
     args = parser.parse_args()
 
-    sets = [writers.load(name) for name in writers.SETS]
+    sets = [writers.load(name) for name in writers.LOADERS]
     results = {}
     for networks, sub in NETWORKS.items():
         rows = {}

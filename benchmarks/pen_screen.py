@@ -55,19 +55,14 @@ def main() -> None:
     args = parser.parse_args()
 
     mnist = MNIST(args.data_dir, download=False)
-    sets = {w.name: w for w in (writers.load(n) for n in writers.SETS)}
+    sets = {w.name: w for w in (writers.load(n) for n in writers.LOADERS)}
     inputs = {(name, band): torch.stack([preprocess(image, pen) for image in w.images])
               for name, w in sets.items() for band, pen in BANDS.items()}
     runs = [r for r in records.load(args.runs) if VARIANTS[r.variant].digit_loss]
     cells: dict[tuple[str, str, str, str], list[float]] = {}
     for rounds in sorted({r.round for r in runs}):
-        # The round's validation digits, as the runs of that round held them out (data.MNIST.round).
         cfg = runs[0].config
-        g = torch.Generator().manual_seed(rounds)
-        index = torch.randperm(mnist.train_images.size(0), generator=g)[: 2 * cfg.n_pairs].view(cfg.n_pairs, 2)
-        held = index[cfg.n_pairs - cfg.val_pairs:].flatten()
-        val = mnist.round(rounds, cfg.n_pairs, cfg.val_pairs, cfg.val_fold).val.input.flatten(0, 1)
-        assert torch.equal(torch.nn.functional.avg_pool2d(mnist.train_images[held][:, None].float(), 2)[:, 0], val)
+        held = mnist.round_digits(rounds, cfg.n_pairs, cfg.val_pairs, cfg.val_fold)[1]   # the round's validation digits
         images, labels = [as_drawing(d) for d in mnist.train_images[held]], mnist.train_labels[held]
         mnist_inputs = {band: torch.stack([preprocess(image, pen) for image in images]) for band, pen in BANDS.items()}
         for r in (r for r in runs if r.round == rounds):

@@ -165,9 +165,17 @@ def pen_width(x: torch.Tensor, g: torch.Generator, amount: float) -> torch.Tenso
     thinner one, by at most half as much: a 14x14 MNIST stroke is 1-2 px wide), by a uniform fraction."""
     m = len(x)
     t = (torch.rand(m, generator=g) * 2 - 1).to(x)[:, None, None, None] * amount
-    dilated = F.max_pool2d(x, 3, stride=1, padding=1)
-    eroded = -F.max_pool2d(-x, 3, stride=1, padding=1)   # over the pixels inside the image only
-    return torch.where(t > 0, x + t * (dilated - x), x + t / 2 * (x - eroded))
+    return torch.where(t > 0, x + t * (dilate(x) - x), x + t / 2 * (x - erode(x)))
+
+
+def dilate(x: torch.Tensor) -> torch.Tensor:
+    """3x3 grey dilation of images (M, 1, H, W): the same strokes drawn a pixel wider each side."""
+    return F.max_pool2d(x, 3, stride=1, padding=1)
+
+
+def erode(x: torch.Tensor) -> torch.Tensor:
+    """3x3 grey erosion of images (M, 1, H, W), over the pixels inside the image only: a pixel narrower."""
+    return -F.max_pool2d(-x, 3, stride=1, padding=1)
 
 
 def per_digit_augment(x: torch.Tensor, classes: torch.Tensor, g: torch.Generator, swap: bool,

@@ -147,12 +147,28 @@ def load_mnist(train: bool, data_dir: str | os.PathLike | None = None,
     return images, labels.long()
 
 
+def draw_pairs(n: int, count: int, generator: torch.Generator) -> torch.Tensor:
+    """(n, 2) indices of distinct images out of `count`: the course's draw, the first 2n of a permutation."""
+    if not 0 < 2 * n <= count:
+        raise ValueError(f"cannot draw {n} pairs of distinct images from {count} images")
+    return torch.randperm(count, generator=generator)[: 2 * n].view(n, 2)
+
+
+def folds(n_pairs: int, val_pairs: int, val_fold: int) -> tuple[torch.Tensor, slice]:
+    """(kept, held) of a round's training pairs: fold 0 holds out the last `val_pairs`, fold k the
+    `val_pairs` before fold k-1's (k-fold validation); the rest train, in their drawn order."""
+    if not 0 <= val_pairs < n_pairs:
+        raise ValueError(f"val_pairs must be in [0, {n_pairs}), got {val_pairs}")
+    if not 0 <= val_fold < (n_pairs // val_pairs if val_pairs else 1):
+        raise ValueError(f"val_fold {val_fold} is not one of the {n_pairs} pairs' folds of {val_pairs}")
+    start, stop = n_pairs - (val_fold + 1) * val_pairs, n_pairs - val_fold * val_pairs
+    return torch.cat((torch.arange(start), torch.arange(stop, n_pairs))), slice(start, stop)
+
+
 def mnist_to_pairs(n: int, images: torch.Tensor, labels: torch.Tensor,
                    generator: torch.Generator) -> PairSet:
     """The course's `mnist_to_pairs`, with an explicit generator."""
-    if not 0 < 2 * n <= len(images):
-        raise ValueError(f"cannot draw {n} pairs of distinct images from {len(images)} images")
-    idx = torch.randperm(len(images), generator=generator)[: 2 * n].view(n, 2)
+    idx = draw_pairs(n, len(images), generator)
     classes = labels[idx]                                                  # (n, 2)
     # The course pools the whole split, then indexes; pooling only the 2n drawn images gives the
     # same values (each output pixel is the mean of its own 2x2 block) at a fraction of the cost.
@@ -173,8 +189,6 @@ class RoundData:
 
 class MNIST:
     """Both MNIST splits in memory, so a study loads them once and draws many rounds."""
-    synthetic = False   # `synthetic_mnist`'s stand-in says True
-
     source = "mnist"
 
     def __init__(self, data_dir: str | os.PathLike | None = None, download: bool = True):
@@ -182,19 +196,20 @@ class MNIST:
         self.test_images, self.test_labels = load_mnist(False, data_dir, download)
 
     def round(self, data_seed: int, n_pairs: int = 1000, val_pairs: int = 200, val_fold: int = 0) -> RoundData:
-        """`generate_pair_sets(n_pairs)` under `data_seed`, `val_pairs` train pairs held out: fold 0
-        holds out the last `val_pairs`, fold k the `val_pairs` before fold k-1's (k-fold
-        validation over the training pairs); the rest train, in their drawn order."""
-        if not 0 <= val_pairs < n_pairs:
-            raise ValueError(f"val_pairs must be in [0, {n_pairs}), got {val_pairs}")
-        if not 0 <= val_fold < (n_pairs // val_pairs if val_pairs else 1):
-            raise ValueError(f"val_fold {val_fold} is not one of the {n_pairs} pairs' folds of {val_pairs}")
+        """`generate_pair_sets(n_pairs)` under `data_seed`, `val_pairs` train pairs held out (`folds`)."""
+        kept, held = folds(n_pairs, val_pairs, val_fold)
         g = torch.Generator().manual_seed(data_seed)
         train = mnist_to_pairs(n_pairs, self.train_images, self.train_labels, g)
         test = mnist_to_pairs(n_pairs, self.test_images, self.test_labels, g)
-        start, stop = n_pairs - (val_fold + 1) * val_pairs, n_pairs - val_fold * val_pairs
-        kept = torch.cat((torch.arange(start), torch.arange(stop, n_pairs)))
-        return RoundData(train=train[kept], val=train[start:stop], test=test)
+        return RoundData(train=train[kept], val=train[held], test=test)
+
+    def round_digits(self, data_seed: int, n_pairs: int = 1000, val_pairs: int = 200,
+                     val_fold: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Which MNIST-train images `round` pairs up: (training digits, validation digits), flat
+        indices into `train_images`, in the order of `round(...).train` and `.val`."""
+        kept, held = folds(n_pairs, val_pairs, val_fold)
+        index = draw_pairs(n_pairs, len(self.train_images), torch.Generator().manual_seed(data_seed))
+        return index[kept].flatten(), index[held].flatten()
 
 
 def synthetic_mnist(n_train: int = 600, n_test: int = 200, seed: int = 0) -> MNIST:

@@ -24,6 +24,8 @@ import numpy as np
 import PIL.Image
 import torch
 
+from .augment import dilate, erode
+
 MAX_SIDE = 4096          # larger images are refused: nobody draws a digit on 17 megapixels
 INK_LEVEL = 40           # 0-255; fainter differences from the paper are noise (JPEG, paper grain)
 MIN_EXTENT = 0.08        # ink spanning less of the image's longest side than this is a dot, not a digit
@@ -124,27 +126,18 @@ def stroke_width(field: np.ndarray) -> float:
     return 2.0 * inked.sum() / max(int(perimeter), 1)
 
 
-def grey_morphology(field: np.ndarray, op) -> np.ndarray:
-    """3x3 grey dilation (op = np.maximum) or erosion (np.minimum), paper beyond the border."""
-    padded = np.pad(field, 1)
-    h, w = field.shape
-    out = padded[1:h + 1, 1:w + 1].copy()
-    for dy in range(3):
-        for dx in range(3):
-            out = op(out, padded[dy:dy + h, dx:dx + w])
-    return out
-
-
 def even_pen(field: np.ndarray, low: float, high: float, steps: int = 3) -> np.ndarray:
-    """`field` (28, 28) 0-255 with its stroke width brought into [low, high] px: a 3x3 erosion or
-    dilation moves a stroke's edges by a pixel each side (2 px of width), so blend toward it by the
-    fraction of those 2 px still to go, up to `steps` times; peak back to 255, as MNIST's digits."""
+    """`field` (28, 28) 0-255 with its stroke width brought into [low, high] px. A 3x3 erosion or
+    dilation (the augmentation's pen: `augment.erode`, `augment.dilate`) moves a stroke's edges by a
+    pixel each side (2 px of width), so blend toward it by the fraction of those 2 px still to go,
+    up to `steps` times; peak back to 255, as MNIST's digits."""
     for _ in range(steps):
         width = stroke_width(field)
         gap = width - high if width > high else width - low if width < low else 0.0
         if abs(gap) < 0.1:
             break
-        moved = grey_morphology(field, np.minimum if gap > 0 else np.maximum)
+        image = torch.from_numpy(np.ascontiguousarray(field, dtype=np.float32))[None, None]
+        moved = (erode(image) if gap > 0 else dilate(image))[0, 0].numpy()
         field = field + min(abs(gap) / 2, 1.0) * (moved - field)
         field = field * (255.0 / max(field.max(), 1e-6))
     return field.astype(np.float32)

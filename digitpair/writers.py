@@ -40,7 +40,6 @@ USPS_FILE = "zip.train.gz"
 USPS_SHA256 = "66ebf231ab51f2cf6ac1a892d0f98ccffee1079d7a5db638c1f11f366046ca16"
 SHARED_USPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "usps"   # beside the repository
 CANVAS, MARGIN = 64, 16
-SETS = ("usps", "uci")
 
 
 class WritersError(RuntimeError):
@@ -101,12 +100,13 @@ def load_uci() -> Writers:
                    images, torch.as_tensor(digits.target, dtype=torch.int64))
 
 
+LOADERS = {"usps": load_usps, "uci": load_uci}
+
+
 def load(name: str) -> Writers:
-    if name == "usps":
-        return load_usps()
-    if name == "uci":
-        return load_uci()
-    raise ValueError(f"unknown set {name!r}; choose one of {', '.join(SETS)}")
+    if name not in LOADERS:
+        raise ValueError(f"unknown set {name!r}; choose one of {', '.join(LOADERS)}")
+    return LOADERS[name]()
 
 
 def pairs(n: int, rounds: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,12 +147,13 @@ def read(model, writers: Writers, rounds: int = 10, seed: int = 0, top: int = 5)
 def validation_sets() -> tuple[Writers, ...]:
     """Both sets, each with its inputs preprocessed; a set that cannot be loaded is left out, with a warning."""
     found = []
-    for name in SETS:
+    for name in LOADERS:
         try:
             found.append(load(name))
-            found[-1].inputs
         except WritersError as e:
             warnings.warn(f"other writers' digits not read: {e}", stacklevel=2)
+    for writers in found:
+        writers.inputs   # preprocessed here, once
     return tuple(found)
 
 
@@ -161,4 +162,4 @@ def read_other_writers(model) -> dict[str, float | None]:
     them (records.Metrics); a set that cannot be loaded gives None, as for a model without digits."""
     readings = {w.name: read(model, w) for w in validation_sets()}
     return {f"{name}_{what}": (getattr(readings[name], what) if name in readings else None)
-            for name in SETS for what in ("digit_acc", "pair_acc")}
+            for name in LOADERS for what in ("digit_acc", "pair_acc")}

@@ -44,6 +44,17 @@ def test_round_is_seed_deterministic_and_splits_are_separate(mnist):
     assert a.test.input[0, 0].numpy().tobytes() in {t.numpy().tobytes() for t in test_pool}
 
 
+@pytest.mark.parametrize("val_pairs, val_fold", [(200, 0), (200, 3), (0, 0)])
+def test_round_digits_are_the_images_round_pairs(mnist, val_pairs, val_fold):
+    """round_digits names the MNIST-train images of a round's training and validation pairs, in order."""
+    rnd = mnist.round(5, 1000, val_pairs, val_fold)
+    train, val = mnist.round_digits(5, 1000, val_pairs, val_fold)
+    pooled = lambda index: torch.nn.functional.avg_pool2d(mnist.train_images[index][:, None].float(), 2)[:, 0]  # noqa: E731
+    assert torch.equal(pooled(train), rnd.train.input.flatten(0, 1))
+    assert torch.equal(pooled(val), rnd.val.input.flatten(0, 1))
+    assert torch.equal(mnist.train_labels[train], rnd.train.classes.flatten())
+
+
 def test_global_rng_untouched(mnist):
     torch.manual_seed(0)
     expected = torch.rand(3)
