@@ -21,11 +21,13 @@ parameters in one go; `tests/test_augment.py` checks them against `torchvision.t
   so the same distortion relative to the digit needs alpha 34 / 4 = 8.5 (displacement length
   1.2 px RMS here, 2.4 px on 28x28, `tests/test_augment.py`). Per digit, no mirroring, so the
   labels are kept; with `swap` as for `safe`.
-- `thick`, `slant`, `style`, `style_elastic`: other writers' styles, still per digit and label-safe
+- `thick`, `slant`, `style`, `style_elastic`, `style_wide`, `style_erase`: other writers' styles, still per digit and label-safe
   (`DigitStyle`): the pen's width (each digit blended part way toward its 3x3 grey dilation or
   erosion, the morphology of a thicker or thinner pen at 14x14), wider slant and proportions
   (rotation +-15 deg, horizontal shear +-20 deg, width/height ratio 0.8-1.25), and with
-  `style_elastic` the elastic field on top. MNIST's writers are Census employees and students
+  `style_elastic` the elastic field on top; `style_wide` widens the slant and proportions again
+  (+-20 deg, +-30 deg, 0.71-1.4), `style_erase` pastes paper over a small part of half the digits
+  (a pen that skipped, a stroke a scanner lost). MNIST's writers are Census employees and students
   (LeCun et al., 1998); a visitor's pen, slant and proportions vary more, and the networks only
   ever see the 1000 pairs of their round, so the variety has to come from distortions.
 """
@@ -52,9 +54,14 @@ class DigitStyle:
     aspect: float = 1.0                      # width/height ratio in [1/aspect, aspect], log-uniform
     thickness: float = 0.0                   # pen: blend of up to this much toward dilation or erosion
     elastic: float = 0.0                     # alpha of the elastic field in pixels (sigma ELASTIC_SIGMA); 0: none
+    erase: float = 0.0                       # largest share of the box a paper rectangle covers; 0: none
 
 
 WIDER = dict(degrees=15.0, shear=20.0, aspect=1.25)
+WIDEST = dict(degrees=20.0, shear=30.0, aspect=1.4)
+# Random erasing (Zhong et al., 2020) with torchvision's aspect range but a smaller area: its
+# default of up to 1/3 of the box takes a 7's bar or an 8's loop, and the label with it.
+ERASE, ERASE_P, ERASE_RATIO = 0.15, 0.5, (0.3, 3.3)
 PEN = 0.7   # a full 3x3 dilation at 14x14 (+2 px at 28x28) fills the loops of a 6 or an 8
 PER_DIGIT = {
     "safe": DigitStyle(),
@@ -63,6 +70,8 @@ PER_DIGIT = {
     "slant": DigitStyle(**WIDER),
     "style": DigitStyle(**WIDER, thickness=PEN),
     "style_elastic": DigitStyle(**WIDER, thickness=PEN, elastic=ELASTIC_ALPHA),
+    "style_wide": DigitStyle(**WIDEST, thickness=PEN),
+    "style_erase": DigitStyle(**WIDER, thickness=PEN, erase=ERASE),
 }
 AUGMENTATIONS = ("none", "seed", *PER_DIGIT)
 
@@ -178,6 +187,25 @@ def erode(x: torch.Tensor) -> torch.Tensor:
     return -F.max_pool2d(-x, 3, stride=1, padding=1)
 
 
+def random_erase(x: torch.Tensor, g: torch.Generator, largest: float) -> torch.Tensor:
+    """Half of the images (M, 1, H, W) get a rectangle of paper (0) pasted over them: area 2 % to
+    `largest` of the box, width/height ratio log-uniform in ERASE_RATIO, anywhere inside the box:
+    torchvision.transforms.v2.RandomErasing's draw per image in one go, a side longer than the box
+    cut to it where torchvision draws again."""
+    m, _, h, w = x.shape
+    area = (0.02 + torch.rand(m, generator=g) * (largest - 0.02)) * h * w
+    ratio = torch.exp(math.log(ERASE_RATIO[0]) + torch.rand(m, generator=g) * math.log(ERASE_RATIO[1] / ERASE_RATIO[0]))
+    high = (area / ratio).sqrt().round().clamp(1, h).long()
+    wide = (area * ratio).sqrt().round().clamp(1, w).long()
+    top = (torch.rand(m, generator=g) * (h - high + 1)).long()
+    left = (torch.rand(m, generator=g) * (w - wide + 1)).long()
+    erased = torch.rand(m, generator=g) < ERASE_P
+    rows, cols = torch.arange(h)[None, :, None], torch.arange(w)[None, None, :]
+    box = ((rows >= top[:, None, None]) & (rows < (top + high)[:, None, None])
+           & (cols >= left[:, None, None]) & (cols < (left + wide)[:, None, None]) & erased[:, None, None])
+    return x.masked_fill(box[:, None].to(x.device), 0.0)
+
+
 def per_digit_augment(x: torch.Tensor, classes: torch.Tensor, g: torch.Generator, swap: bool,
                       style: DigitStyle) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Each digit its own pen width, affine (+ elastic field) (+ optional swap). Returns (input, target, classes)."""
@@ -188,7 +216,10 @@ def per_digit_augment(x: torch.Tensor, classes: torch.Tensor, g: torch.Generator
         grid = grid + elastic_displacement(2 * n, h, w, g, style.elastic).to(grid)
     if style.thickness:
         digits = pen_width(digits, g, style.thickness)
-    x = resample(digits, grid).reshape(x.shape)
+    digits = resample(digits, grid)
+    if style.erase:
+        digits = random_erase(digits, g, style.erase)
+    x = digits.reshape(x.shape)
     if swap:
         flip = (torch.rand(n, generator=g) < 0.5).to(x.device)
         x = torch.where(flip[:, None, None, None], x.flip(1), x)

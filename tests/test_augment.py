@@ -140,7 +140,7 @@ def test_pen_width_is_grey_dilation_and_erosion():
     torch.testing.assert_close(out, expected, atol=1e-3, rtol=0)
 
 
-@pytest.mark.parametrize("kind", ["thick", "slant", "style", "style_elastic"])
+@pytest.mark.parametrize("kind", ["thick", "slant", "style", "style_elastic", "style_wide", "style_erase"])
 def test_style_augmentations_keep_labels_and_digits_apart(kind):
     """Per digit, no mirroring: each output channel depends on its own input channel only, a bar on
     the left stays in the left half and one at the top in the top half, classes untouched without swap,
@@ -178,3 +178,25 @@ def test_safe_and_elastic_draw_as_the_records_were_trained():
     expected = resample(digits, grid).reshape(x.shape)
     out = augment("elastic", x, c[:, 0], c, torch.Generator().manual_seed(5), swap=False)[0]
     assert torch.equal(out, expected)
+
+
+def test_random_erase_pastes_one_rectangle_of_paper_as_torchvision_erase():
+    """Each erased image differs from its input by one rectangle set to 0, exactly what
+    torchvision's `erase` does with that box; about half the images are erased, none by more than
+    the largest share (+ rounding of the sides)."""
+    from torchvision.transforms.v2 import functional as TF
+    from digitpair.augment import ERASE, random_erase
+    x = torch.full((400, 1, 14, 14), 255.0)
+    out = random_erase(x, torch.Generator().manual_seed(0), ERASE)
+    erased = 0
+    for before, after in zip(x, out):
+        hole = (after[0] == 0).nonzero()
+        if len(hole) == 0:
+            assert torch.equal(before, after)
+            continue
+        erased += 1
+        (top, left), (bottom, right) = hole.min(0).values.tolist(), hole.max(0).values.tolist()
+        high, wide = bottom - top + 1, right - left + 1
+        assert torch.equal(after, TF.erase(before, top, left, high, wide, torch.zeros(1)))
+        assert high * wide / 196 <= ERASE + 0.05
+    assert 150 < erased < 250
