@@ -21,13 +21,16 @@ parameters in one go; `tests/test_augment.py` checks them against `torchvision.t
   so the same distortion relative to the digit needs alpha 34 / 4 = 8.5 (displacement length
   1.2 px RMS here, 2.4 px on 28x28, `tests/test_augment.py`). Per digit, no mirroring, so the
   labels are kept; with `swap` as for `safe`.
-- `thick`, `slant`, `style`, `style_elastic`, `style_wide`, `style_erase`: other writers' styles, still per digit and label-safe
+- `thick`, `slant`, `style`, `style_elastic`, `style_wide`, `style_erase`, `style_bold`, `style_blur`:
+  other writers' styles, still per digit and label-safe
   (`DigitStyle`): the pen's width (each digit blended part way toward its 3x3 grey dilation or
   erosion, the morphology of a thicker or thinner pen at 14x14), wider slant and proportions
   (rotation +-15 deg, horizontal shear +-20 deg, width/height ratio 0.8-1.25), and with
   `style_elastic` the elastic field on top; `style_wide` widens the slant and proportions again
   (+-20 deg, +-30 deg, 0.71-1.4), `style_erase` pastes paper over a small part of half the digits
-  (a pen that skipped, a stroke a scanner lost). MNIST's writers are Census employees and students
+  (a pen that skipped, a stroke a scanner lost); `style_bold` lets the pen go up to a full
+  dilation, `style_blur` softens each digit part way toward a Gaussian blur (a low-resolution
+  scan enlarged, a blurred photo). MNIST's writers are Census employees and students
   (LeCun et al., 1998); a visitor's pen, slant and proportions vary more, and the networks only
   ever see the 1000 pairs of their round, so the variety has to come from distortions.
 """
@@ -55,6 +58,7 @@ class DigitStyle:
     thickness: float = 0.0                   # pen: blend of up to this much toward dilation or erosion
     elastic: float = 0.0                     # alpha of the elastic field in pixels (sigma ELASTIC_SIGMA); 0: none
     erase: float = 0.0                       # largest share of the box a paper rectangle covers; 0: none
+    blur: float = 0.0                        # blend of up to this much toward a BLUR_SIGMA Gaussian blur
 
 
 WIDER = dict(degrees=15.0, shear=20.0, aspect=1.25)
@@ -62,6 +66,7 @@ WIDEST = dict(degrees=20.0, shear=30.0, aspect=1.4)
 # Random erasing (Zhong et al., 2020) with torchvision's aspect range but a smaller area: its
 # default of up to 1/3 of the box takes a 7's bar or an 8's loop, and the label with it.
 ERASE, ERASE_P, ERASE_RATIO = 0.15, 0.5, (0.3, 3.3)
+BLUR_SIGMA = 1.0   # px at 14x14: an 8x8 scan enlarged bilinearly (UCI) is this soft in the 14x14 field
 PEN = 0.7   # a full 3x3 dilation at 14x14 (+2 px at 28x28) fills the loops of a 6 or an 8
 PER_DIGIT = {
     "safe": DigitStyle(),
@@ -72,6 +77,8 @@ PER_DIGIT = {
     "style_elastic": DigitStyle(**WIDER, thickness=PEN, elastic=ELASTIC_ALPHA),
     "style_wide": DigitStyle(**WIDEST, thickness=PEN),
     "style_erase": DigitStyle(**WIDER, thickness=PEN, erase=ERASE),
+    "style_bold": DigitStyle(**WIDER, thickness=1.0),
+    "style_blur": DigitStyle(**WIDER, thickness=PEN, blur=1.0),
 }
 AUGMENTATIONS = ("none", "seed", *PER_DIGIT)
 
@@ -187,6 +194,18 @@ def erode(x: torch.Tensor) -> torch.Tensor:
     return -F.max_pool2d(-x, 3, stride=1, padding=1)
 
 
+def soften(x: torch.Tensor, g: torch.Generator, amount: float) -> torch.Tensor:
+    """Each image (M, 1, H, W) blended toward its Gaussian blur (std BLUR_SIGMA, `blur_matrix`) by a
+    uniform fraction up to `amount`, then scaled back to its own darkest ink: a soft scan or a
+    blurred photo of the same strokes, not a fainter pen."""
+    m, _, h, w = x.shape
+    t = (torch.rand(m, generator=g) * amount).to(x)[:, None, None, None]
+    blurred = blur_matrix(h, BLUR_SIGMA).T.to(x) @ x @ blur_matrix(w, BLUR_SIGMA).to(x)
+    out = x + t * (blurred - x)
+    peak = lambda v: v.amax((2, 3), keepdim=True)
+    return out * (peak(x) / peak(out).clamp_min(1e-6))
+
+
 def random_erase(x: torch.Tensor, g: torch.Generator, largest: float) -> torch.Tensor:
     """Half of the images (M, 1, H, W) get a rectangle of paper (0) pasted over them: area 2 % to
     `largest` of the box, width/height ratio log-uniform in ERASE_RATIO, anywhere inside the box:
@@ -216,6 +235,8 @@ def per_digit_augment(x: torch.Tensor, classes: torch.Tensor, g: torch.Generator
         grid = grid + elastic_displacement(2 * n, h, w, g, style.elastic).to(grid)
     if style.thickness:
         digits = pen_width(digits, g, style.thickness)
+    if style.blur:
+        digits = soften(digits, g, style.blur)
     digits = resample(digits, grid)
     if style.erase:
         digits = random_erase(digits, g, style.erase)

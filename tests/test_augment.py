@@ -140,7 +140,7 @@ def test_pen_width_is_grey_dilation_and_erosion():
     torch.testing.assert_close(out, expected, atol=1e-3, rtol=0)
 
 
-@pytest.mark.parametrize("kind", ["thick", "slant", "style", "style_elastic", "style_wide", "style_erase"])
+@pytest.mark.parametrize("kind", ["thick", "slant", "style", "style_elastic", "style_wide", "style_erase", "style_bold", "style_blur"])
 def test_style_augmentations_keep_labels_and_digits_apart(kind):
     """Per digit, no mirroring: each output channel depends on its own input channel only, a bar on
     the left stays in the left half and one at the top in the top half, classes untouched without swap,
@@ -200,3 +200,19 @@ def test_random_erase_pastes_one_rectangle_of_paper_as_torchvision_erase():
         assert torch.equal(after, TF.erase(before, top, left, high, wide, torch.zeros(1)))
         assert high * wide / 196 <= ERASE + 0.05
     assert 150 < erased < 250
+
+
+def test_soften_is_a_blend_toward_scipys_gaussian_blur_at_the_same_darkest_ink():
+    """Each image blended by its drawn fraction toward scipy's Gaussian blur (std BLUR_SIGMA,
+    mirrored edges, radius 4 std: torchvision's kernel), rescaled to the image's own maximum."""
+    from scipy import ndimage
+    from digitpair.augment import BLUR_SIGMA, soften
+    x = torch.rand(6, 1, 14, 14) * 255
+    blurred = torch.stack([torch.from_numpy(ndimage.gaussian_filter(d[0].double().numpy(), BLUR_SIGMA, mode="mirror",
+                                                                    truncate=4.0)) for d in x])[:, None].float()
+    t = (torch.rand(6, generator=torch.Generator().manual_seed(0)))[:, None, None, None]
+    mixed = x + t * (blurred - x)
+    expected = mixed * x.amax((2, 3), keepdim=True) / mixed.amax((2, 3), keepdim=True)
+    out = soften(x, torch.Generator().manual_seed(0), 1.0)
+    torch.testing.assert_close(out, expected, atol=1e-3, rtol=0)
+    torch.testing.assert_close(out.amax((2, 3)), x.amax((2, 3)))
