@@ -1,8 +1,9 @@
 """Save and load trained variants: one folder per variant with `model.safetensors` + `config.json`.
 
 `config.json` (a `VariantConfig`) holds what rebuilds the module (the variant, encoder and head
-names), the SHA-256 of `model.safetensors` (checked on load), the training config and its metrics. Weights are read with
-safetensors only: no pickle is ever unpickled, so a weights file cannot run code. `load_pretrained`
+names), the SHA-256 of `model.safetensors` (checked on load), the training config and its metrics;
+`read_config` is where it is read and checked. Weights are read with safetensors only: no pickle
+is ever unpickled, so a weights file cannot run code. `load_pretrained`
 reads the same layout from a local folder (`weights/`) or from a Hugging Face Hub repo, which is
 that folder uploaded (see digitpair/publish.py).
 
