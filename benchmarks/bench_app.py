@@ -79,7 +79,7 @@ def main() -> None:
     import torch
     from gradio_client import Client, handle_file
 
-    from digitpair.records import git_commit, machine
+    from digitpair.provenance import git_commit, machine
 
     first, second = (str(ROOT / "examples" / name) for name in ("pair0_first_2.png", "pair0_second_7.png"))
     drawn = [str(ROOT / "examples" / name) for name in ("pair0_first_2.png", "pair1_second_3.png")]   # not an example

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from bench_train import forward_macs   # this folder: the script's own, first on sys.path
 from digitpair.models import ENCODERS, Encoder
-from digitpair.records import git_commit, machine
+from digitpair.provenance import git_commit, machine
 from digitpair.training import autocast
 
 

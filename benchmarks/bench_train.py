@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from digitpair.augment import augment
 from digitpair.data import MNIST
 from digitpair.models import ENCODERS, VARIANTS, build_model
-from digitpair.records import git_commit, machine
+from digitpair.provenance import git_commit, machine
 from digitpair.training import RunConfig, evaluate, loss_fn, make_optimizer, train_run
 
 
@@ -110,7 +110,7 @@ def main() -> None:
         for which in ((0, 1) if seed % 2 == 0 else (1, 0)):
             if which == 0:
                 r = train_run(replace(cfg, precision=args.precision), mnist, device=device)
-                ours.append((cfg.epochs * r.final["train_pairs"] / r.final["wall_seconds"], r.final["test_acc"]))
+                ours.append((cfg.epochs * r.metrics.train_pairs / r.metrics.wall_seconds, r.metrics.test_acc))
             else:
                 ref.append(conventional_run(cfg, mnist, device))
     m = machine()

@@ -52,7 +52,7 @@ from digitpair import abstain, writers                                   # noqa:
 from digitpair.app_logic import load_models, readers                      # noqa: E402
 from digitpair.data import MNIST                                          # noqa: E402
 from digitpair.drawing import DrawingError, preprocess                    # noqa: E402
-from digitpair.records import git_commit                                  # noqa: E402
+from digitpair.provenance import git_commit                               # noqa: E402
 from digitpair.report import replace_block                                # noqa: E402
 from digitpair.weights import CONFIG_NAME, NETWORKS, read_config          # noqa: E402
 
@@ -239,8 +239,8 @@ def seen_digits(weights: Path, mnist: MNIST) -> torch.Tensor:
     rounds = set()
     for sub in NETWORKS.values():
         for config in sorted((weights / sub).glob(f"*/{CONFIG_NAME}")):
-            c = read_config(config)["train_config"]
-            rounds.add((c["data_seed"], c["n_pairs"]))
+            c = read_config(config).train_config
+            rounds.add((c.data_seed, c.n_pairs))
     return torch.cat([mnist.round_digits(seed, n, 0)[0] for seed, n in sorted(rounds)]).unique()
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from digitpair import writers
 from digitpair.models import count_members
-from digitpair.weights import CONFIG_NAME, NETWORKS, load_pretrained
+from digitpair.weights import CONFIG_NAME, NETWORKS, load_pretrained, read_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,9 +42,9 @@ def main() -> None:
     for networks, sub in NETWORKS.items():
         rows = {}
         for name, model in load_pretrained(args.weights, networks=networks).items():
-            config = json.loads((Path(args.weights) / sub / name / CONFIG_NAME).read_text())
-            rows[name] = {"members": count_members(model), "mnist_test_acc": config["metrics"]["test_acc"],
-                          "run": config["run"], "export_commit": config["commit"],
+            config = read_config(Path(args.weights) / sub / name / CONFIG_NAME)
+            rows[name] = {"members": count_members(model), "mnist_test_acc": config.metrics.test_acc,
+                          "run": config.run, "export_commit": config.commit,
                           **{w.name: dataclasses.asdict(writers.read(model, w, args.rounds, args.seed)) for w in sets}}
         results[networks] = rows
 

@@ -42,10 +42,10 @@ def run(out: Path, candidate: str, models: list[str], rounds: int, data_dir) -> 
         for model in models:
             cfg = replace(base, variant=model, encoder=encoder, precision=precision or "fp32", data_seed=r,
                           init_seed=init_seed("adam_safe", model, r), test=False)
-            final = train_run(cfg, mnist, torch.device("cpu")).final
+            metrics = train_run(cfg, mnist, torch.device("cpu")).metrics
             with open(out, "a") as f:
-                f.write(json.dumps({"enc": candidate, "model": model, "round": r, "val": final["val_acc"],
-                                    "sec": final["wall_seconds"]}) + "\n")
+                f.write(json.dumps({"enc": candidate, "model": model, "round": r, "val": metrics.val_acc,
+                                    "sec": metrics.wall_seconds}) + "\n")
 
 
 def compare(path: Path, reference: Path) -> None:

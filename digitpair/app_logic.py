@@ -13,7 +13,6 @@ outputs, the picture of the two readings) and the two 14x14 images the networks 
 
 from __future__ import annotations
 
-import csv
 import html
 import logging
 import os
@@ -30,6 +29,7 @@ from .cards import ROOT, source_url
 from .drawing import DrawingError, preprocess
 from .fmt import fmt, md_table
 from .models import DEFAULT_HEAD, VARIANTS, PairNet, Prediction, count_members
+from .records import SUMMARY, UNKNOWN, Summary, read_summary
 from .study import Study
 from .weights import NETWORKS, WeightsError, load_pretrained
 
@@ -419,12 +419,12 @@ def enlarge(digit: torch.Tensor, factor: int = 12) -> np.ndarray:
 
 # --- the About panel --------------------------------------------------------------------------
 
-def _cell(row: dict, key: str) -> str:
-    """'98.0 ± 0.4' from summary.csv's <key>_mean and <key>_std; 'unknown' where not recorded."""
-    mean, std = row.get(f"{key}_mean") or "", row.get(f"{key}_std") or ""
-    if not mean:
-        return "unknown"
-    return fmt(float(mean), float(std) if std else None, digits=1)
+def _cell(row: Summary, key: str) -> str:
+    """'98.0 ± 0.4' from a summary row's <key>_mean and <key>_std; 'unknown' where no mean is recorded."""
+    mean, std = getattr(row, f"{key}_mean"), getattr(row, f"{key}_std")
+    if mean in (None, UNKNOWN):
+        return UNKNOWN
+    return fmt(mean, None if std in (None, UNKNOWN) else std, digits=1)
 
 
 def report_files(root: Path = ROOT) -> list[Path]:
@@ -469,11 +469,8 @@ def about_markdown(root: Path = ROOT, link=None) -> str:
 def results_table(root: Path) -> list[str]:
     """The study's test accuracies: its main setting per variant, and beside it any ensemble setting."""
     lines = []
-    summary = root / "train" / "results" / STUDY / "summary.csv"
-    rows = []
-    if summary.is_file():
-        with summary.open(newline="") as f:
-            rows = list(csv.DictReader(f))
+    summary = root / "train" / "results" / STUDY / SUMMARY
+    rows = read_summary(summary) if summary.is_file() else []
     study_file = root / "train" / "studies" / f"{STUDY}.toml"
     main = Study.load(study_file).main if study_file.is_file() else None
     if not rows:
@@ -481,11 +478,11 @@ def results_table(root: Path) -> list[str]:
     # The main setting (one network per variant), and beside it any ensemble setting of the study.
     ensembles, by_setting = [], {}
     if main:
-        ensembles = sorted({r["setting"]: int(r["members"]) for r in rows if int(r.get("members") or 1) > 1}.items())
-        by_setting = {setting: {r["variant"]: r for r in rows if r["setting"] == setting}
+        ensembles = sorted({r.setting: r.members for r in rows if r.members != UNKNOWN and r.members > 1}.items())
+        by_setting = {setting: {r.variant: r for r in rows if r.setting == setting}
                       for setting in (main, *(name for name, _ in ensembles))}
         rows = list(by_setting[main].values())
-    by_name = {r["variant"]: r for r in rows}
+    by_name = {r.variant: r for r in rows}
     extra = [(f"pair accuracy, ensemble of {k} (`{setting}`)", by_setting[setting]) for setting, k in ensembles]
     lines += ["", "Test accuracy (%) on pairs and, for the networks told the digits, on single digits: "
               f"mean ± std over n rounds (study `{STUDY}`" + (f", setting `{main}`" if main else "") + "):", ""]
@@ -493,7 +490,7 @@ def results_table(root: Path) -> list[str]:
                       [[f"`{name}`", VARIANTS[name].description, _cell(by_name[name], "test_acc"),
                         *(_cell(other[name], "test_acc") if name in other else "-" for _, other in extra),
                         _cell(by_name[name], "test_digit_acc") if VARIANTS[name].digit_loss else "-",
-                        by_name[name].get("rounds") or "unknown"]
+                        str(by_name[name].rounds)]
                        for name in VARIANTS if name in by_name])
     return lines
 

@@ -18,7 +18,7 @@ from .data import SYNTHETIC
 from .fmt import as_printed, fmt, md_table, pct
 from .models import VARIANTS
 from .study import Study
-from .training import RunConfig
+from .weights import StudySummary, VariantConfig
 
 ROOT = Path(__file__).resolve().parents[1]   # the checkout digitpair runs from: an export's source, the app's files
 TAGS = ["pytorch", "safetensors", "mnist", "siamese-network", "auxiliary-loss", "digit-comparison"]
@@ -29,8 +29,8 @@ SYNTHETIC_NOTE = ("**Synthetic data: not a model of digits.** These networks tra
                   "pipeline): their accuracies measure nothing, and `digitpair-train push` refuses to upload them.")
 
 
-def _mean_std(summary: dict, key: str) -> str:
-    return fmt(summary[f"{key}_mean"], summary[f"{key}_std"])
+def _mean_std(summary: StudySummary, key: str) -> str:
+    return fmt(getattr(summary, f"{key}_mean"), getattr(summary, f"{key}_std"))
 
 
 def _result(value: float, split: str, name: str) -> EvalResult:
@@ -39,10 +39,9 @@ def _result(value: float, split: str, name: str) -> EvalResult:
                       dataset_split=split, metric_type="accuracy", metric_value=round(value, 2), metric_name=name)
 
 
-def synthetic(config: dict) -> bool:
+def synthetic(config: VariantConfig) -> bool:
     """Whether an exported variant's run trained on synthetic digits, as its recorded provenance says."""
-    provenance = config.get("provenance")
-    return isinstance(provenance, dict) and provenance.get("data") == SYNTHETIC
+    return config.provenance is not None and config.provenance.data == SYNTHETIC
 
 
 def _card(body: str, model_name: str, results: list[EvalResult], synthetic_data: bool = False) -> ModelCard:
@@ -53,21 +52,21 @@ def _card(body: str, model_name: str, results: list[EvalResult], synthetic_data:
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 
 
-def _recipe(config: dict, head: str | None = None) -> str:
+def _recipe(config: VariantConfig, head: str | None = None) -> str:
     """The run's recipe in words; `head`: the set's, where the config is simple_cnn's (no head of its own)."""
-    c = RunConfig.from_dict(config["train_config"])
+    c = config.train_config
     ensemble = (f"an ensemble of {c.members} networks (different initialisations, the same pairs; their digit "
                 "distributions averaged, then compared by the order rule), each with " if c.members > 1 else "")
     return (f"{ensemble}`{c.encoder}` encoder, `{head or c.head}` comparison head, {c.optimizer}, lr {c.lr:g}, batch {c.batch_size}, "
             f"{c.epochs} epochs, {c.schedule} schedule, augmentation `{c.augmentation}`, {c.precision} arithmetic")
 
 
-def _epoch(config: dict) -> str:
+def _epoch(config: VariantConfig) -> str:
     """Which epoch the checkpoint holds, and what chose it."""
-    c, m = config["train_config"], config["metrics"]
-    if c["selection"] == "last":
-        return f"the last epoch ({c['epochs']}) kept, no epoch selected (the recipe was chosen beforehand on validation pairs)"
-    which = "each member at its epoch" if c["members"] > 1 else f"epoch {m['selected_epoch']}"
+    c, m = config.train_config, config.metrics
+    if c.selection == "last":
+        return f"the last epoch ({c.epochs}) kept, no epoch selected (the recipe was chosen beforehand on validation pairs)"
+    which = "each member at its epoch" if c.members > 1 else f"epoch {m.selected_epoch}"
     return f"{which} kept on validation"
 
 
@@ -96,58 +95,58 @@ def _usage(repo_id: str | None, name: str, source: str | None, head: str) -> lis
             "```", ""]
 
 
-def _limitations(config: dict) -> list[str]:
-    c, m = config["train_config"], config["metrics"]
+def _limitations(config: VariantConfig) -> list[str]:
+    c, m = config.train_config, config.metrics
     train, test = ("random images", "random images") if synthetic(config) else ("MNIST-train", "MNIST-test")
     return ["## Limitations", "",
             "- Input is pairs of 14x14 MNIST-style digits: white strokes on black, raw 0-255, centred like MNIST's "
             "28x28 digits, 2x2 average-pooled. Drawings, photos and dark-on-light images need the app's "
             "preprocessing first (`digitpair.drawing.preprocess`), or the predictions mean nothing.",
-            f"- Each model is trained on {m['train_pairs']} pairs from {train} ("
-            + (f"{c['n_pairs']} drawn, {c['val_pairs']} held out to choose the epoch" if c["val_pairs"] else
+            f"- Each model is trained on {m.train_pairs} pairs from {train} ("
+            + (f"{c.n_pairs} drawn, {c.val_pairs} held out to choose the epoch" if c.val_pairs else
                "all that were drawn; the recipe and its epoch count were chosen beforehand on validation pairs")
-            + f") and tested on {m['test_pairs']} pairs from {test}. Real drawings are not MNIST: "
+            + f") and tested on {m.test_pairs} pairs from {test}. Real drawings are not MNIST: "
             "`benchmarks/other_writers.py` measures other writers' digits, see the project README.",
             ("- An exported checkpoint is one run, chosen for its validation accuracy: that number is the best of "
              "the study's rounds and so optimistic. The study's mean ± std is what the recipe achieves."
-             if c["val_pairs"] else
+             if c.val_pairs else
              "- An exported checkpoint is one run, the first round's, which no data chose: the study's "
              "mean ± std is what the recipe achieves, and this run is one draw from it."),
             "- `shared` and `unshared` are never told what a digit is: their encoders' 10 outputs are an ordering "
             "code, not digit classes, and they return no digit probabilities.",
             *(["- The accuracies above were measured in the run's bf16 arithmetic (autocast); `predict` runs in "
                "fp32, whose answers differ on a few pairs (a few tenths of a point of accuracy)."]
-              if c["precision"] == "bf16" else []), ""]
+              if c.precision == "bf16" else []), ""]
 
 
-def variant_card(config: dict, repo_id: str | None = None) -> ModelCard:
+def variant_card(config: VariantConfig, repo_id: str | None = None) -> ModelCard:
     """The card of one exported variant, from its config.json."""
-    name, m, s = config["variant"], config["metrics"], config["study_summary"]
-    n = s["rounds"]
+    name, m, s = config.variant, config.metrics, config.study_summary
+    n = s.rounds
     results = [_result(v, split, label) for v, split, label in (
-        (m["test_acc"], "test", "test pair accuracy (%), this checkpoint"),
-        (m["val_acc"], "validation", "validation pair accuracy (%), this checkpoint"),
-        (s["test_acc_mean"], "test", f"test pair accuracy (%), study mean over {n} rounds"),
-        (m["test_digit_acc"], "test", "test digit accuracy (%), this checkpoint"),
+        (m.test_acc, "test", "test pair accuracy (%), this checkpoint"),
+        (m.val_acc, "validation", "validation pair accuracy (%), this checkpoint"),
+        (s.test_acc_mean, "test", f"test pair accuracy (%), study mean over {n} rounds"),
+        (m.test_digit_acc, "test", "test digit accuracy (%), this checkpoint"),
     ) if v is not None]
-    rows = [("validation pair accuracy (%)", m["val_acc"], _mean_std(s, "val_acc"))] if m["val_acc"] is not None else []
-    rows.append(("test pair accuracy (%)", m["test_acc"], _mean_std(s, "test_acc")))
+    rows = [("validation pair accuracy (%)", m.val_acc, _mean_std(s, "val_acc"))] if m.val_acc is not None else []
+    rows.append(("test pair accuracy (%)", m.test_acc, _mean_std(s, "test_acc")))
     if VARIANTS[name].digit_loss:
-        rows.append(("test digit accuracy (%)", m["test_digit_acc"], _mean_std(s, "test_digit_acc")))
+        rows.append(("test digit accuracy (%)", m.test_digit_acc, _mean_std(s, "test_digit_acc")))
     synthetic_data = synthetic(config)
     lines = [f"# digitpair `{name}`", "", *([SYNTHETIC_NOTE, ""] if synthetic_data else []),
              f"Is the first of two handwritten digits smaller than or equal to the second? `{name}`: "
-             f"{VARIANTS[name].description}. {config['parameters']:,} parameters. One of five variants "
+             f"{VARIANTS[name].description}. {config.parameters:,} parameters. One of five variants "
              "in this repo (see its top-level README).", "",
              "## This checkpoint", "",
-             f"Run `{config['run']}` of study `{config['study']}`, setting `{config['setting']}` ({_recipe(config)}); "
+             f"Run `{config.run}` of study `{config.study}`, setting `{config.setting}` ({_recipe(config)}); "
              f"{_epoch(config)}. Chosen among the study's {n} runs of this "
-             f"variant in that setting as {config['run_selection']}.", "",
+             f"variant in that setting as {config.run_selection}.", "",
              *md_table(["metric", "this checkpoint", f"study: mean ± std over {n} rounds"],
                        [[label, pct(value), summary] for label, value, summary in rows])]
-    lines += ["", f"Exported by `digitpair-train export` at commit `{config['commit']}`.", ""]
-    lines += _usage(repo_id, name, source_url(), config["train_config"]["head"])
-    lines += ["## Training config", "", "```json", json.dumps(config["train_config"], indent=2), "```", ""]
+    lines += ["", f"Exported by `digitpair-train export` at commit `{config.commit}`.", ""]
+    lines += _usage(repo_id, name, source_url(), config.train_config.head)
+    lines += ["## Training config", "", "```json", json.dumps(config.train_config.to_dict(), indent=2), "```", ""]
     lines += _limitations(config)
     return _card("\n".join(lines), f"digitpair-{name}", results, synthetic_data)
 
@@ -165,16 +164,16 @@ def _reference_columns(reference: Study | None) -> list[tuple[str, dict]]:
     return columns
 
 
-def repo_card(configs: dict[str, dict], study: Study, reference: Study | None = None,
+def repo_card(configs: dict[str, VariantConfig], study: Study, reference: Study | None = None,
               repo_id: str | None = None) -> ModelCard:
     """The repo's top-level card: the study's results table for the exported setting, usage, limitations."""
     first = next(iter(configs.values()))
     # The set's head: its pair networks' (simple_cnn compares in code, the order rule, in either set).
-    head = "fc" if any(c["train_config"]["head"] == "fc" for c in configs.values()) else "order"
+    head = "fc" if any(c.train_config.head == "fc" for c in configs.values()) else "order"
     ref = _reference_columns(reference)
-    results = [_result(c["study_summary"]["test_acc_mean"], "test",
-                       f"{name}: test pair accuracy (%), study mean over {c['study_summary']['rounds']} rounds")
-               for name, c in configs.items() if c["study_summary"]["test_acc_mean"] is not None]
+    results = [_result(c.study_summary.test_acc_mean, "test",
+                       f"{name}: test pair accuracy (%), study mean over {c.study_summary.rounds} rounds")
+               for name, c in configs.items() if c.study_summary.test_acc_mean is not None]
     header = ["variant", "parameters", "test pair acc. (%)", "validation pair acc. (%)", "test digit acc. (%)",
               "rounds", "exported run: val / test (%)"] + [h for h, _ in ref]
     synthetic_data = any(synthetic(c) for c in configs.values())
@@ -193,19 +192,18 @@ def repo_card(configs: dict[str, dict], study: Study, reference: Study | None = 
               "outputs (Linear(20, 2)), in `fc/` with a card of their own: "
               '`digitpair.load_pretrained(repo, networks="report")`. This card is the one of the '
               f"`{head}`-head set."]
-    setting = first["setting"]
+    setting = first.setting
     lines += ["", f"## Results: study `{study.name}`, setting `{setting}`", "",
               f"{study.description.strip()}", "",
               f"Setting `{setting}`: {_recipe(first, head)}. Accuracy in percent, mean ± sample std over rounds; "
               "each round draws fresh pairs and a fresh initialisation. Per variant, the exported weights are "
-              f"{first['run_selection']}. Computed from the run records by "
-              f"`digitpair-train export` at commit `{first['commit']}`.", ""]
+              f"{first.run_selection}. Computed from the run records by "
+              f"`digitpair-train export` at commit `{first.commit}`.", ""]
     table = []
     for name, c in configs.items():
-        s, m = c["study_summary"], c["metrics"]
-        cells = [f"`{name}`", f"{c['parameters']:,}", _mean_std(s, "test_acc"), _mean_std(s, "val_acc"),
-                 _mean_std(s, "test_digit_acc"), str(s["rounds"]),
-                 f"`{c['run']}`: {pct(m['val_acc'])} / {pct(m['test_acc'])}"]
+        s, m = c.study_summary, c.metrics
+        cells = [f"`{name}`", f"{c.parameters:,}", _mean_std(s, "test_acc"), _mean_std(s, "val_acc"),
+                 _mean_std(s, "test_digit_acc"), str(s.rounds), f"`{c.run}`: {pct(m.val_acc)} / {pct(m.test_acc)}"]
         cells += [as_printed(printed.get(name)) for _, printed in ref]
         table.append(cells)
     lines += md_table(header, table) + [""]

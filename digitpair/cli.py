@@ -114,16 +114,16 @@ def train_with_progress(cfg, mnist, variant: str, threads: int):
         return train_run(cfg, mnist, device=device, on_epoch=on_epoch)
 
 
-def print_scores(variant: str, study_name: str, cfg, f: dict) -> None:
-    """One line: the trained run's scores, and which pairs it did not score."""
-    scores = [f"{what} {f[key]:.1f}%" for what, key in (("validation pair accuracy", "val_acc"),
-              ("test pair accuracy", "test_acc"), ("test digit accuracy", "test_digit_acc")) if f[key] is not None]
+def print_scores(variant: str, study_name: str, cfg, m) -> None:
+    """One line: the trained run's scores (its training.Metrics), and which pairs it did not score."""
+    scores = [f"{what} {value:.1f}%" for what, value in (("validation pair accuracy", m.val_acc),
+              ("test pair accuracy", m.test_acc), ("test digit accuracy", m.test_digit_acc)) if value is not None]
     if not cfg.test:
         scores.append(f"test pairs not scored ({study_name} is not a final study)")
     if cfg.val_pairs == 0:
         scores.append(f"no validation pairs (all {cfg.n_pairs} train)")
-    console.print(f"[bold]{variant}[/bold]: {' | '.join(scores)} (epoch {f['selected_epoch']}; "
-                  f"{f['parameters']:,} parameters; {f['wall_seconds']:.0f} s)")
+    console.print(f"[bold]{variant}[/bold]: {' | '.join(scores)} (epoch {m.selected_epoch}; "
+                  f"{m.parameters:,} parameters; {m.wall_seconds:.0f} s)")
 
 
 @app.command()
@@ -172,12 +172,11 @@ def train(
                   + (f", with --set {' --set '.join(set_)}" if set_ else ""))
     console.print_json(json.dumps(cfg.to_dict()))
     result = train_with_progress(cfg, mnist, variant, threads)
-    f = result.final
-    print_scores(variant, study.name, cfg, f)
+    print_scores(variant, study.name, cfg, result.metrics)
     if save is not None:
         try:
             with writing(save):
-                save_variant(result.model, variant, save, {"train_config": cfg.to_dict(), "metrics": f})
+                save_variant(result.model, variant, save, train_config=cfg, metrics=result.metrics)
         except WriteError as e:
             raise fail(str(e)) from None
         console.print(f"saved to {save}")
@@ -211,13 +210,14 @@ def study_progress(bar, title: str, how: str, out: Path):
     def on_epoch(spec, record: dict) -> None:
         bar.update(tasks[spec.name], completed=record["epoch"])
 
-    def on_finish(spec, final: dict) -> None:
+    def on_finish(spec, metrics) -> None:
         bar.remove_task(tasks.pop(spec.name))
         bar.advance(tasks["runs"])
-        parts = [f"{k} {final[key]:5.1f}" for k, key in
-                 (("val", "val_acc"), ("test", "test_acc"), ("digits", "test_digit_acc")) if final[key] is not None]
-        console.print(f"{spec.name:<34} {'  '.join(parts)}  epoch {final['selected_epoch']:>3}  "
-                      f"{final['wall_seconds']:5.1f}s")
+        parts = [f"{what} {value:5.1f}" for what, value in
+                 (("val", metrics.val_acc), ("test", metrics.test_acc), ("digits", metrics.test_digit_acc))
+                 if value is not None]
+        console.print(f"{spec.name:<34} {'  '.join(parts)}  epoch {metrics.selected_epoch:>3}  "
+                      f"{metrics.wall_seconds:5.1f}s")
 
     def on_fail(spec, why: str) -> None:
         if spec.name in tasks:
@@ -362,7 +362,7 @@ def export_command(
     from .fmt import pct_or_none
     from .publish import PublishError, export_study
     from .records import WriteError
-    from .weights import NETWORKS, WeightsError
+    from .weights import CONFIG_NAME, NETWORKS, WeightsError, read_config
     from .study import Study
 
     reference = STUDIES / "seed2020.toml" if reference is None else reference
@@ -374,10 +374,10 @@ def export_command(
         files = export_study(study_dir, to, ref, repo_id, setting)
     except (PublishError, WeightsError, WriteError) as e:
         raise fail(str(e)) from None
-    configs = [json.loads(path.read_text()) for path in files if path.name == "config.json"]
+    configs = [read_config(path) for path in files if path.name == CONFIG_NAME]
     for c in configs:
-        console.print(f"{c['variant']:<13} run {c['run']:<28} validation {pct_or_none(c['metrics']['val_acc'])}  "
-                      f"test {pct_or_none(c['metrics']['test_acc'])}")
+        console.print(f"{c.variant:<13} run {c.run:<28} validation {pct_or_none(c.metrics.val_acc)}  "
+                      f"test {pct_or_none(c.metrics.test_acc)}")
     if any(synthetic(c) for c in configs):
         console.print("[yellow]warning:[/yellow] these runs trained on synthetic data (a dry run): every card and "
                       "config.json says so, and push refuses them")

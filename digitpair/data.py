@@ -154,12 +154,18 @@ def draw_pairs(n: int, count: int, generator: torch.Generator) -> torch.Tensor:
     return torch.randperm(count, generator=generator)[: 2 * n].view(n, 2)
 
 
+def fold_count(n_pairs: int, val_pairs: int) -> int:
+    """How many folds of `val_pairs` validation pairs `n_pairs` training pairs make: `val_fold`
+    takes 0 .. fold_count - 1. One without validation pairs (nothing is held out)."""
+    return n_pairs // val_pairs if 0 < val_pairs < n_pairs else 1
+
+
 def folds(n_pairs: int, val_pairs: int, val_fold: int) -> tuple[torch.Tensor, slice]:
     """(kept, held) of a round's training pairs: fold 0 holds out the last `val_pairs`, fold k the
     `val_pairs` before fold k-1's (k-fold validation); the rest train, in their drawn order."""
     if not 0 <= val_pairs < n_pairs:
         raise ValueError(f"val_pairs must be in [0, {n_pairs}), got {val_pairs}")
-    if not 0 <= val_fold < (n_pairs // val_pairs if val_pairs else 1):
+    if not 0 <= val_fold < fold_count(n_pairs, val_pairs):
         raise ValueError(f"val_fold {val_fold} is not one of the {n_pairs} pairs' folds of {val_pairs}")
     start, stop = n_pairs - (val_fold + 1) * val_pairs, n_pairs - val_fold * val_pairs
     return torch.cat((torch.arange(start), torch.arange(stop, n_pairs))), slice(start, stop)

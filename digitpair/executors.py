@@ -26,16 +26,16 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from queue import Empty
 from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from . import records
 from .data import MNIST, SYNTHETIC, synthetic_mnist
-from .training import RunResult, train_run
+from .provenance import Provenance, now, provenance
+from .training import Metrics, RunResult, train_run
 from .writers import read_other_writers
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class Callbacks:
                                                                       # partial folders removed
     on_start: Callable[["RunSpec"], None] = _nothing               # a run began training
     on_epoch: Callable[["RunSpec", dict], None] = _nothing         # one epoch's record (metrics.jsonl line)
-    on_finish: Callable[["RunSpec", dict], None] = _nothing        # its record is written; final metrics
+    on_finish: Callable[["RunSpec", Metrics], None] = _nothing     # its record is written; its metrics
     on_fail: Callable[["RunSpec", str], None] = _nothing           # it failed: nothing recorded; why
 
 
@@ -61,18 +61,18 @@ class Callbacks:
 class Trained:
     """A finished run as it comes back from wherever it trained: everything its record needs."""
     spec: "RunSpec"
-    result: RunResult     # the selected model (on the CPU), the per-epoch history, the final metrics
-    provenance: records.Provenance   # computed where it trained
+    result: RunResult     # the selected model (on the CPU), the per-epoch history, its metrics
+    provenance: Provenance   # computed where it trained
 
 
 def train_spec(spec: "RunSpec", mnist: MNIST, commit: str, on_epoch: Callable[[dict], None] | None = None) -> Trained:
     """Train one run; the same function in every executor. `commit`: the code's, as the driver read it."""
-    started = records.now()
+    started = now()
     result = train_run(spec.config, mnist, on_epoch=on_epoch)
     if not spec.config.test and mnist.source != SYNTHETIC:
         # Validation runs also read other writers' digits: the choices of a screen look at both.
-        result.final.update(read_other_writers(result.model))
-    return Trained(spec, result, records.provenance(commit, started, result.final["device"], mnist.source))
+        result = replace(result, metrics=replace(result.metrics, **read_other_writers(result.model)))
+    return Trained(spec, result, provenance(commit, started, result.device, mnist.source))
 
 
 def why_failed(error: BaseException) -> str:

@@ -271,7 +271,15 @@ def check_build(variant: str, encoder: str = DEFAULT_ENCODER, head: str = DEFAUL
     for field, value, choices in (("variant", variant, VARIANTS), ("encoder", encoder, ENCODERS), ("head", head, heads)):
         if value not in choices:
             raise ValueError(f"{field}={value!r}; choose one of {', '.join(choices)}")
-    if members > 1 and head != "order":
+    if members > 1:
+        check_ensemble(head, members)
+
+
+def check_ensemble(head: str, members: int) -> None:
+    """An Ensemble (what members > 1 builds) of `members` networks with `head`: it applies the order
+    rule to their averaged digit distributions, so they take the order head. Checked by check_build
+    for configs and by the Ensemble of the networks it is given."""
+    if head != "order":
         raise ValueError(f"members={members} with head={head!r}: an ensemble averages digit "
                          "distributions under the order head")
 
@@ -353,15 +361,12 @@ class Ensemble(nn.Module):
 
     def __init__(self, members: list[PairNet]):
         super().__init__()
-        names = {(type(m), m.encoder_name, m.digit_outputs) for m in members}
+        names = {(type(m), m.encoder_name, m.head_name, m.digit_outputs) for m in members}
         if not members or len(names) != 1:
-            raise ValueError("an Ensemble needs one or more networks of one variant and encoder")
-        heads = {m.head_name for m in members}
-        if heads != {"order"}:
-            raise ValueError(f"an Ensemble averages digit distributions under the order head; "
-                             f"members with the {', '.join(sorted(heads - {'order'}))} head can't be ensembled")
+            raise ValueError("an Ensemble needs one or more networks of one variant, encoder and head")
+        check_ensemble(members[0].head_name, len(members))
         self.members = nn.ModuleList(members)
-        self.encoder_name, self.head_name = members[0].encoder_name, "order"   # saved beside the weights
+        self.encoder_name, self.head_name = members[0].encoder_name, members[0].head_name   # saved beside the weights
 
     def forward(self, x: torch.Tensor) -> PairOutput:
         return average_outputs([m(x) for m in self.members])

@@ -15,6 +15,7 @@ run, which no data chose (see `select_runs`): the test pairs never influence whi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -23,19 +24,18 @@ from . import records as rec
 from .cards import repo_card, synthetic, variant_card
 from .fmt import pct_or_none
 from .models import VARIANTS
-from .records import RunRecord, git_commit
+from .provenance import git_commit
+from .records import RunRecord, Summary
 from .report import aggregate
 from .study import Study
-from .weights import (CONFIG_NAME, NETWORKS, WEIGHTS_NAME, is_repo_id, load_pretrained, load_weights, read_config,
-                      save_variant)
+from .weights import (CONFIG_NAME, NETWORKS, WEIGHTS_NAME, StudySummary, is_repo_id, load_pretrained, load_weights,
+                      read_config, save_variant)
 
 CARD_NAME = "README.md"
 SELECTION = ("the run with the best validation accuracy (ties: the lowest round); "
              "test accuracy plays no part in the choice")
 SELECTION_ALL_PAIRS = ("the run of the lowest round: these runs trained on all their pairs and kept their last "
                        "epoch, with no validation pairs to choose by, so no data chose it (a typical run, not the best)")
-SUMMARY_KEYS = ("rounds", "val_acc_mean", "val_acc_std", "test_acc_mean", "test_acc_std",
-                "test_digit_acc_mean", "test_digit_acc_std")
 
 
 class PublishError(RuntimeError):
@@ -67,16 +67,18 @@ def select_runs(records: list[RunRecord], study: Study, setting: str | None = No
     return chosen
 
 
-def export_config(record: RunRecord, summary: dict, commit: str) -> dict:
-    """What config.json holds besides the variant name (save_variant writes that)."""
+def export_config(record: RunRecord, summary: Summary, commit: str) -> dict:
+    """What config.json holds besides what rebuilds the network (save_variant writes that): the
+    VariantConfig fields of the run `record` and its cell's `summary`, exported at `commit`."""
     return {"description": VARIANTS[record.variant].description,
             "parameters": record.metrics.parameters,
             "study": record.study, "setting": record.setting, "round": record.round,
             "run": record.name,
             "run_selection": SELECTION_ALL_PAIRS if record.config.val_pairs == 0 else SELECTION,
-            "train_config": record.config.to_dict(), "metrics": rec.metrics_dict(record.metrics),
-            "provenance": record.provenance.to_dict(),
-            "study_summary": {k: summary[k] for k in SUMMARY_KEYS}, "commit": commit}
+            "train_config": record.config, "metrics": record.metrics, "provenance": record.provenance,
+            "study_summary": StudySummary(**{f.name: getattr(summary, f.name)
+                                             for f in dataclasses.fields(StudySummary)}),
+            "commit": commit}
 
 
 def export_study(study_dir: str | os.PathLike, dest: str | os.PathLike, reference: Study | None = None,
@@ -108,16 +110,15 @@ def export_study(study_dir: str | os.PathLike, dest: str | os.PathLike, referenc
     # so damage since training is caught here rather than shipped under a fresh hash.
     models = {name: load_weights(paths[name], name, r.config.encoder, r.config.head, r.config.members,
                                  paths[name].parent / CONFIG_NAME,
-                                 sha256=read_config(paths[name].parent / CONFIG_NAME).get("weights_sha256"))
+                                 sha256=read_config(paths[name].parent / CONFIG_NAME).weights_sha256)
               for name, r in chosen.items()}
-    summaries = {row["variant"]: row for row in aggregate(records, study) if row["setting"] == setting}
+    summaries = {row.variant: row for row in aggregate(records, study) if row.setting == setting}
     commit = git_commit()
     configs, written = {}, []
     with rec.writing(dest):
         for name, record in chosen.items():
-            extra = export_config(record, summaries[name], commit)
-            folder = save_variant(models[name], name, dest / name, extra)
-            configs[name] = {"variant": name, **extra}
+            folder = dest / name
+            configs[name] = save_variant(models[name], name, folder, **export_config(record, summaries[name], commit))
             variant_card(configs[name], repo_id).save(folder / CARD_NAME)
             written += [folder / WEIGHTS_NAME, folder / CONFIG_NAME, folder / CARD_NAME]
         repo_card(configs, study, reference, repo_id).save(dest / CARD_NAME)
@@ -142,8 +143,7 @@ def upload_files(folder: str | os.PathLike, repo_id: str, allow_synthetic: bool 
         raise PublishError(f"missing: {', '.join(absent)}. Write the folder with `digitpair-train export` first")
     for networks in sets:
         load_pretrained(folder, networks=networks)   # raises WeightsError naming the file
-    on_random = [p.rsplit("/", 1)[0] for p in paths
-                 if p.endswith(CONFIG_NAME) and synthetic(json.loads((folder / p).read_text()))]
+    on_random = [p.rsplit("/", 1)[0] for p in paths if p.endswith(CONFIG_NAME) and synthetic(read_config(folder / p))]
     if on_random and not allow_synthetic:
         raise PublishError(f"{folder} holds networks trained on synthetic data, a dry run's ({', '.join(on_random)}): "
                            "their numbers measure nothing. Export a study trained on MNIST, or give "
@@ -153,13 +153,12 @@ def upload_files(folder: str | os.PathLike, repo_id: str, allow_synthetic: bool 
 
 def commit_message(folder: str | os.PathLike) -> tuple[str, str]:
     """(summary, description) of the upload commit, from the folder's config.json files."""
-    configs = {name: json.loads((Path(folder) / name / CONFIG_NAME).read_text()) for name in VARIANTS}
+    configs = {name: read_config(Path(folder) / name / CONFIG_NAME) for name in VARIANTS}
     first = next(iter(configs.values()))
-    summary = (f"digitpair weights: study {first['study']}, setting {first['setting']}, "
-               f"commit {first['commit']} ({', '.join(configs)})")
-    runs = [f"- {name}: run {c['run']}, validation {pct_or_none(c['metrics']['val_acc'])}, "
-            f"test {pct_or_none(c['metrics']['test_acc'])}" for name, c in configs.items()]
-    return summary, f"Exported by `digitpair-train export`; per variant, {first['run_selection']}:\n" + "\n".join(runs)
+    summary = f"digitpair weights: study {first.study}, setting {first.setting}, commit {first.commit} ({', '.join(configs)})"
+    runs = [f"- {name}: run {c.run}, validation {pct_or_none(c.metrics.val_acc)}, test {pct_or_none(c.metrics.test_acc)}"
+            for name, c in configs.items()]
+    return summary, f"Exported by `digitpair-train export`; per variant, {first.run_selection}:\n" + "\n".join(runs)
 
 
 def push(folder: str | os.PathLike, repo_id: str, private: bool = False, revision: str | None = None,

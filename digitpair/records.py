@@ -23,10 +23,15 @@ next invocation deletes and redoes. A write that fails (a read-only folder, a fu
 `WriteError` naming the folder and the cause, and removes the partial folder there and then.
 `pack` folds the finished runs into `runs.jsonl.gz`; a packed run counts as finished, so a packed
 study resumes and extends like an unpacked one.
+
+A study's report folder (default `train/results/<study>/`, digitpair/report.py) holds `summary.csv`,
+one `Summary` row per setting and variant: written by `write_summary`, read back, typed, by
+`read_summary` wherever it is read (the README's tables, the app's About panel).
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import fcntl
 import gzip
@@ -36,26 +41,27 @@ import os
 import platform
 import re
 import shutil
-import subprocess
-import time
+import typing
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
-import torch
 from safetensors import SafetensorError
 
-from .training import RunConfig, RunResult
-from .weights import WEIGHTS_NAME, save_variant
+from .provenance import UNKNOWN, Provenance, now
+from .training import Metrics, RunConfig, RunResult
+from .weights import CONFIG_NAME, WEIGHTS_NAME, WeightsError, read_config, save_variant
 
-UNKNOWN = "unknown"        # what was never recorded: never inferred, never filled in later
 DONE = "done"
 PACK = "runs.jsonl.gz"
 LOCK = ".lock"
 PARTIAL = ".partial-"      # <name>.partial-<pid>: a run being written; never a finished run, even with `done`
 INVOCATIONS = "invocations.jsonl"
+SUMMARY = "summary.csv"
+Unknown = Literal["unknown"]   # UNKNOWN as a type: what a file does not record
 
 
 @dataclass(frozen=True)
@@ -69,56 +75,6 @@ class RunSpec:
     @property
     def name(self) -> str:
         return f"{self.setting}-{self.config.variant}-r{self.round:02d}"
-
-
-@dataclass(frozen=True)
-class Metrics:
-    selected_epoch: int
-    val_acc: float | None            # None: no validation pairs (selection = "last")
-    val_digit_acc: float | None
-    test_acc: float | None           # None: the test pairs were not evaluated (config.test = False)
-    test_digit_acc: float | None     # None also for variants without digit outputs
-    parameters: int
-    train_pairs: int
-    test_pairs: int
-    wall_seconds: float
-    # Other writers' digits (digitpair/writers.py), validation data read by non-final runs; None:
-    # not read (final runs, synthetic data, runs recorded before they were read).
-    usps_digit_acc: float | None = None
-    usps_pair_acc: float | None = None
-    uci_digit_acc: float | None = None
-    uci_pair_acc: float | None = None
-    # An ensemble's members (training.train_ensemble), each trained and selected as a single run
-    # would be; None for single networks and for ensembles recorded before these were kept.
-    member_selected_epochs: list[int] | None = None
-    member_val_acc: list[float | None] | None = None
-
-
-def metrics_dict(m: Metrics) -> dict:
-    """As recorded: an optional metric that was not read is left out, not written as null, so the
-    records of runs that never read it stay as they were written."""
-    return {f.name: getattr(m, f.name) for f in dataclasses.fields(Metrics)
-            if f.default is dataclasses.MISSING or getattr(m, f.name) is not None}
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Where and with what the run trained, recorded by the process that trained it."""
-    commit: str               # short git sha of the code, or "unknown"
-    dirty: bool | str         # tracked files differed from the commit; "unknown" where not recorded
-    machine: dict | str       # cpu, cpu_count, gpu, python, platform, torch_threads; or "unknown"
-    torch: str
-    device: str               # "cpu", "cuda", ...
-    started_at: str           # UTC, ISO 8601
-    finished_at: str
-    # The study command that trained it: its id in invocations.jsonl, set by the driver as it writes
-    # the record; "unknown" for runs recorded before runs named their invocation.
-    invocation: str = UNKNOWN
-    data: str = UNKNOWN       # "mnist", or "synthetic": a dry run's random digits (data.synthetic_mnist)
-
-    def to_dict(self) -> dict:
-        # A field never recorded stays unwritten: the rows of older runs pack to the bytes they were written as.
-        return {k: v for k, v in dataclasses.asdict(self).items() if not (k in ("invocation", "data") and v == UNKNOWN)}
 
 
 @dataclass(frozen=True)
@@ -145,7 +101,7 @@ class RunRecord:
 
     def to_dict(self) -> dict:
         return {"study": self.study, "setting": self.setting, "round": self.round,
-                "config": self.config.to_dict(), "metrics": metrics_dict(self.metrics),
+                "config": self.config.to_dict(), "metrics": self.metrics.to_dict(),
                 "provenance": self.provenance.to_dict(), "history": list(self.history)}
 
     @classmethod
@@ -159,60 +115,6 @@ class RunRecord:
         return cls(study=d["study"], setting=d["setting"], round=d["round"],
                    config=RunConfig.from_dict(d["config"]), metrics=Metrics(**d["metrics"]),
                    provenance=Provenance(**d["provenance"]), history=tuple(d["history"]))
-
-
-# --- provenance, read where the run trains ------------------------------------------------------
-
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
-            "platform": platform.platform()}
-
-
-def git_commit() -> str:
-    """The short sha of the checked-out code, "-dirty" appended when tracked files differ; "unknown"
-    outside a git checkout. Read once per invocation, before anything trains."""
-    # A copy of the tree sent elsewhere (e.g. to a GPU machine) names its commit here: a .git
-    # there, if any, need not match the files that were sent.
-    if os.environ.get("DIGITPAIR_COMMIT"):
-        return os.environ["DIGITPAIR_COMMIT"]
-    # The checkout digitpair is imported from, wherever the command runs; an installed copy (in
-    # site-packages, perhaps inside some other repository) has none.
-    checkout = Path(__file__).resolve().parents[1]
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=checkout).stdout.strip()
-
-    try:
-        if Path(git("rev-parse", "--show-toplevel")).resolve() != checkout:
-            return UNKNOWN
-        dirty = git("status", "--porcelain", "--untracked-files=no")
-        return git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return UNKNOWN
-
-
-def provenance(commit: str, started_at: str, device: str, data: str) -> Provenance:
-    """Call in the process that trained the run, right after training: the machine, torch version
-    and finish time are read here. `commit` is `git_commit()` as the invocation read it; `data`
-    the source of the digits it trained on (`MNIST.source`)."""
-    return Provenance(commit=commit.removesuffix("-dirty"),
-                      dirty=UNKNOWN if commit == UNKNOWN else commit.endswith("-dirty"),
-                      machine=machine(), torch=torch.__version__, device=device,
-                      started_at=started_at, finished_at=now(), data=data)
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -252,13 +154,10 @@ def write(out: Path, spec: RunSpec, result: RunResult, prov: Provenance) -> Path
     with writing(out, f"run {spec.name}", partial=tmp):
         shutil.rmtree(tmp, ignore_errors=True)
         save_variant(result.model, spec.config.variant, tmp,
-                     {"study": spec.study, "setting": spec.setting, "round": spec.round,
-                      "train_config": spec.config.to_dict()})
+                     study=spec.study, setting=spec.setting, round=spec.round, train_config=spec.config)
         with open(tmp / "metrics.jsonl", "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in result.history)
-        metrics = Metrics(**{f.name: result.final[f.name] for f in dataclasses.fields(Metrics)
-                             if f.name in result.final or f.default is dataclasses.MISSING})
-        final = {**metrics_dict(metrics), "provenance": prov.to_dict()}
+        final = {**result.metrics.to_dict(), "provenance": prov.to_dict()}
         (tmp / "final.json").write_text(json.dumps(final, indent=2) + "\n")
         (tmp / DONE).write_text("")
         for path in tmp.iterdir():          # durable before the rename makes it visible
@@ -275,13 +174,15 @@ def is_done(run_dir: Path) -> bool:
 
 
 def read_run(run_dir: Path) -> RunRecord:
-    config = json.loads((run_dir / "config.json").read_text())
+    try:
+        config = read_config(run_dir / CONFIG_NAME)
+    except WeightsError as e:   # a ValueError, as a bad row of a pack is: the commands report it in one line
+        raise ValueError(str(e)) from None
     final = json.loads((run_dir / "final.json").read_text())
     prov = final.pop("provenance")
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
-    return RunRecord.from_dict({"study": config["study"], "setting": config["setting"], "round": config["round"],
-                                "config": config["train_config"], "metrics": final, "provenance": prov,
-                                "history": history})
+    return RunRecord(study=config.study, setting=config.setting, round=config.round, config=config.train_config,
+                     metrics=Metrics(**final), provenance=Provenance(**prov), history=tuple(history))
 
 
 def weights_path(out: str | os.PathLike, record: RunRecord) -> Path:
@@ -433,3 +334,64 @@ def select(records: list[RunRecord], setting: str | None = None, variant: str | 
     """The records of one setting and/or variant, in round order."""
     return sorted((r for r in records if (setting is None or r.setting == setting)
                    and (variant is None or r.variant == variant)), key=lambda r: r.round)
+
+
+# --- a study's summary (summary.csv) -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Summary:
+    """One row of a study's summary.csv: a (setting, variant) cell, the config its runs share, and
+    its numbers over its rounds: mean and sample std, None where no round measured it (a std also
+    where one round gives none). Read back from a file, what it does not record (a column it lacks,
+    an empty cell of a column that is written full) is UNKNOWN."""
+    setting: str
+    variant: str
+    optimizer: str
+    augmentation: str
+    lr: float | Unknown
+    epochs: int | Unknown
+    encoder: str
+    head: str
+    precision: str
+    members: int | Unknown
+    rounds: int | Unknown
+    test_acc_mean: float | None | Unknown
+    test_acc_std: float | None | Unknown
+    test_digit_acc_mean: float | None | Unknown
+    test_digit_acc_std: float | None | Unknown
+    val_acc_mean: float | None | Unknown
+    val_acc_std: float | None | Unknown
+    parameters: int | Unknown
+    train_seconds_mean: float | Unknown
+
+
+def write_summary(path: Path, rows: list[Summary]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[field.name for field in dataclasses.fields(Summary)])
+        w.writeheader()
+        for row in rows:
+            # Full precision: whatever rounds these numbers (report.md, the README) rounds them once.
+            w.writerow({k: ("" if v is None else v) for k, v in dataclasses.asdict(row).items()})
+
+
+def read_summary(path: str | os.PathLike) -> list[Summary]:
+    """A summary.csv's rows, typed; a cell that is not of its column's type is a ValueError naming it."""
+    with open(path, newline="") as f:
+        return [_summary_row(cells, f"{path} line {n}") for n, cells in enumerate(csv.DictReader(f), start=2)]
+
+
+def _summary_row(cells: dict[str, str | None], where: str) -> Summary:
+    values = {}
+    for name, hint in typing.get_type_hints(Summary).items():
+        kinds, text = typing.get_args(hint) or (hint,), cells.get(name)
+        if text is None or (text == "" and type(None) not in kinds):
+            values[name] = UNKNOWN
+        elif text == "":
+            values[name] = None
+        else:
+            kind = next(k for k in kinds if k in (int, float, str))
+            try:
+                values[name] = kind(text)
+            except ValueError:
+                raise ValueError(f"{where}: {name} {text!r} is not {'an integer' if kind is int else 'a number'}") from None
+    return Summary(**values)

@@ -8,7 +8,6 @@ generated: unchanged records give unchanged bytes.
 
 from __future__ import annotations
 
-import csv
 import json
 import statistics
 from datetime import timedelta
@@ -18,13 +17,8 @@ from . import records as rec
 from .data import SYNTHETIC
 from .fmt import as_printed, fmt, md_table
 from .models import VARIANTS
-from .records import UNKNOWN, RunRecord
+from .records import UNKNOWN, RunRecord, Summary
 from .study import Study
-
-COLUMNS = ["setting", "variant", "optimizer", "augmentation", "lr", "epochs", "encoder", "head", "precision",
-           "members", "rounds",
-           "test_acc_mean", "test_acc_std", "test_digit_acc_mean", "test_digit_acc_std",
-           "val_acc_mean", "val_acc_std", "parameters", "train_seconds_mean"]
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -40,7 +34,7 @@ HEADS_NOTE = (" (`order`: P(a <= b) = sum over i <= j of p_a(i) p_b(j), no param
               "`simple_cnn` has no pair head and compares its two digit predictions in code in every setting)")
 
 
-def aggregate(records: list[RunRecord], study: Study) -> list[dict]:
+def aggregate(records: list[RunRecord], study: Study) -> list[Summary]:
     """One row per (setting, variant) in the study's order, with mean/std over rounds."""
     rows = []
     for setting in study.settings:
@@ -48,16 +42,15 @@ def aggregate(records: list[RunRecord], study: Study) -> list[dict]:
             runs = rec.select(records, setting=setting, variant=variant)
             if not runs:
                 continue
-            cfg, finals = runs[0].config, [r.metrics for r in runs]
-            row = {"setting": setting, "variant": variant, "optimizer": cfg.optimizer,
-                   "augmentation": cfg.augmentation, "lr": cfg.lr, "epochs": cfg.epochs,
-                   "encoder": cfg.encoder, "head": cfg.head, "precision": cfg.precision,
-                   "members": cfg.members, "rounds": len(runs), "parameters": finals[0].parameters,
-                   "train_seconds_mean": statistics.fmean(f.wall_seconds for f in finals)}
+            cfg, metrics = runs[0].config, [r.metrics for r in runs]
+            stats = {}
             for key in ("test_acc", "test_digit_acc", "val_acc"):
-                row[f"{key}_mean"], row[f"{key}_std"] = mean_std([getattr(f, key) for f in finals])
-            row.pop("val_digit_acc_mean", None)
-            rows.append(row)
+                stats[f"{key}_mean"], stats[f"{key}_std"] = mean_std([getattr(m, key) for m in metrics])
+            rows.append(Summary(setting=setting, variant=variant, optimizer=cfg.optimizer,
+                                augmentation=cfg.augmentation, lr=cfg.lr, epochs=cfg.epochs, encoder=cfg.encoder,
+                                head=cfg.head, precision=cfg.precision, members=cfg.members, rounds=len(runs),
+                                parameters=metrics[0].parameters,
+                                train_seconds_mean=statistics.fmean(m.wall_seconds for m in metrics), **stats))
     return rows
 
 
@@ -128,13 +121,8 @@ def _write_report(runs_dir: Path, results_dir: Path, study: Study, records: list
     rows = aggregate(records, study)
     written = []
 
-    with open(results_dir / "summary.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        w.writeheader()
-        for row in rows:
-            # Full precision: whatever rounds these numbers (report.md, the README) rounds them once.
-            w.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    written.append(results_dir / "summary.csv")
+    rec.write_summary(results_dir / rec.SUMMARY, rows)
+    written.append(results_dir / rec.SUMMARY)
 
     meta = meta_json(runs_dir, study, records)
     (results_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -297,7 +285,7 @@ def _signed(cell: dict, key: str) -> str:
     return fmt(cell[f"d_{key}_mean"], cell[f"d_{key}_std"], signed=True)
 
 
-# Other writers' digits (digitpair/writers.py) as records.Metrics holds them.
+# Other writers' digits (digitpair/writers.py) as training.Metrics holds them.
 WRITERS = ("usps_digit_acc", "uci_digit_acc", "usps_pair_acc", "uci_pair_acc")
 
 
@@ -347,10 +335,10 @@ def render_unaccounted(meta: dict, records: list[RunRecord]) -> list[str]:
     return lines + [""]
 
 
-def render_markdown(study: Study, rows: list[dict], records: list[RunRecord], meta: dict,
+def render_markdown(study: Study, rows: list[Summary], records: list[RunRecord], meta: dict,
                     figures: dict) -> str:
     key, label = _metric(records)
-    by = {(r["setting"], r["variant"]): r for r in rows}
+    by = {(r.setting, r.variant): r for r in rows}
     lines = render_preamble(study, rows, records, meta, label)
     for comparison, settings in study.comparisons.items():
         lines += render_comparison(study, comparison, settings, by, key, figures)
@@ -366,7 +354,7 @@ def render_markdown(study: Study, rows: list[dict], records: list[RunRecord], me
     return "\n".join(lines)
 
 
-def render_preamble(study: Study, rows: list[dict], records: list[RunRecord], meta: dict, label: str) -> list[str]:
+def render_preamble(study: Study, rows: list[Summary], records: list[RunRecord], meta: dict, label: str) -> list[str]:
     """The title, the study's description and how its data and runs were used, made and measured."""
     ticks = lambda values: ", ".join(f"`{v}`" for v in values)  # noqa: E731
     synthetic = [f"**Synthetic data**: {sum(r.provenance.data == SYNTHETIC for r in records)} of these runs trained "
@@ -384,10 +372,10 @@ def render_preamble(study: Study, rows: list[dict], records: list[RunRecord], me
             f"compute summed over runs: {meta['compute_seconds'] / 60:.1f} min. "
             f"Numbers are {label}, mean ± sample std over rounds (n = rounds); each round draws fresh "
             f"pairs (data seed = round) and a fresh initialisation. "
-            f"Encoder: {' and '.join(sorted({r['encoder'] for r in rows}))}; "
-            f"arithmetic: {' and '.join(sorted({r['precision'] for r in rows}))}; "
-            f"comparison head: {' and '.join(sorted({r['head'] for r in rows}))}"
-            f"{HEADS_NOTE if any(r['head'] == 'fc' for r in rows) else ''}.", ""]
+            f"Encoder: {' and '.join(sorted({r.encoder for r in rows}))}; "
+            f"arithmetic: {' and '.join(sorted({r.precision for r in rows}))}; "
+            f"comparison head: {' and '.join(sorted({r.head for r in rows}))}"
+            f"{HEADS_NOTE if any(r.head == 'fc' for r in rows) else ''}.", ""]
 
 
 def render_comparison(study: Study, comparison: str, settings: list[str], by: dict, key: str,
@@ -408,7 +396,7 @@ def render_comparison(study: Study, comparison: str, settings: list[str], by: di
         cells = [variant] + [as_printed(ref[s].get(variant)) for s in present if ref[s]]
         for s in present:
             row = by.get((s, variant))
-            cells.append(fmt(row[f"{key}_mean"], row[f"{key}_std"], row["rounds"]) if row else "-")
+            cells.append(fmt(getattr(row, f"{key}_mean"), getattr(row, f"{key}_std"), row.rounds) if row else "-")
         table.append(cells)
     lines += md_table(header, table) + [""]
     if comparison in figures:
@@ -416,21 +404,21 @@ def render_comparison(study: Study, comparison: str, settings: list[str], by: di
     return lines
 
 
-def render_digits(rows: list[dict]) -> list[str]:
-    digit_rows = [r for r in rows if r["test_digit_acc_mean"] is not None]
+def render_digits(rows: list[Summary]) -> list[str]:
+    digit_rows = [r for r in rows if r.test_digit_acc_mean is not None]
     if not digit_rows:
         return []
     return (["## Digit accuracy (variants with digit outputs)", ""]
             + md_table(["setting", "variant", "test digit accuracy (%)"],
-                       [[r["setting"], r["variant"], fmt(r["test_digit_acc_mean"], r["test_digit_acc_std"], r["rounds"])]
+                       [[r.setting, r.variant, fmt(r.test_digit_acc_mean, r.test_digit_acc_std, r.rounds)]
                         for r in digit_rows]) + [""])
 
 
 def render_completeness(study: Study, by: dict) -> list[str]:
     """Which cells (setting, variant) have fewer rounds than the study's: rerunning resumes there."""
     expected = {(s, mm) for s in study.settings for mm in study.variants}
-    missing = sorted((s, mm, study.rounds - (by[(s, mm)]["rounds"] if (s, mm) in by else 0))
-                     for s, mm in expected if (by[(s, mm)]["rounds"] if (s, mm) in by else 0) < study.rounds)
+    missing = sorted((s, mm, study.rounds - (by[(s, mm)].rounds if (s, mm) in by else 0))
+                     for s, mm in expected if (by[(s, mm)].rounds if (s, mm) in by else 0) < study.rounds)
     lines = ["## Completeness", ""]
     if missing:
         lines += [f"Not complete: {len(missing)} of {len(expected)} cells have fewer than {study.rounds} rounds. "

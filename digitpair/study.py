@@ -31,7 +31,8 @@ from pathlib import Path
 from . import records
 from .executors import Callbacks, Local, Trained
 from .models import DEFAULT_HEAD, VARIANTS
-from .records import RunSpec, git_commit, machine
+from .provenance import git_commit, machine, now
+from .records import RunSpec
 from .training import RunConfig
 from .weights import atomic_write_text
 
@@ -363,7 +364,7 @@ def _run_study(study: Study, out: Path, specs: list[RunSpec], executor, callback
     # On record before anything trains, so a kill (even SIGKILL, or a power loss) leaves this line,
     # and the runs it recorded name it: its time and provenance can be read whatever ends it.
     invocation = records.new_invocation()
-    records.log_invocation(out, {"invocation": invocation, "started_at": records.now(), "to_train": len(todo),
+    records.log_invocation(out, {"invocation": invocation, "started_at": now(), "to_train": len(todo),
                                  "skipped": skipped, **executor.describe(), "commit": commit, "machine": machine()})
     cb.on_plan(todo, skipped, removed)
     completed, failed, machines = [], [], []
@@ -373,7 +374,7 @@ def _run_study(study: Study, out: Path, specs: list[RunSpec], executor, callback
         completed.append(trained.spec.name)
         if trained.provenance.machine not in machines:
             machines.append(trained.provenance.machine)
-        cb.on_finish(trained.spec, trained.result.final)
+        cb.on_finish(trained.spec, trained.result.metrics)
 
     def on_fail(spec: RunSpec, why: str) -> None:
         failed.append(spec.name)
@@ -391,7 +392,7 @@ def _run_study(study: Study, out: Path, specs: list[RunSpec], executor, callback
             records.log_invocation(out, {"invocation": invocation, "wall_seconds": wall, "completed": len(completed),
                                          "failed": len(failed), "skipped": skipped, "interrupted": interrupted,
                                          **executor.describe(), "commit": commit, "machine": machine(),
-                                         "run_machines": machines, "finished_at": records.now()})
+                                         "run_machines": machines, "finished_at": now()})
         except records.WriteError:
             if not interrupted:
                 raise

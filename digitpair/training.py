@@ -1,4 +1,4 @@
-"""One run: a frozen config in, per-epoch records and final metrics out. A flat loop, no framework.
+"""One run: a frozen config in, per-epoch records and its typed `Metrics` out. A flat loop, no framework.
 
 Protocol (one round of the study): draw fresh pairs with `data_seed`, initialise with
 `init_seed`, train, pick the epoch with the best validation accuracy (validation pairs are
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .augment import AUGMENTATIONS, PER_DIGIT, augment, random_affine
-from .data import MNIST, PairSet
+from .data import MNIST, PairSet, fold_count
 from .models import (DEFAULT_ENCODER, DEFAULT_HEAD, VARIANTS, Ensemble, PairNet, PairOutput, Variant, average_outputs,
                      build_model, check_build, count_parameters)
 
@@ -61,7 +61,7 @@ class Range:
 
 
 # The range of every numeric RunConfig field but the two that depend on others (val_pairs < n_pairs,
-# val_fold < the number of folds: RunConfig.ranges). Floats must also be finite: no NaN, no inf.
+# val_fold < data.fold_count: RunConfig.ranges). Floats must also be finite: no NaN, no inf.
 RANGES = {
     "lr": Range(0, low_open=True),
     "momentum": Range(0, 1, high_open=True),
@@ -138,7 +138,7 @@ class RunConfig:
 
     def ranges(self) -> dict[str, Range]:
         """Every numeric field's range, those that depend on other fields included."""
-        folds = self.n_pairs // self.val_pairs if 0 < self.val_pairs < self.n_pairs else 1
+        folds = fold_count(self.n_pairs, self.val_pairs)
         return {**RANGES, "val_pairs": Range(0, self.n_pairs, high_open=True, why="fewer than n_pairs"),
                 "val_fold": Range(0, folds, high_open=True, why=f"{self.n_pairs} pairs make {folds} fold(s) of "
                                   f"{self.val_pairs} validation pairs" if self.val_pairs else "no validation pairs")}
@@ -248,12 +248,44 @@ def evaluate(model: PairNet, data: PairSet, precision: str = "fp32", batch_size:
             "digit_acc": 100.0 * digit_correct / (2 * len(data)) if has_digits else None}
 
 
-@dataclass
+@dataclass(frozen=True)
+class Metrics:
+    """What a run scored, at the epoch it kept: what its record holds (records.RunRecord), its
+    model card quotes and its study's summary averages."""
+    selected_epoch: int
+    val_acc: float | None            # None: no validation pairs (selection = "last")
+    val_digit_acc: float | None
+    test_acc: float | None           # None: the test pairs were not evaluated (config.test = False)
+    test_digit_acc: float | None     # None also for variants without digit outputs
+    parameters: int
+    train_pairs: int
+    test_pairs: int
+    wall_seconds: float
+    # Other writers' digits (digitpair/writers.py), validation data read by non-final runs; None:
+    # not read (final runs, synthetic data, runs recorded before they were read).
+    usps_digit_acc: float | None = None
+    usps_pair_acc: float | None = None
+    uci_digit_acc: float | None = None
+    uci_pair_acc: float | None = None
+    # An ensemble's members (train_ensemble), each trained and selected as a single run would be;
+    # None for single networks and for ensembles recorded before these were kept.
+    member_selected_epochs: list[int] | None = None
+    member_val_acc: list[float | None] | None = None
+
+    def to_dict(self) -> dict:
+        """As recorded: an optional metric that was not read is left out, not written as null, so the
+        records of runs that never read it stay as they were written."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.default is dataclasses.MISSING or getattr(self, f.name) is not None}
+
+
+@dataclass(frozen=True)
 class RunResult:
     config: RunConfig
     model: PairNet        # or an Ensemble, with members > 1
     history: list[dict]   # one record per epoch (per member and epoch, with "member", for ensembles)
-    final: dict           # selected epoch, val and test metrics, parameters, wall time
+    metrics: Metrics
+    device: str           # where it trained: "cpu", "cuda", ...
 
 
 def train_run(cfg: RunConfig, mnist: MNIST, device: torch.device | None = None,
@@ -308,13 +340,11 @@ def train_run(cfg: RunConfig, mnist: MNIST, device: torch.device | None = None,
     # The one look at the test pairs (none at all while tuning).
     test_metrics = evaluate(model, test, cfg.precision, tta=cfg.tta) if cfg.test else {"pair_acc": None, "digit_acc": None}
     model.cpu().eval()
-    final = {
-        "selected_epoch": best["epoch"], "val_acc": best["val_acc"], "val_digit_acc": best["val_digit_acc"],
-        "test_acc": test_metrics["pair_acc"], "test_digit_acc": test_metrics["digit_acc"],
-        "parameters": count_parameters(model), "train_pairs": len(train), "test_pairs": len(test),
-        "wall_seconds": time.perf_counter() - t0, "device": str(device),
-    }
-    return RunResult(cfg, model, history, final)
+    metrics = Metrics(selected_epoch=best["epoch"], val_acc=best["val_acc"], val_digit_acc=best["val_digit_acc"],
+                      test_acc=test_metrics["pair_acc"], test_digit_acc=test_metrics["digit_acc"],
+                      parameters=count_parameters(model), train_pairs=len(train), test_pairs=len(test),
+                      wall_seconds=time.perf_counter() - t0)
+    return RunResult(cfg, model, history, metrics, str(device))
 
 
 def train_ensemble(cfg: RunConfig, mnist: MNIST, device: torch.device | None = None,
@@ -336,15 +366,13 @@ def train_ensemble(cfg: RunConfig, mnist: MNIST, device: torch.device | None = N
     val = evaluate(model, rnd.val.to(device), cfg.precision, tta=cfg.tta) if cfg.val_pairs else none
     test = evaluate(model, rnd.test.to(device), cfg.precision, tta=cfg.tta) if cfg.test else none
     model.cpu().eval()
-    epochs = [m.final["selected_epoch"] for m in members]
-    final = {
+    epochs = [m.metrics.selected_epoch for m in members]
+    metrics = Metrics(
         # The longest any member trained; each member's is in member_selected_epochs.
-        "selected_epoch": max(epochs), "val_acc": val["pair_acc"], "val_digit_acc": val["digit_acc"],
-        "test_acc": test["pair_acc"], "test_digit_acc": test["digit_acc"],
-        "parameters": count_parameters(model), "train_pairs": members[0].final["train_pairs"],
-        "test_pairs": len(rnd.test), "wall_seconds": time.perf_counter() - t0, "device": str(device),
-        "members": cfg.members, "member_selected_epochs": epochs,
-        "member_val_acc": [m.final["val_acc"] for m in members],
-    }
+        selected_epoch=max(epochs), val_acc=val["pair_acc"], val_digit_acc=val["digit_acc"],
+        test_acc=test["pair_acc"], test_digit_acc=test["digit_acc"],
+        parameters=count_parameters(model), train_pairs=members[0].metrics.train_pairs,
+        test_pairs=len(rnd.test), wall_seconds=time.perf_counter() - t0,
+        member_selected_epochs=epochs, member_val_acc=[m.metrics.val_acc for m in members])
     history = [{**r, "member": i} for i, m in enumerate(members) for r in m.history]
-    return RunResult(cfg, model, history, final)
+    return RunResult(cfg, model, history, metrics, str(device))

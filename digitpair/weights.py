@@ -1,8 +1,9 @@
 """Save and load trained variants: one folder per variant with `model.safetensors` + `config.json`.
 
-`config.json` holds what rebuilds the module (the variant, encoder and head names), the SHA-256 of
-`model.safetensors` (checked on load), the training config and its metrics. Weights are read with
-safetensors only: no pickle is ever unpickled, so a weights file cannot run code. `load_pretrained`
+`config.json` (a `VariantConfig`) holds what rebuilds the module (the variant, encoder and head
+names), the SHA-256 of `model.safetensors` (checked on load), the training config and its metrics;
+`read_config` is where it is read and checked. Weights are read with safetensors only: no pickle
+is ever unpickled, so a weights file cannot run code. `load_pretrained`
 reads the same layout from a local folder (`weights/`) or from a Hugging Face Hub repo, which is
 that folder uploaded (see digitpair/publish.py).
 
@@ -15,11 +16,15 @@ arguments, while ours names a registry variant and carries the training record.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import re
 import reprlib
+import types
+import typing
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,6 +33,8 @@ from safetensors.torch import save_file
 
 from .models import (DEFAULT_HEAD, ENCODERS, HEADS, VARIANTS, Ensemble, PairNet, build_model, check_build, count_members,
                      count_parameters)
+from .provenance import UNKNOWN, Provenance
+from .training import Metrics, RunConfig
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -39,12 +46,99 @@ CONFIG_NAME = "config.json"
 NETWORKS = {"ours": "", "report": "fc"}   # set name -> subfolder
 HUB_FILES = [f"{sub}/{name}/{file}".lstrip("/") for sub in NETWORKS.values() for name in VARIANTS
              for file in (WEIGHTS_NAME, CONFIG_NAME)]
-# config.json's other fields, as export (publish.export_config) and study runs write them: checked
-# for type where present, since the model cards and the push commit message read them.
-CONFIG_FIELDS = {"weights_sha256": str, "description": str, "parameters": int, "study": str, "setting": str,
-                 "round": int, "run": str, "run_selection": str, "train_config": dict, "metrics": dict,
-                 "study_summary": dict, "commit": str}
-JSON_TYPES = {str: "string", int: "integer", dict: "object"}
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """A variant's numbers over its study's rounds in the exported setting (its summary.csv row's,
+    records.Summary): mean and sample std, None where no round measured it."""
+    rounds: int
+    val_acc_mean: float | None
+    val_acc_std: float | None
+    test_acc_mean: float | None
+    test_acc_std: float | None
+    test_digit_acc_mean: float | None
+    test_digit_acc_std: float | None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    """A variant folder's config.json, typed: what rebuilds the network, its weights' SHA-256, and
+    what its run and export recorded beside them. None: this file does not record it (a run folder's
+    holds no metrics, they are in its final.json; `train --save` writes no study; an export all)."""
+    variant: str
+    encoder: str
+    head: str
+    members: int
+    weights_sha256: str | None = None    # checked on load; folders exported before it was recorded load unchecked
+    description: str | None = None       # the variant's (models.VARIANTS)
+    parameters: int | None = None        # as the run counted them; checked against the network on load
+    # The run: its study, setting, round and name, and how export chose it among the study's runs.
+    study: str | None = None
+    setting: str | None = None
+    round: int | None = None
+    run: str | None = None
+    run_selection: str | None = None
+    train_config: RunConfig | None = None
+    metrics: Metrics | None = None
+    provenance: Provenance | None = None
+    study_summary: StudySummary | None = None   # its setting's mean ± std, for the card
+    commit: str | None = None            # the code export ran from
+
+    def to_dict(self) -> dict:
+        """As config.json holds it: in field order, what this file does not record left out."""
+        return {f.name: value.to_dict() if dataclasses.is_dataclass(value) else value
+                for f in dataclasses.fields(self) if (value := getattr(self, f.name)) is not None}
+
+
+JSON_KINDS = {bool: "true or false", int: "integer", float: "number", str: "string", dict: "object", list: "array",
+              type(None): "null"}
+
+
+def from_json(cls, value: dict, where: str = ""):
+    """A JSON object as dataclass `cls`, every field checked against its type, nested dataclasses
+    too: a ValueError names the first field that does not fit ("metrics.val_acc 'x' is not a JSON
+    number or null"). A field may be absent only where its default says "not recorded" (None or
+    UNKNOWN); a key that is no field is not read."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        name = f"{where}{f.name}"
+        if f.name not in value:
+            if f.default not in (None, UNKNOWN):
+                raise ValueError(f"{name} is missing")
+            continue
+        # Where absence means "not recorded", null is no value of the field's either.
+        kinds = [k for k in _kinds(hints[f.name]) if not (f.default is None and k is type(None))]
+        values[f.name] = _typed(value[f.name], kinds, name)
+    try:
+        return cls(**values)
+    except ValueError as e:   # the class's own checks (RunConfig's ranges and choices)
+        raise ValueError(f"{where.rstrip('.')}: {e}" if where else str(e)) from None
+
+
+def _kinds(hint) -> list:
+    """The types a hint allows: each member of a union (`float | None`), or the one."""
+    return list(typing.get_args(hint)) if isinstance(hint, types.UnionType) else [hint]
+
+
+def _typed(value, kinds: list, name: str):
+    for kind in kinds:
+        if dataclasses.is_dataclass(kind) and isinstance(value, dict):
+            return from_json(kind, value, f"{name}.")
+        if typing.get_origin(kind) is list and isinstance(value, list):
+            (item,) = typing.get_args(kind)
+            return [_typed(v, _kinds(item), f"{name}[{i}]") for i, v in enumerate(value)]
+        # bool is an int to isinstance, never a count or a round; an integer is a number
+        if (isinstance(value, bool) if kind is bool else
+                isinstance(value, (int, float) if kind is float else kind) and not isinstance(value, bool)):
+            return value
+    what = " or ".join(dict.fromkeys("object" if dataclasses.is_dataclass(k) else JSON_KINDS[typing.get_origin(k) or k]
+                                     for k in kinds))
+    raise ValueError(f"{name} {reprlib.repr(value)} is not a JSON {what}")
 
 
 class WeightsError(RuntimeError):
@@ -68,10 +162,11 @@ def file_sha256(path: str | os.PathLike) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def save_variant(model: PairNet, name: str, folder: str | os.PathLike, extra: dict | None = None) -> Path:
-    """Write `folder/model.safetensors` and `folder/config.json` (variant, encoder, members, the
-    weights' SHA-256, + `extra` e.g. train config, metrics). An Ensemble's members share the one
-    file, keys `members.<i>.`."""
+def save_variant(model: PairNet, name: str, folder: str | os.PathLike, **recorded) -> VariantConfig:
+    """Write `folder/model.safetensors` and `folder/config.json`: the variant, encoder, head and
+    members of `model`, the weights' SHA-256, and `recorded`, the other VariantConfig fields (the
+    train config, metrics, ...). An Ensemble's members share the one file, keys `members.<i>.`.
+    Returns the config written."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (WEIGHTS_NAME + ".tmp")
@@ -85,18 +180,16 @@ def save_variant(model: PairNet, name: str, folder: str | os.PathLike, extra: di
         os.replace(tmp, folder / WEIGHTS_NAME)
     finally:
         tmp.unlink(missing_ok=True)
-    members = count_members(model)
-    config = {"variant": name, "encoder": model.encoder_name, "head": model.head_name, "members": members,
-              "weights_sha256": sha256, **(extra or {})}
-    atomic_write_text(folder / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
-    return folder
+    config = VariantConfig(variant=name, encoder=model.encoder_name, head=model.head_name, members=count_members(model),
+                           weights_sha256=sha256, **recorded)
+    atomic_write_text(folder / CONFIG_NAME, json.dumps(config.to_dict(), indent=2) + "\n")
+    return config
 
 
-def read_config(path: Path) -> dict:
-    """A variant's `config.json` -> its dict, checked: a UTF-8 JSON object whose `variant`, `encoder`
-    and `head` name entries of VARIANTS, ENCODERS and HEADS (`head` defaults to the order head,
-    which every folder written before it had) and whose other CONFIG_FIELDS, where present, have
-    their types. Every failure is a `WeightsError` naming the file."""
+def read_config(path: Path) -> VariantConfig:
+    """A variant's `config.json` -> its VariantConfig, checked: a UTF-8 JSON object whose `variant`,
+    `encoder` and `head` name entries of VARIANTS, ENCODERS and HEADS and whose every other field,
+    where present, has its type (`from_json`). Every failure is a `WeightsError` naming the file."""
     try:
         config = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
@@ -114,20 +207,20 @@ def read_config(path: Path) -> dict:
     if "encoder" not in config:
         raise WeightsError(f"{path} names no encoder: a folder written before encoders were named; migrate it "
                            "(train/migrate_records.py) or export it again")
-    config = {"head": DEFAULT_HEAD, **config}   # folders written before the fc head existed: the order head
+    # Folders written before the fc head and ensembles existed: every one an order-head single network.
+    config = {"head": DEFAULT_HEAD, "members": 1, **config}
     for field, choices in (("variant", VARIANTS), ("encoder", ENCODERS), ("head", HEADS)):
         value = config[field]
         if not (isinstance(value, str) and value in choices):
             raise WeightsError(f"{path}: {field} {reprlib.repr(value)} is not one of {', '.join(choices)}")
-    for field, kind in CONFIG_FIELDS.items():
-        value = config.get(field)
-        # bool is an int to isinstance, never a count or a round
-        if field in config and (not isinstance(value, kind) or isinstance(value, bool)):
-            raise WeightsError(f"{path}: {field} {reprlib.repr(value)} is not a JSON {JSON_TYPES[kind]}")
-    if "weights_sha256" in config and not re.fullmatch(r"[0-9a-f]{64}", config["weights_sha256"]):
-        raise WeightsError(f"{path}: weights_sha256 {reprlib.repr(config['weights_sha256'])} is not a SHA-256 "
+    try:
+        typed = from_json(VariantConfig, config)
+    except ValueError as e:
+        raise WeightsError(f"{path}: {e}") from None
+    if typed.weights_sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", typed.weights_sha256):
+        raise WeightsError(f"{path}: weights_sha256 {reprlib.repr(typed.weights_sha256)} is not a SHA-256 "
                            "(64 lowercase hex digits)")
-    return config
+    return typed
 
 
 def read_state(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
@@ -167,9 +260,8 @@ def load_variant(folder: str | os.PathLike) -> PairNet:
     weights' SHA-256 where config.json records one); every failure is a `WeightsError` naming the file."""
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-    config = read_config(config_path)
-    return load_weights(weights_path, config["variant"], config["encoder"], config["head"], config.get("members", 1),
-                        config_path, config.get("parameters"), config.get("weights_sha256"))
+    c = read_config(config_path)
+    return load_weights(weights_path, c.variant, c.encoder, c.head, c.members, config_path, c.parameters, c.weights_sha256)
 
 
 def load_weights(weights_path: Path, name: str, encoder: str, head: str = DEFAULT_HEAD, members: int = 1,

@@ -159,7 +159,7 @@ def validation_sets() -> tuple[Writers, ...]:
 
 def read_other_writers(model) -> dict[str, float | None]:
     """{usps_digit_acc, usps_pair_acc, uci_digit_acc, uci_pair_acc} of `model`, as run records hold
-    them (records.Metrics); a set that cannot be loaded gives None, as for a model without digits."""
+    them (training.Metrics); a set that cannot be loaded gives None, as for a model without digits."""
     readings = {w.name: read(model, w) for w in validation_sets()}
     return {f"{name}_{what}": (getattr(readings[name], what) if name in readings else None)
             for name in LOADERS for what in ("digit_acc", "pair_acc")}

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from digitpair.cli import app
 from digitpair.models import VARIANTS
 from digitpair.study import Study, grid
-from digitpair.training import RunConfig
+from digitpair.training import Metrics, RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = typer.main.get_command(app)
@@ -121,9 +121,10 @@ def trained(monkeypatch):
 
     def train_run(cfg, mnist, device=None, on_epoch=None):
         configs.append(cfg)
-        final = {"selected_epoch": cfg.epochs, "val_acc": None, "val_digit_acc": None, "test_digit_acc": None,
-                 "test_acc": 50.0 if cfg.test else None, "parameters": 1, "wall_seconds": 0.0}
-        return SimpleNamespace(final=final, model=None)
+        metrics = Metrics(selected_epoch=cfg.epochs, val_acc=None, val_digit_acc=None, test_acc=50.0 if cfg.test else None,
+                          test_digit_acc=None, parameters=1, train_pairs=cfg.n_pairs - cfg.val_pairs,
+                          test_pairs=cfg.n_pairs, wall_seconds=0.0)
+        return SimpleNamespace(metrics=metrics, model=None)
 
     monkeypatch.setattr("digitpair.training.train_run", train_run)
     monkeypatch.setattr("digitpair.data.MNIST", lambda data_dir=None: None)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from digitpair.models import VARIANTS, Ensemble, build_model
+from digitpair.provenance import now, provenance
 from digitpair.training import RunConfig, train_run
 from digitpair.weights import WeightsError, load_variant, save_variant
 
@@ -48,7 +49,7 @@ def test_predict_is_the_mean_of_the_members(name):
 @pytest.mark.parametrize("name", ["shared_aux", "unshared"])
 def test_save_load_round_trip_is_bit_identical(name, tmp_path):
     model = ensemble(name)
-    save_variant(model, name, tmp_path / name, {"note": "x"})
+    save_variant(model, name, tmp_path / name)
     config = json.loads((tmp_path / name / "config.json").read_text())
     assert config["members"] == 3 and config["variant"] == name
     loaded = load_variant(tmp_path / name)
@@ -76,14 +77,18 @@ def test_single_models_save_members_1(tmp_path):
 
 
 def test_refuses_mixed_members_and_other_heads():
-    with pytest.raises(ValueError, match="one variant and encoder"):
+    with pytest.raises(ValueError, match="one variant, encoder and head"):
         Ensemble([build_model("shared_aux"), build_model("shared_aux", "padded")])
     with pytest.raises(ValueError, match="one variant"):
         Ensemble([])
-    fc = build_model("shared_aux")
-    fc.head_name = "fc"                         # a learned comparison head, as RunConfig.head="fc" builds
-    with pytest.raises(ValueError, match="fc head"):
-        Ensemble([build_model("shared_aux"), fc])
+    fc = [build_model("shared_aux", head="fc") for _ in range(2)]   # a learned comparison head each
+    with pytest.raises(ValueError, match="one variant, encoder and head"):
+        Ensemble([build_model("shared_aux"), fc[0]])
+    # check_build's message: one rule for configs, loaders and the Ensemble itself
+    with pytest.raises(ValueError, match="members=2 with head='fc': an ensemble averages digit distributions"):
+        Ensemble(fc)
+    with pytest.raises(ValueError, match="members=1 with head='fc'"):   # even one: it would answer by the order rule
+        Ensemble(fc[:1])
 
 
 def test_members_2_train_run(tiny):
@@ -96,8 +101,8 @@ def test_members_2_train_run(tiny):
     single = train_run(RunConfig(**{**cfg.to_dict(), "members": 1, "init_seed": 2}), tiny)
     assert all(torch.equal(x, y) for x, y in zip(a.model.members[1].state_dict().values(),
                                                  single.model.state_dict().values()))
-    assert a.final["members"] == 2 and a.final["test_acc"] is None and 0 <= a.final["val_acc"] <= 100
-    assert a.final["member_val_acc"][1] == single.final["val_acc"]
+    assert a.metrics.test_acc is None and 0 <= a.metrics.val_acc <= 100
+    assert a.metrics.member_val_acc[1] == single.metrics.val_acc and a.metrics.member_selected_epochs == [2, 2]
     assert {r["member"] for r in a.history} == {0, 1} and len(a.history) == 4
     with pytest.raises(ValueError, match="differ"):
         RunConfig(members=3, data_seed=2, init_seed=1)     # member 1 would take the data seed
@@ -111,11 +116,10 @@ def test_an_ensembles_record_keeps_its_members_metrics(tiny, tmp_path):
     cfg = RunConfig(variant="shared_aux", members=2, epochs=2, n_pairs=100, val_pairs=20, batch_size=20,
                     test=False, data_seed=0, init_seed=1)
     result = train_run(cfg, tiny)
-    prov = records.provenance("abc1234", records.now(), "cpu", tiny.source)
+    prov = provenance("abc1234", now(), "cpu", tiny.source)
     folder = records.write(tmp_path, RunSpec("s", "e2", 0, cfg), result, prov)
     record = records.read_run(folder)
-    assert record.metrics.member_selected_epochs == result.final["member_selected_epochs"] == [2, 2]
-    assert record.metrics.member_val_acc == result.final["member_val_acc"]
+    assert record.metrics == result.metrics and record.metrics.member_selected_epochs == [2, 2]
     single = replace(cfg, members=1)
     folder = records.write(tmp_path, RunSpec("s", "e1", 0, single), train_run(single, tiny), prov)
     assert "member_val_acc" not in records.read_run(folder).to_dict()["metrics"]

@@ -71,7 +71,7 @@ def test_ema_averages_without_changing_training(tiny):
     assert not torch.equal(state_raw["encoder.features.2.running_mean"], state_ema["encoder.features.2.running_mean"])
     assert torch.equal(state_raw["mean"], state_ema["mean"])        # constant buffers stay put
     selected = train_run(RunConfig(variant="shared_aux", ema=0.9, **SMALL), tiny)
-    assert selected.final["val_acc"] is not None and 1 <= selected.final["selected_epoch"] <= 2
+    assert selected.metrics.val_acc is not None and 1 <= selected.metrics.selected_epoch <= 2
 
 
 def test_elastic_trains(tiny):

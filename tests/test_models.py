@@ -136,7 +136,7 @@ def test_save_load_identical(name, encoder, head, tmp_path):
     model = build_model(name, encoder, head)
     model.set_normalization(batch()[0])
     model.eval()
-    save_variant(model, name, tmp_path / name, {"metrics": {"test_acc": 1.0}})
+    save_variant(model, name, tmp_path / name, train_config=RunConfig(variant=name, encoder=encoder, head=head))
     loaded = load_variant(tmp_path / name)
     x = batch(seed=1)[0]
     assert torch.equal(model.predict(x).p_leq, loaded.predict(x).p_leq)

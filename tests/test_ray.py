@@ -51,7 +51,7 @@ def test_ray_writes_the_records_this_process_writes(local_ray, tiny_study, tmp_p
 def test_interrupted_ray_study_resumes(local_ray, tiny_study, tmp_path):
     specs = grid(tiny_study)[:4]
 
-    def stop_after_two(spec, final):
+    def stop_after_two(spec, metrics):
         if len(records.load(tmp_path)) == 2:
             raise KeyboardInterrupt
 

@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import errno
 import json
 import os
@@ -16,6 +17,7 @@ from digitpair import records
 from digitpair.cli import app
 from digitpair.report import account, aggregate, mean_std, write_report
 from digitpair.executors import Local
+from digitpair.provenance import git_commit
 from digitpair.study import Study, dry_run_study, grid, init_seed, run_study
 
 DRY = Local(dry_run=True)   # one run after the other in this process, on synthetic data
@@ -119,7 +121,7 @@ def test_provenance_in_every_new_run(tiny_study, tmp_path):
         assert p["data"] == "synthetic"   # a dry run's digits, and the record says so
         assert "unknown" not in (p["torch"], p["device"], p["started_at"], p["finished_at"])
         assert p["machine"]["cpu"] and isinstance(p["dirty"], bool) and p["started_at"] <= p["finished_at"]
-        assert p["commit"] == records.git_commit().removesuffix("-dirty")
+        assert p["commit"] == git_commit().removesuffix("-dirty")
 
 
 def test_non_final_study_never_scores_test_pairs(tiny_study, tmp_path):
@@ -225,9 +227,9 @@ def test_aggregation_known_mean_std():
     study = Study.load("train/studies/best.toml")
     accs = [90.0, 92.0, 97.0]
     (row,) = aggregate(_fake_records(study, accs), study)
-    assert row["rounds"] == 3 and row["test_acc_mean"] == pytest.approx(93.0)
-    assert row["test_acc_std"] == pytest.approx(statistics.stdev(accs)) == pytest.approx(3.6056, abs=1e-4)
-    assert row["val_acc_mean"] == pytest.approx(92.0) and row["test_digit_acc_mean"] is None
+    assert row.rounds == 3 and row.test_acc_mean == pytest.approx(93.0)
+    assert row.test_acc_std == pytest.approx(statistics.stdev(accs)) == pytest.approx(3.6056, abs=1e-4)
+    assert row.val_acc_mean == pytest.approx(92.0) and row.test_digit_acc_mean is None
     assert mean_std([5.0]) == (5.0, None) and mean_std([None]) == (None, None)
 
 
@@ -276,9 +278,9 @@ def test_cli_study_dry_run(tmp_path):
     result = CliRunner().invoke(app, ["study", "--preset", "seed2020", "--dry-run", "--only", "shared_aux",
                                       "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    rows = list(csv.DictReader(open(tmp_path / "results" / "summary.csv")))
-    assert [r["variant"] for r in rows] == ["shared_aux"] * 5
-    assert [r["head"] for r in rows] == ["fc", "order", "fc", "fc", "fc"]    # adam_none_order: ours
+    rows = records.read_summary(tmp_path / "results" / records.SUMMARY)
+    assert [r.variant for r in rows] == ["shared_aux"] * 5
+    assert [r.head for r in rows] == ["fc", "order", "fc", "fc", "fc"]    # adam_none_order: ours
     report = (tmp_path / "results" / "report.md").read_text()
     # The head's effect under the report's protocol: the report | its networks here | ours here.
     assert ("| variant | 2020 report, adam_none (as printed) | adam_none (adam, none, fc head) | "
@@ -319,6 +321,29 @@ def test_report_from_unchanged_records_changes_no_byte(tmp_path):
         write_report(runs, tmp_path / "results", study)
         assert {p.name: p.read_bytes() for p in (tmp_path / "results").iterdir()} == committed
         assert (runs / records.PACK).read_bytes() == Path("train/runs/tuning", records.PACK).read_bytes()
+
+
+def test_every_committed_summary_reads_back_typed_and_writes_the_same_bytes(tmp_path):
+    """read_summary loses nothing: each committed summary.csv, read into Summary rows and written
+    again, is the same file; its numbers are numbers and its empty cells None."""
+    for path in sorted(Path("train/results").glob(f"*/{records.SUMMARY}")):
+        rows = records.read_summary(path)
+        records.write_summary(tmp_path / records.SUMMARY, rows)
+        assert (tmp_path / records.SUMMARY).read_bytes() == path.read_bytes(), path
+        cells = [dataclasses.asdict(r) for r in rows]
+        assert all(isinstance(c["rounds"], int) and records.UNKNOWN not in c.values() for c in cells), path
+        assert all(v is None or isinstance(v, float) for c in cells for k, v in c.items() if k.endswith(("_mean", "_std")))
+
+
+def test_a_summary_says_unknown_for_what_it_does_not_record(tmp_path):
+    path = tmp_path / records.SUMMARY
+    path.write_text("setting,variant,rounds,test_acc_mean,test_acc_std\nmain,shared,,98.5,\n")
+    (row,) = records.read_summary(path)
+    assert (row.setting, row.variant, row.test_acc_mean, row.test_acc_std) == ("main", "shared", 98.5, None)
+    assert row.rounds == row.members == row.optimizer == row.val_acc_mean == records.UNKNOWN   # never inferred
+    path.write_text("setting,variant,rounds\nmain,shared,ten\n")
+    with pytest.raises(ValueError, match=r"summary.csv line 2: rounds 'ten' is not an integer"):
+        records.read_summary(path)
 
 
 def test_readme_results_blocks_match_their_sources():

@@ -61,8 +61,8 @@ def test_fc_head_trains_and_round_trips(tiny, variant, tmp_path):
     from digitpair.weights import save_variant
     cfg = RunConfig(variant=variant, head="fc", epochs=2, n_pairs=100, val_pairs=20, batch_size=20)
     result = train_run(cfg, tiny)
-    assert result.model.head_name == "fc" and result.final["parameters"] % 2 == 0
-    save_variant(result.model, variant, tmp_path, {"train_config": cfg.to_dict()})
+    assert result.model.head_name == "fc" and result.metrics.parameters % 2 == 0
+    save_variant(result.model, variant, tmp_path, train_config=cfg, metrics=result.metrics)
     loaded = load_variant(tmp_path)
     assert loaded.head_name == "fc"
     for key, value in result.model.state_dict().items():    # bit-identical weights; outputs differ only by
@@ -84,8 +84,8 @@ def test_run_is_reproducible(tiny):
 def test_optimizers_and_augmentations_run(tiny, optimizer, augmentation):
     cfg = RunConfig(variant="shared", optimizer=optimizer, augmentation=augmentation, epochs=1,
                     n_pairs=100, val_pairs=0, selection="last", schedule="constant", test=True)
-    final = train_run(cfg, tiny).final
-    assert final["val_acc"] is None and final["selected_epoch"] == 1 and 0 <= final["test_acc"] <= 100
+    metrics = train_run(cfg, tiny).metrics
+    assert metrics.val_acc is None and metrics.selected_epoch == 1 and 0 <= metrics.test_acc <= 100
 
 
 def test_bf16_autocast_trains_with_fp32_logits(tiny):
@@ -93,7 +93,7 @@ def test_bf16_autocast_trains_with_fp32_logits(tiny):
                     test=True)
     result = train_run(cfg, tiny)
     assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in result.history)
-    assert 0 <= result.final["test_acc"] <= 100
+    assert 0 <= result.metrics.test_acc <= 100
     assert all(p.dtype == torch.float32 for p in result.model.parameters())   # master weights stay fp32
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = result.model(tiny.round(0, 10, 0).test.input)
@@ -105,9 +105,9 @@ def test_bf16_autocast_trains_with_fp32_logits(tiny):
 def test_shared_aux_learns_real_pairs(mnist):
     """Integration: a short run on real MNIST pairs is far above chance (~55 % by majority class)."""
     cfg = RunConfig(variant="shared_aux", epochs=8, data_seed=11, init_seed=12, test=True)
-    final = train_run(cfg, mnist).final
-    assert final["test_acc"] > 80 and final["test_digit_acc"] > 75
-    assert final["train_pairs"] == 800 and final["test_pairs"] == 1000
+    metrics = train_run(cfg, mnist).metrics
+    assert metrics.test_acc > 80 and metrics.test_digit_acc > 75
+    assert metrics.train_pairs == 800 and metrics.test_pairs == 1000
 
 
 def test_cli_train_saves_a_loadable_model(mnist, tmp_path, monkeypatch):

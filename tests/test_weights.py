@@ -17,12 +17,14 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from digitpair.cli import app
-from digitpair.weights import HUB_FILES, WeightsError, file_sha256, load_pretrained, load_variant, save_variant
+from digitpair.weights import (CONFIG_NAME, HUB_FILES, WeightsError, file_sha256, load_pretrained, load_variant,
+                               read_config, save_variant)
 from digitpair.publish import PublishError, commit_message, export_study, push, select_runs, upload_files
 from digitpair.models import VARIANTS, build_model
 from digitpair import records
+from digitpair.provenance import now, provenance
 from digitpair.study import Study, grid
-from digitpair.training import RunResult
+from digitpair.training import Metrics, RunConfig, RunResult
 
 NAMES = list(VARIANTS)
 REFERENCE = Study.load("train/studies/seed2020.toml")
@@ -62,12 +64,12 @@ def write_fake_runs(out, specs) -> None:
         model.set_normalization(pairs(spec.round))
         name = spec.config.variant
         test = 99.0 if spec.round == 2 else 95.0 + spec.round
-        final = {"selected_epoch": 7, "val_acc": val_acc(spec.round, name), "val_digit_acc": None,
-                 "test_acc": test, "test_digit_acc": 96.5 if VARIANTS[name].digit_loss else None,
-                 "parameters": sum(p.numel() for p in model.parameters()), "train_pairs": 800,
-                 "test_pairs": 1000, "wall_seconds": 1.0, "device": "cpu"}
-        prov = records.provenance("abc1234", records.now(), "cpu", "mnist")
-        records.write(out, spec, RunResult(spec.config, model.eval(), [], final), prov)
+        metrics = Metrics(selected_epoch=7, val_acc=val_acc(spec.round, name), val_digit_acc=None,
+                          test_acc=test, test_digit_acc=96.5 if VARIANTS[name].digit_loss else None,
+                          parameters=sum(p.numel() for p in model.parameters()), train_pairs=800,
+                          test_pairs=1000, wall_seconds=1.0)
+        prov = provenance("abc1234", now(), "cpu", "mnist")
+        records.write(out, spec, RunResult(spec.config, model.eval(), [], metrics, "cpu"), prov)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +132,7 @@ def test_export_writes_configs_and_cards_from_the_records(study_dir, exported):
         record = runs[f"adam_safe-{name}-r01"]
         assert config["variant"] == name and config["run"] == f"adam_safe-{name}-r01"
         assert config["train_config"] == record.config.to_dict()
-        assert config["metrics"] == records.metrics_dict(record.metrics)
+        assert config["metrics"] == record.metrics.to_dict()
         assert config["provenance"] == record.provenance.to_dict()
         summary = config["study_summary"]
         vals = [val_acc(r, name) for r in range(3)]
@@ -153,7 +155,7 @@ def test_export_writes_configs_and_cards_from_the_records(study_dir, exported):
 
 def test_card_usage_loads_a_real_source_never_a_placeholder(exported, tmp_path, monkeypatch):
     from digitpair import cards
-    config = json.loads((exported / "shared_aux" / "config.json").read_text())
+    config = read_config(exported / "shared_aux" / "config.json")
     usage = cards.variant_card(config).text.split("## Usage")[1].split("##")[0]
     assert 'digitpair.load_pretrained("weights")' in usage and "USER/NAME" not in usage   # no repo id: the folder
     assert "digitpair/models.py" in usage and "](" not in usage   # no known source URL: named, not linked
@@ -193,8 +195,8 @@ def test_runs_on_all_pairs_export_the_first_round_chosen_by_no_data(study_dir):
     chosen = select_runs(runs, all_pairs)
     assert all(r.round == 0 for r in chosen.values())
     from digitpair.publish import SELECTION_ALL_PAIRS, export_config
-    summary = dict.fromkeys(("rounds", "val_acc_mean", "val_acc_std", "test_acc_mean", "test_acc_std",
-                             "test_digit_acc_mean", "test_digit_acc_std"))
+    from digitpair.report import aggregate
+    (summary,) = aggregate([chosen["shared"]], all_pairs)
     assert export_config(chosen["shared"], summary, "abc")["run_selection"] == SELECTION_ALL_PAIRS
 
 
@@ -270,6 +272,16 @@ def retype(key, dtype):
     (damage_config(lambda c: {**c, "head": "mlp"}), "config.json", "head 'mlp' is not one of order, fc"),
     (damage_config(lambda c: {**c, "metrics": [98.0]}), "config.json", r"metrics \[98.0\] is not a JSON object"),
     (damage_config(lambda c: {**c, "round": True}), "config.json", "round True is not a JSON integer"),
+    (damage_config(lambda c: {**c, "parameters": None}), "config.json", "parameters None is not a JSON integer"),
+    (damage_config(lambda c: {**c, "metrics": {**c["metrics"], "val_acc": "high"}}), "config.json",
+     "metrics.val_acc 'high' is not a JSON number or null"),
+    (damage_config(lambda c: {**c, "study_summary": {**c["study_summary"], "rounds": 1.5}}), "config.json",
+     "study_summary.rounds 1.5 is not a JSON integer"),
+    (damage_config(lambda c: {**c, "train_config": {k: v for k, v in c["train_config"].items() if k != "precision"}}),
+     "config.json", "train_config.precision is missing"),
+    (damage_config(lambda c: {**c, "train_config": {**c["train_config"], "lr": -1}}), "config.json",
+     "train_config: lr=-1 is out of range: lr takes a finite number > 0"),
+    (damage_config(lambda c: {**c, "provenance": "somewhere"}), "config.json", "provenance 'somewhere' is not a JSON object"),
     (damage_config(lambda c: {**c, "parameters": 1}), "config.json", "says 1 parameters"),
     (damage_tensors(lambda s: s.pop("mean")), "model.safetensors", "no mean"),
     (damage_tensors(lambda s: s.update(extra=torch.zeros(1))), "model.safetensors", "unexpected extra"),
@@ -288,6 +300,23 @@ def test_every_damage_to_a_weights_folder_is_a_weights_error_and_the_rest_serves
     models = load_pretrained(w, errors=errors)
     assert list(models) == [n for n in NAMES if n != "unshared"] and list(errors) == ["unshared"]
     assert f"unshared/{file}" in errors["unshared"]
+
+
+def test_every_committed_config_reads_back_typed_and_writes_the_same_text():
+    """read_config loses nothing export wrote: each committed config.json, typed and written again,
+    is the same text; a key that is no field is not read (a folder from elsewhere still loads)."""
+    for path in sorted(Path("weights").glob(f"**/{CONFIG_NAME}")):
+        config = read_config(path)
+        assert isinstance(config.train_config, RunConfig) and isinstance(config.metrics, Metrics), path
+        assert config.study_summary.rounds > 1 and config.provenance.device in ("cpu", "cuda"), path
+        assert json.dumps(config.to_dict(), indent=2) + "\n" == path.read_text(), path
+
+
+def test_a_config_key_that_is_no_field_is_not_read(exported, tmp_path):
+    w = copy_of(exported, tmp_path)
+    damage_config(lambda c: {**c, "note": "x", "metrics": {**c["metrics"], "device": "cpu"}})(w / "shared")
+    assert read_config(w / "shared" / CONFIG_NAME) == read_config(exported / "shared" / CONFIG_NAME)
+    assert list(load_pretrained(w)) == NAMES
 
 
 def flip_top_exponent_bits(path: Path, count: int = 10) -> None:

@@ -7,12 +7,12 @@ that the committed README is what this writes (tests/test_study.py).
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 from digitpair.fmt import as_printed, fmt, md_table
 from digitpair.models import VARIANTS
+from digitpair.records import SUMMARY, Summary, read_summary
 from digitpair.report import replace_block
 from digitpair.study import Study
 
@@ -29,9 +29,8 @@ README_COLUMNS = (("ours (`best`)", "best", "recipe"),
 BEGIN, END = "<!-- results:begin (python train/readme_tables.py) -->", "<!-- results:end -->"
 
 
-def _setting_rows(results: Path, name: str, setting: str) -> dict[str, dict]:
-    with open(results / name / "summary.csv", newline="") as f:
-        return {r["variant"]: r for r in csv.DictReader(f) if r["setting"] == setting}
+def _setting_rows(results: Path, name: str, setting: str) -> dict[str, Summary]:
+    return {r.variant: r for r in read_summary(results / name / SUMMARY) if r.setting == setting}
 
 
 def readme_results(results: Path = RESULTS) -> str:
@@ -45,8 +44,8 @@ def readme_results(results: Path = RESULTS) -> str:
         cells = [f"`{variant}`"]
         for rows, rounds in columns:
             r = rows.get(variant)
-            n = "" if r is None or int(r["rounds"]) == rounds else f" (n={r['rounds']} of {rounds})"
-            cells.append(fmt(float(r["test_acc_mean"]), float(r["test_acc_std"])) + n if r else "-")
+            n = "" if r is None or r.rounds == rounds else f" (n={r.rounds} of {rounds})"
+            cells.append(fmt(r.test_acc_mean, r.test_acc_std) + n if r else "-")
         cells.append(as_printed(reference.reference[reference.main][variant]))
         table.append(cells)
     return "\n".join(md_table(["variant", *header], table))
