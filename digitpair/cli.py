@@ -149,6 +149,7 @@ def train(
     round 0, then the --set fields; the test pairs are scored where the study is final, as its own
     run does. The trained model is discarded unless --save is given.
     """
+    from .provenance import git_commit, now, provenance
     from .records import WriteError, writing
     from .study import grid
     from .weights import save_variant
@@ -171,12 +172,14 @@ def train(
     console.print(f"training {run.name} of study {study.name!r} ({path}): setting {setting!r}{main}, round 0"
                   + (f", with --set {' --set '.join(set_)}" if set_ else ""))
     console.print_json(json.dumps(cfg.to_dict()))
+    commit, started_at = git_commit(), now()
     result = train_with_progress(cfg, mnist, variant, threads)
     print_scores(variant, study.name, cfg, result.metrics)
     if save is not None:
         try:
             with writing(save):
-                save_variant(result.model, variant, save, train_config=cfg, metrics=result.metrics)
+                save_variant(result.model, variant, save, train_config=cfg, metrics=result.metrics,
+                             provenance=provenance(commit, started_at, result.device, mnist.source))
         except WriteError as e:
             raise fail(str(e)) from None
         console.print(f"saved to {save}")

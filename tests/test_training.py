@@ -5,8 +5,8 @@ import torch
 from typer.testing import CliRunner
 
 from digitpair.cli import app
-from digitpair.weights import load_variant
-from digitpair.training import FIELD_TYPES, RunConfig, train_run
+from digitpair.weights import load_variant, read_config
+from digitpair.training import FIELD_TYPES, RunConfig, pick_device, train_run
 
 
 def test_config_validation():
@@ -123,6 +123,9 @@ def test_cli_train_saves_a_loadable_model(mnist, tmp_path, monkeypatch):
     assert "validation pair accuracy" not in result.output and "no validation pairs" in result.output
     model = load_variant(tmp_path / "simple_cnn")
     assert model.predict(torch.zeros(1, 2, 14, 14)).digit_probs.shape == (1, 2, 10)
+    saved = read_config(tmp_path / "simple_cnn" / "config.json")
+    assert saved.provenance.device == str(pick_device()) and saved.provenance.data == "mnist"   # where and on what it trained
+    assert saved.provenance.started_at <= saved.provenance.finished_at
 
 
 def test_cli_missing_data_is_a_message(tmp_path, monkeypatch):
