@@ -21,7 +21,7 @@ parameters in one go; `tests/test_augment.py` checks them against `torchvision.t
   so the same distortion relative to the digit needs alpha 34 / 4 = 8.5 (displacement length
   1.2 px RMS here, 2.4 px on 28x28, `tests/test_augment.py`). Per digit, no mirroring, so the
   labels are kept; with `swap` as for `safe`.
-- `thick`, `slant`, `style`, `style_elastic`, `style_wide`, `style_erase`, `style_bold`, `style_blur`:
+- `thick`, `slant`, `style`, `style_elastic`, `style_wide`, `style_erase`, `style_bold`, `style_blur`, `style_warp`:
   other writers' styles, still per digit and label-safe
   (`DigitStyle`): the pen's width (each digit blended part way toward its 3x3 grey dilation or
   erosion, the morphology of a thicker or thinner pen at 14x14), wider slant and proportions
@@ -30,7 +30,8 @@ parameters in one go; `tests/test_augment.py` checks them against `torchvision.t
   (+-20 deg, +-30 deg, 0.71-1.4), `style_erase` pastes paper over a small part of half the digits
   (a pen that skipped, a stroke a scanner lost); `style_bold` lets the pen go up to a full
   dilation, `style_blur` softens each digit part way toward a Gaussian blur (a low-resolution
-  scan enlarged, a blurred photo). MNIST's writers are Census employees and students
+  scan enlarged, a blurred photo), `style_warp` moves each digit's middle up or down and left or
+  right (a small head on a long tail). MNIST's writers are Census employees and students
   (LeCun et al., 1998); a visitor's pen, slant and proportions vary more, and the networks only
   ever see the 1000 pairs of their round, so the variety has to come from distortions.
 """
@@ -59,6 +60,7 @@ class DigitStyle:
     elastic: float = 0.0                     # alpha of the elastic field in pixels (sigma ELASTIC_SIGMA); 0: none
     erase: float = 0.0                       # largest share of the box a paper rectangle covers; 0: none
     blur: float = 0.0                        # blend of up to this much toward a BLUR_SIGMA Gaussian blur
+    warp: float = 0.0                        # largest shift of the digit's middle, in half-box units
 
 
 WIDER = dict(degrees=15.0, shear=20.0, aspect=1.25)
@@ -79,6 +81,7 @@ PER_DIGIT = {
     "style_erase": DigitStyle(**WIDER, thickness=PEN, erase=ERASE),
     "style_bold": DigitStyle(**WIDER, thickness=1.0),
     "style_blur": DigitStyle(**WIDER, thickness=PEN, blur=1.0),
+    "style_warp": DigitStyle(**WIDER, thickness=PEN, warp=0.2),   # the middle up to 1.4 px
 }
 AUGMENTATIONS = ("none", "seed", *PER_DIGIT)
 
@@ -194,6 +197,17 @@ def erode(x: torch.Tensor) -> torch.Tensor:
     return -F.max_pool2d(-x, 3, stride=1, padding=1)
 
 
+def proportion_warp(m: int, h: int, w: int, g: torch.Generator, amount: float) -> torch.Tensor:
+    """(M, H, W, 2) grid offsets that move each digit's middle by up to `amount` grid units along
+    y and, drawn apart, along x, its edges fixed: the input row read at output height v is
+    v + b (1 - v^2). A larger head on a shorter tail (a 9, a 7) or the reverse, a wider or narrower
+    left side: proportions within a digit, which an affine keeps."""
+    b = (torch.rand(2, m, 1, 1, generator=g) * 2 - 1) * amount
+    v = torch.linspace(-1 + 1 / h, 1 - 1 / h, h)[None, :, None]    # the output pixels' centres
+    u = torch.linspace(-1 + 1 / w, 1 - 1 / w, w)[None, None, :]
+    return torch.stack(((b[0] * (1 - u ** 2)).expand(m, h, w), (b[1] * (1 - v ** 2)).expand(m, h, w)), -1)
+
+
 def soften(x: torch.Tensor, g: torch.Generator, amount: float) -> torch.Tensor:
     """Each image (M, 1, H, W) blended toward its Gaussian blur (std BLUR_SIGMA, `blur_matrix`) by a
     uniform fraction up to `amount`, then scaled back to its own darkest ink: a soft scan or a
@@ -233,6 +247,8 @@ def per_digit_augment(x: torch.Tensor, classes: torch.Tensor, g: torch.Generator
     grid = random_affine_grid(digits, g, style.degrees, style.scale, style.shift_px, style.shear, style.aspect)
     if style.elastic:
         grid = grid + elastic_displacement(2 * n, h, w, g, style.elastic).to(grid)
+    if style.warp:
+        grid = grid + proportion_warp(2 * n, h, w, g, style.warp).to(grid)
     if style.thickness:
         digits = pen_width(digits, g, style.thickness)
     if style.blur:

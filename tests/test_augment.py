@@ -140,7 +140,7 @@ def test_pen_width_is_grey_dilation_and_erosion():
     torch.testing.assert_close(out, expected, atol=1e-3, rtol=0)
 
 
-@pytest.mark.parametrize("kind", ["thick", "slant", "style", "style_elastic", "style_wide", "style_erase", "style_bold", "style_blur"])
+@pytest.mark.parametrize("kind", ["thick", "slant", "style", "style_elastic", "style_wide", "style_erase", "style_bold", "style_blur", "style_warp"])
 def test_style_augmentations_keep_labels_and_digits_apart(kind):
     """Per digit, no mirroring: each output channel depends on its own input channel only, a bar on
     the left stays in the left half and one at the top in the top half, classes untouched without swap,
@@ -216,3 +216,14 @@ def test_soften_is_a_blend_toward_scipys_gaussian_blur_at_the_same_darkest_ink()
     out = soften(x, torch.Generator().manual_seed(0), 1.0)
     torch.testing.assert_close(out, expected, atol=1e-3, rtol=0)
     torch.testing.assert_close(out.amax((2, 3)), x.amax((2, 3)))
+
+
+def test_proportion_warp_moves_the_middle_and_keeps_the_edges():
+    """With the warp alone, a horizontal bar through the middle row moves by b (1 - 0) grid units,
+    the same each way at most `amount`; the offsets vanish towards the box's edges."""
+    from digitpair.augment import proportion_warp
+    off = proportion_warp(200, 14, 14, torch.Generator().manual_seed(0), 0.25)
+    assert off.shape == (200, 14, 14, 2)
+    assert off.abs().max() <= 0.25 and off.abs().max() > 0.2
+    assert (off[:, :, [0, -1], 0].abs() < 0.25 * 0.14).all() and (off[:, [0, -1], :, 1].abs() < 0.25 * 0.14).all()
+    assert torch.equal(off[:, :, :, 0], off[:, :1, :, 0].expand(-1, 14, -1))   # x moves by column only
