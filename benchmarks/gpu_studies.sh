@@ -2,7 +2,7 @@
 # Time the studies on a GPU machine: the full seed2020 grid (300 runs) and the main setting of
 # `best` (75 runs). Nothing GPU-specific is asked for: every run picks the GPU up by itself
 # (digitpair.training.pick_device) and the --workers processes share it. Records go to
-# train/runs/<study>-gpu, reports (wall time, GPU named) to train/results/<study>-gpu.
+# train/runs/evidence/<study>-gpu, reports (wall time, GPU named) to train/results/evidence/<study>-gpu.
 #
 #   bash benchmarks/gpu_studies.sh [WORKERS] [SECONDS_PER_STUDY]
 #
@@ -16,7 +16,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 study() {   # study NAME [extra options]
     local name=$1; shift
     timeout -k 10 "$limit" $train study --preset "$name" --workers "$workers" "$@" \
-        --out "train/runs/$name-gpu" --results "train/results/$name-gpu"
+        --out "train/runs/evidence/$name-gpu"
     echo "study $name: exit $?"   # timeout signals the whole process group, workers included
 }
 study seed2020

@@ -4,7 +4,7 @@ Runs with the same name (setting, variant, round) share data and init seeds, so 
 difference isolates what changed between the two folders (precision, machine, code, encoder).
 Decisions are made on `--metric val_acc`; test accuracy only reports what they cost. E.g.
 
-    python benchmarks/paired_diff.py train/runs/best-padded train/runs/best --metric val_acc
+    python benchmarks/paired_diff.py train/runs/evidence/best-padded train/runs/best --metric val_acc
 """
 
 from __future__ import annotations

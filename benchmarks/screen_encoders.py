@@ -3,7 +3,7 @@
 Trains `best`'s main setting (adam_safe) with a candidate trunk on the grid's own seeds (data
 seed = round, init seed from (setting, variant, round)), never evaluating the test pairs, and
 compares each run's validation accuracy with the `padded` run of the same round in
-train/runs/best-padded. This is how `pooled` was chosen (benchmarks/README.md); its output
+train/runs/evidence/best-padded. This is how `pooled` was chosen (benchmarks/README.md); its output
 from that session is benchmarks/encoder_screen.jsonl.
 
     python benchmarks/screen_encoders.py run OUT.jsonl pooled+bf16 --models shared_aux,simple_cnn --rounds 10
@@ -74,7 +74,7 @@ def main() -> None:
     r.add_argument("--data-dir", default=None)
     c = sub.add_parser("compare")
     c.add_argument("path", type=Path)
-    c.add_argument("--reference", type=Path, default=Path("train/runs/best-padded"))
+    c.add_argument("--reference", type=Path, default=Path("train/runs/evidence/best-padded"))
     args = p.parse_args()
     if args.command == "run":
         run(args.out, args.candidate, args.models.split(","), args.rounds, args.data_dir)

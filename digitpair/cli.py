@@ -230,6 +230,9 @@ def study_progress(bar, title: str, how: str, out: Path):
     return Callbacks(on_plan=on_plan, on_start=on_start, on_epoch=on_epoch, on_finish=on_finish, on_fail=on_fail)
 
 
+# study.report_folder's rule, in words.
+REPORT_DEFAULT = ("train/results/X for records in train/runs/X, e.g. evidence/best-v1; "
+                  "train/results/<folder name> for records elsewhere")
 # RunConfig fields a study's grid sets, which --set may not.
 GRID_FIELDS = {
     "variant": "use --only VARIANT",
@@ -281,8 +284,9 @@ def study(
     set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", show_default="none",
                                    help="Set a RunConfig field in every run, e.g. --set epochs=5 --set precision=fp32; "
                                         "repeat for several. Records go to <out>-KEY=VALUE..."),
-    out: Optional[Path] = typer.Option(None, show_default="train/runs/<study>", help="Run records folder."),
-    results: Optional[Path] = typer.Option(None, show_default="train/results/<study>", help="Report folder."),
+    out: Optional[Path] = typer.Option(None, show_default="train/runs/<study>, or train/runs/evidence/<study> where "
+                                                          "that exists", help="Run records folder."),
+    results: Optional[Path] = typer.Option(None, show_default=REPORT_DEFAULT, help="Report folder."),
     dry_run: bool = typer.Option(False, "--dry-run", help="The whole pipeline on tiny synthetic data, in seconds; "
                                  "records and report in a temporary folder unless --out is given."),
     data_dir: Optional[Path] = DataDirOption,
@@ -331,18 +335,18 @@ def study(
 @app.command()
 def report(
     study_dir: Path = typer.Argument(..., help="A study's run records folder, e.g. train/runs/best."),
-    results: Optional[Path] = typer.Option(None, help="Report folder [default: train/results/<study>]."),
+    results: Optional[Path] = typer.Option(None, show_default=REPORT_DEFAULT, help="Report folder."),
 ):
     """Aggregate a study's records into summary.csv, meta.json, report.md and figures."""
     from .records import WriteError
     from .report import write_report
-    from .study import Study
+    from .study import Study, report_folder
 
     if not (study_dir / "study.toml").is_file():
         raise fail(f"{study_dir} holds no study.toml: not a study's run folder")
     try:
         study = Study.load(study_dir / "study.toml")
-        files = write_report(study_dir, results or Path("train/results") / study_dir.name, study)
+        files = write_report(study_dir, results or report_folder(study_dir), study)
     except (OSError, ValueError, WriteError) as e:
         raise fail(str(e)) from None
     console.print(f"report: {', '.join(str(f) for f in files)}")

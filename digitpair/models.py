@@ -76,7 +76,7 @@ def padded_trunk(c1: int = 32, c2: int = 64) -> nn.Sequential:
 def strided_trunk(c1: int = 32, c2: int = 64) -> nn.Sequential:
     """0.32 M multiply-adds a digit: a stride-2 first convolution instead of conv + max-pool, no
     padding. The fastest, but 0.2-1.8 points below `padded` on validation over `best`'s 15 rounds
-    (train/runs/best-strided): not used."""
+    (train/runs/evidence/best-strided): not used."""
     return nn.Sequential(
         nn.Conv2d(1, c1, 3, stride=2, bias=False), nn.BatchNorm2d(c1), nn.ReLU(),        # (N, c1, 6, 6)
         nn.Conv2d(c1, c2, 3, bias=False),                                                 # (N, c2, 4, 4)

@@ -39,6 +39,10 @@ from .weights import atomic_write_text
 
 MAX_BYTES = 1 << 20     # the study files are a few kB; a bigger one is refused before it is parsed or copied
 MAX_ROUNDS = 10_000
+# The default folders of run records and reports, relative to where the command runs. A study
+# kept as evidence for a past decision, not the study or a choice, lives one level down, in
+# evidence/ of both (train/results/README.md says what each showed).
+RUNS, RESULTS, EVIDENCE = Path("train/runs"), Path("train/results"), "evidence"
 # Study, setting and comparison names become folder and file names (train/runs/<study>/<setting>-...).
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")
 TABLES = ("study", "base", "settings", "comparisons", "reference")
@@ -264,12 +268,31 @@ def check_selection(study: Study, rounds: int | None, only: str | None, setting:
                          f"{max_runs:,}; give --max-runs {runs} to train them all, or fewer --rounds")
 
 
+def study_folders(runs: Path = RUNS) -> list[Path]:
+    """Every study's run records folder under `runs`: <study>/ and evidence/<study>/."""
+    return sorted(p.parent for p in (*runs.glob("*/study.toml"), *(runs / EVIDENCE).glob("*/study.toml")))
+
+
+def report_folder(runs: Path) -> Path:
+    """A run records folder's report folder: its place under train/runs, under train/results
+    (train/runs/evidence/best-v1 -> train/results/evidence/best-v1); train/results/<its name> for
+    records outside train/runs. The one rule of `study` and `report`, so both write the same folder."""
+    parts = runs.parts
+    for i in range(len(parts) - len(RUNS.parts) - 1, -1, -1):   # the innermost train/runs
+        if parts[i:i + len(RUNS.parts)] == RUNS.parts:
+            return RESULTS.joinpath(*parts[i + len(RUNS.parts):])
+    return RESULTS / runs.name
+
+
 def output_folders(study: Study, overrides: dict, out: Path | None, results: Path | None) -> tuple[Path, Path]:
-    """Where a study's run records and report go unless given: train/runs/<study> and train/results/<study>."""
+    """Where a study's run records and report go unless given: train/runs/<study>, or
+    train/runs/evidence/<study> where that holds it (resumed there, not copied), and the
+    report_folder of those records."""
     # An overridden study is another study: its records get their own folder.
-    suffix = "".join(f"-{k}={v}" for k, v in sorted(overrides.items()))
-    return (out or Path("train/runs") / f"{study.name}{suffix}",
-            results or Path("train/results") / f"{study.name}{suffix}")
+    name = study.name + "".join(f"-{k}={v}" for k, v in sorted(overrides.items()))
+    if out is None:
+        out = RUNS / EVIDENCE / name if (RUNS / EVIDENCE / name).is_dir() else RUNS / name
+    return out, results or report_folder(out)
 
 
 def grid(study: Study, rounds: int | None = None, only: str | None = None,

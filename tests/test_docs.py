@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-DOCS = ["README.md", "benchmarks/README.md", "train/results/README.md",
-        *(str(p) for p in sorted(Path("train/results").glob("*/report.md")))]
+RESULTS = Path("train/results")
+# Every report folder: the study and the choices at the top, the evidence in evidence/.
+REPORTS = sorted(p.parent for p in [*RESULTS.glob("*/report.md"), *RESULTS.glob("evidence/*/report.md")])
+DOCS = ["README.md", "benchmarks/README.md", "train/results/README.md", *(str(p / "report.md") for p in REPORTS)]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -39,7 +41,14 @@ def test_anchors_follow_github():
 
 
 def test_every_study_report_is_indexed():
-    """train/results/README.md says of every report folder whether it is the study, a choice or evidence."""
-    index = Path("train/results/README.md").read_text()
-    folders = {p.name for p in Path("train/results").iterdir() if p.is_dir()}
-    assert folders == set(re.findall(r"\[`([\w-]+)`\]\(\1/report\.md\)", index))
+    """train/results/README.md says of every report folder whether it is the study, a choice or
+    evidence, and where it is: the evidence in evidence/, the others not; no folder is left out."""
+    index = (RESULTS / "README.md").read_text()
+    kept, evidence = index.split("\n## Evidence for a past decision\n")
+    link = r"\[`([\w-]+)`\]\(((?:evidence/)?[\w-]+)/report\.md\)"
+    assert all(folder == name for name, folder in re.findall(link, kept))
+    assert all(folder == f"evidence/{name}" for name, folder in re.findall(link, evidence))
+    folders = [p for p in [*RESULTS.iterdir(), *(RESULTS / "evidence").iterdir()]
+               if p.is_dir() and p.name != "evidence"]
+    assert sorted(str(p.relative_to(RESULTS)) for p in folders) == sorted(f for _, f in re.findall(link, index))
+    assert [p.relative_to(RESULTS) for p in REPORTS] == sorted(p.relative_to(RESULTS) for p in folders)

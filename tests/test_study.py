@@ -18,9 +18,12 @@ from digitpair.cli import app
 from digitpair.report import account, aggregate, mean_std, write_report
 from digitpair.executors import Local
 from digitpair.provenance import git_commit
-from digitpair.study import Study, dry_run_study, grid, init_seed, run_study
+from digitpair.study import (EVIDENCE, RESULTS, RUNS, Study, dry_run_study, grid, init_seed, output_folders,
+                             report_folder, run_study, study_folders)
 
 DRY = Local(dry_run=True)   # one run after the other in this process, on synthetic data
+# Every committed study's records folder, wherever it lives under train/runs (evidence/ too).
+STUDY_FOLDERS = study_folders()
 
 STUDIES = ["train/studies/seed2020.toml", "train/studies/best.toml", "train/studies/tuning.toml"]
 
@@ -103,7 +106,7 @@ def test_migration_adds_what_old_records_lacked():
 
 
 def test_committed_records_are_migrated_and_packed():
-    for folder in sorted(Path("train/runs").iterdir()):
+    for folder in STUDY_FOLDERS:
         assert (folder / records.PACK).is_file(), folder
         study, runs = Study.load(folder / "study.toml"), records.load(folder)   # every record complete
         assert {r.config.test for r in runs} == {study.final}, folder            # test pairs: final studies only
@@ -312,21 +315,55 @@ def test_a_settings_head_applies_to_the_pair_networks_only():
     assert ensemble.members == 5 and main == replace(ensemble, members=1)   # and the members
 
 
-def test_report_from_unchanged_records_changes_no_byte(tmp_path):
-    """`report` on the committed tuning records, in a copy: the committed report, byte for byte, twice."""
-    runs = shutil.copytree("train/runs/tuning", tmp_path / "runs")
-    study = Study.load(runs / "study.toml")
-    committed = {p.name: p.read_bytes() for p in Path("train/results/tuning").iterdir()}
-    for _ in range(2):
-        write_report(runs, tmp_path / "results", study)
-        assert {p.name: p.read_bytes() for p in (tmp_path / "results").iterdir()} == committed
-        assert (runs / records.PACK).read_bytes() == Path("train/runs/tuning", records.PACK).read_bytes()
+@pytest.mark.parametrize("folder", STUDY_FOLDERS, ids=lambda folder: str(folder.relative_to(RUNS)))
+def test_report_from_unchanged_records_changes_no_byte(folder, tmp_path, monkeypatch):
+    """`digitpair-train report` on a committed study's records, in a copy of the layout, writes by
+    default the committed report, byte for byte, in its place (evidence/ too), and nothing else."""
+    root = Path.cwd()
+    shutil.copytree(folder, tmp_path / folder)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["report", str(folder)])
+    assert result.exit_code == 0, result.output
+    committed = {p.name: p.read_bytes() for p in (root / report_folder(folder)).iterdir()}
+    written = [p for p in RESULTS.rglob("*") if p.is_file()]
+    assert {str(p): p.read_bytes() for p in written} == {
+        str(report_folder(folder) / name): data for name, data in committed.items()}
+    assert (folder / records.PACK).read_bytes() == (root / folder / records.PACK).read_bytes()
+
+
+def test_the_layout_shows_the_study_the_choices_and_the_evidence():
+    """train/runs and train/results hold the same studies in the same places: the study and the
+    choices at the top, the evidence for past decisions in evidence/; no other folder."""
+    places = [folder.relative_to(RUNS) for folder in STUDY_FOLDERS]
+    assert {p.parts[0] for p in places if len(p.parts) > 1} == {EVIDENCE}
+    assert {"best", "seed2020"} <= set(map(str, places))
+    for top in (RUNS, RESULTS):
+        folders = [p for p in [*top.iterdir(), *(top / EVIDENCE).iterdir()] if p.is_dir() and p.name != EVIDENCE]
+        assert sorted(p.relative_to(top) for p in folders) == places, top
+    assert all((report_folder(folder) / "report.md").is_file() for folder in STUDY_FOLDERS)
+
+
+def test_the_report_folder_follows_the_records_place_under_train_runs(tmp_path, monkeypatch):
+    assert report_folder(Path("train/runs/best")) == Path("train/results/best")
+    assert report_folder(Path("train/runs/evidence/best-v1")) == Path("train/results/evidence/best-v1")
+    assert report_folder(tmp_path / "train/runs/evidence/best-v1") == Path("train/results/evidence/best-v1")
+    assert report_folder(tmp_path / "elsewhere" / "mine") == Path("train/results/mine")   # outside train/runs
+    best = Study.load("train/studies/best.toml")
+    monkeypatch.chdir(tmp_path)
+    assert output_folders(best, {}, None, None) == (Path("train/runs/best"), Path("train/results/best"))
+    assert output_folders(best, {"epochs": 5}, None, None) == (Path("train/runs/best-epochs=5"),
+                                                               Path("train/results/best-epochs=5"))
+    (tmp_path / "train/runs/evidence/best").mkdir(parents=True)   # resumed where its records are, not copied
+    assert output_folders(best, {}, None, None) == (Path("train/runs/evidence/best"),
+                                                    Path("train/results/evidence/best"))
+    assert output_folders(best, {}, tmp_path / "x", None) == (tmp_path / "x", Path("train/results/x"))
+    assert output_folders(best, {}, None, tmp_path / "r") == (Path("train/runs/evidence/best"), tmp_path / "r")
 
 
 def test_every_committed_summary_reads_back_typed_and_writes_the_same_bytes(tmp_path):
     """read_summary loses nothing: each committed summary.csv, read into Summary rows and written
     again, is the same file; its numbers are numbers and its empty cells None."""
-    for path in sorted(Path("train/results").glob(f"*/{records.SUMMARY}")):
+    for path in (report_folder(folder) / records.SUMMARY for folder in STUDY_FOLDERS):
         rows = records.read_summary(path)
         records.write_summary(tmp_path / records.SUMMARY, rows)
         assert (tmp_path / records.SUMMARY).read_bytes() == path.read_bytes(), path
@@ -456,7 +493,7 @@ def test_a_grid_of_many_runs_needs_max_runs(tmp_path):
 def test_reports_say_which_runs_no_invocation_accounts_for():
     """seed2020's first invocation (22 runs, interrupted) ran before interrupted ones were recorded;
     every other committed study's runs are all accounted for."""
-    for folder in sorted(Path("train/runs").iterdir()):
+    for folder in STUDY_FOLDERS:
         counts = account(records.load(folder), records.read_invocations(folder))
         if folder.name == "seed2020":
             assert counts["runs_without_invocation"] == len(counts["runs_outside_invocations"]) == 22
@@ -469,7 +506,7 @@ def test_reports_say_which_runs_no_invocation_accounts_for():
 
 
 def test_the_committed_study_files_and_folders_pass_the_checks():
-    for path in [*Path("train/studies").glob("*.toml"), *Path("train/runs").glob("*/study.toml")]:
+    for path in [*Path("train/studies").glob("*.toml"), *(folder / "study.toml" for folder in STUDY_FOLDERS)]:
         study = Study.load(path)
         assert study.settings and study.main in study.settings, path
 

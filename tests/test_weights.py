@@ -29,7 +29,7 @@ from digitpair.training import Metrics, RunConfig, RunResult
 NAMES = list(VARIANTS)
 REFERENCE = Study.load("train/studies/seed2020.toml")
 # A study whose runs select on validation pairs: the definition the first `best` ran with.
-BEST_V1 = "train/runs/best-v1/study.toml"
+BEST_V1 = "train/runs/evidence/best-v1/study.toml"
 FAKE_TOKEN = "hf_FAKEtokenNEVERtoBEprinted0123456789"
 runner = CliRunner()
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from digitpair import records
 from digitpair.cards import variant_card
+from digitpair.study import study_folders
 from digitpair.training import RunConfig
 
 ADDED = {"encoder": "padded", "precision": "fp32", "head": "order",
@@ -72,7 +73,7 @@ def migrate_pack(study_dir: Path) -> None:
 
 
 def main() -> None:
-    for study_dir in sorted(p for p in Path("train/runs").iterdir() if p.is_dir()):
+    for study_dir in study_folders():
         if (study_dir / records.PACK).is_file():
             migrate_pack(study_dir)
         runs = [d for d in sorted(study_dir.iterdir()) if d.is_dir() and records.is_done(d)]

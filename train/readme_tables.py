@@ -14,16 +14,16 @@ from digitpair.fmt import as_printed, fmt, md_table
 from digitpair.models import VARIANTS
 from digitpair.records import SUMMARY, Summary, read_summary
 from digitpair.report import replace_block
-from digitpair.study import Study
+from digitpair.study import RESULTS, RUNS, Study
 
 README = Path("README.md")
-RESULTS, RUNS = Path("train/results"), Path("train/runs")
-# (column, study, setting): each a cell of test pair accuracy, mean ± std over the setting's rounds.
+# (column, study folder, setting): each a cell of test pair accuracy, mean ± std over the setting's
+# rounds; the folder is the study's place under train/runs and train/results.
 README_COLUMNS = (("ours (`best`)", "best", "recipe"),
                   ("ours, ensembles of 5 (`best`)", "best", "ensemble5"),
                   ("ours, served: ensembles of 5, style augmentation (`best`)", "best", "writers_ensemble5"),
                   ("ours, the report's FC head (`best`)", "best", "recipe_fc"),
-                  ("ours, the previous recipe (`best-v1`)", "best-v1", "adam_safe"),
+                  ("ours, the previous recipe (`best-v1`)", "evidence/best-v1", "adam_safe"),
                   ("the report's networks, its protocol (`seed2020`)", "seed2020", "adam_none"),
                   ("ours, the report's protocol (`seed2020`)", "seed2020", "adam_none_order"))
 BEGIN, END = "<!-- results:begin (python train/readme_tables.py) -->", "<!-- results:end -->"
