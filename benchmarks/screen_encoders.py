@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from digitpair import records
 from digitpair.data import MNIST
 from digitpair.models import ENCODERS, VARIANTS, pooled_trunk
 from digitpair.study import Study, init_seed
@@ -50,14 +51,14 @@ def run(out: Path, candidate: str, models: list[str], rounds: int, data_dir) -> 
 
 def compare(path: Path, reference: Path) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines()]
+    padded = {r.name: r.metrics.val_acc for r in records.load(reference)}
     print(f"validation pair accuracy, candidate minus padded ({reference}), paired by round:")
     for enc in dict.fromkeys(r["enc"] for r in rows):
         for model in VARIANTS:
             mine = [r for r in rows if r["enc"] == enc and r["model"] == model]
             if len(mine) < 2:
                 continue
-            diffs = [r["val"] - json.loads((reference / f"adam_safe-{model}-r{r['round']:02d}" / "final.json")
-                                           .read_text())["val_acc"] for r in mine]
+            diffs = [r["val"] - padded[f"adam_safe-{model}-r{r['round']:02d}"] for r in mine]
             se = statistics.stdev(diffs) / len(diffs) ** 0.5
             print(f"  {enc:<18} {model:<13} {statistics.fmean(diffs):+.2f} (standard error {se:.2f}, n={len(diffs)})"
                   f"  {statistics.fmean(r['sec'] for r in mine):5.1f} s/run")

@@ -52,3 +52,13 @@ def test_every_study_report_is_indexed():
                if p.is_dir() and p.name != "evidence"]
     assert sorted(str(p.relative_to(RESULTS)) for p in folders) == sorted(f for _, f in re.findall(link, index))
     assert [p.relative_to(RESULTS) for p in REPORTS] == sorted(p.relative_to(RESULTS) for p in folders)
+
+
+def test_encoder_screen_quote_is_what_the_script_prints():
+    """benchmarks/README.md quotes `screen_encoders.py compare` on the committed screen output and
+    the committed `padded` records: the script still prints exactly that block."""
+    import subprocess
+    import sys
+    printed = subprocess.run([sys.executable, "benchmarks/screen_encoders.py", "compare", "benchmarks/encoder_screen.jsonl"],
+                             capture_output=True, text=True, check=True).stdout
+    assert printed.strip() in Path("benchmarks/README.md").read_text()
