@@ -138,7 +138,11 @@ def test_killing_the_driver_leaves_no_process_behind(tmp_path):
 def test_ctrl_c_stops_the_whole_study(tmp_path):
     driver, family = _slow_study(tmp_path, start_new_session=True)
     os.killpg(driver.pid, signal.SIGINT)   # what a terminal's Ctrl-C sends: the whole foreground group
-    output, _ = driver.communicate(timeout=30)
+    try:
+        output, _ = driver.communicate(timeout=30)
+    except subprocess.TimeoutExpired:   # stop the study rather than leave it training for nobody
+        os.killpg(driver.pid, signal.SIGKILL)
+        pytest.fail("the study went on 30 s after Ctrl-C:\n" + driver.communicate()[0][-2000:])
     assert driver.returncode == 130 and "interrupted" in output and "Traceback" not in output, output
     assert _gone_within(family, 10) == set()
     runs = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
