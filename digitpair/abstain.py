@@ -2,28 +2,51 @@
 
 The networks were trained on MNIST digits only, and a softmax gives every drawing some digit,
 often with a high probability: a dot, scaled into the 20 px box like any drawing, is a filled
-disc that reads "0" at 99 %. Four pieces of evidence about one drawing, each cheap (no extra
-network pass: the readings are the ones the page shows):
+disc that reads "0" at 99 %. So each drawing is judged on evidence of two sorts, measured against
+statistics of the served networks' own training digits (`Stats`).
 
-- confidence: the largest probability of the readers' mean digit distribution (the readers: the
-  set's networks with digit outputs, each ensemble already averaged); low when they read a flat
-  distribution or disagree about the digit. `pair_share`: what its two likeliest digits hold.
-- solid: the share of the 14x14 image that is solid ink (>= SOLID_LEVEL): a dot, a blob or a
-  coloured-in patch fills the box; a pen stroke scaled to 20 px does not.
+What the readers (the set's networks with digit outputs; an ensemble's members each count as a
+network) make of it, from the pass that gives the page their readings, which also returns each
+network's logits and last hidden layer (`models.predict_and_read`):
+- confidence: the largest probability of the readers' mean digit distribution (each reader's
+  ensemble averaged first, as the page shows it); low when they read a flat distribution or
+  disagree. `pair_share`: what its two likeliest digits hold.
+- least_confidence: the lowest of the networks' own largest probabilities, and disagreement: the
+  share of networks whose likeliest digit is not the readers' (Lakshminarayanan et al., 2017: an
+  ensemble's members part ways off the training data).
+- energy: -logsumexp of a network's 10 logits, averaged over the networks (Liu et al., 2020,
+  "Energy-based Out-of-distribution Detection"): low for the inputs the logits were trained up on.
+- feature_distance and logit_distance: the squared Mahalanobis distance of a network's hidden
+  features (its logits) to the training digits' mean for the readers' likeliest digit, under one
+  covariance shared by the ten digits (Lee et al., 2018, "A Simple Unified Framework for
+  Detecting Out-of-Distribution Samples"), averaged over the networks; each network, and each
+  box of a network with an encoder per box, has its own `Gaussians`.
+
+What the drawing looks like, as the networks see it (14x14):
+- solid: the share of the image that is solid ink (>= SOLID_LEVEL): a dot, a blob or a
+  coloured-in patch fills the box; a pen stroke scaled to 20 px does not. width: the mean
+  stroke width (`drawing.stroke_width`), wide for the same reasons.
 - pieces: separate 8-connected pieces of ink (> PIECE_LEVEL): scattered dots, not a digit's one
   or two strokes.
 - unexplained: the squared distance (0-1 pixels) from the image to the span of the training
-  digits' main shapes (their first principal components, `Shapes`): a letter or a scribble is
-  far from every mix of digit shapes that a badly written digit is close to.
+  digits' main shapes (their first principal components, `Shapes`), and unlike: the same to the
+  main shapes of the training digits of the readers' likeliest digit alone (one `Shapes` per
+  digit): a letter or a scribble is far from every mix of digit shapes, and a crossed-out 3 is
+  far from the shapes of 3s.
 
-A drawing is "not a digit" when solid, pieces or unexplained is over its limit, or when the
-readers' confidence is under its limit and no two digits share most of it; "unsure" (two
-candidates named) when the confidence is under its limit and two digits hold `min_pair_share`
-of it. The limits and the shapes are chosen on validation digits by benchmarks/not_a_digit.py
+Each limit of `LIMITS` is a bound on one of these, named after it (`min_confidence` bounds
+`confidence` from below). A drawing is "not a digit" when any limit outside DOUBTS is passed, or
+when a limit of DOUBTS is passed and no two digits share most of the readers' distribution;
+"unsure" (two candidates named) when a limit of DOUBTS is passed and two digits hold
+`min_pair_share` of it. The limits are chosen on validation digits by benchmarks/not_a_digit.py
 (one command; it writes them with their measured rates to benchmarks/not_a_digit.json, which
-`load_rules` reads), for the networks whose fingerprints the file records: another set of
-networks is not judged (`rule_for`), since its confidences are not the ones the limits were
-chosen on.
+`load_rules` reads, and the statistics to not_a_digit.safetensors beside it, which `load_stats`
+reads), for the networks whose fingerprints both files record: another set of networks is not
+judged (`rule_for`), since its readings are not the ones the limits were chosen on.
+
+The drawing's side of the evidence, and the networks' features, also tell a pen's crisp, wide
+strokes from a scanner's grey, thin ones: digits drawn with the pad's pen are flagged more often
+than scanned ones, and the benchmark measures by how much.
 """
 
 from __future__ import annotations
@@ -35,19 +58,35 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import safetensors.numpy
 import torch
 
+from .drawing import stroke_width
+from .models import DigitFeatures, count_members, read_digits
+
 RULES_FILE = Path(__file__).resolve().parents[1] / "benchmarks" / "not_a_digit.json"
+STATS_FILE = RULES_FILE.with_suffix(".safetensors")
 SOLID_LEVEL, PIECE_LEVEL = 128, 64   # of 255: solid ink; any ink that joins two strokes
+# Added to the shared covariance's diagonal, as a share of its mean variance: hidden units that
+# never fire on the training digits (ReLU) have none, and the covariance must be inverted.
+RIDGE = 1e-3
 DIGIT, UNSURE, NOT_A_DIGIT = "digit", "unsure", "not a digit"
-# %: real digits flagged at most, non-digits caught at least; the rule benchmarks/not_a_digit.py
-# chooses meets both, and the About panel quotes them beside the measured rates.
+LIMITS = ("min_confidence", "min_least_confidence", "max_disagreement", "max_energy", "max_feature_distance",
+          "max_logit_distance", "max_solid", "max_width", "max_pieces", "max_unexplained", "max_unlike")
+DOUBTS = ("min_confidence", "min_least_confidence", "max_disagreement")   # the readers unsure, not the drawing odd
+N_BOXES = 2   # a pair: each drawing is read in its own box
+# %: real digits flagged at most, non-digits caught at least. benchmarks/not_a_digit.py holds its
+# rule to the first; the About panel quotes both beside the measured rates.
 GOALS = {"flagged": 1.0, "caught": 95.0}
+
+
+class StatsError(ValueError):
+    """not_a_digit.safetensors is missing, damaged, or not the one not_a_digit.json was written with."""
 
 
 @dataclass(frozen=True)
 class Shapes:
-    """The training digits' mean (196,) and main shapes (k, 196), on pixels scaled to 0-1."""
+    """Digits' mean (196,) and main shapes (k, 196), on pixels scaled to 0-1."""
     mean: np.ndarray
     components: np.ndarray
 
@@ -63,19 +102,50 @@ class Shapes:
 
     def unexplained(self, digits: torch.Tensor) -> np.ndarray:
         """(N, 14, 14) raw 0-255 -> (N,) squared distance to the mean + span of the components."""
-        x = digits.reshape(len(digits), -1).double().numpy() / 255 - self.mean
+        x = digits.flatten(1).double().numpy() / 255 - self.mean
         return ((x - (x @ self.components.T) @ self.components) ** 2).sum(1)
 
 
 @dataclass(frozen=True)
-class Rule:
-    """The limits (benchmarks/not_a_digit.py chooses them) and the shapes they were chosen with."""
-    min_confidence: float
-    min_pair_share: float
-    max_solid: float
-    max_pieces: int
-    max_unexplained: float
+class Gaussians:
+    """Features of the training digits as ten Gaussians: each digit's mean (10, D), one shared
+    precision (D, D) (Lee et al., 2018)."""
+    means: np.ndarray
+    precision: np.ndarray
+
+    @classmethod
+    def fit(cls, features: np.ndarray, labels: np.ndarray) -> Gaussians:
+        features = features.astype(np.float64)
+        means = np.stack([features[labels == d].mean(0) for d in range(10)])
+        centred = features - means[labels]
+        covariance = centred.T @ centred / len(features)
+        covariance += RIDGE * np.trace(covariance) / len(covariance) * np.eye(len(covariance))
+        return cls(means, np.linalg.inv(covariance))
+
+    def distance(self, features: np.ndarray, digits: np.ndarray) -> np.ndarray:
+        """(N, D) features, (N,) digits -> (N,) squared Mahalanobis distances to those digits' means."""
+        d = features.astype(np.float64) - self.means[digits]
+        return np.einsum("nd,de,ne->n", d, self.precision, d)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What the evidence is measured against, all fitted on the served networks' training digits:
+    their main shapes, each digit's main shapes (10), and per reader, per network, per box, the
+    `Gaussians` of the network's hidden features and of its logits."""
     shapes: Shapes
+    digit_shapes: tuple[Shapes, ...]
+    hidden: dict[str, tuple[tuple[Gaussians, ...], ...]]   # {reader: per network: per box}
+    logits: dict[str, tuple[tuple[Gaussians, ...], ...]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The limits benchmarks/not_a_digit.py chose ({name in LIMITS: value}; the others are not
+    applied), the pair share that words a doubt "unsure", and the statistics they were chosen with."""
+    limits: dict[str, float]
+    min_pair_share: float
+    stats: Stats
 
 
 @dataclass(frozen=True)
@@ -83,10 +153,30 @@ class Evidence:
     """Per drawing, (N,) arrays; `digits` (N, 2): the readers' two likeliest digits, likeliest first."""
     confidence: np.ndarray
     pair_share: np.ndarray
+    least_confidence: np.ndarray
+    disagreement: np.ndarray
+    energy: np.ndarray
+    feature_distance: np.ndarray
+    logit_distance: np.ndarray
     solid: np.ndarray
+    width: np.ndarray
     pieces: np.ndarray
     unexplained: np.ndarray
+    unlike: np.ndarray
     digits: np.ndarray
+
+
+def fit_stats(readers: dict[str, torch.nn.Module], digits: torch.Tensor, labels: np.ndarray,
+              shapes: int, digit_shapes: int) -> Stats:
+    """The Stats of a set of readers ({variant: model}) from their training digits (N, 14, 14),
+    raw 0-255 as they were trained on, and the digits' labels (N,): the main `shapes` of all,
+    `digit_shapes` of each digit's, and each network's Gaussians in each box."""
+    pairs = torch.stack([digits, digits], 1)
+    reads = {name: read_digits(model, pairs) for name, model in readers.items()}
+    fits = {kind: {name: tuple(tuple(Gaussians.fit(getattr(f, kind)[j, :, box].numpy(), labels) for box in range(N_BOXES))
+                               for j in range(len(f.logits))) for name, f in reads.items()} for kind in ("hidden", "logits")}
+    return Stats(Shapes.fit(digits, shapes), tuple(Shapes.fit(digits[torch.from_numpy(labels == d)], digit_shapes)
+                                                   for d in range(10)), **fits)
 
 
 def count_pieces(ink: np.ndarray) -> np.ndarray:
@@ -104,22 +194,67 @@ def count_pieces(ink: np.ndarray) -> np.ndarray:
         label = new
 
 
-def evidence(digits: torch.Tensor, readings: torch.Tensor, shapes: Shapes) -> Evidence:
-    """(N, 14, 14) raw 0-255 drawings as the networks see them, and (N, r, 10) the r readers'
-    digit distributions of each."""
-    mean = readings.double().mean(1).numpy()                           # (N, 10)
+def box_major(values: torch.Tensor) -> np.ndarray:
+    """(k, N, 2, ...) per network, pair and box -> (k, 2N, ...): all first boxes, then all second."""
+    return torch.cat([values[:, :, 0], values[:, :, 1]], 1).double().numpy()
+
+
+def mean_distance(values: dict[str, np.ndarray], fits: dict[str, tuple], likeliest: np.ndarray) -> np.ndarray:
+    """The networks' mean squared Mahalanobis distance to their training digits of the likeliest
+    digit: `values` {reader: (k, 2N, D) box-major}, `fits` {reader: per network, per box Gaussians}."""
+    n = len(likeliest) // N_BOXES
+    boxes = [slice(box * n, (box + 1) * n) for box in range(N_BOXES)]   # each box with its own encoder's fit
+    return np.mean([np.concatenate([g[box].distance(v[j, s], likeliest[s]) for box, s in enumerate(boxes)])
+                    for name, v in values.items() for j, g in enumerate(fits[name])], 0)
+
+
+def reading_evidence(reads: dict[str, DigitFeatures], stats: Stats) -> dict[str, np.ndarray]:
+    """The readers' side of `Evidence`, for the 2N drawings of `evidence`."""
+    logits = {name: box_major(f.logits) for name, f in reads.items()}                    # (k, 2N, 10) each
+    probs = {name: np.exp(v - np.logaddexp.reduce(v, -1, keepdims=True)) for name, v in logits.items()}
+    mean = np.mean([p.mean(0) for p in probs.values()], 0)                                  # (2N, 10)
     order = np.argsort(-mean, 1, kind="stable")[:, :2]
     top = np.take_along_axis(mean, order, 1)
+    every = np.concatenate(list(probs.values()))                                            # (K, 2N, 10)
+    likeliest = order[:, 0]
+    hidden = {name: box_major(f.hidden) for name, f in reads.items()}
+    return {"confidence": top[:, 0], "pair_share": top.sum(1), "least_confidence": every.max(-1).min(0),
+            "disagreement": (every.argmax(-1) != likeliest).mean(0),
+            "energy": -np.concatenate([np.logaddexp.reduce(v, -1) for v in logits.values()]).mean(0),
+            "feature_distance": mean_distance(hidden, stats.hidden, likeliest),
+            "logit_distance": mean_distance(logits, stats.logits, likeliest), "digits": order}
+
+
+def drawing_evidence(digits: torch.Tensor, likeliest: np.ndarray, stats: Stats) -> dict[str, np.ndarray]:
+    """The drawing's side of `Evidence`: (N, 14, 14) raw 0-255, (N,) the readers' likeliest digits."""
     pixels = digits.numpy()
-    return Evidence(confidence=top[:, 0], pair_share=top.sum(1),
-                    solid=(pixels >= SOLID_LEVEL).mean((1, 2)), pieces=count_pieces(pixels > PIECE_LEVEL),
-                    unexplained=shapes.unexplained(digits), digits=order)
+    unlike = np.zeros(len(digits))
+    for d, shapes in enumerate(stats.digit_shapes):
+        unlike[likeliest == d] = shapes.unexplained(digits[torch.from_numpy(likeliest == d)])
+    return {"solid": (pixels >= SOLID_LEVEL).mean((1, 2)), "width": np.array([stroke_width(p) for p in pixels]),
+            "pieces": count_pieces(pixels > PIECE_LEVEL), "unexplained": stats.shapes.unexplained(digits), "unlike": unlike}
+
+
+def evidence(x: torch.Tensor, reads: dict[str, DigitFeatures], stats: Stats) -> Evidence:
+    """x (N, 2, 14, 14): pairs of raw 0-255 drawings as the networks see them; `reads`: each
+    reader's `models.read_digits` of them -> the evidence about each of the 2N drawings, box-major
+    (all first boxes, then all second boxes)."""
+    readers = reading_evidence(reads, stats)
+    drawn = drawing_evidence(torch.cat([x[:, 0], x[:, 1]]), readers["digits"][:, 0], stats)
+    return Evidence(**readers, **drawn)
+
+
+def passed(rule: Rule, ev: Evidence, limit: str) -> np.ndarray:
+    """(N,) bool: the drawings beyond one limit (a `min_` one bounds its evidence from below)."""
+    values = getattr(ev, limit[4:])
+    return values < rule.limits[limit] if limit.startswith("min_") else values > rule.limits[limit]
 
 
 def judge(rule: Rule, ev: Evidence) -> np.ndarray:
-    """(N,) of DIGIT, UNSURE or NOT_A_DIGIT."""
-    unlike = (ev.solid > rule.max_solid) | (ev.pieces > rule.max_pieces) | (ev.unexplained > rule.max_unexplained)
-    unsure = ev.confidence < rule.min_confidence
+    """(N,) of DIGIT, UNSURE or NOT_A_DIGIT; a limit absent from `rule.limits` is not applied."""
+    none = np.zeros(len(ev.confidence), bool)
+    unlike = np.logical_or.reduce([none, *(passed(rule, ev, k) for k in rule.limits if k not in DOUBTS)])
+    unsure = np.logical_or.reduce([none, *(passed(rule, ev, k) for k in rule.limits if k in DOUBTS)])
     two = ev.pair_share >= rule.min_pair_share
     return np.where(unlike | (unsure & ~two), NOT_A_DIGIT, np.where(unsure, UNSURE, DIGIT))
 
@@ -134,23 +269,69 @@ def fingerprint(model: torch.nn.Module) -> str:
 
 
 def load_rules(path: str | os.PathLike = RULES_FILE) -> dict:
-    """benchmarks/not_a_digit.json as written ({} when absent): its "shapes" and per set of networks
-    its "rule", "fingerprints" and measured "rates"."""
+    """benchmarks/not_a_digit.json as written ({} when absent): the statistics file's "stats"
+    (name, sha256), and per set of networks its "rule", "fingerprints" and measured "rates"."""
     path = Path(path)
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def rule_for(rules: dict, networks: str, readers: dict[str, torch.nn.Module]) -> tuple[Rule | None, str]:
+def stats_arrays(stats: dict[str, Stats]) -> dict[str, np.ndarray]:
+    """{set of networks: its Stats} -> the flat float32 arrays of not_a_digit.safetensors. The shapes
+    are the same for every set (fitted on the same training digits) and stored once."""
+    first = next(iter(stats.values()))
+    arrays = {"shapes/mean": first.shapes.mean, "shapes/components": first.shapes.components,
+              "digit_shapes/mean": np.stack([s.mean for s in first.digit_shapes]),
+              "digit_shapes/components": np.stack([s.components for s in first.digit_shapes])}
+    for networks, s in stats.items():
+        for kind, fits in (("hidden", s.hidden), ("logits", s.logits)):
+            for reader, per_network in fits.items():
+                for j, boxes in enumerate(per_network):
+                    for box, g in enumerate(boxes):
+                        key = f"{networks}/{reader}/{j}/{box}/{kind}"
+                        arrays[f"{key}/means"], arrays[f"{key}/precision"] = g.means, g.precision
+    return {k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}
+
+
+def load_stats(rules: dict, networks: str, readers: dict[str, int], path: str | os.PathLike = STATS_FILE) -> Stats:
+    """The `Stats` of one set of networks ({reader: its number of networks}) from the safetensors
+    file `rules` records (its sha256 and, in its metadata, the fingerprints `rules` has); StatsError
+    when it is missing, damaged or another file."""
+    path = Path(path)
+    if not path.is_file():
+        raise StatsError(f"{path.name} is missing (run python benchmarks/not_a_digit.py)")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != rules.get("stats", {}).get("sha256"):
+        raise StatsError(f"{path.name} is not the file {RULES_FILE.name} was written with (rerun python "
+                         "benchmarks/not_a_digit.py)")
+    with safetensors.safe_open(path, framework="np") as f:   # the bytes just checked: parsing cannot fail
+        fingerprints = json.loads((f.metadata() or {}).get("fingerprints", "{}"))
+    if fingerprints.get(networks) != rules["sets"][networks]["fingerprints"]:
+        raise StatsError(f"{path.name} was fitted for other {networks!r} networks")
+    a = {k: v.astype(np.float64) for k, v in safetensors.numpy.load(data).items()}
+    fits = {kind: {reader: tuple(tuple(Gaussians(a[f"{networks}/{reader}/{j}/{box}/{kind}/means"],
+                                                 a[f"{networks}/{reader}/{j}/{box}/{kind}/precision"])
+                                       for box in range(N_BOXES)) for j in range(k))
+                   for reader, k in readers.items()} for kind in ("hidden", "logits")}
+    digit_shapes = tuple(Shapes(m, c) for m, c in zip(a["digit_shapes/mean"], a["digit_shapes/components"]))
+    return Stats(Shapes(a["shapes/mean"], a["shapes/components"]), digit_shapes, **fits)
+
+
+def rule_for(rules: dict, networks: str, readers: dict[str, torch.nn.Module],
+             stats_path: str | os.PathLike = STATS_FILE) -> tuple[Rule | None, str]:
     """The rule chosen for this set of networks, if `readers` ({variant: model}, the set's loaded
-    variants with digit outputs) are the very networks it was chosen for; else (None, why)."""
+    variants with digit outputs) are the very networks it was chosen for and its statistics file
+    is whole; else (None, why)."""
     chosen = rules.get("sets", {}).get(networks)
     if chosen is None:
         return None, f"no rule chosen for the {networks!r} networks (run python benchmarks/not_a_digit.py)"
     if {name: fingerprint(model) for name, model in readers.items()} != chosen["fingerprints"]:
         return None, (f"the rule in benchmarks/not_a_digit.json was chosen for other {networks!r} networks "
                       "than these (rerun python benchmarks/not_a_digit.py after exporting weights)")
-    shapes = Shapes(np.asarray(rules["shapes"]["mean"]), np.asarray(rules["shapes"]["components"]))
-    return Rule(**chosen["rule"], shapes=shapes), ""
+    try:
+        stats = load_stats(rules, networks, {name: count_members(m) for name, m in readers.items()}, stats_path)
+    except StatsError as e:
+        return None, f"the not-a-digit statistics can't be used: {e}"
+    return Rule(dict(chosen["rule"]["limits"]), chosen["rule"]["min_pair_share"], stats), ""
 
 
 def rates_markdown(rules: dict) -> str:
@@ -158,15 +339,17 @@ def rates_markdown(rules: dict) -> str:
     networks: for the README and the About panel."""
     lines = []
     for networks, chosen in rules.get("sets", {}).items():
-        r = chosen["rates"]["check"]
+        r, scans = chosen["rates"]["check"], chosen["scans_only"]["rates"]["check"]
         least = sorted(r["non_digits"]["kinds"].items(), key=lambda kv: kv[1]["caught"])[:3]
         lines.append(
             f"- {networks} networks (validation, used for choices; the half not used to choose): real digits "
             f"flagged: {r['mnist']['flagged']} % of MNIST validation digits "
             f"(of those, {r['mnist']['flagged_misread']} % misread), {r['usps']['read_right_flagged']} % of the USPS "
-            f"digits they read right (goal for both: at most {GOALS['flagged']:g} %), {r['uci']['flagged']} % of UCI's; "
+            f"digits they read right, {r['pen']['read_right_flagged']} % of the MNIST digits redrawn with the pad's pen "
+            f"that they read right (goal for all three: at most {GOALS['flagged']:g} %), {r['uci']['flagged']} % of UCI's; "
             f"non-digits caught: {r['non_digits']['caught']} % (goal: {GOALS['caught']:g} %; least caught: "
-            + ", ".join(f"{kind} {v['caught']} %" for kind, v in least) + "); the same search with more real digits "
-            "flagged: " + ", ".join(f"{budget} % flagged, {caught} % caught" for budget, caught in chosen["tradeoff"].items())
-            + ".")
+            + ", ".join(f"{kind} {v['caught']} %" for kind, v in least) + "); with only the scanned digits held to "
+            f"the goal, {scans['non_digits']['caught']} % caught and {scans['pen']['read_right_flagged']} % of the "
+            "pen-drawn ones flagged; the same search with more real digits flagged: "
+            + ", ".join(f"{budget} % flagged, {caught} % caught" for budget, caught in chosen["tradeoff"].items()) + ".")
     return "\n".join(lines)

@@ -28,7 +28,7 @@ from . import abstain
 from .cards import ROOT, source_url
 from .drawing import DrawingError, preprocess
 from .fmt import fmt, md_table
-from .models import DEFAULT_HEAD, VARIANTS, PairNet, Prediction, count_members
+from .models import DEFAULT_HEAD, VARIANTS, DigitFeatures, PairNet, Prediction, count_members, predict_and_read
 from .records import SUMMARY, UNKNOWN, Summary, read_summary
 from .study import Study
 from .weights import NETWORKS, WeightsError, load_pretrained
@@ -222,13 +222,13 @@ class Doubt:
     digits: tuple[int, int]
 
 
-def doubts(loaded: LoadedModels, x: torch.Tensor, preds: dict[str, Prediction]) -> dict[str, Doubt]:
-    """{box: its Doubt} for the drawings x (1, 2, 14, 14), judged by the set's rule on its readers'
-    digit distributions; {} where the set has no rule (abstain.rule_for) or no reader loaded."""
-    probs = [preds[name].digit_probs[0] for name in readers(loaded.models)]   # (2, 10) each
-    if loaded.rule is None or not probs:
+def doubts(loaded: LoadedModels, x: torch.Tensor, reads: dict[str, DigitFeatures]) -> dict[str, Doubt]:
+    """{box: its Doubt} for the drawings x (1, 2, 14, 14), judged by the set's rule on what its
+    readers' networks make of them (`reads`, models.predict_and_read's); {} where the set has no
+    rule (abstain.rule_for) or no reader loaded."""
+    if loaded.rule is None or not reads:
         return {}
-    ev = abstain.evidence(x[0], torch.stack(probs, 1), loaded.rule.shapes)     # the two boxes
+    ev = abstain.evidence(x, reads, loaded.rule.stats)
     return {box: Doubt(str(kind), tuple(int(d) for d in ev.digits[i]))
             for i, (box, kind) in enumerate(zip(BOXES, abstain.judge(loaded.rule, ev)))}
 
@@ -403,8 +403,12 @@ def page_view(loaded: LoadedModels, first, second, known: tuple[Example, ...] = 
     x = torch.stack([digits[b] for b in BOXES])[None]
     example = known_example(x[0], known)
     truth = example.digits if example else None
-    preds = {name: model.predict(x) for name, model in loaded.models.items()}
-    doubt = {} if example else doubts(loaded, x, preds)   # an example is a digit pair: its truth is known
+    # An example is a digit pair, its truth known: not judged. The readers' one pass gives both
+    # their predictions and what the judgement reads.
+    judged = {} if example or loaded.rule is None else readers(loaded.models)
+    both = {name: predict_and_read(model, x) for name, model in judged.items()}
+    preds = {name: both[name][0] if name in both else model.predict(x) for name, model in loaded.models.items()}
+    doubt = doubts(loaded, x, {name: features for name, (_, features) in both.items()})
     cards = {**failed, **{name: card(name, pred, truth, loaded.models[name].head_name,
                                      count_members(loaded.models[name]), doubt) for name, pred in preds.items()}}
     verdicts = {name: float(pred.p_leq[0]) >= 0.5 for name, pred in preds.items()}
@@ -502,11 +506,13 @@ def abstain_note(root: Path) -> list[str]:
     if rules.get("sets"):
         lines += ["", "When the page says a drawing \"does not look like a digit\" or \"could be 1 or 7\": the networks "
                   "give every drawing some digit, often with a high probability, so the page also checks how sure "
-                  "the digit readers are and whether the drawing is shaped like handwriting: mostly solid ink "
-                  "(a dot, a blob), ink in several pieces, or a shape no mix of the training digits' main shapes "
-                  "comes near. The limits were chosen on validation digits (MNIST training digits no network "
-                  "trained on, USPS, UCI) and drawn non-digits (`benchmarks/not_a_digit.py`); measured on the "
-                  "half not used to choose them:", "", abstain.rates_markdown(rules)]
+                  "the digit readers and each of their networks are, how far the drawing lies from the training "
+                  "digits in the networks' own features, and whether it is shaped like handwriting: mostly solid "
+                  "ink or very wide strokes (a dot, a blob), ink in several pieces, or a shape no mix of the "
+                  "training digits' main shapes, or of the main shapes of the digit it reads, comes near. The "
+                  "limits were chosen on validation digits (MNIST training digits no network trained on, the same "
+                  "digits redrawn with the pad's pen, USPS, UCI) and drawn non-digits "
+                  "(`benchmarks/not_a_digit.py`); measured on the half not used to choose them:", "", abstain.rates_markdown(rules)]
     return lines
 
 

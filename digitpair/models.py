@@ -44,6 +44,11 @@ class Prediction(NamedTuple):
     digit_probs: torch.Tensor | None    # (N, 2, 10), or None
 
 
+class DigitFeatures(NamedTuple):
+    hidden: torch.Tensor                # (k, N, 2, hidden): each network's last hidden layer, per digit
+    logits: torch.Tensor                # (k, N, 2, 10): the encoder logits computed from it
+
+
 # --- the encoder: one 14x14 digit -> 10 logits ----------------------------------------------
 # Three conv trunks, compared on validation pairs (train/studies/tuning.toml, and paired over the
 # 15 rounds of `best` in benchmarks/README.md). `pooled` is the default; `padded` is the trunk
@@ -117,6 +122,13 @@ class Encoder(nn.Module):
         # Logits leave in fp32: a no-op in fp32, and under bf16 autocast (RunConfig.precision) the
         # comparison head and the losses stay in full precision.
         return self.classifier(self.features(x)).float()
+
+    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 1, 14, 14) normalised -> ((N, hidden) last hidden layer, (N, 10) logits): the same
+        logits as `forward`, through the same layers, with the features they are a linear function
+        of (the features of the Mahalanobis score, Lee et al. 2018; digitpair/abstain.py)."""
+        hidden = self.classifier[:-1](self.features(x))
+        return hidden, self.classifier[-1](hidden).float()
 
 
 # --- the comparison heads: two (N, 10) digit outputs -> (N, 2) pair logits -------------------
@@ -194,6 +206,12 @@ class PairNet(nn.Module):
         (see `predict`)."""
         return predict(self, x, chunk)
 
+    def read_outputs(self, x: torch.Tensor) -> tuple[PairOutput, torch.Tensor, torch.Tensor]:
+        """`forward`'s outputs, with the (N, 2, hidden) features and (N, 2, 10) logits they come from
+        (`read`), in one pass: the head sees the very logits `forward` gives it."""
+        hidden, logits = self.read(x)
+        return self.outputs(logits[:, 0], logits[:, 1]), hidden, logits
+
 
 class SharedNet(PairNet):
     """Siamese: ONE encoder applied to both digits, then the comparison head.
@@ -214,6 +232,11 @@ class SharedNet(PairNet):
         la, lb = self.encoder(torch.cat((a, b))).chunk(2)                    # (N, 10) each
         return self.outputs(la, lb)
 
+    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 2, 14, 14) raw -> (N, 2, hidden) and (N, 2, 10): both digits through the one encoder."""
+        hidden, logits = self.encoder.read(torch.cat(self.split(x)))
+        return torch.stack(hidden.chunk(2), 1), torch.stack(logits.chunk(2), 1)
+
 
 class UnsharedNet(PairNet):
     """Two encoders of the same shape, one per position, no parameter in common; then the head."""
@@ -227,6 +250,12 @@ class UnsharedNet(PairNet):
         a, b = self.split(x)
         la, lb = self.encoder_a(a), self.encoder_b(b)                        # (N, 10) each
         return self.outputs(la, lb)
+
+    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 2, 14, 14) raw -> (N, 2, hidden) and (N, 2, 10): each digit through its position's encoder."""
+        a, b = self.split(x)
+        (ha, la), (hb, lb) = self.encoder_a.read(a), self.encoder_b.read(b)
+        return torch.stack((ha, hb), 1), torch.stack((la, lb), 1)
 
 
 @dataclass(frozen=True)
@@ -293,46 +322,76 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-@torch.inference_mode()
-def predict(model: nn.Module, x: torch.Tensor, chunk: int = PREDICT_CHUNK) -> Prediction:
-    """`model` (a PairNet or an Ensemble) on x: (N, 2, 14, 14) float, raw 0-255 pixels ->
-    P(first <= second) and digit probabilities.
-
-    Raw pixels are what the networks were trained on (`mnist_to_pairs`, the app's drawings):
-    every value in [0, 255], and every digit image with any ink peaking above 1. Anything else
-    raises ValueError: images scaled to 0-1 (a digit peaking at or below 1; the networks would
-    answer them, at 52.6 % pair accuracy instead of 98.3 %), normalised ones (negative values),
-    16-bit ones (above 255). An all-zero (blank) image is accepted. The pairs go through the
-    network `chunk` at a time, so memory stays bounded (about 100 MB at the default) for any N.
-    """
+def check_pixels(x: torch.Tensor, caller: str = "predict") -> None:
+    """Raw pixels are what the networks were trained on (`mnist_to_pairs`, the app's drawings):
+    x is (N, 2, 14, 14) float, every value in [0, 255], and every digit image with any ink peaking
+    above 1. Anything else raises ValueError (TypeError for a non-float): images scaled to 0-1 (a
+    digit peaking at or below 1; the networks would answer them, at 52.6 % pair accuracy instead
+    of 98.3 %), normalised ones (negative values), 16-bit ones (above 255). An all-zero (blank)
+    image is accepted."""
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"predict expects a torch.Tensor, got {type(x).__name__}")
+        raise TypeError(f"{caller} expects a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
-        raise ValueError(f"predict expects shape (N, 2, 14, 14), got {tuple(x.shape)}")
+        raise ValueError(f"{caller} expects shape (N, 2, 14, 14), got {tuple(x.shape)}")
     if not x.is_floating_point():
-        raise TypeError(f"predict expects a floating-point tensor of raw 0-255 pixels, got {x.dtype}")
+        raise TypeError(f"{caller} expects a floating-point tensor of raw 0-255 pixels, got {x.dtype}")
     if not torch.isfinite(x).all():
-        raise ValueError("predict got NaN or infinite pixels")
+        raise ValueError(f"{caller} got NaN or infinite pixels")
     if len(x) and (x.min() < 0 or x.max() > 255.5):   # half a grey level of slack for float rounding
-        raise ValueError(f"predict expects raw 0-255 pixels, got values in [{float(x.min()):.4g}, "
+        raise ValueError(f"{caller} expects raw 0-255 pixels, got values in [{float(x.min()):.4g}, "
                          f"{float(x.max()):.4g}] (normalised, or 16-bit?)")
     peaks = x.amax((2, 3))                                                # (N, 2)
     scaled = ((peaks > 0) & (peaks <= 1)).nonzero()
     if len(scaled):
         pair, digit = scaled[0].tolist()
-        raise ValueError(f"predict expects raw 0-255 pixels, but digit {digit} of pair {pair} peaks at "
+        raise ValueError(f"{caller} expects raw 0-255 pixels, but digit {digit} of pair {pair} peaks at "
                          f"{float(peaks[pair, digit]):.3g} ({len(scaled)} such images): scaled to 0-1? "
                          "multiply by 255")
+
+
+def in_eval(model: nn.Module, fn: Callable, x: torch.Tensor, chunk: int) -> list:
+    """fn (model's forward or one of its methods) on x, `chunk` pairs at a time, `model` in eval
+    mode (and put back as it was): memory stays bounded (about 100 MB at the default) for any N."""
     was_training = model.training
     device = next(model.parameters()).device
     model.eval()
     try:
-        outs = [model(part.to(device, torch.float32)) for part in x.split(chunk)]
+        return [fn(part.to(device, torch.float32)) for part in x.split(chunk)]
     finally:
         model.train(was_training)
+
+
+def prediction(outs: list[PairOutput]) -> Prediction:
+    """The outputs of consecutive chunks of pairs -> one Prediction."""
     p_leq = torch.cat([out.pair_logits.softmax(1)[:, 1] for out in outs])
     digits = None if outs[0].digit_logits is None else torch.cat([out.digit_logits.softmax(-1) for out in outs])
     return Prediction(p_leq=p_leq, digit_probs=digits)
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, x: torch.Tensor, chunk: int = PREDICT_CHUNK) -> Prediction:
+    """`model` (a PairNet or an Ensemble) on x: (N, 2, 14, 14) float, raw 0-255 pixels
+    (`check_pixels`) -> P(first <= second) and digit probabilities."""
+    check_pixels(x)
+    return prediction(in_eval(model, model, x, chunk))
+
+
+@torch.inference_mode()
+def predict_and_read(model: nn.Module, x: torch.Tensor, chunk: int = PREDICT_CHUNK) -> tuple[Prediction, DigitFeatures]:
+    """`predict`, and each of the model's k networks' hidden features and encoder logits of both
+    digits (k = 1 for a single network), from one pass of each network: the page needs both."""
+    check_pixels(x, "predict_and_read")
+    members = model.members if isinstance(model, Ensemble) else [model]
+    chunks = in_eval(model, lambda part: [member.read_outputs(part) for member in members], x, chunk)   # [chunk][network]
+    outs = [average_outputs([out for out, _, _ in c]) if isinstance(model, Ensemble) else c[0][0] for c in chunks]
+    features = DigitFeatures(torch.cat([torch.stack([h for _, h, _ in c]) for c in chunks], 1),
+                             torch.cat([torch.stack([logits for _, _, logits in c]) for c in chunks], 1))
+    return prediction(outs), features
+
+
+def read_digits(model: nn.Module, x: torch.Tensor, chunk: int = PREDICT_CHUNK) -> DigitFeatures:
+    """`predict_and_read`'s features alone."""
+    return predict_and_read(model, x, chunk)[1]
 
 
 # --- ensembles: k networks of one variant, one model -----------------------------------------

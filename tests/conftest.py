@@ -2,8 +2,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
+from digitpair import VARIANTS, build_model
 from digitpair.data import MNIST, DataError, synthetic_mnist
+from digitpair.weights import save_variant
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
@@ -22,6 +25,18 @@ def mnist() -> MNIST:
 
 
 @pytest.fixture(scope="session")
+def weights(tmp_path_factory):
+    """Untrained variants saved the way weights/ is laid out, ours at the top and the report's (the
+    fc head where the variant has a pair head) in fc/; their numbers are arbitrary but fixed."""
+    root = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    for name in VARIANTS:
+        save_variant(build_model(name), name, root / name)
+        save_variant(build_model(name, head="fc" if VARIANTS[name].pair_loss else "order"), name, root / "fc" / name)
+    return root
+
+
+@pytest.fixture(scope="session")
 def tiny() -> MNIST:
     return synthetic_mnist()
 
@@ -30,8 +45,6 @@ def tiny() -> MNIST:
 def torch_threads():
     """A command run in this process (CliRunner) sets torch's thread count for its runs, as its own
     process would; the next test gets the suite's back."""
-    import torch
-
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
@@ -45,8 +58,6 @@ def served_app():
     weights the app has nothing to serve: skipped locally, a failure under CI.
     """
     import socket
-
-    import torch
 
     threads = torch.get_num_threads()
     import app

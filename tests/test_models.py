@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from digitpair.weights import WeightsError, load_pretrained, load_variant, load_weights, save_variant
-from digitpair.models import (ENCODERS, HEADS, VARIANTS, PairOutput, build_model, check_build, count_parameters,
-                              order_logits)
+from digitpair.models import (ENCODERS, HEADS, VARIANTS, Ensemble, PairOutput, build_model, check_build, count_parameters,
+                              order_logits, predict_and_read, read_digits)
 from digitpair.training import RunConfig, loss_fn
 
 NAMES = list(VARIANTS)
@@ -193,6 +193,41 @@ def test_predict_in_chunks_equals_one_pass_with_bounded_batches():
     torch.testing.assert_close(chunked.p_leq, whole.p_leq)
     torch.testing.assert_close(chunked.digit_probs, whole.digit_probs)
     assert build_model("shared").predict(x, chunk=16).digit_probs is None
+
+
+@over_registry
+def test_read_digits_gives_forwards_logits_and_changes_nothing(name, encoder, head):
+    """The hidden features come with the very logits the network outputs (digit logits where it
+    has them); reading them leaves the state, hence the weights' fingerprints, as they were."""
+    torch.manual_seed(0)
+    model = build_model(name, encoder, head).train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = batch()[0]
+    read = read_digits(model, x)
+    assert model.training and all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    assert read.hidden.shape == (1, 8, 2, 64) and read.logits.shape == (1, 8, 2, 10)
+    model.eval()
+    if VARIANTS[name].digit_loss:
+        assert torch.equal(read.logits[0], model(x).digit_logits)
+    encoders = [model.encoder] * 2 if hasattr(model, "encoder") else [model.encoder_a, model.encoder_b]
+    split = model.split(x)
+    for box, encoder_of_box in enumerate(encoders):
+        assert torch.equal(read.logits[0, :, box], encoder_of_box(split[box]))
+    both, pred = predict_and_read(model, x), model.predict(x)   # the page's one pass: the same prediction
+    assert torch.equal(both[0].p_leq, pred.p_leq) and torch.equal(both[1].logits, read.logits)
+
+
+def test_an_ensembles_read_is_each_members_and_averages_to_its_prediction():
+    torch.manual_seed(0)
+    ensemble = Ensemble([build_model("unshared_aux") for _ in range(3)])
+    x = batch()[0]
+    read = read_digits(ensemble, x)
+    assert read.logits.shape == (3, 8, 2, 10)
+    for j, member in enumerate(ensemble.members):
+        assert torch.equal(read.logits[j], read_digits(member, x).logits[0])
+    torch.testing.assert_close(read.logits.softmax(-1).mean(0), ensemble.predict(x).digit_probs)
+    pred, both = ensemble.predict(x), predict_and_read(ensemble, x)[0]
+    assert torch.equal(both.p_leq, pred.p_leq) and torch.equal(both.digit_probs, pred.digit_probs)
 
 
 @pytest.mark.parametrize("bad, error, match", [
