@@ -45,8 +45,8 @@ reads), for the networks whose fingerprints both files record: another set of ne
 judged (`rule_for`), since its readings are not the ones the limits were chosen on.
 
 The drawing's side of the evidence, and the networks' features, also tell a pen's crisp, wide
-strokes from a scanner's grey, thin ones: digits drawn with the pad's pen are flagged more often
-than scanned ones, and the benchmark measures by how much.
+strokes from a scanner's grey, thin ones: limits chosen on scanned digits alone flag several times
+more digits drawn with the pad's pen, so the benchmark holds pen-drawn digits to the same budget.
 """
 
 from __future__ import annotations
