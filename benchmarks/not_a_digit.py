@@ -20,9 +20,10 @@ lines through them). A drawing `preprocess` refuses (a dot under 8 % of the box)
 the page says so.
 
 The statistics the evidence is measured against (`abstain.fit_stats`: the main shapes of all
-training digits, `SHAPES`, and of each digit's, `DIGIT_SHAPES`; each network's Gaussians of its
-hidden features and logits per box) are fitted on the served networks' own training digits, as
-they were trained on them, and written to not_a_digit.safetensors with the networks' fingerprints.
+training digits, `SHAPES`, and of each digit's, `DIGIT_SHAPES`; each reader's bank of trunk
+features for the nearest-neighbour distance; each network's Gaussians of its hidden features and
+logits per box) are fitted on the served networks' own training digits, as they were trained on
+them, and written to not_a_digit.safetensors with the networks' fingerprints.
 
 Every drawing is read in both boxes (the unshared networks read each box with their own encoder),
 both counted. Even-numbered items are the choice half, odd ones the check half. The limits are
@@ -78,7 +79,7 @@ BEGIN, END = "<!-- not-a-digit:begin (python benchmarks/not_a_digit.py) -->", "<
 SIZE, PENS = 280, (16, 32)   # the app's paper; pen widths in px
 SHAPES, DIGIT_SHAPES = 20, 20   # main shapes of all training digits, of each digit's
 # % of real digits flagged: the search's budget, a margin under abstain.GOALS' 1 %. The union of
-# up to eleven limits fits the choice half's digits more closely than the earlier rule's four did:
+# up to a dozen limits fits the choice half's digits more closely than the earlier rule's four did:
 # chosen at 0.8 %, it flagged 1.02-1.06 % of the check half's MNIST digits.
 TARGET = 0.7
 BUDGETS = (2.0, 5.0, 10.0, 20.0)
@@ -527,7 +528,8 @@ def main() -> None:
                        "non_digits": f"{args.per_kind} of each of {', '.join(kinds)}",
                        "halves": "even-numbered items choose (choice), odd-numbered are measured (check); both validation"},
               "stats": {"file": stats_path.name, "sha256": sha,
-                        "fitted_on": f"the {len(seen)} training digits (shapes: {SHAPES}, each digit's: {DIGIT_SHAPES})"},
+                        "fitted_on": f"the {len(seen)} training digits (shapes: {SHAPES}, each digit's: {DIGIT_SHAPES}; "
+                                     f"nearest neighbours: k = {abstain.NEIGHBOURS} among the {len(seen)})"},
               "sets": {}}
     for networks, models in sets.items():
         result["sets"][networks] = {"readers": list(models), "fingerprints": fingerprints[networks]}

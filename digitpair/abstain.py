@@ -16,6 +16,11 @@ network's logits and last hidden layer (`models.predict_and_read`):
   ensemble's members part ways off the training data).
 - energy: -logsumexp of a network's 10 logits, averaged over the networks (Liu et al., 2020,
   "Energy-based Out-of-distribution Detection"): low for the inputs the logits were trained up on.
+- neighbour_distance: the cosine distance from a drawing's conv-trunk features to those of its
+  NEIGHBOURS-th nearest training digit (Sun et al., 2022, "Out-of-Distribution Detection with
+  Deep Nearest Neighbors"), averaged over the readers, each through its first network (one bank
+  of training features per encoder keeps the statistics file small): a letter, a shape or a
+  crossed-out digit lies far from every training digit even where the logits are confident.
 - feature_distance and logit_distance: the squared Mahalanobis distance of a network's hidden
   features (its logits) to the training digits' mean for the readers' likeliest digit, under one
   covariance shared by the ten digits (Lee et al., 2018, "A Simple Unified Framework for
@@ -70,9 +75,16 @@ SOLID_LEVEL, PIECE_LEVEL = 128, 64   # of 255: solid ink; any ink that joins two
 # Added to the shared covariance's diagonal, as a share of its mean variance: hidden units that
 # never fire on the training digits (ReLU) have none, and the covariance must be inverted.
 RIDGE = 1e-3
+# The nearest-neighbour distance is to the 3rd nearest training digit: on validation drawings, k = 3
+# caught as many non-digits as k = 1 at the same budget with fewer UCI digits flagged.
+NEIGHBOURS = 3
+# Banks are stored as 8-bit numbers, unit-length features x 255 (they are non-negative: the trunk
+# ends in a ReLU): a quarter of float32's size, distances within 2e-3 of float64's (tests/test_abstain.py).
+BANK_SCALE = 255
 DIGIT, UNSURE, NOT_A_DIGIT = "digit", "unsure", "not a digit"
-LIMITS = ("min_confidence", "min_least_confidence", "max_disagreement", "max_energy", "max_feature_distance",
-          "max_logit_distance", "max_solid", "max_width", "max_pieces", "max_unexplained", "max_unlike")
+LIMITS = ("min_confidence", "min_least_confidence", "max_disagreement", "max_energy", "max_neighbour_distance",
+          "max_feature_distance", "max_logit_distance", "max_solid", "max_width", "max_pieces", "max_unexplained",
+          "max_unlike")
 DOUBTS = ("min_confidence", "min_least_confidence", "max_disagreement")   # the readers unsure, not the drawing odd
 N_BOXES = 2   # a pair: each drawing is read in its own box
 # %: real digits flagged at most, non-digits caught at least. benchmarks/not_a_digit.py holds its
@@ -131,10 +143,12 @@ class Gaussians:
 @dataclass(frozen=True)
 class Stats:
     """What the evidence is measured against, all fitted on the served networks' training digits:
-    their main shapes, each digit's main shapes (10), and per reader, per network, per box, the
+    their main shapes, each digit's main shapes (10), per reader and box the unit-length trunk
+    features of its first network (`banks`), and per reader, per network, per box, the
     `Gaussians` of the network's hidden features and of its logits."""
     shapes: Shapes
     digit_shapes: tuple[Shapes, ...]
+    banks: dict[str, tuple[np.ndarray, ...]]                # {reader: per box (M, features)}
     hidden: dict[str, tuple[tuple[Gaussians, ...], ...]]   # {reader: per network: per box}
     logits: dict[str, tuple[tuple[Gaussians, ...], ...]]
 
@@ -156,6 +170,7 @@ class Evidence:
     least_confidence: np.ndarray
     disagreement: np.ndarray
     energy: np.ndarray
+    neighbour_distance: np.ndarray
     feature_distance: np.ndarray
     logit_distance: np.ndarray
     solid: np.ndarray
@@ -170,13 +185,19 @@ def fit_stats(readers: dict[str, torch.nn.Module], digits: torch.Tensor, labels:
               shapes: int, digit_shapes: int) -> Stats:
     """The Stats of a set of readers ({variant: model}) from their training digits (N, 14, 14),
     raw 0-255 as they were trained on, and the digits' labels (N,): the main `shapes` of all,
-    `digit_shapes` of each digit's, and each network's Gaussians in each box."""
+    `digit_shapes` of each digit's, each reader's banks and each network's Gaussians in each box."""
     pairs = torch.stack([digits, digits], 1)
     reads = {name: read_digits(model, pairs) for name, model in readers.items()}
     fits = {kind: {name: tuple(tuple(Gaussians.fit(getattr(f, kind)[j, :, box].numpy(), labels) for box in range(N_BOXES))
                                for j in range(len(f.logits))) for name, f in reads.items()} for kind in ("hidden", "logits")}
+    banks = {name: tuple(unit(f.trunk[0, :, box].double().numpy()) for box in range(N_BOXES)) for name, f in reads.items()}
     return Stats(Shapes.fit(digits, shapes), tuple(Shapes.fit(digits[torch.from_numpy(labels == d)], digit_shapes)
-                                                   for d in range(10)), **fits)
+                                                   for d in range(10)), banks, **fits)
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (an all-zero row stays zero)."""
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
 
 def count_pieces(ink: np.ndarray) -> np.ndarray:
@@ -208,6 +229,25 @@ def mean_distance(values: dict[str, np.ndarray], fits: dict[str, tuple], likelie
                     for name, v in values.items() for j, g in enumerate(fits[name])], 0)
 
 
+def neighbour_distance(trunks: dict[str, np.ndarray], banks: dict[str, tuple[np.ndarray, ...]],
+                       chunk: int = 4096) -> np.ndarray:
+    """The readers' mean cosine distance from each drawing's trunk features to its NEIGHBOURS-th
+    nearest training digit's: `trunks` {reader: (2N, D) box-major, its first network's}, each box
+    against its own encoder's bank."""
+    n = len(next(iter(trunks.values()))) // N_BOXES
+    per_reader = []
+    for name, features in trunks.items():
+        parts = []
+        for box in range(N_BOXES):
+            drawings = unit(features[box * n:(box + 1) * n])
+            for start in range(0, n, chunk):
+                cosine = drawings[start:start + chunk] @ banks[name][box].T
+                kth_largest = -np.partition(-cosine, NEIGHBOURS - 1, 1)[:, NEIGHBOURS - 1]
+                parts.append(1 - kth_largest)
+        per_reader.append(np.concatenate(parts))
+    return np.mean(per_reader, 0)
+
+
 def reading_evidence(reads: dict[str, DigitFeatures], stats: Stats) -> dict[str, np.ndarray]:
     """The readers' side of `Evidence`, for the 2N drawings of `evidence`."""
     logits = {name: box_major(f.logits) for name, f in reads.items()}                    # (k, 2N, 10) each
@@ -221,6 +261,8 @@ def reading_evidence(reads: dict[str, DigitFeatures], stats: Stats) -> dict[str,
     return {"confidence": top[:, 0], "pair_share": top.sum(1), "least_confidence": every.max(-1).min(0),
             "disagreement": (every.argmax(-1) != likeliest).mean(0),
             "energy": -np.concatenate([np.logaddexp.reduce(v, -1) for v in logits.values()]).mean(0),
+            "neighbour_distance": neighbour_distance({name: box_major(f.trunk[:1])[0] for name, f in reads.items()},
+                                                     stats.banks),
             "feature_distance": mean_distance(hidden, stats.hidden, likeliest),
             "logit_distance": mean_distance(logits, stats.logits, likeliest), "digits": order}
 
@@ -276,8 +318,9 @@ def load_rules(path: str | os.PathLike = RULES_FILE) -> dict:
 
 
 def stats_arrays(stats: dict[str, Stats]) -> dict[str, np.ndarray]:
-    """{set of networks: its Stats} -> the flat float32 arrays of not_a_digit.safetensors. The shapes
-    are the same for every set (fitted on the same training digits) and stored once."""
+    """{set of networks: its Stats} -> the flat arrays of not_a_digit.safetensors: float32, the
+    banks 8-bit (BANK_SCALE). The shapes are the same for every set (fitted on the same training
+    digits) and stored once; so is a bank a reader's two boxes share (one encoder reads both)."""
     first = next(iter(stats.values()))
     arrays = {"shapes/mean": first.shapes.mean, "shapes/components": first.shapes.components,
               "digit_shapes/mean": np.stack([s.mean for s in first.digit_shapes]),
@@ -289,7 +332,13 @@ def stats_arrays(stats: dict[str, Stats]) -> dict[str, np.ndarray]:
                     for box, g in enumerate(boxes):
                         key = f"{networks}/{reader}/{j}/{box}/{kind}"
                         arrays[f"{key}/means"], arrays[f"{key}/precision"] = g.means, g.precision
-    return {k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}
+    arrays = {k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}
+    for networks, s in stats.items():
+        for reader, boxes in s.banks.items():
+            for box, bank in enumerate(boxes):
+                if box == 0 or not np.array_equal(bank, boxes[0]):
+                    arrays[f"{networks}/{reader}/bank/{box}"] = np.round(bank * BANK_SCALE).astype(np.uint8)
+    return arrays
 
 
 def load_stats(rules: dict, networks: str, readers: dict[str, int], path: str | os.PathLike = STATS_FILE) -> Stats:
@@ -308,12 +357,18 @@ def load_stats(rules: dict, networks: str, readers: dict[str, int], path: str | 
     if fingerprints.get(networks) != rules["sets"][networks]["fingerprints"]:
         raise StatsError(f"{path.name} was fitted for other {networks!r} networks")
     a = {k: v.astype(np.float64) for k, v in safetensors.numpy.load(data).items()}
-    fits = {kind: {reader: tuple(tuple(Gaussians(a[f"{networks}/{reader}/{j}/{box}/{kind}/means"],
-                                                 a[f"{networks}/{reader}/{j}/{box}/{kind}/precision"])
-                                       for box in range(N_BOXES)) for j in range(k))
-                   for reader, k in readers.items()} for kind in ("hidden", "logits")}
-    digit_shapes = tuple(Shapes(m, c) for m, c in zip(a["digit_shapes/mean"], a["digit_shapes/components"]))
-    return Stats(Shapes(a["shapes/mean"], a["shapes/components"]), digit_shapes, **fits)
+    try:
+        bank = lambda reader, box: unit(a.get(f"{networks}/{reader}/bank/{box}", a[f"{networks}/{reader}/bank/0"]) / BANK_SCALE)
+        banks = {reader: tuple(bank(reader, box) for box in range(N_BOXES)) for reader in readers}
+        fits = {kind: {reader: tuple(tuple(Gaussians(a[f"{networks}/{reader}/{j}/{box}/{kind}/means"],
+                                                     a[f"{networks}/{reader}/{j}/{box}/{kind}/precision"])
+                                           for box in range(N_BOXES)) for j in range(k))
+                       for reader, k in readers.items()} for kind in ("hidden", "logits")}
+        digit_shapes = tuple(Shapes(m, c) for m, c in zip(a["digit_shapes/mean"], a["digit_shapes/components"]))
+        return Stats(Shapes(a["shapes/mean"], a["shapes/components"]), digit_shapes, banks, **fits)
+    except KeyError as e:   # a whole file, but of an older benchmark (no banks, say)
+        raise StatsError(f"{path.name} has no {e.args[0]}: an older benchmarks/not_a_digit.py wrote it "
+                         "(rerun python benchmarks/not_a_digit.py)") from None
 
 
 def rule_for(rules: dict, networks: str, readers: dict[str, torch.nn.Module],

@@ -45,8 +45,9 @@ class Prediction(NamedTuple):
 
 
 class DigitFeatures(NamedTuple):
-    hidden: torch.Tensor                # (k, N, 2, hidden): each network's last hidden layer, per digit
-    logits: torch.Tensor                # (k, N, 2, 10): the encoder logits computed from it
+    trunk: torch.Tensor                 # (k, N, 2, features): each network's conv trunk output, per digit
+    hidden: torch.Tensor                # (k, N, 2, hidden): its last hidden layer, computed from the trunk's
+    logits: torch.Tensor                # (k, N, 2, 10): the encoder logits computed from that
 
 
 # --- the encoder: one 14x14 digit -> 10 logits ----------------------------------------------
@@ -123,12 +124,13 @@ class Encoder(nn.Module):
         # comparison head and the losses stay in full precision.
         return self.classifier(self.features(x)).float()
 
-    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, 1, 14, 14) normalised -> ((N, hidden) last hidden layer, (N, 10) logits): the same
-        logits as `forward`, through the same layers, with the features they are a linear function
-        of (the features of the Mahalanobis score, Lee et al. 2018; digitpair/abstain.py)."""
-        hidden = self.classifier[:-1](self.features(x))
-        return hidden, self.classifier[-1](hidden).float()
+    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(N, 1, 14, 14) normalised -> ((N, features) conv trunk output, (N, hidden) last hidden
+        layer, (N, 10) logits): the same logits as `forward`, through the same layers, with the
+        features on the way (the nearest-neighbour and Mahalanobis evidence of digitpair/abstain.py)."""
+        trunk = self.features(x)
+        hidden = self.classifier[:-1](trunk)
+        return trunk.flatten(1), hidden, self.classifier[-1](hidden).float()
 
 
 # --- the comparison heads: two (N, 10) digit outputs -> (N, 2) pair logits -------------------
@@ -206,11 +208,12 @@ class PairNet(nn.Module):
         (see `predict`)."""
         return predict(self, x, chunk)
 
-    def read_outputs(self, x: torch.Tensor) -> tuple[PairOutput, torch.Tensor, torch.Tensor]:
-        """`forward`'s outputs, with the (N, 2, hidden) features and (N, 2, 10) logits they come from
-        (`read`), in one pass: the head sees the very logits `forward` gives it."""
-        hidden, logits = self.read(x)
-        return self.outputs(logits[:, 0], logits[:, 1]), hidden, logits
+    def read_outputs(self, x: torch.Tensor) -> tuple[PairOutput, tuple[torch.Tensor, ...]]:
+        """`forward`'s outputs, with the (N, 2, features) trunk outputs, (N, 2, hidden) hidden layers
+        and (N, 2, 10) logits they come from (`read`), in one pass: the head sees the very logits
+        `forward` gives it."""
+        trunk, hidden, logits = self.read(x)
+        return self.outputs(logits[:, 0], logits[:, 1]), (trunk, hidden, logits)
 
 
 class SharedNet(PairNet):
@@ -232,10 +235,9 @@ class SharedNet(PairNet):
         la, lb = self.encoder(torch.cat((a, b))).chunk(2)                    # (N, 10) each
         return self.outputs(la, lb)
 
-    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, 2, 14, 14) raw -> (N, 2, hidden) and (N, 2, 10): both digits through the one encoder."""
-        hidden, logits = self.encoder.read(torch.cat(self.split(x)))
-        return torch.stack(hidden.chunk(2), 1), torch.stack(logits.chunk(2), 1)
+    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(N, 2, 14, 14) raw -> (N, 2, features), (N, 2, hidden), (N, 2, 10): both digits through the one encoder."""
+        return tuple(torch.stack(t.chunk(2), 1) for t in self.encoder.read(torch.cat(self.split(x))))
 
 
 class UnsharedNet(PairNet):
@@ -251,11 +253,10 @@ class UnsharedNet(PairNet):
         la, lb = self.encoder_a(a), self.encoder_b(b)                        # (N, 10) each
         return self.outputs(la, lb)
 
-    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, 2, 14, 14) raw -> (N, 2, hidden) and (N, 2, 10): each digit through its position's encoder."""
+    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(N, 2, 14, 14) raw -> (N, 2, features), (N, 2, hidden), (N, 2, 10): each digit through its position's encoder."""
         a, b = self.split(x)
-        (ha, la), (hb, lb) = self.encoder_a.read(a), self.encoder_b.read(b)
-        return torch.stack((ha, hb), 1), torch.stack((la, lb), 1)
+        return tuple(torch.stack(pair, 1) for pair in zip(self.encoder_a.read(a), self.encoder_b.read(b)))
 
 
 @dataclass(frozen=True)
@@ -378,14 +379,15 @@ def predict(model: nn.Module, x: torch.Tensor, chunk: int = PREDICT_CHUNK) -> Pr
 
 @torch.inference_mode()
 def predict_and_read(model: nn.Module, x: torch.Tensor, chunk: int = PREDICT_CHUNK) -> tuple[Prediction, DigitFeatures]:
-    """`predict`, and each of the model's k networks' hidden features and encoder logits of both
-    digits (k = 1 for a single network), from one pass of each network: the page needs both."""
+    """`predict`, and each of the model's k networks' trunk outputs, hidden features and encoder
+    logits of both digits (k = 1 for a single network), from one pass of each network: the page
+    needs both."""
     check_pixels(x, "predict_and_read")
     members = model.members if isinstance(model, Ensemble) else [model]
     chunks = in_eval(model, lambda part: [member.read_outputs(part) for member in members], x, chunk)   # [chunk][network]
-    outs = [average_outputs([out for out, _, _ in c]) if isinstance(model, Ensemble) else c[0][0] for c in chunks]
-    features = DigitFeatures(torch.cat([torch.stack([h for _, h, _ in c]) for c in chunks], 1),
-                             torch.cat([torch.stack([logits for _, _, logits in c]) for c in chunks], 1))
+    outs = [average_outputs([out for out, _ in c]) if isinstance(model, Ensemble) else c[0][0] for c in chunks]
+    features = DigitFeatures(*(torch.cat([torch.stack([read[i] for _, read in c]) for c in chunks], 1)
+                               for i in range(len(DigitFeatures._fields))))
     return prediction(outs), features
 
 

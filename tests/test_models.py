@@ -205,7 +205,8 @@ def test_read_digits_gives_forwards_logits_and_changes_nothing(name, encoder, he
     x = batch()[0]
     read = read_digits(model, x)
     assert model.training and all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
-    assert read.hidden.shape == (1, 8, 2, 64) and read.logits.shape == (1, 8, 2, 10)
+    features = ENCODERS[encoder][1]
+    assert read.trunk.shape == (1, 8, 2, features) and read.hidden.shape == (1, 8, 2, 64) and read.logits.shape == (1, 8, 2, 10)
     model.eval()
     if VARIANTS[name].digit_loss:
         assert torch.equal(read.logits[0], model(x).digit_logits)
@@ -213,6 +214,7 @@ def test_read_digits_gives_forwards_logits_and_changes_nothing(name, encoder, he
     split = model.split(x)
     for box, encoder_of_box in enumerate(encoders):
         assert torch.equal(read.logits[0, :, box], encoder_of_box(split[box]))
+        assert torch.equal(read.trunk[0, :, box], encoder_of_box.features(split[box]).flatten(1))
     both, pred = predict_and_read(model, x), model.predict(x)   # the page's one pass: the same prediction
     assert torch.equal(both[0].p_leq, pred.p_leq) and torch.equal(both[1].logits, read.logits)
 
