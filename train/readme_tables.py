@@ -21,7 +21,7 @@ README = Path("README.md")
 # rounds; the folder is the study's place under train/runs and train/results.
 README_COLUMNS = (("ours (`best`)", "best", "recipe"),
                   ("ours, ensembles of 5 (`best`)", "best", "ensemble5"),
-                  ("ours, served: ensembles of 5, style augmentation (`best`)", "best", "writers_ensemble5"),
+                  ("ours, served: ensembles of 5, style augmentation, 200 epochs (`best`)", "best", "writers200_ensemble5"),
                   ("ours, the report's FC head (`best`)", "best", "recipe_fc"),
                   ("ours, the previous recipe (`best-v1`)", "evidence/best-v1", "adam_safe"),
                   ("the report's networks, its protocol (`seed2020`)", "seed2020", "adam_none"),
