@@ -134,9 +134,16 @@ def test_killing_the_driver_leaves_no_process_behind(tmp_path):
     assert not [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]   # no worker wrote anything
 
 
+def _as_a_foreground_job() -> None:
+    # A command started in the background of a shell without job control (`pytest ... &`, nohup)
+    # inherits SIGINT ignored (POSIX), and so would the study it starts: Ctrl-C is meant for
+    # foreground jobs only. The study under test is one, whoever started the tests.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @linux_only
 def test_ctrl_c_stops_the_whole_study(tmp_path):
-    driver, family = _slow_study(tmp_path, start_new_session=True)
+    driver, family = _slow_study(tmp_path, start_new_session=True, preexec_fn=_as_a_foreground_job)
     os.killpg(driver.pid, signal.SIGINT)   # what a terminal's Ctrl-C sends: the whole foreground group
     try:
         output, _ = driver.communicate(timeout=30)
