@@ -7,7 +7,7 @@ statistics of the served networks' own training digits (`Stats`).
 
 What the readers (the set's networks with digit outputs; an ensemble's members each count as a
 network) make of it, from the pass that gives the page their readings, which also returns each
-network's logits and last hidden layer (`models.predict_and_read`):
+network's conv trunk output, last hidden layer and logits (`models.predict_and_read`):
 - confidence: the largest probability of the readers' mean digit distribution (each reader's
   ensemble averaged first, as the page shows it); low when they read a flat distribution or
   disagree. `pair_share`: what its two likeliest digits hold.
@@ -359,7 +359,9 @@ def load_stats(rules: dict, networks: str, readers: dict[str, int], path: str | 
         fingerprints = json.loads((f.metadata() or {}).get("fingerprints", "{}"))
     if fingerprints.get(networks) != rules["sets"][networks]["fingerprints"]:
         raise StatsError(f"{path.name} was fitted for other {networks!r} networks")
-    a = {k: v.astype(np.float64) for k, v in safetensors.numpy.load(data).items()}
+    # This set's arrays and the shapes every set shares; the other set's are left as stored.
+    a = {k: v.astype(np.float64) for k, v in safetensors.numpy.load(data).items()
+         if k.split("/")[0] in (networks, "shapes", "digit_shapes")}
     try:
         bank = lambda reader, box: unit(a.get(f"{networks}/{reader}/bank/{box}", a[f"{networks}/{reader}/bank/0"]) / BANK_SCALE)
         banks = {reader: tuple(bank(reader, box) for box in range(N_BOXES)) for reader in readers}
