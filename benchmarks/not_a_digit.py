@@ -26,8 +26,11 @@ logits per box) are fitted on the served networks' own training digits, as they 
 them, and written to not_a_digit.safetensors with the networks' fingerprints.
 
 Every drawing is read in both boxes (the unshared networks read each box with their own encoder),
-both counted. Even-numbered items are the choice half, odd ones the check half. The limits are
-searched on the choice half (`search`): the most non-digits caught (the mean over kinds, each
+both counted. Even-numbered items are the choice half, odd ones the check half. The odds that
+combine the evidence (`abstain.Odds`) are fitted on the choice half's budgeted real digits against
+its non-digits, each set weighed alike, with the L2 penalty whose out-of-fold odds, over FOLDS
+folds of the choice half, catch the most of its non-digits as a limit alone (`choose_odds`); they
+go into the statistics file. The limits, the odds' among them, are then searched on the choice half (`search`): the most non-digits caught (the mean over kinds, each
 kind weighed alike) while at most TARGET % of each `BUDGETED` set is flagged (MNIST's digits, and
 the USPS digits and the pen-drawn MNIST digits the networks read right); then `min_pair_share`, which only
 picks the wording, the one that best says "unsure" to flagged real digits and "not a digit" to
@@ -47,6 +50,7 @@ files were written for.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -86,6 +90,8 @@ BUDGETS = (2.0, 5.0, 10.0, 20.0)
 LEVELS = np.array([0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]) * TARGET / 0.8   # % of each budgeted set, at TARGET
 PIECES = (5, 4, 3, 2)
 SHARES = np.round(np.arange(0.5, 1.001, 0.05), 2)
+# The odds' L2 penalties tried (abstain.Odds.fit), and the folds of the choice half that choose one.
+L2S, FOLDS = (1e-6, 1e-5, 1e-4, 1e-3), 5
 
 
 # --- non-digits, drawn as a visitor would --------------------------------------------------
@@ -458,6 +464,50 @@ def judged_groups(models: dict, drawn: dict, stats, kinds: list[str]) -> dict:
     return groups
 
 
+def odds_data(groups: dict, half: str) -> tuple[list[np.ndarray], list[bool]]:
+    """The terms the odds combine, per budgeted real set (its `real_mask`) and per kind of
+    non-digit (those `preprocess` accepted: a refused one is caught anyway), and which are non-digits."""
+    sets = [(n, real_mask(groups, n, half), False) for n in BUDGETED] + [(k, groups[k]["accepted"][half], True)
+                                                                        for k in groups["kinds"]]
+    return [abstain.Odds.terms(groups[n][half])[m] for n, m, _ in sets], [non for _, _, non in sets]
+
+
+def fit_odds(terms: list[np.ndarray], non: list[bool], l2: float) -> abstain.Odds:
+    """Each set weighed alike within its side, real digits and non-digits alike in all."""
+    side = {flag: sum(f == flag for f in non) for flag in (False, True)}
+    weight = np.concatenate([np.full(len(t), 1 / len(t) / side[f]) for t, f in zip(terms, non)])
+    labels = np.concatenate([np.full(len(t), f) for t, f in zip(terms, non)])
+    return abstain.Odds.fit(np.concatenate(terms), labels, weight, l2)
+
+
+def choose_odds(groups: dict) -> tuple[abstain.Odds, dict]:
+    """The odds fitted on the choice half, with the L2S penalty whose out-of-fold odds (FOLDS folds
+    of every set, by item number) catch the most choice-half non-digits at TARGET % of every
+    budgeted set flagged, as the odds limit alone; and that catch per penalty."""
+    terms, non = odds_data(groups, "choice")
+    folds = [np.arange(len(t)) % FOLDS for t in terms]
+    refused = {k: (~groups[k]["accepted"]["choice"]).sum() for k in groups["kinds"]}
+    caught = {}
+    for l2 in L2S:
+        out = [np.zeros(len(t)) for t in terms]
+        for fold in range(FOLDS):
+            odds = fit_odds([t[f != fold] for t, f in zip(terms, folds)], non, l2)
+            for o, t, f in zip(out, terms, folds):
+                o[f == fold] = odds.score(t[f == fold])
+        limit = max(np.quantile(o, 1 - TARGET / 100) for o, f in zip(out, non) if not f)
+        kinds = [o for o, f in zip(out, non) if f]
+        caught[f"{l2:g}"] = round(float(np.mean([100 * ((o > limit).sum() + refused[k]) / (len(o) + refused[k])
+                                                 for o, k in zip(kinds, groups["kinds"])])), 2)
+    l2 = float(max(caught, key=caught.get))
+    return fit_odds(terms, non, l2), {"l2": l2, "out_of_fold_caught": caught}
+
+
+def with_odds(groups: dict, odds: abstain.Odds) -> dict:
+    """Every set's evidence, both halves, with its `odds` by these odds."""
+    return {name: {**g, **{h: abstain.with_odds(g[h], odds) for h in HALVES}} if isinstance(g, dict) else g
+            for name, g in groups.items()}
+
+
 def measured(groups: dict, stats) -> dict:
     """The rule for one set of networks and what it does: its rates on both halves; per limit, the
     catch of the same search with that limit alone (both halves) and, for the rule's limits,
@@ -518,9 +568,16 @@ def main() -> None:
     labels = mnist.train_labels[seen].numpy()
     sets = {networks: readers(load_models(str(args.weights), networks=networks).models) for networks in NETWORKS}
     fingerprints = {networks: {name: abstain.fingerprint(m) for name, m in models.items()} for networks, models in sets.items()}
+    members = {networks: {n: count_members(m) for n, m in models.items()} for networks, models in sets.items()}
     stats_path = args.out.with_suffix(".safetensors")
-    sha = write_stats(stats_path, {networks: abstain.fit_stats(models, trained, labels, SHAPES, DIGIT_SHAPES)
-                                   for networks, models in sets.items()}, fingerprints)
+    # The statistics as the app reads them (float32, 8-bit banks): written, read back, then the odds
+    # fitted on the evidence they give, and written again with them.
+    fitted = {networks: abstain.fit_stats(models, trained, labels, SHAPES, DIGIT_SHAPES) for networks, models in sets.items()}
+    first = {"stats": {"sha256": write_stats(stats_path, fitted, fingerprints)}, "sets": {n: {"fingerprints": f} for n, f in fingerprints.items()}}
+    groups = {networks: judged_groups(models, drawn, abstain.load_stats(first, networks, members[networks], stats_path), kinds)
+              for networks, models in sets.items()}
+    odds = {networks: choose_odds(g) for networks, g in groups.items()}
+    sha = write_stats(stats_path, {n: dataclasses.replace(s, odds=odds[n][0]) for n, s in fitted.items()}, fingerprints)
     result = {"command": "python benchmarks/not_a_digit.py", "commit": git_commit(), "seed": args.seed,
               "data": {"mnist": f"{args.mnist} MNIST-train digits outside the served networks' {len(seen)} training digits",
                        "pen": "the same MNIST digits redrawn with the pad's pen (crisp ink, strokes of the brush's widths)",
@@ -529,12 +586,13 @@ def main() -> None:
                        "halves": "even-numbered items choose (choice), odd-numbered are measured (check); both validation"},
               "stats": {"file": stats_path.name, "sha256": sha,
                         "fitted_on": f"the {len(seen)} training digits (shapes: {SHAPES}, each digit's: {DIGIT_SHAPES}; "
-                                     f"nearest neighbours: k = {abstain.NEIGHBOURS} among the {len(seen)})"},
+                                     f"nearest neighbours: k = {abstain.NEIGHBOURS} among the {len(seen)}); the odds: "
+                                     "the choice half (budgeted real digits and accepted non-digits, each set weighed alike)"},
               "sets": {}}
     for networks, models in sets.items():
-        result["sets"][networks] = {"readers": list(models), "fingerprints": fingerprints[networks]}
-        stats = abstain.load_stats(result, networks, {n: count_members(m) for n, m in models.items()}, stats_path)   # as the app reads them
-        result["sets"][networks].update(measured(judged_groups(models, drawn, stats, kinds), stats))
+        result["sets"][networks] = {"readers": list(models), "fingerprints": fingerprints[networks], "odds": odds[networks][1]}
+        stats = abstain.load_stats(result, networks, members[networks], stats_path)   # as the app reads them
+        result["sets"][networks].update(measured(with_odds(groups[networks], stats.odds), stats))
         check = result["sets"][networks]["rates"]["check"]
         print(networks, json.dumps(result["sets"][networks]["rule"]), json.dumps(check["mnist"]), check["non_digits"]["caught"], flush=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")

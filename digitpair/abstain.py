@@ -39,6 +39,13 @@ What the drawing looks like, as the networks see it (14x14):
   digit): a letter or a scribble is far from every mix of digit shapes, and a crossed-out 3 is
   far from the shapes of 3s.
 
+And all of it at once: odds, the log-odds that a drawing is not a digit by a logistic regression
+on the evidence above and its pairwise products (`Odds`), fitted by the benchmark on validation
+digits and non-digits, as Lee et al. (2018) combine their detector's scores with a logistic
+regression fitted on validation data: single limits cut the evidence along its axes, where a
+drawing can be odd in a combination (a crossed-out 3 is neither far from every training digit nor
+unlike every 3, but somewhat of both with wide strokes).
+
 Each limit of `LIMITS` is a bound on one of these, named after it (`min_confidence` bounds
 `confidence` from below). A drawing is "not a digit" when any limit outside DOUBTS is passed, or
 when a limit of DOUBTS is passed and no two digits share most of the readers' distribution;
@@ -56,6 +63,7 @@ more digits drawn with the pad's pen, so the benchmark holds pen-drawn digits to
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -87,12 +95,19 @@ BANK_SCALE = 255
 DIGIT, UNSURE, NOT_A_DIGIT = "digit", "unsure", "not a digit"
 LIMITS = ("min_confidence", "min_least_confidence", "max_disagreement", "max_energy", "max_neighbour_distance",
           "max_feature_distance", "max_logit_distance", "max_solid", "max_width", "max_pieces", "max_unexplained",
-          "max_unlike")
+          "max_unlike", "max_odds")
 DOUBTS = ("min_confidence", "min_least_confidence", "max_disagreement")   # the readers unsure, not the drawing odd
 N_BOXES = 2   # a pair: each drawing is read in its own box
 # %: real digits flagged at most, non-digits caught at least. benchmarks/not_a_digit.py holds its
 # rule to the first; the About panel quotes both beside the measured rates.
 GOALS = {"flagged": 1.0, "caught": 95.0}
+
+
+# What `Odds` combines, and which of it is taken as log(1 + value): the distances and counts have long
+# tails (a blob's Mahalanobis distance is thousands), which would otherwise outweigh the rest.
+ODDS_OF = ("confidence", "pair_share", "least_confidence", "disagreement", "energy", "neighbour_distance",
+           "feature_distance", "logit_distance", "solid", "width", "pieces", "unexplained", "unlike")
+LOGGED = ("feature_distance", "logit_distance", "pieces", "unexplained", "unlike")
 
 
 class StatsError(ValueError):
@@ -144,16 +159,73 @@ class Gaussians:
 
 
 @dataclass(frozen=True)
+class Odds:
+    """The log-odds that a drawing is not a digit: a logistic regression on its evidence (`ODDS_OF`,
+    standardised by `mean` and `scale`) and the pairwise products of those, `weights` (P,) and `bias`."""
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    bias: float
+
+    @staticmethod
+    def terms(ev) -> np.ndarray:
+        """(N, len(ODDS_OF)): the evidence combined, of an `Evidence` or anything with its fields."""
+        return np.stack([np.log1p(np.maximum(getattr(ev, f), 0)) if f in LOGGED else getattr(ev, f).astype(np.float64)
+                         for f in ODDS_OF], 1)
+
+    @staticmethod
+    def expand(z: np.ndarray) -> np.ndarray:
+        """(N, F) -> (N, F + F(F+1)/2): the values, then every product z_i z_j with i <= j."""
+        i, j = np.triu_indices(z.shape[1])
+        return np.concatenate([z, z[:, i] * z[:, j]], 1)
+
+    def score(self, terms: np.ndarray) -> np.ndarray:
+        """(N, F) `terms` -> (N,) log-odds."""
+        return self.expand((terms - self.mean) / self.scale) @ self.weights + self.bias
+
+    @classmethod
+    def fit(cls, terms: np.ndarray, non_digit: np.ndarray, weight: np.ndarray, l2: float) -> Odds:
+        """The regression that minimises the `weight`ed mean log loss of `non_digit` (N,) bool plus
+        l2 / 2 |weights|^2, on expanded terms standardised for the fit (so that l2 weighs every
+        term alike) and folded back into `weights` and `bias`. L-BFGS in float64: a convex loss,
+        the same numbers on every run."""
+        mean, scale = terms.mean(0), terms.std(0) + 1e-12
+        q = cls.expand((terms - mean) / scale)
+        q_mean, q_scale = q.mean(0), q.std(0) + 1e-12
+        x = torch.from_numpy((q - q_mean) / q_scale)
+        y, w = torch.from_numpy(non_digit.astype(np.float64)), torch.from_numpy(weight / weight.sum())
+        params = torch.zeros(x.shape[1] + 1, dtype=torch.float64, requires_grad=True)
+        optimizer = torch.optim.LBFGS([params], max_iter=500, tolerance_grad=1e-10, tolerance_change=1e-12,
+                                      history_size=20, line_search_fn="strong_wolfe")
+
+        def loss():
+            optimizer.zero_grad()
+            logits = x @ params[:-1] + params[-1]
+            value = (w * torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")).sum()
+            value = value + l2 / 2 * params[:-1].square().sum()
+            value.backward()
+            return value
+
+        optimizer.step(loss)
+        fitted = params.detach().numpy()
+        coef, bias = fitted[:-1] / q_scale, float(fitted[-1])
+        return cls(mean, scale, coef, bias - float(coef @ q_mean))
+
+
+@dataclass(frozen=True)
 class Stats:
     """What the evidence is measured against, all fitted on the served networks' training digits:
     their main shapes, each digit's main shapes (10), per reader and box the unit-length trunk
     features of its first network (`banks`), and per reader, per network, per box, the
-    `Gaussians` of the network's hidden features and of its logits."""
+    `Gaussians` of the network's hidden features and of its logits; and the `Odds` over all of it,
+    fitted on validation digits and non-digits by the benchmark (None until it has: `odds` is NaN,
+    and its limit flags nothing)."""
     shapes: Shapes
     digit_shapes: tuple[Shapes, ...]
     banks: dict[str, tuple[np.ndarray, ...]]                # {reader: per box (M, features)}
     hidden: dict[str, tuple[tuple[Gaussians, ...], ...]]   # {reader: per network: per box}
     logits: dict[str, tuple[tuple[Gaussians, ...], ...]]
+    odds: Odds | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +253,7 @@ class Evidence:
     pieces: np.ndarray
     unexplained: np.ndarray
     unlike: np.ndarray
+    odds: np.ndarray
     digits: np.ndarray
 
 
@@ -286,7 +359,13 @@ def evidence(x: torch.Tensor, reads: dict[str, DigitFeatures], stats: Stats) -> 
     (all first boxes, then all second boxes)."""
     readers = reading_evidence(reads, stats)
     drawn = drawing_evidence(torch.cat([x[:, 0], x[:, 1]]), readers["digits"][:, 0], stats)
-    return Evidence(**readers, **drawn)
+    ev = Evidence(**readers, **drawn, odds=np.full(2 * len(x), np.nan))
+    return ev if stats.odds is None else with_odds(ev, stats.odds)
+
+
+def with_odds(ev: Evidence, odds: Odds) -> Evidence:
+    """`ev` with its `odds` field by `odds`."""
+    return dataclasses.replace(ev, odds=odds.score(Odds.terms(ev)))
 
 
 def passed(rule: Rule, ev: Evidence, limit: str) -> np.ndarray:
@@ -322,7 +401,8 @@ def load_rules(path: str | os.PathLike = RULES_FILE) -> dict:
 
 def stats_arrays(stats: dict[str, Stats]) -> dict[str, np.ndarray]:
     """{set of networks: its Stats} -> the flat arrays of not_a_digit.safetensors: float32, the
-    banks 8-bit (BANK_SCALE). The shapes are the same for every set (fitted on the same training
+    banks 8-bit (BANK_SCALE), the odds float64 (a few hundred numbers, whose products of terms
+    float32 would round off the limit). The shapes are the same for every set (fitted on the same training
     digits) and stored once; so is a bank a reader's two boxes share (one encoder reads both)."""
     first = next(iter(stats.values()))
     arrays = {"shapes/mean": first.shapes.mean, "shapes/components": first.shapes.components,
@@ -335,7 +415,11 @@ def stats_arrays(stats: dict[str, Stats]) -> dict[str, np.ndarray]:
                     for box, g in enumerate(boxes):
                         key = f"{networks}/{reader}/{j}/{box}/{kind}"
                         arrays[f"{key}/means"], arrays[f"{key}/precision"] = g.means, g.precision
-    arrays = {k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}
+        if s.odds is not None:
+            o = s.odds
+            arrays |= {f"{networks}/odds/mean": o.mean, f"{networks}/odds/scale": o.scale,
+                       f"{networks}/odds/weights": o.weights, f"{networks}/odds/bias": np.array([o.bias])}
+    arrays = {k: np.ascontiguousarray(v, np.float64 if "/odds/" in k else np.float32) for k, v in arrays.items()}
     for networks, s in stats.items():
         for reader, boxes in s.banks.items():
             for box, bank in enumerate(boxes):
@@ -370,7 +454,9 @@ def load_stats(rules: dict, networks: str, readers: dict[str, int], path: str | 
                                            for box in range(N_BOXES)) for j in range(k))
                        for reader, k in readers.items()} for kind in ("hidden", "logits")}
         digit_shapes = tuple(Shapes(m, c) for m, c in zip(a["digit_shapes/mean"], a["digit_shapes/components"]))
-        return Stats(Shapes(a["shapes/mean"], a["shapes/components"]), digit_shapes, banks, **fits)
+        o = f"{networks}/odds/"
+        odds = Odds(a[o + "mean"], a[o + "scale"], a[o + "weights"], float(a[o + "bias"][0])) if o + "bias" in a else None
+        return Stats(Shapes(a["shapes/mean"], a["shapes/components"]), digit_shapes, banks, **fits, odds=odds)
     except KeyError as e:   # a whole file, but of an older benchmark (no banks, say)
         raise StatsError(f"{path.name} has no {e.args[0]}: an older benchmarks/not_a_digit.py wrote it "
                          "(rerun python benchmarks/not_a_digit.py)") from None
@@ -391,6 +477,9 @@ def rule_for(rules: dict, networks: str, readers: dict[str, torch.nn.Module],
         stats = load_stats(rules, networks, {name: count_members(m) for name, m in readers.items()}, stats_path)
     except StatsError as e:
         return None, f"the not-a-digit statistics can't be used: {e}"
+    if "max_odds" in chosen["rule"]["limits"] and stats.odds is None:
+        return None, (f"the not-a-digit statistics can't be used: {Path(stats_path).name} has no odds for the "
+                      f"{networks!r} networks (rerun python benchmarks/not_a_digit.py)")
     return Rule(dict(chosen["rule"]["limits"]), chosen["rule"]["min_pair_share"], stats), ""
 
 

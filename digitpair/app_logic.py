@@ -509,8 +509,9 @@ def abstain_note(root: Path) -> list[str]:
                   "the digit readers and each of their networks are, how far the drawing lies from the training "
                   "digits in the networks' own features, and whether it is shaped like handwriting: mostly solid "
                   "ink or very wide strokes (a dot, a blob), ink in several pieces, or a shape no mix of the "
-                  "training digits' main shapes, or of the main shapes of the digit it reads, comes near. The "
-                  "limits were chosen on validation digits (MNIST training digits no network trained on, the same "
+                  "training digits' main shapes, or of the main shapes of the digit it reads, comes near; and all "
+                  "of these weighed together in one score, fitted to tell real digits from drawn non-digits. The "
+                  "limits and that score were chosen on validation digits (MNIST training digits no network trained on, the same "
                   "digits redrawn with the pad's pen, USPS, UCI) and drawn non-digits "
                   "(`benchmarks/not_a_digit.py`); measured on the half not used to choose them:", "", abstain.rates_markdown(rules)]
     return lines

@@ -1,6 +1,7 @@
 """digitpair/abstain.py: the evidence about a drawing, the limits on it, and the statistics file
 that ties them to the networks they were chosen for (benchmarks/not_a_digit.py writes both files)."""
 
+import dataclasses
 import hashlib
 import json
 
@@ -57,13 +58,14 @@ def test_gaussians_measure_the_mahalanobis_distance_to_a_digit():
 def neutral_evidence(n: int, **change) -> abstain.Evidence:
     """n drawings whose evidence passes no limit of LIMITS_AT unless `change`d."""
     values = dict(confidence=0.9, pair_share=0.95, least_confidence=0.8, disagreement=0.0, energy=-10.0,
-                  neighbour_distance=0.05, feature_distance=10.0, logit_distance=5.0, solid=0.1, width=1.5, pieces=1, unexplained=1.0, unlike=1.0)
+                  neighbour_distance=0.05, feature_distance=10.0, logit_distance=5.0, solid=0.1, width=1.5, pieces=1, unexplained=1.0, unlike=1.0,
+                  odds=-5.0)
     return abstain.Evidence(**{k: np.full(n, change.get(k, v)) for k, v in values.items()}, digits=np.zeros((n, 2), int))
 
 
 LIMITS_AT = {"min_confidence": 0.5, "min_least_confidence": 0.4, "max_disagreement": 0.5, "max_energy": -5.0,
              "max_neighbour_distance": 0.2, "max_feature_distance": 50.0, "max_logit_distance": 20.0, "max_solid": 0.3, "max_width": 3.0,
-             "max_pieces": 2, "max_unexplained": 4.0, "max_unlike": 4.0}
+             "max_pieces": 2, "max_unexplained": 4.0, "max_unlike": 4.0, "max_odds": 0.0}
 
 
 @pytest.mark.parametrize("limit", abstain.LIMITS)
@@ -82,14 +84,40 @@ def test_each_limit_flags_its_side_and_the_pair_share_words_a_doubt(limit):
     assert abstain.judge(others, two_digits).tolist() == [abstain.DIGIT]   # a limit left out is not applied
 
 
+def test_the_odds_are_a_weighted_l2_logistic_regression_on_the_terms_and_their_products():
+    """Against scikit-learn's LogisticRegression on the same standardised, expanded terms (its C =
+    1 / l2 with the weights summing to 1), folded back to raw terms; and the odds tell two kinds apart."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    n = 600
+    non_digit = rng.random(n) < 0.3
+    terms = rng.normal(size=(n, 3)) * [1, 10, 0.1] + non_digit[:, None] * [1.5, -8, 0] + [0, 50, 3]
+    terms[:, 2] += 0.1 * non_digit * terms[:, 0] ** 2     # a kind told apart by a product of terms
+    weight = np.where(non_digit, 2.0, 1.0)
+    odds = abstain.Odds.fit(terms, non_digit, weight, l2=1e-3)
+    q = abstain.Odds.expand((terms - terms.mean(0)) / terms.std(0))
+    q = (q - q.mean(0)) / q.std(0)
+    ref = LogisticRegression(C=1e3, tol=1e-10, max_iter=10000).fit(q, non_digit, sample_weight=weight / weight.sum())
+    assert np.allclose(odds.score(terms), ref.decision_function(q), atol=1e-4)
+    assert odds.score(terms)[non_digit].mean() > 2 > -2 > odds.score(terms)[~non_digit].mean()
+    assert abstain.Odds.expand(np.array([[2.0, 3.0]])).tolist() == [[2, 3, 4, 6, 9]]
+
+
 @pytest.fixture(scope="module")
 def fitted(weights, mnist):
-    """The untrained ours set of `weights`, its readers' Stats fitted on 300 training digits, and
-    the two files as benchmarks/not_a_digit.py writes them (in tmp)."""
+    """The untrained ours set of `weights`, its readers' Stats fitted on 300 training digits, with
+    odds fitted to tell those digits from noise."""
     readers = logic.readers(logic.load_models(str(weights)).models)
     digits, labels = pooled(mnist, 300)
     stats = abstain.fit_stats(readers, digits, labels, 5, 3)
-    return readers, stats
+    noise = torch.rand(100, 14, 14, generator=torch.Generator().manual_seed(1)) * 255
+    x = torch.cat([digits, noise])[:, None].expand(-1, 2, -1, -1)
+    ev = abstain.evidence(x, {n: read_digits(m, x) for n, m in readers.items()}, stats)
+    assert np.isnan(ev.odds).all()   # no odds fitted yet: measured as not known, flagging nothing
+    non_digit = np.tile(np.arange(400) >= 300, 2)
+    odds = abstain.Odds.fit(abstain.Odds.terms(ev), non_digit, np.ones(800), l2=1e-3)
+    return readers, dataclasses.replace(stats, odds=odds)
 
 
 def write(tmp_path, readers, stats, fingerprints=None, leave_out="") -> tuple[dict, object]:
@@ -114,6 +142,8 @@ def test_a_rule_serves_only_the_networks_and_the_statistics_it_was_chosen_with(f
         for box, bank in enumerate(boxes):
             assert np.abs(rule.stats.banks[reader][box] - bank).max() < 2 / abstain.BANK_SCALE
     assert not np.array_equal(stats.banks["unshared_aux"][0], stats.banks["unshared_aux"][1])   # an encoder per box
+    for field in ("mean", "scale", "weights", "bias"):           # float64 on disk: the odds exactly
+        assert np.array_equal(getattr(rule.stats.odds, field), getattr(stats.odds, field))
     rule, why = abstain.rule_for(rules, "ours", {**readers, "simple_cnn": build_model("simple_cnn")}, path)
     assert rule is None and "chosen for other 'ours' networks" in why and "python benchmarks/not_a_digit.py" in why
     assert abstain.rule_for(rules, "report", readers, path)[0] is None
@@ -134,6 +164,12 @@ def test_a_rule_serves_only_the_networks_and_the_statistics_it_was_chosen_with(f
     rules, path = write(tmp_path, readers, stats, leave_out="/bank/")
     rule, why = abstain.rule_for(rules, "ours", readers, path)
     assert rule is None and "has no ours/" in why and "rerun python benchmarks/not_a_digit.py" in why
+    # Nor without the odds, when the rule bounds them.
+    rules, path = write(tmp_path, readers, stats, leave_out="/odds/")
+    assert abstain.rule_for(rules, "ours", readers, path)[0] is not None   # the rule has no max_odds
+    rules["sets"]["ours"]["rule"]["limits"]["max_odds"] = 0.0
+    rule, why = abstain.rule_for(rules, "ours", readers, path)
+    assert rule is None and "has no odds for the 'ours' networks" in why
 
 
 def test_a_drawing_s_evidence_is_its_own(fitted, mnist):
@@ -147,6 +183,7 @@ def test_a_drawing_s_evidence_is_its_own(fitted, mnist):
     one, many = evidence(alone), evidence(batch)
     for field in abstain.Evidence.__dataclass_fields__:
         a, b = getattr(one, field), getattr(many, field)
+        assert np.isfinite(a).all(), field
         assert np.allclose(a[[0, 1]], b[[0, 5]], rtol=1e-4, atol=1e-6), field   # box-major: first boxes, then second
 
 
