@@ -20,6 +20,7 @@ README = Path("README.md")
 # (column, study folder, setting): each a cell of test pair accuracy, mean ± std over the setting's
 # rounds; the folder is the study's place under train/runs and train/results.
 README_COLUMNS = (("ours (`best`)", "best", "recipe"),
+                  ("ours, style augmentation, 200 epochs (`best`)", "best", "writers200"),
                   ("ours, ensembles of 5 (`best`)", "best", "ensemble5"),
                   ("ours, served: ensembles of 5, style augmentation, 200 epochs (`best`)", "best", "writers200_ensemble5"),
                   ("ours, the report's FC head (`best`)", "best", "recipe_fc"),
