@@ -177,6 +177,11 @@ def test_predict_outputs_and_mode():
     model.train()
     pred = model.predict(batch()[0])
     assert model.training                                   # predict restores the mode
+    model.eval()
+    model.encoder.train()                                   # mixed modes: each module comes back as it was
+    again = model.predict(batch()[0])
+    assert not model.training and model.encoder.training and model.encoder.classifier[1].training
+    torch.testing.assert_close(again.p_leq, pred.p_leq)     # in eval mode both times: dropout off, BN's running stats
     assert pred.p_leq.shape == (8,) and ((pred.p_leq >= 0) & (pred.p_leq <= 1)).all()
     torch.testing.assert_close(pred.digit_probs.sum(-1), torch.ones(8, 2))
     assert build_model("shared").predict(batch()[0]).digit_probs is None
