@@ -144,10 +144,14 @@ footer img { opacity: 1; }
 #first .zoom-number, #second .zoom-number, #first .separator, #second .separator { display: none !important; }
 #examples-row { align-items: center; gap: 8px; }
 #examples-row .example { flex: 0 0 auto; min-width: 0; }
-/* The About table: words and numbers whole; the table scrolls sideways on a narrow screen. */
+/* The About table: words and numbers whole; the table scrolls sideways on a narrow screen. Headers
+   wrap between words and the description keeps a readable width: with headers on one line, the
+   ensemble columns took the width and squeezed "what it is" to a word a line. */
 #about table { display: block; overflow-x: auto; }
 #about td, #about th { word-break: normal; overflow-wrap: normal; hyphens: none; }
-#about td:not(:nth-child(2)), #about th { white-space: nowrap; }
+#about td:not(:nth-child(2)) { white-space: nowrap; }
+#about th { white-space: normal; min-width: 5em; }
+#about td:nth-child(2) { min-width: 13em; }
 """
 CARD_CSS = """
 .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(140px, 1fr)); gap: 8px; }
