@@ -401,8 +401,7 @@ def load_rules(path: str | os.PathLike = RULES_FILE) -> dict:
 
 def stats_arrays(stats: dict[str, Stats]) -> dict[str, np.ndarray]:
     """{set of networks: its Stats} -> the flat arrays of not_a_digit.safetensors: float32, the
-    banks 8-bit (BANK_SCALE), the odds float64 (a few hundred numbers, whose products of terms
-    float32 would round off the limit). The shapes are the same for every set (fitted on the same training
+    banks 8-bit (BANK_SCALE), the odds float64, as fitted (a few hundred numbers). The shapes are the same for every set (fitted on the same training
     digits) and stored once; so is a bank a reader's two boxes share (one encoder reads both)."""
     first = next(iter(stats.values()))
     arrays = {"shapes/mean": first.shapes.mean, "shapes/components": first.shapes.components,
