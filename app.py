@@ -74,10 +74,15 @@ PAGE_JS = """() => {
 # The pads are read a moment after the stroke ends: a pad reports its drawing only once it has
 # marked itself edited (gradio's ImageEditor `has_user_edits`), and until then it hands over the
 # value it was last given, the blank paper. Read at once, the second pad's first stroke, drawn
-# right after the first pad's, sometimes arrived blank (1 in 6 scripted browser trials).
+# right after the first pad's, sometimes arrived blank (1 in 6 scripted browser trials). Quiet is
+# asked again after the wait: a Clear or an example clicked during it has set the pads since the
+# stroke, and the drawing's answer, read after Clear's new generation, would land on the cleared
+# page (seen once in five runs of tests/test_browser.py: Clear right after a drawing's answer).
 SETTLE = """async () => {
-    if (window.digitpairQuiet) throw new Error("the pads were set by the page, not drawn on");
+    const quiet = () => { if (window.digitpairQuiet) throw new Error("the pads were set by the page, not drawn on"); };
+    quiet();
     await new Promise((done) => setTimeout(done, 100));
+    quiet();
 }"""
 
 
