@@ -34,6 +34,12 @@ parameters in one go; `tests/test_augment.py` checks them against `torchvision.t
   right (a small head on a long tail). MNIST's writers are Census employees and students
   (LeCun et al., 1998); a visitor's pen, slant and proportions vary more, and the networks only
   ever see the 1000 pairs of their round, so the variety has to come from distortions.
+- `style_flag`, `style_flag_foot`, `style_flag_bar`, `style_bar`, `style_slash`, `style_hook`,
+  `style_conventions`: `style` with writing conventions drawn onto digits of their class first
+  (`digitpair/conventions.py`: a flag and a foot on 1s, a bar across 7s, a slash through 0s, a
+  hooked tail on 9s), each with its probability. The class decides what is drawn, so only
+  networks trained with digit labels get them (as only they swap digits); the others train as
+  with `style`.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from .conventions import Conventions, draw_conventions
 
 ELASTIC_ALPHA, ELASTIC_SIGMA = 8.5, 2.0   # pixels, for 14x14 digits (see above)
 
@@ -61,6 +69,7 @@ class DigitStyle:
     erase: float = 0.0                       # largest share of the box a paper rectangle covers; 0: none
     blur: float = 0.0                        # blend of up to this much toward a BLUR_SIGMA Gaussian blur
     warp: float = 0.0                        # largest shift of the digit's middle, in half-box units
+    conventions: Conventions = Conventions() # writing conventions drawn on digits of their class
 
 
 WIDER = dict(degrees=15.0, shear=20.0, aspect=1.25)
@@ -83,6 +92,18 @@ PER_DIGIT = {
     "style_blur": DigitStyle(**WIDER, thickness=PEN, blur=1.0),
     "style_warp": DigitStyle(**WIDER, thickness=PEN, warp=0.2),   # the middle up to 1.4 px
 }
+# Writing conventions (digitpair/conventions.py) on top of `style`, each alone and together.
+CONVENTIONS = {
+    "flag": Conventions(flag=0.5),
+    "flag_foot": Conventions(flag=0.5, foot=0.25),
+    "flag_bar": Conventions(flag=0.5, bar=0.5),
+    "bar": Conventions(bar=0.5),
+    "slash": Conventions(slash=0.5),
+    "hook": Conventions(hook=0.5),
+    "conventions": Conventions(flag=0.5, foot=0.25, bar=0.5, slash=0.5, hook=0.5),
+}
+PER_DIGIT.update({f"style_{name}": DigitStyle(**WIDER, thickness=PEN, conventions=conventions)
+                  for name, conventions in CONVENTIONS.items()})
 AUGMENTATIONS = ("none", "seed", *PER_DIGIT)
 
 
@@ -240,10 +261,13 @@ def random_erase(x: torch.Tensor, g: torch.Generator, largest: float) -> torch.T
 
 
 def per_digit_augment(x: torch.Tensor, classes: torch.Tensor, g: torch.Generator, swap: bool,
-                      style: DigitStyle) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Each digit its own pen width, affine (+ elastic field) (+ optional swap). Returns (input, target, classes)."""
+                      style: DigitStyle, labelled: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each digit its writing conventions (`labelled` only), pen width, affine (+ elastic field)
+    (+ optional swap). Returns (input, target, classes)."""
     n, _, h, w = x.shape
     digits = x.reshape(2 * n, 1, h, w)
+    if style.conventions and labelled:
+        digits = draw_conventions(digits, classes.reshape(-1), g, style.conventions)
     grid = random_affine_grid(digits, g, style.degrees, style.scale, style.shift_px, style.shear, style.aspect)
     if style.elastic:
         grid = grid + elastic_displacement(2 * n, h, w, g, style.elastic).to(grid)
@@ -265,12 +289,13 @@ def per_digit_augment(x: torch.Tensor, classes: torch.Tensor, g: torch.Generator
 
 
 def augment(kind: str, x: torch.Tensor, target: torch.Tensor, classes: torch.Tensor,
-            g: torch.Generator, swap: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Apply augmentation `kind` to a training batch; returns (input, target, classes)."""
+            g: torch.Generator, swap: bool, labelled: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Apply augmentation `kind` to a training batch; returns (input, target, classes).
+    `labelled`: the network trains on digit labels, so class-dependent variants (conventions) may be drawn."""
     if kind == "none":
         return x, target, classes
     if kind == "seed":
         return seed_crop_flip(x, g), target, classes
     if kind in PER_DIGIT:
-        return per_digit_augment(x, classes, g, swap, PER_DIGIT[kind])
+        return per_digit_augment(x, classes, g, swap, PER_DIGIT[kind], labelled)
     raise ValueError(f"unknown augmentation {kind!r}; choose one of {AUGMENTATIONS}")

@@ -208,7 +208,7 @@ def train_one_epoch(model: PairNet, cfg: RunConfig, data: PairSet, opt: torch.op
     for start in range(0, len(data), cfg.batch_size):
         batch = data[order[start: start + cfg.batch_size]]
         x, target, classes = augment(cfg.augmentation, batch.input, batch.target, batch.classes,
-                                     g, swap=cfg.uses_swap)
+                                     g, swap=cfg.uses_swap, labelled=VARIANTS[cfg.variant].digit_loss)
         with autocast(cfg.precision, x.device):
             out = model(x)
         loss = loss_fn(VARIANTS[cfg.variant], out, target, classes, cfg.aux_weight, cfg.label_smoothing)
@@ -267,6 +267,9 @@ class Metrics:
     usps_pair_acc: float | None = None
     uci_digit_acc: float | None = None
     uci_pair_acc: float | None = None
+    pen_digit_acc: float | None = None
+    pen_pair_acc: float | None = None
+    pen_per_digit: list[float] | None = None   # pen digits read right, % of each class 0-9
     # An ensemble's members (train_ensemble), each trained and selected as a single run would be;
     # None for single networks and for ensembles recorded before these were kept.
     member_selected_epochs: list[int] | None = None

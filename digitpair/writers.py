@@ -26,6 +26,7 @@ import gzip
 import hashlib
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,8 @@ import numpy as np
 import PIL.Image
 import torch
 
-from .drawing import preprocess
+from . import pen
+from .drawing import FIELD, DrawingError, preprocess
 
 USPS_ENV = "DIGITPAIR_USPS"
 USPS_FILE = "zip.train.gz"
@@ -50,16 +52,35 @@ class WritersError(RuntimeError):
 class Writers:
     name: str              # "usps" | "uci"
     title: str             # what it is, for tables
-    images: np.ndarray     # (N, 96, 96) uint8, white digit on black paper, as a drawing reaches preprocess
+    images: Sequence       # N images (H, W) uint8 as a drawing reaches preprocess: (96, 96) white
+                           #   on black for scans, pen.Drawings (280, 280) black on white for the pen
     labels: torch.Tensor   # (N,) int64
+    groups: np.ndarray | None = None   # (N,) str: who wrote each digit (the pen's labs), if known
 
     def __len__(self) -> int:
         return len(self.labels)
 
     @functools.cached_property
     def inputs(self) -> torch.Tensor:
-        """(N, 14, 14) float32 raw 0-255: the images through the app's `preprocess`."""
-        return torch.stack([preprocess(image) for image in self.images])
+        """(N, 14, 14) float32 raw 0-255: the images through the app's `preprocess`; zeros where
+        it refuses one (`refused`)."""
+        return torch.stack([self._preprocessed[i][0] for i in range(len(self))])
+
+    @functools.cached_property
+    def refused(self) -> torch.Tensor:
+        """(N,) bool: the drawings `preprocess` refuses (a dot: a pen segment, not a digit), as the
+        page refuses them; they count as misread."""
+        return torch.tensor([self._preprocessed[i][1] for i in range(len(self))])
+
+    @functools.cached_property
+    def _preprocessed(self) -> list[tuple[torch.Tensor, bool]]:
+        out = []
+        for image in self.images:
+            try:
+                out.append((preprocess(image), False))
+            except DrawingError:
+                out.append((torch.zeros(FIELD // 2, FIELD // 2), True))
+        return out
 
 
 def render(ink: np.ndarray) -> np.ndarray:
@@ -100,7 +121,16 @@ def load_uci() -> Writers:
                    images, torch.as_tensor(digits.target, dtype=torch.int64))
 
 
-LOADERS = {"usps": load_usps, "uci": load_uci}
+def load_pen(brush: float = pen.BRUSH) -> Writers:
+    try:
+        digits = pen.load("digits")
+    except pen.PenError as e:
+        raise WritersError(str(e)) from None
+    return Writers("pen", f"pen-drawn digits (UNIPEN), {len(digits)} digits, {len(set(digits.lab))} labs",
+                   pen.Drawings(digits, brush), torch.as_tensor(digits.label.astype(np.int64)), digits.lab)
+
+
+LOADERS = {"usps": load_usps, "uci": load_uci, "pen": load_pen}
 
 
 def load(name: str) -> Writers:
@@ -123,24 +153,32 @@ class Reading:
     pair_acc: float
     per_digit: tuple[float, ...] | None         # digit accuracy of each class 0-9
     confusions: tuple[tuple[int, int, int], ...] | None   # (true, read, count), most frequent first
+    per_group: dict[str, float] | None = None   # digit accuracy of each writer group (the pen's labs)
 
 
 def read(model, writers: Writers, rounds: int = 10, seed: int = 0, top: int = 5) -> Reading:
     """`model` (anything with `predict`) on `writers`, by the protocol in this module's docstring."""
-    x, labels = writers.inputs, writers.labels
+    x, labels, refused = writers.inputs, writers.labels, writers.refused
     cyclic, random = pairs(len(labels), rounds, seed)
     p_leq = model.predict(x[random]).p_leq
-    pair_acc = 100.0 * ((p_leq > 0.5) == (labels[random[:, 0]] <= labels[random[:, 1]])).float().mean().item()
+    right = (p_leq > 0.5) == (labels[random[:, 0]] <= labels[random[:, 1]])
+    pair_acc = 100.0 * (right & ~refused[random].any(1)).float().mean().item()
     probs = model.predict(x[cyclic]).digit_probs
     if probs is None:
         return Reading(None, pair_acc, None, None)
     truth, guess = labels[cyclic].flatten(), probs.argmax(-1).flatten()
-    counts = torch.bincount(truth * 10 + guess, minlength=100).view(10, 10)         # [true, read]
-    per_digit = tuple((100.0 * counts.diag() / counts.sum(1)).tolist())
+    seen = ~refused[cyclic].flatten()
+    correct = (truth == guess) & seen
+    counts = torch.bincount(truth[seen] * 10 + guess[seen], minlength=100).view(10, 10)   # [true, read]
+    per_digit = tuple((100.0 * counts.diag() / torch.bincount(truth, minlength=10)).tolist())
     wrong = counts.clone().fill_diagonal_(0)
     order = wrong.flatten().argsort(descending=True, stable=True)[:top]
     confusions = tuple((int(i) // 10, int(i) % 10, int(wrong.flatten()[i])) for i in order if wrong.flatten()[i] > 0)
-    return Reading(100.0 * (truth == guess).float().mean().item(), pair_acc, per_digit, confusions)
+    groups = None if writers.groups is None else writers.groups[cyclic.numpy()].flatten()   # as truth
+    per_group = None if writers.groups is None else {
+        group: 100.0 * correct[torch.from_numpy(groups == group)].float().mean().item()
+        for group in sorted(set(groups))}
+    return Reading(100.0 * correct.float().mean().item(), pair_acc, per_digit, confusions, per_group)
 
 
 @functools.lru_cache(maxsize=1)   # once per process: a study's worker reads them after every run
@@ -161,5 +199,7 @@ def read_other_writers(model) -> dict[str, float | None]:
     """{usps_digit_acc, usps_pair_acc, uci_digit_acc, uci_pair_acc} of `model`, as run records hold
     them (training.Metrics); a set that cannot be loaded gives None, as for a model without digits."""
     readings = {w.name: read(model, w) for w in validation_sets()}
-    return {f"{name}_{what}": (getattr(readings[name], what) if name in readings else None)
-            for name in LOADERS for what in ("digit_acc", "pair_acc")}
+    found = {f"{name}_{what}": (getattr(readings[name], what) if name in readings else None)
+             for name in LOADERS for what in ("digit_acc", "pair_acc")}
+    per_digit = readings["pen"].per_digit if "pen" in readings else None
+    return {**found, "pen_per_digit": None if per_digit is None else list(per_digit)}
