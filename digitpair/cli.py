@@ -138,9 +138,12 @@ def train(
     data_dir: Optional[Path] = DataDirOption,
     save: Optional[Path] = typer.Option(None, show_default="not saved",
                                         help="Write the trained model here (a weights/<variant> folder)."),
-    threads: int = typer.Option(1, min=1, help="torch threads. One, as best's runs trained: the same numbers "
-                                               "as their records, and beside other busy processes a second "
-                                               "thread mostly waits (benchmarks/README.md)."),
+    threads: int = typer.Option(
+        1, min=1,
+        help="torch threads. One, as best's runs trained: the same numbers as their records on a "
+             "CPU like theirs (each record names it; another CPU's kernels round differently, and "
+             "training carries that on), and beside other busy processes a second thread mostly "
+             "waits (benchmarks/README.md)."),
 ):
     """Train one variant on one round of pairs as a study trains it: by default, round 0 of best's
     main setting. Print the setting and config used, progress and final metrics.

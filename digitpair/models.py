@@ -377,7 +377,9 @@ def prediction(outs: list[PairOutput]) -> Prediction:
 @torch.inference_mode()
 def predict(model: nn.Module, x: torch.Tensor, chunk: int = PREDICT_CHUNK) -> Prediction:
     """`model` (a PairNet or an Ensemble) on x: (N, 2, 14, 14) float, raw 0-255 pixels
-    (`check_pixels`) -> P(first <= second) and digit probabilities."""
+    (`check_pixels`) -> P(first <= second) and digit probabilities. A pair's answer is the same in
+    any batch up to float rounding, not bit for bit: the CPU's kernels may sum in another order
+    for another batch size (tests/test_models.py checks chunked against whole)."""
     check_pixels(x)
     return prediction(in_eval(model, model, x, chunk))
 

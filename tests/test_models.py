@@ -14,6 +14,12 @@ over_registry = pytest.mark.parametrize("name, encoder, head", [(n, e, h) for e 
                                                                 for h in v.heads])
 
 
+# A box read alone (a batch of N) and both boxes read as one batch of 2N (SharedNet) go through
+# kernels the CPU picks by batch size, which may sum in another order: float32 logits up to ~17
+# then differ by a few ulps (at most 7.6e-6 on an Intel Xeon; none on an AMD EPYC).
+ACROSS_BATCH_SIZES = dict(rtol=1e-5, atol=1e-4)
+
+
 def batch(n=8, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n, 2, 14, 14, generator=g) * 255
@@ -203,7 +209,8 @@ def test_predict_in_chunks_equals_one_pass_with_bounded_batches():
 @over_registry
 def test_read_digits_gives_forwards_logits_and_changes_nothing(name, encoder, head):
     """The hidden features come with the very logits the network outputs (digit logits where it
-    has them); reading them leaves the state, hence the weights' fingerprints, as they were."""
+    has them), and each box's logits are its encoder's on that box alone, up to float rounding;
+    reading them leaves the state, hence the weights' fingerprints, as they were."""
     torch.manual_seed(0)
     model = build_model(name, encoder, head).train()
     state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -213,13 +220,14 @@ def test_read_digits_gives_forwards_logits_and_changes_nothing(name, encoder, he
     features = ENCODERS[encoder][1]
     assert read.trunk.shape == (1, 8, 2, features) and read.hidden.shape == (1, 8, 2, 64) and read.logits.shape == (1, 8, 2, 10)
     model.eval()
-    if VARIANTS[name].digit_loss:
+    if VARIANTS[name].digit_loss:   # forward's batch through the same layers: the same bits
         assert torch.equal(read.logits[0], model(x).digit_logits)
     encoders = [model.encoder] * 2 if hasattr(model, "encoder") else [model.encoder_a, model.encoder_b]
     split = model.split(x)
-    for box, encoder_of_box in enumerate(encoders):
-        assert torch.equal(read.logits[0, :, box], encoder_of_box(split[box]))
-        assert torch.equal(read.trunk[0, :, box], encoder_of_box.features(split[box]).flatten(1))
+    for box, encoder_of_box in enumerate(encoders):   # alone: N digits where SharedNet reads 2N
+        alone = encoder_of_box(split[box]), encoder_of_box.features(split[box]).flatten(1)
+        torch.testing.assert_close(read.logits[0, :, box], alone[0], **ACROSS_BATCH_SIZES)
+        torch.testing.assert_close(read.trunk[0, :, box], alone[1], **ACROSS_BATCH_SIZES)
     both, pred = predict_and_read(model, x), model.predict(x)   # the page's one pass: the same prediction
     assert torch.equal(both[0].p_leq, pred.p_leq) and torch.equal(both[1].logits, read.logits)
 
