@@ -8,12 +8,15 @@ generated: unchanged records give unchanged bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from datetime import timedelta
 from pathlib import Path
 
 from . import records as rec
+from .augment import PER_DIGIT
+from .conventions import CLASS
 from .data import SYNTHETIC
 from .fmt import as_printed, fmt, md_table
 from .models import VARIANTS
@@ -240,7 +243,9 @@ def paired_rows(records: list[RunRecord], study: Study) -> list[dict]:
                    "cost": statistics.fmean(r.metrics.wall_seconds for _, r in pairs)
                    / statistics.fmean(b.metrics.wall_seconds for b, _ in pairs)}
             readers = [("val", lambda x: x.metrics.val_acc), ("last_val", last_val_acc)]
-            readers += [(key, lambda x, key=key: getattr(x.metrics, key)) for key in WRITERS]
+            readers += [(key, lambda x, key=key: getattr(x.metrics, key)) for key in WRITERS + PEN]
+            readers += [(f"pen_{d}", lambda x, d=d: x.metrics.pen_per_digit and x.metrics.pen_per_digit[d])
+                        for d in range(10)]
             for key, f in readers:
                 row[f"d_{key}_mean"], row[f"d_{key}_std"] = mean_std(
                     [f(r) - f(b) for b, r in pairs if f(b) is not None and f(r) is not None])
@@ -269,7 +274,7 @@ def render_levers(study: Study, records: list[RunRecord]) -> list[str]:
                      + ["-" if c is None else f"{_signed(c, 'last_val')} / {_signed(c, 'val')}" for c in cells]
                      + [f"{statistics.fmean(c['cost'] for c in present):.2f}x", str(min(c["rounds"] for c in present))])
     lines += md_table(["setting", "changes", *(f"{m}: last epoch / selected" for m in variants), "cost", "n"], table)
-    return lines + [""] + render_writer_levers(study, variants, by)
+    return lines + [""] + render_writer_levers(study, variants, by) + render_pen_levers(study, variants, by)
 
 
 def lever_cells(study: Study, variants: list[str], by: dict):
@@ -287,6 +292,7 @@ def _signed(cell: dict, key: str) -> str:
 
 # Other writers' digits (digitpair/writers.py) as training.Metrics holds them.
 WRITERS = ("usps_digit_acc", "uci_digit_acc", "usps_pair_acc", "uci_pair_acc")
+PEN = ("pen_digit_acc", "pen_pair_acc")
 
 
 def render_writer_levers(study: Study, variants: list[str], by: dict) -> list[str]:
@@ -307,6 +313,53 @@ def render_writer_levers(study: Study, variants: list[str], by: dict) -> list[st
                          + (" *pairs*" if kind == "pair" else ""))
         table.append([f"`{setting}`", *texts])
     return lines + md_table(["setting", *(f"{m}: USPS / UCI" for m in variants)], table) + [""]
+
+
+def targeted(study: Study, setting: str) -> set[int]:
+    """The digit classes a setting's writing conventions are drawn on (augment.PER_DIGIT)."""
+    style = PER_DIGIT.get(study.settings[setting].augmentation)
+    if style is None:
+        return set()
+    return {CLASS[f.name] for f in dataclasses.fields(style.conventions) if getattr(style.conventions, f.name)}
+
+
+def render_pen_levers(study: Study, variants: list[str], by: dict) -> list[str]:
+    """The pen digits' lever table, where the runs read them: per setting against the main one,
+    each variant's pen digits (pairs for those without digit outputs), then digit by digit for the
+    variants with digit outputs, averaged over them, the digits a setting's conventions are drawn
+    on in bold; beside the MNIST validation pairs and the cost."""
+    if all(by[k].get("d_pen_pair_acc_mean") is None for k in by):
+        return []
+    readers = [m for m in variants if VARIANTS[m].digit_loss]
+    lines = [f"### Pen-drawn digits: each setting against `{study.main}` (validation, used for choices)", "",
+             "Difference in points, mean ± sample std over the paired rounds, on the pen digits "
+             "(digitpair/writers.py: 8,685 digits by the writers of 12 labs, drawn with the page's pen and "
+             "read through `drawing.preprocess`): each variant's digit accuracy (pair accuracy, marked *pairs*, "
+             "for variants without digit outputs); then each digit's accuracy, mean over "
+             f"{', '.join(f'`{m}`' for m in readers)}, the digits the setting draws conventions on in **bold**; "
+             "MNIST validation pairs at the last epoch, mean over all variants; the cost.", ""]
+    table = []
+    for setting, cells in lever_cells(study, variants, by):
+        texts = []
+        for m, c in zip(variants, cells):
+            kind = "digit" if VARIANTS[m].digit_loss else "pair"
+            texts.append("-" if c is None or c[f"d_pen_{kind}_acc_mean"] is None
+                         else _signed(c, f"pen_{kind}_acc") + (" *pairs*" if kind == "pair" else ""))
+        marked = targeted(study, setting)
+        digits = []
+        for d in range(10):
+            values = [by[(setting, m)][f"d_pen_{d}_mean"] for m in readers
+                      if (setting, m) in by and by[(setting, m)][f"d_pen_{d}_mean"] is not None]
+            text = fmt(statistics.fmean(values), None, digits=1, signed=True) if values else "-"
+            digits.append(f"**{text}**" if d in marked else text)
+        present = [c for c in cells if c]
+        val = [c["d_last_val_mean"] for c in present if c["d_last_val_mean"] is not None]
+        table.append([f"`{setting}`", *texts, *digits,
+                      fmt(statistics.fmean(val), None, signed=True) if val else "-",
+                      f"{statistics.fmean(c['cost'] for c in present):.2f}x"])
+    header = ["setting", *(f"{m}" for m in variants), *(f"pen {d}s" for d in range(10)),
+              "MNIST val pairs", "cost"]
+    return lines + md_table(header, table) + [""]
 
 
 def without_end(meta: dict) -> str:

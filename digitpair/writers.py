@@ -9,10 +9,15 @@ reads other people's handwriting, and every figure measured on them is named "va
   checked against its SHA256SUMS entry).
 - `uci`: the UCI optical-recognition digits that scikit-learn bundles (`load_digits`, Alpaydin &
   Kaynak 1998): 1797 digits by 13 writers, 32x32 binary scans reduced to 8x8 ink counts 0-16.
+- `pen`: the pen-drawn digits of `../shared/data/pen/` (`digitpair/pen.py`: UNIPEN, 8,685 digits
+  by the writers of 12 labs, in conventions MNIST's writers rarely used), drawn as pen
+  trajectories with the page's own pen onto its 280x280 paper (a 24 px brush; `load_pen` takes
+  another width), each digit's lab kept to read them lab by lab.
 
-Both reach `preprocess` as a drawing would: ink scaled to 0-255, the grid enlarged to 64x64 with
-bilinear interpolation (smooth strokes, as a scan or a canvas has, not blocks), a 16 px paper
-margin (the paper colour preprocess reads off the border), i.e. a 96x96 white-on-black image.
+The scans reach `preprocess` as a drawing would: ink scaled to 0-255, the grid enlarged to 64x64
+with bilinear interpolation (smooth strokes, as a scan or a canvas has, not blocks), a 16 px paper
+margin (the paper colour preprocess reads off the border), i.e. a 96x96 white-on-black image. A
+drawing `preprocess` refuses (a pen segment that is only a dot) counts as misread.
 
 Digit accuracy: every digit once in each position (digit i paired with digit i+1, cyclically),
 both positions counted. Pair accuracy: `rounds` random permutations of the set, consecutive
@@ -122,12 +127,17 @@ def load_uci() -> Writers:
 
 
 def load_pen(brush: float = pen.BRUSH) -> Writers:
+    """The pen digits drawn with the page's pen (`pen.Drawings`), `brush` px wide; named "pen" at
+    the page's width, "pen12" at 12 px."""
     try:
         digits = pen.load("digits")
     except pen.PenError as e:
         raise WritersError(str(e)) from None
-    return Writers("pen", f"pen-drawn digits (UNIPEN), {len(digits)} digits, {len(set(digits.lab))} labs",
-                   pen.Drawings(digits, brush), torch.as_tensor(digits.label.astype(np.int64)), digits.lab)
+    name = "pen" if brush == pen.BRUSH else f"pen{brush:g}"
+    title = (f"pen-drawn digits (UNIPEN), {len(digits)} digits by {len(set(digits.lab))} labs, "
+             f"drawn with a {brush:g} px pen")
+    return Writers(name, title, pen.Drawings(digits, brush), torch.as_tensor(digits.label.astype(np.int64)),
+                   digits.lab)
 
 
 LOADERS = {"usps": load_usps, "uci": load_uci, "pen": load_pen}
