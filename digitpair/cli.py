@@ -39,6 +39,7 @@ BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "n
 # The study files shipped with this project, in the checkout digitpair is installed from (pip
 # install -e .): --preset finds them from any folder; --studies names another folder of them.
 STUDIES = Path(__file__).resolve().parents[1] / "train" / "studies"
+PACKAGE = Path(__file__).resolve().parent   # the code a study's runs train with
 StudiesOption = typer.Option(None, "--studies", show_default="train/studies of digitpair's checkout",
                              help="The folder of the preset study files.")
 
@@ -253,8 +254,43 @@ def dry_run_folders(study, out: Path | None, results: Path | None) -> tuple[Path
     return out / "runs", results or out / "results"
 
 
-def run_and_report(study, out: Path, results: Path, specs: list, run_on, how: str) -> tuple[list, dict]:
-    """Train the study's unfinished runs with progress bars, then write its report: (report files, run_study's counts)."""
+def uncommitted_code(study, path: Path, allow_dirty: bool, dry_run: bool) -> dict | None:
+    """A final study trains from code git holds, so that its runs trace to a commit: one whose
+    package (digitpair/) or study file `path` has changes git does not hold, or whose commit
+    cannot be known, is refused unless --allow-dirty, and then this is what its invocation records
+    of the code (provenance.uncommitted). A dry run trains nothing worth tracing, so it only says
+    that a real run would be refused; a study that is not final decides nothing: not checked."""
+    from .provenance import UNKNOWN, UnknownCode, uncommitted
+
+    if not study.final:
+        return None
+    try:
+        code = uncommitted([PACKAGE, path])
+        if not code["files"]:
+            return None
+        why = f"git does not hold the changes to {', '.join(code['files'])}"
+        fix, recorded = "commit the changes", "the diff"
+    except UnknownCode as e:
+        code, why = {"files": UNKNOWN, "patch": UNKNOWN}, str(e)
+        fix, recorded = "train from a git checkout of a commit", "that the diff is unknown"
+    if dry_run:
+        console.print(f"note: a real run would be refused: study {study.name!r} is final, and "
+                      f"{escape(why)} (see --allow-dirty)")
+        return None
+    if not allow_dirty:
+        raise fail(f"study {study.name!r} is final, and {why}. A final study trains from "
+                   f"committed code, so that its runs trace to a commit: {fix}, or give "
+                   f"--allow-dirty to train anyway, its invocation recording {recorded} in "
+                   "invocations.jsonl. Nothing was written.")
+    console.print(f"[yellow]warning:[/yellow] final study {study.name!r} trains from uncommitted "
+                  f"code ({escape(why)}): invocations.jsonl records {recorded}")
+    return code
+
+
+def run_and_report(study, out: Path, results: Path, specs: list, run_on, how: str,
+                   uncommitted: dict | None) -> tuple[list, dict]:
+    """Train the study's unfinished runs with progress bars, then write its report: (report files,
+    run_study's counts). `uncommitted`: the code's changes the invocation records, if any."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from .records import WriteError
@@ -264,7 +300,8 @@ def run_and_report(study, out: Path, results: Path, specs: list, run_on, how: st
     try:   # records of another config in the output folder
         with Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
-            done = run_study(study, out, specs, run_on, study_progress(bar, study.name, how, out))
+            done = run_study(study, out, specs, run_on, study_progress(bar, study.name, how, out),
+                             uncommitted=uncommitted)
         return write_report(out, results, study), done
     except (ValueError, WriteError) as e:   # WriteError: the finished runs are kept, no partial left
         raise fail(str(e)) from None
@@ -302,6 +339,10 @@ def study(
     gpus_per_run: float = typer.Option(0.0, help="ray: GPUs each run reserves; a fraction shares a GPU "
                                                  "(0.25: four runs)."),
     max_runs: int = typer.Option(5000, help="Refuse a grid of more runs than this (raise it to train one)."),
+    allow_dirty: bool = typer.Option(
+        False, "--allow-dirty", help="Train a final study from code git does not hold (changes to "
+        "digitpair/ or the study file, or no git checkout), recording the diff in "
+        "invocations.jsonl; refused otherwise."),
 ):
     """Run a study (resumable: finished runs are skipped), then write its report."""
     from .executors import check_flags, describe_flags, make_executor
@@ -312,7 +353,8 @@ def study(
     overrides = parse_overrides(set_, GRID_FIELDS)
     try:
         check_flags(executor, workers=workers, address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
-        study = Study.load(study_file or preset_file(preset, studies))
+        path = study_file or preset_file(preset, studies)
+        study = Study.load(path)
         run_on = make_executor(executor, workers=workers, data_dir=data_dir, dry_run=dry_run, address=address,
                                cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
         study = dry_run_study(study) if dry_run else study
@@ -321,13 +363,14 @@ def study(
         specs = grid(study, rounds=rounds, only=only, setting=setting, overrides=overrides)
     except (OSError, ValueError) as e:
         raise fail(str(e)) from None
+    code = uncommitted_code(study, path, allow_dirty, dry_run)   # before anything is written
     if dry_run:
         out, results = dry_run_folders(study, out, results)
     else:
         out, results = output_folders(study, overrides, out, results)
         load_data(data_dir)   # fail early, with a message, if MNIST is missing
-    files, done = run_and_report(study, out, results, specs, run_on,
-                                 describe_flags(executor, workers, cpus_per_run, gpus_per_run))
+    how = describe_flags(executor, workers, cpus_per_run, gpus_per_run)
+    files, done = run_and_report(study, out, results, specs, run_on, how, code)
     console.print(f"report: {', '.join(str(f) for f in files)}")
     if done["failed"]:
         console.print(f"[red]{len(done['failed'])} run(s) failed[/red] and were not recorded: "

@@ -58,6 +58,31 @@ def machine() -> dict:
             "platform": platform.platform()}
 
 
+class UnknownCode(Exception):
+    """No git checkout can say whether digitpair's code is a commit's; the message says why."""
+
+
+def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    # errors="replace": a diff of a file that is not UTF-8 is still text to record.
+    return subprocess.run(["git", *args], capture_output=True, text=True, errors="replace",
+                          check=check, cwd=root)
+
+
+def checkout() -> Path:
+    """The git checkout digitpair is imported from, wherever the command runs. UnknownCode where
+    there is none: an installed copy (in site-packages, perhaps inside some other repository), an
+    unpacked tarball."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        top = _git(root, "rev-parse", "--show-toplevel").stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        top = ""
+    if not top or Path(top).resolve() != root:
+        raise UnknownCode(f"digitpair is imported from {root}, which is not a git checkout: the "
+                          "commit of its code cannot be known")
+    return root
+
+
 def git_commit() -> str:
     """The short sha of the checked-out code, "-dirty" appended when tracked files differ; "unknown"
     outside a git checkout. Read once per invocation, before anything trains."""
@@ -65,20 +90,87 @@ def git_commit() -> str:
     # there, if any, need not match the files that were sent.
     if os.environ.get("DIGITPAIR_COMMIT"):
         return os.environ["DIGITPAIR_COMMIT"]
-    # The checkout digitpair is imported from, wherever the command runs; an installed copy (in
-    # site-packages, perhaps inside some other repository) has none.
-    checkout = Path(__file__).resolve().parents[1]
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=checkout).stdout.strip()
-
     try:
-        if Path(git("rev-parse", "--show-toplevel")).resolve() != checkout:
-            return UNKNOWN
-        dirty = git("status", "--porcelain", "--untracked-files=no")
-        return git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
+        root = checkout()
+        head = _git(root, "rev-parse", "--short", "HEAD").stdout.strip()
+        dirty = _git(root, "status", "--porcelain", "--untracked-files=no").stdout.strip()
+        return head + ("-dirty" if dirty else "")
+    except (UnknownCode, OSError, subprocess.CalledProcessError):
         return UNKNOWN
+
+
+def _split(root: Path, paths: list[Path]) -> tuple[list[str], list[str]]:
+    """`paths` resolved: those in the checkout at `root`, and those outside it (never git's)."""
+    resolved = [p.resolve() for p in paths]
+    inside = [p.is_relative_to(root.resolve()) for p in resolved]
+    return ([str(p) for p, i in zip(resolved, inside) if i],
+            [str(p) for p, i in zip(resolved, inside) if not i])
+
+
+def _status(root: Path, inside: list[str]) -> list[tuple[str, str]]:
+    """(XY, file) of `git status --porcelain` for the paths `inside` the checkout at `root`: the
+    files changed from HEAD, staged or not, deleted, or untracked and not ignored ("??"); a rename
+    names both of its files."""
+    if not inside:
+        return []
+    # -z: file names as they are, unquoted; a rename's entry is followed by its source's name.
+    fields = _git(root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--",
+                  *inside).stdout
+    entries, parts = [], iter(fields.split("\0"))
+    for part in parts:
+        if part:
+            entries.append((part[:2], part[3:]))
+            if "R" in part[:2] or "C" in part[:2]:
+                entries.append((part[:2], next(parts)))
+    return entries
+
+
+def uncommitted_files(root: Path, paths: list[Path]) -> list[str]:
+    """The files of `paths` (files or folders) whose content the checkout at `root` does not hold
+    at HEAD: changed, staged or not, deleted, or untracked and not ignored; relative to `root`.
+    A path outside `root` is named whole."""
+    inside, outside = _split(root, paths)
+    return sorted({file for _, file in _status(root, inside)}) + outside
+
+
+def uncommitted_patch(root: Path, paths: list[Path]) -> str:
+    """The diff from HEAD to the files of `paths` as they are (`uncommitted_files`): tracked files
+    as `git diff HEAD` gives them, the others as new files. Read without touching the index."""
+    inside, outside = _split(root, paths)
+    diff = ("diff", "--no-color", "--no-ext-diff", "HEAD", "--")
+    tracked = _git(root, *diff, *inside).stdout if inside else ""
+    new = [file for xy, file in _status(root, inside) if xy == "??"] + outside
+    return tracked + "".join(_new_file_diff(root, file) for file in new)
+
+
+def _new_file_diff(root: Path, file: str) -> str:
+    # --no-index exits 1 when the two differ, as a file and /dev/null do.
+    done = _git(root, "diff", "--no-color", "--no-ext-diff", "--no-index", "--", os.devnull, file,
+                check=False)
+    if done.returncode != 1:
+        raise subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
+    return done.stdout
+
+
+def uncommitted(paths: list[Path]) -> dict:
+    """What of `paths` git does not hold at HEAD of digitpair's checkout, as an invocation records
+    it: {"files": [...], "patch": "..."}, no files where git holds them all. UnknownCode where no
+    checkout can tell: digitpair is not imported from one, git fails there, or DIGITPAIR_COMMIT
+    names a commit with changes (a copy sent elsewhere: the changes travelled, their diff did not).
+    A DIGITPAIR_COMMIT naming a commit alone vouches for the copy, as `git_commit` takes it."""
+    named = os.environ.get("DIGITPAIR_COMMIT")
+    if named:
+        if named.endswith("-dirty"):
+            raise UnknownCode(f"DIGITPAIR_COMMIT={named} names changes to that commit, which this "
+                              "copy of the code cannot list")
+        return {"files": [], "patch": ""}
+    root = checkout()
+    try:
+        files = uncommitted_files(root, paths)
+        return {"files": files, "patch": uncommitted_patch(root, paths) if files else ""}
+    except (OSError, subprocess.CalledProcessError) as e:
+        why = getattr(e, "stderr", None) or str(e)
+        raise UnknownCode(f"git cannot read the checkout {root}: {' '.join(why.split())}") from None
 
 
 def provenance(commit: str, started_at: str, device: str, data: str) -> Provenance:

@@ -4,9 +4,11 @@ A study folder (default `train/runs/<study>/`, digitpair/study.py's `output_fold
 
     study.toml                      the study definition this folder belongs to (one per folder)
     invocations.jsonl               two lines per study command, joined by its id: one as it starts
-                                    (commit, machine, executor, runs to train), one as it ends (wall
-                                    time, runs completed and failed); a command killed on the way
-                                    has the first only, and each run's provenance names its command
+                                    (commit, machine, executor, runs to train; the diff of the
+                                    uncommitted code a final study trains from under
+                                    --allow-dirty), one as it ends (wall time, runs completed and
+                                    failed); a command killed on the way has the first only, and
+                                    each run's provenance names its command
     runs.jsonl.gz                   the packed finished runs, one row per run (`RunRecord.to_dict`,
                                     epoch history included): what the repository keeps
     .lock                           held (flock) by the invocation training into the folder

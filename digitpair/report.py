@@ -127,7 +127,8 @@ def _write_report(runs_dir: Path, results_dir: Path, study: Study, records: list
     rec.write_summary(results_dir / rec.SUMMARY, rows)
     written.append(results_dir / rec.SUMMARY)
 
-    meta = meta_json(runs_dir, study, records)
+    invocations = rec.read_invocations(runs_dir)
+    meta = meta_json(invocations, study, records)
     (results_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     written.append(results_dir / "meta.json")
 
@@ -143,15 +144,16 @@ def _write_report(runs_dir: Path, results_dir: Path, study: Study, records: list
         figures[comparison] = (path, settings)
         written.append(path)
 
-    (results_dir / "report.md").write_text(render_markdown(study, rows, records, meta, figures))
+    text = render_markdown(study, rows, records, invocations, meta, figures)
+    (results_dir / "report.md").write_text(text)
     written.append(results_dir / "report.md")
     return written
 
 
-def meta_json(runs_dir: Path, study: Study, records: list[RunRecord]) -> dict:
+def meta_json(invocations: list[dict], study: Study, records: list[RunRecord]) -> dict:
     """Where and at which commit the runs trained, as the records state it ("unknown" where they
-    don't), and what the study commands recorded in invocations.jsonl (`account`)."""
-    invocations = rec.read_invocations(runs_dir)
+    don't), and what the study commands recorded (`invocations`, from invocations.jsonl;
+    `account`)."""
     p = [r.provenance for r in records]
     return {"study": study.name, "final": study.final, "runs": len(records), "rounds": study.rounds,
             "compute_seconds": sum(r.metrics.wall_seconds for r in records),
@@ -388,11 +390,38 @@ def render_unaccounted(meta: dict, records: list[RunRecord]) -> list[str]:
     return lines + [""]
 
 
-def render_markdown(study: Study, rows: list[Summary], records: list[RunRecord], meta: dict,
-                    figures: dict) -> str:
+def render_uncommitted(study: Study, records: list[RunRecord],
+                       invocations: list[dict]) -> list[str]:
+    """Setting by setting, the runs that trained from code git did not hold (their commit recorded
+    `-dirty`), and of how many the study command recorded the diff; nothing where none did."""
+    dirty = [r for r in records if r.provenance.dirty is True]
+    if not dirty:
+        return []
+    with_diff = {i["invocation"] for i in invocations if "uncommitted" in i}
+    lines = ["## Runs trained from uncommitted code", "",
+             "Their records name a commit with changes git did not hold (`-dirty`): no commit "
+             "holds the code they trained with. Where the study command recorded the diff "
+             "(`uncommitted` in its start line in `invocations.jsonl`, as a final study trained "
+             "with `--allow-dirty` does), that commit and the diff hold it.", ""]
+    for setting in study.settings:
+        runs = rec.select(dirty, setting=setting)
+        if runs:
+            commits = sorted({r.provenance.commit for r in runs})
+            named = ", ".join(f"`{c}-dirty`" for c in commits)
+            diffs = sum(r.provenance.invocation in with_diff for r in runs)
+            total = len(rec.select(records, setting=setting))
+            lines.append(f"- `{setting}`: {len(runs)} of {total} runs trained from uncommitted "
+                         f"code (commit{'s' * (len(commits) > 1)} {named}); the diff is on record "
+                         f"for {diffs or 'none'} of them")
+    return lines + [""]
+
+
+def render_markdown(study: Study, rows: list[Summary], records: list[RunRecord],
+                    invocations: list[dict], meta: dict, figures: dict) -> str:
     key, label = _metric(records)
     by = {(r.setting, r.variant): r for r in rows}
     lines = render_preamble(study, rows, records, meta, label)
+    lines += render_uncommitted(study, records, invocations)
     for comparison, settings in study.comparisons.items():
         lines += render_comparison(study, comparison, settings, by, key, figures)
     if not study.final:

@@ -356,20 +356,24 @@ def dry_run_study(study: Study) -> Study:
     return replace(study, rounds=min(2, study.rounds), settings=settings)
 
 
-def run_study(study: Study, out: Path, specs: list[RunSpec], executor=None, callbacks=None) -> dict:
+def run_study(study: Study, out: Path, specs: list[RunSpec], executor=None, callbacks=None,
+              uncommitted: dict | None = None) -> dict:
     """Train every unfinished run of `specs` with `executor` (see digitpair/executors.py; default:
     one after the other in this process, on real MNIST) and write each run's record here, in the
     driver, as its result comes back, naming this invocation, which is on record (invocations.jsonl)
     before anything trains and again when it ends. Returns {"completed", "failed" (names),
-    "skipped", "wall_seconds"}. A write that fails is a `records.WriteError`.
+    "skipped", "wall_seconds"}. A write that fails is a `records.WriteError`. `uncommitted`: the
+    changes git does not hold that the code trains with (`provenance.uncommitted`), recorded in the
+    invocation's start line where given.
 
     Only scheduling and records: what to show is the caller's, through `callbacks`. One
     invocation at a time per folder (`records.lock`)."""
     with records.lock(out):
-        return _run_study(study, out, specs, executor, callbacks)
+        return _run_study(study, out, specs, executor, callbacks, uncommitted)
 
 
-def _run_study(study: Study, out: Path, specs: list[RunSpec], executor, callbacks) -> dict:
+def _run_study(study: Study, out: Path, specs: list[RunSpec], executor, callbacks,
+               uncommitted: dict | None) -> dict:
     executor = executor or Local()
     cb = callbacks or Callbacks()
     t0 = time.perf_counter()
@@ -387,8 +391,9 @@ def _run_study(study: Study, out: Path, specs: list[RunSpec], executor, callback
     # On record before anything trains, so a kill (even SIGKILL, or a power loss) leaves this line,
     # and the runs it recorded name it: its time and provenance can be read whatever ends it.
     invocation = records.new_invocation()
-    records.log_invocation(out, {"invocation": invocation, "started_at": now(), "to_train": len(todo),
-                                 "skipped": skipped, **executor.describe(), "commit": commit, "machine": machine()})
+    start = {"invocation": invocation, "started_at": now(), "to_train": len(todo),
+             "skipped": skipped, **executor.describe(), "commit": commit, "machine": machine()}
+    records.log_invocation(out, start | ({"uncommitted": uncommitted} if uncommitted else {}))
     cb.on_plan(todo, skipped, removed)
     completed, failed, machines = [], [], []
 

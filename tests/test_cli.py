@@ -272,6 +272,8 @@ def test_a_data_dir_that_does_not_exist_is_a_short_error_that_creates_nothing(co
         raise AssertionError("no download is tried")
     monkeypatch.setattr("digitpair.data._download", download)
     monkeypatch.setattr("digitpair.data.DEFAULT_ROOT", tmp_path / "cache")
+    # Committed code, whatever this checkout's state: the study's refusal of changes comes first.
+    monkeypatch.setattr("digitpair.provenance.uncommitted", lambda paths: CLEAN)
     missing = tmp_path / "mnits"
     result = CliRunner().invoke(app, [*command, "--data-dir", str(missing),
                                       *(["--out", str(tmp_path / "runs")] if command[0] == "study" else [])])
@@ -297,3 +299,130 @@ def test_help_and_argument_errors_import_no_torch(args):
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert out.stdout.splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+# --- a final study trains from committed code -------------------------------------------------
+
+CLEAN = {"files": [], "patch": ""}
+DIRTY = {"files": ["digitpair/study.py", "train/studies/best.toml"],
+         "patch": "diff --git a/digitpair/study.py b/digitpair/study.py ..."}
+TINY = ["--only", "simple_cnn", "--rounds", "1", "--set", "epochs=1", "--set", "n_pairs=64",
+        "--set", "batch_size=16"]
+CHANGES = "git does not hold the changes to digitpair/study.py, train/studies/best.toml"
+
+
+def one_line(output: str) -> str:
+    return " ".join(output.split())
+
+
+@pytest.fixture
+def uncommitted(monkeypatch):
+    """The code as git holds it, set by the test: the dict `provenance.uncommitted` returns, or the
+    UnknownCode it raises. Training, where it happens, is on synthetic digits."""
+    from digitpair import data, executors
+
+    state = {"code": DIRTY}
+
+    def read(paths):
+        assert [p.name for p in paths] == ["digitpair", paths[-1].name] and paths[-1].is_file()
+        if isinstance(state["code"], Exception):
+            raise state["code"]
+        return state["code"]
+    monkeypatch.setattr("digitpair.provenance.uncommitted", read)
+    monkeypatch.setattr(executors, "study_data", lambda data_dir, dry_run: data.synthetic_mnist())
+    monkeypatch.setattr("digitpair.cli.load_data", lambda data_dir: None)
+    monkeypatch.setenv("DIGITPAIR_COMMIT", "abc1234-dirty")   # what git_commit reads of such code
+    return state
+
+
+def test_a_final_study_from_uncommitted_code_is_refused_and_writes_nothing(uncommitted, tmp_path):
+    from digitpair.provenance import UnknownCode
+
+    args = ["study", "--preset", "best", *TINY, "--out", str(tmp_path / "runs"),
+            "--results", str(tmp_path / "results")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert one_line(result.output) == (
+        f"error: study 'best' is final, and {CHANGES}. A final study trains from committed code, "
+        "so that its runs trace to a commit: commit the changes, or give --allow-dirty to train "
+        "anyway, its invocation recording the diff in invocations.jsonl. Nothing was written.")
+    unknown = ("digitpair is imported from /site, which is not a git checkout: the commit of its "
+               "code cannot be known")
+    uncommitted["code"] = UnknownCode(unknown)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert one_line(result.output) == (
+        f"error: study 'best' is final, and {unknown}. A final study trains from committed code, "
+        "so that its runs trace to a commit: train from a git checkout of a commit, or give "
+        "--allow-dirty to train anyway, its invocation recording that the diff is unknown in "
+        "invocations.jsonl. Nothing was written.")
+    assert not list(tmp_path.iterdir())
+
+
+def test_allow_dirty_trains_and_its_start_line_records_the_diff(uncommitted, tmp_path):
+    from digitpair import records
+
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(app, ["study", "--preset", "best", *TINY, "--setting", "recipe",
+                                      "--allow-dirty", "--out", str(runs),
+                                      "--results", str(tmp_path / "results")])
+    assert result.exit_code == 0, result.output
+    assert (f"warning: final study 'best' trains from uncommitted code ({CHANGES}): "
+            "invocations.jsonl records the diff") in one_line(result.output)
+    lines = (runs / records.INVOCATIONS).read_text().splitlines()
+    start, end = map(json.loads, lines)
+    assert start["uncommitted"] == DIRTY and "uncommitted" not in end
+    (run,) = records.load(runs)
+    assert (run.provenance.commit, run.provenance.dirty) == ("abc1234", True)
+    assert ("- `recipe`: 1 of 1 runs trained from uncommitted code (commit `abc1234-dirty`); the "
+            "diff is on record for 1 of them") in (tmp_path / "results" / "report.md").read_text()
+
+
+def test_uncommitted_code_trains_a_dry_run_and_a_study_that_is_not_final(uncommitted, tmp_path):
+    from digitpair import records
+
+    dry = CliRunner().invoke(app, ["study", "--preset", "best", "--dry-run", *TINY,
+                                   "--setting", "recipe", "--out", str(tmp_path / "dry")])
+    assert dry.exit_code == 0, dry.output
+    assert one_line(dry.output).startswith(
+        f"note: a real run would be refused: study 'best' is final, and {CHANGES} "
+        "(see --allow-dirty)")
+    tuning = CliRunner().invoke(app, ["study", "--preset", "tuning", *TINY, "--setting", "base",
+                                      "--set", "val_pairs=16", "--out", str(tmp_path / "tuning"),
+                                      "--results", str(tmp_path / "tuning-results")])
+    assert tuning.exit_code == 0, tuning.output
+    assert not any(line.startswith(("note:", "warning:")) for line in tuning.output.splitlines())
+    for runs in (tmp_path / "dry" / "runs", tmp_path / "tuning"):
+        assert len(records.load(runs)) == 1
+        assert not any("uncommitted" in line for line in records.read_invocations(runs))
+
+
+def test_a_final_study_in_a_checkout_with_changes_or_in_no_checkout_is_refused(tmp_path):
+    """The whole command on a copy of the package: committed, then changed; then without .git."""
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "digitpair", repo / "digitpair",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "best.toml").write_text(BEST.read_text())
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "a copy"]):
+        subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True)
+    with open(repo / "digitpair" / "fmt.py", "a") as f:
+        f.write("# a change git does not hold\n")
+    env = {k: v for k, v in os.environ.items() if k != "DIGITPAIR_COMMIT"}
+    env["PYTHONPATH"] = str(repo)
+
+    def study():
+        return subprocess.run([sys.executable, "-m", "digitpair.cli", "study", "best.toml",
+                               "--out", str(tmp_path / "out")],
+                              capture_output=True, text=True, env=env, cwd=repo, timeout=300)
+    changed = study()
+    assert changed.returncode == 2, changed.stdout + changed.stderr
+    assert ("git does not hold the changes to digitpair/fmt.py. A final study"
+            in one_line(changed.stdout))
+    shutil.rmtree(repo / ".git")
+    copied = study()
+    assert copied.returncode == 2, copied.stdout + copied.stderr
+    assert (f"digitpair is imported from {repo.resolve()}, which is not a git checkout: the "
+            "commit of its code cannot be known") in one_line(copied.stdout)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]
+    assert sorted(p.name for p in repo.iterdir() if p.name != "digitpair") == ["best.toml"]

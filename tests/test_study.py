@@ -592,3 +592,91 @@ def test_a_full_disk_during_a_run_is_one_line_and_exit_2_and_leaves_no_partial(t
     assert [r.name for r in kept] == ["recipe-shared-r00", "recipe_fc-shared-r00"]   # the finished runs stay
     [invocation] = records.read_invocations(runs)
     assert {r.provenance.invocation for r in kept} == {invocation["invocation"]}
+
+
+# --- uncommitted code: what git does not hold, read without touching the index ----------------
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root,
+                          capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    """A git checkout of a tiny package and study file, committed, with an ignored cache."""
+    root = tmp_path / "repo"
+    (root / "pkg" / "__pycache__").mkdir(parents=True)
+    for name in ("a.py", "b.py", "gone.py"):
+        (root / "pkg" / name).write_text(f"# {name}\n")
+    (root / "study.toml").write_text("[study]\n")
+    (root / ".gitignore").write_text("__pycache__/\n")
+    git(root, "init", "-q")
+    git(root, "add", ".")
+    git(root, "commit", "-qm", "tiny")
+    (root / "pkg" / "__pycache__" / "a.pyc").write_bytes(b"\0")   # ignored: never named
+    return root
+
+
+def test_uncommitted_files_and_patch_hold_every_change_git_does_not(checkout, tmp_path):
+    from digitpair.provenance import uncommitted_files, uncommitted_patch
+
+    paths = [checkout / "pkg", checkout / "study.toml"]
+    assert uncommitted_files(checkout, paths) == [] and uncommitted_patch(checkout, paths) == ""
+    (checkout / "pkg" / "a.py").write_text("# a.py, changed\n")           # not staged
+    (checkout / "pkg" / "b.py").write_text("# b.py, staged\n")
+    git(checkout, "add", "pkg/b.py")
+    (checkout / "pkg" / "gone.py").unlink()
+    (checkout / "pkg" / "sub").mkdir()
+    (checkout / "pkg" / "sub" / "new.py").write_text("# new, untracked\n")
+    (checkout / "elsewhere.py").write_text("# untracked, not under the paths\n")
+    index = git(checkout, "diff", "--cached", "--name-status")
+    assert uncommitted_files(checkout, paths) == [
+        "pkg/a.py", "pkg/b.py", "pkg/gone.py", "pkg/sub/new.py"]
+    outside = tmp_path / "mine.toml"
+    outside.write_text("[study]\nname = 'mine'\n")
+    # A file outside the checkout, which git can't hold, is named whole.
+    assert uncommitted_files(checkout, [*paths, outside])[-1] == str(outside.resolve())
+    patch = uncommitted_patch(checkout, paths)
+    assert git(checkout, "diff", "--cached", "--name-status") == index   # the index is as it was
+    # The commit and the patch hold the code: applied to a clean copy, the same files.
+    clean = tmp_path / "clean"
+    git(tmp_path, "clone", "-q", str(checkout), str(clean))
+    (tmp_path / "patch.diff").write_text(patch)
+    git(clean, "apply", str(tmp_path / "patch.diff"))
+    for path in ("pkg/a.py", "pkg/b.py", "pkg/sub/new.py", "study.toml"):
+        assert (clean / path).read_text() == (checkout / path).read_text(), path
+    assert not (clean / "pkg" / "gone.py").exists() and not (clean / "elsewhere.py").exists()
+
+
+def test_outside_a_git_checkout_the_code_is_unknown(monkeypatch, tmp_path):
+    from digitpair import provenance
+    from digitpair.provenance import UnknownCode, uncommitted
+
+    package = tmp_path / "digitpair"
+    monkeypatch.delenv("DIGITPAIR_COMMIT", raising=False)
+    monkeypatch.setattr(provenance, "__file__", str(package / "provenance.py"))
+    with pytest.raises(UnknownCode, match=f"digitpair is imported from {tmp_path}, which is not a "
+                                          "git checkout: the commit of its code cannot be known"):
+        uncommitted([package])
+    # A copy sent elsewhere names its code: a commit alone is vouched for, one with changes is not.
+    monkeypatch.setenv("DIGITPAIR_COMMIT", "abc1234")
+    assert uncommitted([package]) == {"files": [], "patch": ""}
+    monkeypatch.setenv("DIGITPAIR_COMMIT", "abc1234-dirty")
+    with pytest.raises(UnknownCode, match="DIGITPAIR_COMMIT=abc1234-dirty names changes"):
+        uncommitted([package])
+
+
+def test_a_report_says_which_runs_trained_from_uncommitted_code():
+    from digitpair.report import render_uncommitted
+    study = Study.load("train/studies/best.toml")
+    clean = _fake_records(study, [90.0, 91.0, 92.0])
+    provenances = [("abc1234", True, "i1"), ("def5678", True, "i2"), ("def5678", False, "i2")]
+    runs = [replace(r, provenance=replace(r.provenance, commit=c, dirty=d, invocation=i))
+            for r, (c, d, i) in zip(clean, provenances)]
+    invocations = [{"invocation": "i1", "uncommitted": {"files": ["pkg/a.py"], "patch": "..."}},
+                   {"invocation": "i2"}]
+    assert render_uncommitted(study, runs, invocations)[-2:] == [
+        "- `recipe`: 2 of 3 runs trained from uncommitted code (commits `abc1234-dirty`, "
+        "`def5678-dirty`); the diff is on record for 1 of them", ""]
+    assert render_uncommitted(study, clean, invocations) == []         # none did: nothing said
+    assert render_uncommitted(study, runs[2:], invocations) == []
