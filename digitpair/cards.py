@@ -17,6 +17,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from .data import SYNTHETIC
 from .fmt import as_printed, fmt, md_table, pct
 from .models import VARIANTS
+from .provenance import UNKNOWN
 from .study import Study
 from .weights import StudySummary, VariantConfig
 
@@ -27,6 +28,18 @@ TAGS = ["pytorch", "safetensors", "mnist", "siamese-network", "auxiliary-loss", 
 SYNTHETIC_NOTE = ("**Synthetic data: not a model of digits.** These networks trained on random images with random "
                   "labels, and were scored on more of them (`digitpair-train study --dry-run`, a check of the "
                   "pipeline): their accuracies measure nothing, and `digitpair-train push` refuses to upload them.")
+
+
+def trained_from(config: VariantConfig) -> str:
+    """Which code trained the run, as its record holds it: a commit, or uncommitted changes on one."""
+    p = config.provenance
+    if p is None or p.commit == UNKNOWN:
+        return "The code it trained from was not recorded."
+    if p.dirty is True:
+        return f"Trained from uncommitted changes on top of commit `{p.commit}` (not held by git)."
+    if p.dirty == UNKNOWN:
+        return f"Trained at commit `{p.commit}` (whether with uncommitted changes was not recorded)."
+    return f"Trained from commit `{p.commit}`, as committed."
 
 
 def _mean_std(summary: StudySummary, key: str) -> str:
@@ -144,7 +157,7 @@ def variant_card(config: VariantConfig, repo_id: str | None = None) -> ModelCard
              f"variant in that setting as {config.run_selection}.", "",
              *md_table(["metric", "this checkpoint", f"study: mean ± std over {n} rounds"],
                        [[label, pct(value), summary] for label, value, summary in rows])]
-    lines += ["", f"Exported by `digitpair-train export` at commit `{config.commit}`.", ""]
+    lines += ["", f"{trained_from(config)} Exported by `digitpair-train export` at commit `{config.commit}`.", ""]
     lines += _usage(repo_id, name, source_url(), config.train_config.head)
     lines += ["## Training config", "", "```json", json.dumps(config.train_config.to_dict(), indent=2), "```", ""]
     lines += _limitations(config)

@@ -11,7 +11,7 @@ A study folder (default `train/runs/<study>/`, digitpair/study.py's `output_fold
                                     each run's provenance names its command
     runs.jsonl.gz                   the packed finished runs, one row per run (`RunRecord.to_dict`,
                                     epoch history included): what the repository keeps
-    .lock                           held (flock) by the invocation training into the folder
+    .lock                           locked (`try_lock`) by the invocation training into the folder
     <setting>-<variant>-r<round>/   one run as a study writes it (the working format, not committed)
         config.json                 variant, encoder, study, setting, round and the RunConfig
         final.json                  final metrics and the run's provenance
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import fcntl
 import gzip
 import io
 import json
@@ -240,20 +239,46 @@ def write_pack(out: str | os.PathLike, rows: list[dict]) -> Path:
     return out / PACK
 
 
+def try_lock(f) -> bool:
+    """Take an exclusive lock on the open file `f` without waiting; False if another process holds
+    it. The operating system releases it when its holder dies, so a killed study never leaves the
+    folder locked: flock on POSIX, a byte-range lock on Windows (which has no fcntl)."""
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt
+        try:
+            f.seek(0)
+            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def holder(f) -> str:
+    """What the holder of the lock on `f` wrote about itself (Windows may refuse to read a locked byte)."""
+    try:
+        f.seek(0)
+        return f.read().strip() or "pid unknown"
+    except OSError:
+        return "pid unknown"
+
+
 @contextmanager
 def lock(out: Path):
-    """Hold the study folder for one invocation. flock is released by the kernel when its holder
-    dies, so a killed study never leaves the folder locked."""
+    """Hold the study folder for one invocation (`try_lock`)."""
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
         f = open(out / LOCK, "a+")
     with f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            raise ValueError(f"{out} is in use by another study invocation ({f.read().strip() or 'pid unknown'}); "
-                             "wait for it to finish, or use another output folder (--out)") from None
+        if not try_lock(f):
+            raise ValueError(f"{out} is in use by another study invocation ({holder(f)}); "
+                             "wait for it to finish, or use another output folder (--out)")
         with writing(out):
             f.truncate(0)
             f.write(f"pid {os.getpid()} on {platform.node()}, since {now()}\n")

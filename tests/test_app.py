@@ -524,3 +524,13 @@ def test_the_served_networks_doubt_a_dot_a_blob_and_a_scribble(served_sets, mnis
         assert view.headline.startswith("**The second drawing does not look like a digit.** Read as digits anyway"), networks
         for name, card in cards_of(view.cards).items():
             assert ("second: not a digit?" if name in DIGIT_HEADS else "the second drawing does not look like a digit") in card
+
+
+def test_the_app_starts_where_python_has_no_fcntl():
+    """Windows' Python has no fcntl: importing the page must not need it (the study folder's lock,
+    which does, takes another path there)."""
+    code = "import sys; sys.modules['fcntl'] = None; import app; print(sorted(app.SETS))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ours" in done.stdout

@@ -162,6 +162,27 @@ def test_one_folder_holds_one_study(tiny_study, tmp_path):
     assert run_study(tiny_study, tmp_path, grid(tiny_study, rounds=2), DRY)["skipped"] == 2
 
 
+def test_the_folder_lock_takes_the_windows_path_where_there_is_no_fcntl(tmp_path, monkeypatch):
+    """Without fcntl (Windows) the lock is msvcrt's non-blocking lock of the file's first byte; a
+    refusal is the same "in use" error."""
+    import types
+    calls = []
+
+    def locking(fd, mode, nbytes):
+        calls.append((mode, nbytes))
+        if len(calls) > 1:
+            raise OSError("locked")
+
+    monkeypatch.setitem(sys.modules, "fcntl", None)
+    monkeypatch.setitem(sys.modules, "msvcrt", types.SimpleNamespace(LK_NBLCK=2, locking=locking))
+    with records.lock(tmp_path):
+        assert (tmp_path / records.LOCK).read_text().startswith("pid ")
+        with pytest.raises(ValueError, match="in use by another study invocation"):
+            with records.lock(tmp_path):
+                pass
+    assert calls == [(2, 1), (2, 1)]
+
+
 def test_a_study_folder_takes_one_invocation_at_a_time(tiny_study, tmp_path):
     specs = grid(tiny_study, rounds=1)[:1]
     with records.lock(tmp_path):

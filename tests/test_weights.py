@@ -21,7 +21,7 @@ from digitpair.weights import (CONFIG_NAME, HUB_FILES, WeightsError, file_sha256
                                read_config, save_variant)
 from digitpair.publish import PublishError, commit_message, export_study, push, select_runs, upload_files
 from digitpair.models import VARIANTS, build_model
-from digitpair import records
+from digitpair import cards, records
 from digitpair.provenance import now, provenance
 from digitpair.study import Study, grid
 from digitpair.training import Metrics, RunConfig, RunResult
@@ -145,12 +145,27 @@ def test_export_writes_configs_and_cards_from_the_records(study_dir, exported):
         row = f"| validation pair accuracy (%) | {val_acc(1, name):.1f} | {summary['val_acc_mean']:.2f} ± 5.00 |"
         assert row in card.text
         assert 'digitpair.load_pretrained("org/digitpair")' in card.text
+        assert cards.trained_from(read_config(exported / name / "config.json")) in card.text
     top = ModelCard.load(exported / "README.md")
     assert len(top.data.eval_results) == 5 and {r.metric_value for r in top.data.eval_results} == {96.67}
     row = next(line for line in top.text.splitlines() if line.startswith("| `shared_aux` |"))
     # study mean ± std (n - 1) of test accuracy, the exported run, and the 2020 report beside
     assert "96.67 ± 2.08" in row and "`adam_safe-shared_aux-r01`: 92.0 / 96.0" in row and "86.9 ± 0.08" in row
     assert "2020 report (adam, augmentation none)" in top.text and "14x14" in top.text
+
+
+def test_a_card_names_the_code_its_run_trained_from():
+    """A run's commit, as committed or with uncommitted changes git does not hold, or unrecorded."""
+    from digitpair.provenance import UNKNOWN, Provenance
+
+    def said(commit, dirty):
+        prov = Provenance(commit=commit, dirty=dirty, machine=UNKNOWN, torch=UNKNOWN, device=UNKNOWN,
+                          started_at=UNKNOWN, finished_at=UNKNOWN)
+        return cards.trained_from(SimpleNamespace(provenance=prov))
+
+    assert said("abc1234", False) == "Trained from commit `abc1234`, as committed."
+    assert "uncommitted changes on top of commit `abc1234`" in said("abc1234", True)
+    assert "not recorded" in said("abc1234", UNKNOWN) and "not recorded" in said(UNKNOWN, UNKNOWN)
 
 
 def test_card_usage_loads_a_real_source_never_a_placeholder(exported, tmp_path, monkeypatch):
