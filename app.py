@@ -27,7 +27,7 @@ from digitpair.drawing import DrawingError
 # a shared CPU the spinning of a second thread adds tens of ms at random (see benchmarks/bench_app.py).
 torch.set_num_threads(1)
 SETS = logic.load_sets()   # {"ours": LoadedModels, "report": LoadedModels}
-# Server limits (README "App"). An upload over MAX_FILE_SIZE is refused with HTTP 413 before it
+# Server limits (docs/app.md). An upload over MAX_FILE_SIZE is refused with HTTP 413 before it
 # reaches the cache; with QUEUE_SIZE requests waiting, the next gets "Queue is full" at once; the
 # files Gradio keeps (uploads, the 14x14 previews) are deleted once CACHE_SECONDS old, checked as
 # often. A digit drawing is a few kB; MAX_FILE_SIZE leaves room for a photo of one.

@@ -43,7 +43,7 @@ digits (MNIST, USPS) are held to the budget, as the goal was first written.
     python benchmarks/not_a_digit.py [--weights weights] [--mnist 20000] [--per-kind 400] [--seed 0]
 
 writes benchmarks/not_a_digit.json (the rule per set of networks, their fingerprints, the rates,
-the statistics file's sha256), not_a_digit.safetensors and the README's block between the
+the statistics file's sha256), not_a_digit.safetensors and docs/guard.md's block between the
 not-a-digit markers. Rerun it after exporting new weights: the app judges only the networks the
 files were written for.
 """
@@ -79,7 +79,7 @@ from digitpair.report import replace_block                                # noqa
 from digitpair.weights import CONFIG_NAME, NETWORKS, read_config          # noqa: E402
 
 OUT = ROOT / "benchmarks" / "not_a_digit.json"
-README = ROOT / "README.md"
+GUARD_DOC = ROOT / "docs" / "guard.md"   # the page on the guard quotes the rates
 BEGIN, END = "<!-- not-a-digit:begin (python benchmarks/not_a_digit.py) -->", "<!-- not-a-digit:end -->"
 SIZE, PENS = 280, (16, 32)   # the app's paper; pen widths in px
 SHAPES, DIGIT_SHAPES = 20, 20   # main shapes of all training digits, of each digit's
@@ -571,7 +571,7 @@ def main() -> None:
     p.add_argument("--per-kind", type=int, default=400, help="non-digits of each kind")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=OUT, help="the JSON; the statistics go beside it (.safetensors)")
-    p.add_argument("--readme", default=str(README), help="rewrite its not-a-digit block ('' to skip)")
+    p.add_argument("--doc", default=str(GUARD_DOC), help="rewrite its not-a-digit block ('' to skip)")
     args = p.parse_args()
     torch.set_num_threads(1)   # the app's setting; also makes the readings bit-reproducible
 
@@ -611,10 +611,10 @@ def main() -> None:
         print(networks, json.dumps(result["sets"][networks]["rule"]), json.dumps(check["mnist"]), check["non_digits"]["caught"], flush=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(abstain.rates_markdown(result))
-    if args.readme:
-        readme = Path(args.readme)
-        readme.write_text(replace_block(readme.read_text(), BEGIN, END, abstain.rates_markdown(result)))
-    print(f"wrote {args.out}, {stats_path.name}" + (f" and {args.readme}'s not-a-digit block" if args.readme else ""))
+    if args.doc:
+        doc = Path(args.doc)
+        doc.write_text(replace_block(doc.read_text(), BEGIN, END, abstain.rates_markdown(result)))
+    print(f"wrote {args.out}, {stats_path.name}" + (f" and {args.doc}'s not-a-digit block" if args.doc else ""))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ each digit's accuracy, each lab's (pen) and the most frequent confusions (protoc
 `digitpair/writers.py`).
 
 The tables go to stdout and, with each exported run's MNIST test accuracy and provenance, to
-`benchmarks/other_writers.json`, from which `python train/readme_tables.py` writes the README's table.
+`benchmarks/other_writers.json`, from which `python train/readme_tables.py` writes docs/other-writers.md's table.
 
     pip install -e '.[bench]'      # scikit-learn, for the UCI digits
     python benchmarks/other_writers.py [--weights weights] [--rounds 10] [--seed 0] [--out benchmarks/other_writers.json]

@@ -12,7 +12,7 @@ hole in the 8x8 scan, 4-connected background) read better than one whose loop is
 
     python benchmarks/test_time_views.py [--weights weights] [--rounds 2]
 
-writes benchmarks/test_time_views.json (what the README's other-writers section quotes).
+writes benchmarks/test_time_views.json (what docs/other-writers.md quotes).
 """
 
 from __future__ import annotations

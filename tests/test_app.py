@@ -499,7 +499,7 @@ def served_sets():
     return sets
 
 
-def test_the_committed_rule_is_for_the_committed_weights_and_the_readme_cites_it(served_sets):
+def test_the_committed_rule_is_for_the_committed_weights_and_the_guard_page_cites_it(served_sets):
     rules = abstain.load_rules()
     for networks, loaded in served_sets.items():
         # After exporting new weights, run `python benchmarks/not_a_digit.py`: it chooses their rule.
@@ -508,8 +508,8 @@ def test_the_committed_rule_is_for_the_committed_weights_and_the_readme_cites_it
         assert check["mnist"]["flagged"] <= abstain.GOALS["flagged"]
         assert check["usps"]["read_right_flagged"] <= abstain.GOALS["flagged"]
         assert check["pen"]["read_right_flagged"] <= abstain.GOALS["flagged"]   # a visitor's own kind of digit
-    readme = (logic.ROOT / "README.md").read_text()
-    assert f"python benchmarks/not_a_digit.py) -->\n{abstain.rates_markdown(rules)}\n<!-- not-a-digit:end -->" in readme
+    guard = (logic.ROOT / "docs" / "guard.md").read_text()
+    assert f"python benchmarks/not_a_digit.py) -->\n{abstain.rates_markdown(rules)}\n<!-- not-a-digit:end -->" in guard
     assert abstain.rates_markdown(rules) in logic.about_markdown()
 
 

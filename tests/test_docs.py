@@ -9,7 +9,8 @@ import pytest
 RESULTS = Path("train/results")
 # Every report folder: the study and the choices at the top, the evidence in evidence/.
 REPORTS = sorted(p.parent for p in [*RESULTS.glob("*/report.md"), *RESULTS.glob("evidence/*/report.md")])
-DOCS = ["README.md", "benchmarks/README.md", "train/results/README.md", *(str(p / "report.md") for p in REPORTS)]
+DOCS = ["README.md", *sorted(str(p) for p in Path("docs").glob("*.md")), "benchmarks/README.md",
+        "train/results/README.md", *(str(p / "report.md") for p in REPORTS)]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 

@@ -405,13 +405,18 @@ def test_a_summary_says_unknown_for_what_it_does_not_record(tmp_path):
 
 
 def test_readme_results_blocks_match_their_sources():
-    """The README's results and other-writers tables are what `python train/readme_tables.py` writes
-    from the reports' summaries and benchmarks/other_writers.json."""
+    """The generated tables (the README's short results table, the study index's full one, and
+    docs/other-writers.md's table) are what `python train/readme_tables.py` writes from the
+    reports' summaries and benchmarks/other_writers.json, each in the file that holds its markers."""
     sys.path.insert(0, "train")
-    from readme_tables import BEGIN, END, OTHER_BEGIN, OTHER_END, readme_other_writers, readme_results
-    text = Path("README.md").read_text()
-    assert text.split(BEGIN, 1)[1].split(END, 1)[0].strip() == readme_results()
-    assert text.split(OTHER_BEGIN, 1)[1].split(OTHER_END, 1)[0].strip() == readme_other_writers()
+    from readme_tables import BEGIN, OTHER_BEGIN, SHORT_BEGIN, blocks
+    written = blocks()
+    assert [(str(path), begin) for path, begin, _, _ in written] == [
+        ("README.md", SHORT_BEGIN), ("train/results/README.md", BEGIN), ("docs/other-writers.md", OTHER_BEGIN)]
+    for path, begin, end, body in written:
+        text = path.read_text()
+        assert text.count(begin) == 1 and text.count(end) == 1, path
+        assert text.split(begin, 1)[1].split(end, 1)[0].strip() == body, path
 
 
 def test_a_setting_of_mixed_heads_resumes_variant_by_variant(tmp_path):

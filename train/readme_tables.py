@@ -1,8 +1,12 @@
-"""The README's generated tables: its results table (test pair accuracy of the studies' settings it
-cites, from their reports' summary.csv) and its other-writers table (benchmarks/other_writers.json).
+"""The documents' generated tables, each between its markers in the file that holds it (`blocks`):
 
-`python train/readme_tables.py` rewrites them between their markers in README.md; a test checks
-that the committed README is what this writes (tests/test_study.py).
+- README.md: the short results table (the 2020 report as printed, its networks reproduced, ours,
+  served), test pair accuracy from the reports' summary.csv;
+- train/results/README.md: the full results table, every setting the study index cites;
+- docs/other-writers.md: the exported networks on other writers' digits (benchmarks/other_writers.json).
+
+`python train/readme_tables.py` rewrites them; a test checks that the committed files are what this
+writes (tests/test_study.py).
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from digitpair.records import SUMMARY, Summary, read_summary
 from digitpair.report import replace_block
 from digitpair.study import RESULTS, RUNS, Study
 
-README = Path("README.md")
+README, STUDY_INDEX, OTHER_WRITERS_DOC = Path("README.md"), RESULTS / "README.md", Path("docs/other-writers.md")
 # (column, study folder, setting): each a cell of test pair accuracy, mean ± std over the setting's
-# rounds; the folder is the study's place under train/runs and train/results.
+# rounds; the folder is the study's place under train/runs and train/results. A column with no
+# folder is the 2020 report's Fig. 1 as printed (seed2020's reference).
+AS_PRINTED = ("2020 report (as printed)", None, None)
 README_COLUMNS = (("ours (`best`)", "best", "recipe"),
                   ("ours, style augmentation, 200 epochs (`best`)", "best", "writers200"),
                   ("ours, ensembles of 5 (`best`)", "best", "ensemble5"),
@@ -26,28 +32,38 @@ README_COLUMNS = (("ours (`best`)", "best", "recipe"),
                   ("ours, the report's FC head (`best`)", "best", "recipe_fc"),
                   ("ours, the previous recipe (`best-v1`)", "evidence/best-v1", "adam_safe"),
                   ("the report's networks, its protocol (`seed2020`)", "seed2020", "adam_none"),
-                  ("ours, the report's protocol (`seed2020`)", "seed2020", "adam_none_order"))
+                  ("ours, the report's protocol (`seed2020`)", "seed2020", "adam_none_order"), AS_PRINTED)
 BEGIN, END = "<!-- results:begin (python train/readme_tables.py) -->", "<!-- results:end -->"
+# The README's short table: the report as printed, its networks reproduced, ours, served.
+SHORT_COLUMNS = (("the 2020 report, as printed", None, None),
+                 ("the report's networks, reproduced (`seed2020`)", "seed2020", "adam_none"),
+                 ("ours, one network (`best`)", "best", "recipe"),
+                 ("ours, served: ensembles of 5 (`best`)", "best", "writers200_ensemble5"))
+SHORT_BEGIN, SHORT_END = "<!-- results-short:begin (python train/readme_tables.py) -->", "<!-- results-short:end -->"
 
 
 def _setting_rows(results: Path, name: str, setting: str) -> dict[str, Summary]:
     return {r.variant: r for r in read_summary(results / name / SUMMARY) if r.setting == setting}
 
 
-def readme_results(results: Path = RESULTS) -> str:
-    """The README's results table, from the reports' summary.csv files and seed2020's reference."""
+def readme_results(results: Path = RESULTS, columns=README_COLUMNS) -> str:
+    """A results table of these columns, from the reports' summary.csv files and seed2020's reference."""
     reference = Study.load("train/studies/seed2020.toml")
-    header = [c for c, _, _ in README_COLUMNS] + ["2020 report (as printed)"]
+    header = [c for c, _, _ in columns]
     table = []
-    columns = [(_setting_rows(results, name, setting), Study.load(RUNS / name / "study.toml").rounds)
-               for _, name, setting in README_COLUMNS]
+    sources = [None if name is None else
+               (_setting_rows(results, name, setting), Study.load(RUNS / name / "study.toml").rounds)
+               for _, name, setting in columns]
     for variant in VARIANTS:
         cells = [f"`{variant}`"]
-        for rows, rounds in columns:
+        for source in sources:
+            if source is None:
+                cells.append(as_printed(reference.reference[reference.main][variant]))
+                continue
+            rows, rounds = source
             r = rows.get(variant)
             n = "" if r is None or r.rounds == rounds else f" (n={r.rounds} of {rounds})"
             cells.append(fmt(r.test_acc_mean, r.test_acc_std) + n if r else "-")
-        cells.append(as_printed(reference.reference[reference.main][variant]))
         table.append(cells)
     return "\n".join(md_table(["variant", *header], table))
 
@@ -79,14 +95,25 @@ def readme_other_writers(path: Path = OTHER_WRITERS) -> str:
     return "\n".join(md_table(header, table))
 
 
-def update_readme(readme: Path = README, results: Path = RESULTS, other_writers: Path = OTHER_WRITERS) -> bool:
-    """Rewrite the blocks between the results and other-writers markers; True if the README changed."""
-    text = readme.read_text()
-    new = replace_block(text, BEGIN, END, readme_results(results))
-    new = replace_block(new, OTHER_BEGIN, OTHER_END, readme_other_writers(other_writers))
-    readme.write_text(new)
-    return new != text
+def blocks(results: Path = RESULTS, other_writers: Path = OTHER_WRITERS) -> list[tuple[Path, str, str, str]]:
+    """Every generated block: (the file that holds it, its begin and end markers, its content)."""
+    return [(README, SHORT_BEGIN, SHORT_END, readme_results(results, SHORT_COLUMNS)),
+            (STUDY_INDEX, BEGIN, END, readme_results(results)),
+            (OTHER_WRITERS_DOC, OTHER_BEGIN, OTHER_END, readme_other_writers(other_writers))]
+
+
+def update_docs(results: Path = RESULTS, other_writers: Path = OTHER_WRITERS) -> list[Path]:
+    """Rewrite every block between its markers; the files that changed."""
+    changed = []
+    for path, begin, end, body in blocks(results, other_writers):
+        text = path.read_text()
+        new = replace_block(text, begin, end, body)
+        if new != text:
+            path.write_text(new)
+            changed.append(path)
+    return changed
 
 
 if __name__ == "__main__":
-    print("README.md " + ("updated" if update_readme() else "unchanged"))
+    changed = update_docs()
+    print("updated " + ", ".join(map(str, changed)) if changed else "unchanged")
