@@ -23,7 +23,7 @@ UNKNOWN = "unknown"        # what was never recorded: never inferred, never fill
 class Provenance:
     """Where and with what the run trained, recorded by the process that trained it."""
     commit: str               # short git sha of the code, or "unknown"
-    dirty: bool | str         # tracked files differed from the commit; "unknown" where not recorded
+    dirty: bool | str         # the package's code differed from the commit; "unknown" where not recorded
     machine: dict | str       # cpu, cpu_count, gpu, python, platform, torch_threads; or "unknown"
     torch: str
     device: str               # "cpu", "cuda", ...
@@ -84,8 +84,10 @@ def checkout() -> Path:
 
 
 def git_commit() -> str:
-    """The short sha of the checked-out code, "-dirty" appended when tracked files differ; "unknown"
-    outside a git checkout. Read once per invocation, before anything trains."""
+    """The short sha of the checked-out code, "-dirty" appended when the package's code differs
+    from it (`uncommitted_files` of digitpair/: changed, or new and not ignored); "unknown" outside
+    a git checkout. What the runs write (reports, exported weights, docs) is output, not code, so
+    it does not make the code dirty. Read once per invocation, before anything trains."""
     # A copy of the tree sent elsewhere (e.g. to a GPU machine) names its commit here: a .git
     # there, if any, need not match the files that were sent.
     if os.environ.get("DIGITPAIR_COMMIT"):
@@ -93,8 +95,7 @@ def git_commit() -> str:
     try:
         root = checkout()
         head = _git(root, "rev-parse", "--short", "HEAD").stdout.strip()
-        dirty = _git(root, "status", "--porcelain", "--untracked-files=no").stdout.strip()
-        return head + ("-dirty" if dirty else "")
+        return head + ("-dirty" if uncommitted_files(root, [root / "digitpair"]) else "")
     except (UnknownCode, OSError, subprocess.CalledProcessError):
         return UNKNOWN
 

@@ -692,6 +692,28 @@ def test_outside_a_git_checkout_the_code_is_unknown(monkeypatch, tmp_path):
         uncommitted([package])
 
 
+def test_a_runs_commit_is_dirty_for_changes_to_the_code_only(checkout, monkeypatch):
+    """Reports, weights and docs a study writes are its output: they leave the commit clean; a
+    change to the package, or a new file in it, makes it "-dirty"."""
+    from digitpair import provenance
+
+    (checkout / "digitpair").mkdir()
+    (checkout / "digitpair" / "code.py").write_text("# code\n")
+    (checkout / "report.md").write_text("# report\n")
+    git(checkout, "add", ".")
+    git(checkout, "commit", "-qm", "code and a report")
+    monkeypatch.delenv("DIGITPAIR_COMMIT", raising=False)
+    monkeypatch.setattr(provenance, "checkout", lambda: checkout)
+    head = git(checkout, "rev-parse", "--short", "HEAD").strip()
+    (checkout / "report.md").write_text("# report, regenerated\n")
+    assert provenance.git_commit() == head
+    (checkout / "digitpair" / "new.py").write_text("# new\n")
+    assert provenance.git_commit() == head + "-dirty"
+    (checkout / "digitpair" / "new.py").unlink()
+    (checkout / "digitpair" / "code.py").write_text("# code, changed\n")
+    assert provenance.git_commit() == head + "-dirty"
+
+
 def test_a_report_says_which_runs_trained_from_uncommitted_code():
     from digitpair.report import render_uncommitted
     study = Study.load("train/studies/best.toml")
