@@ -74,23 +74,28 @@ OTHER_BEGIN, OTHER_END = "<!-- other-writers:begin (python train/readme_tables.p
 
 def readme_other_writers(path: Path = OTHER_WRITERS) -> str:
     """The README's table of the exported networks on other writers' digits (validation, used for
-    choices), from benchmarks/other_writers.py's output, beside each exported run's MNIST test pairs."""
+    choices), from benchmarks/other_writers.py's output, beside each exported run's MNIST test pairs:
+    digits / pairs (%) of each set at the page's pen, the pen digits' worst digit, and their digits
+    drawn with a thinner and a thicker pen."""
     report = json.loads(path.read_text())
     labels = {"ours": "ours", "report": "the report's head"}
-    header = ["networks", "variant", "MNIST test pairs"] + [
-        f"{name.upper()}: {what}" for name in report["sets"] for what in ("digits", "pairs", "worst digit")]
+    main_sets = [name for name in report["sets"] if not name.startswith("pen") or name == "pen"]
+    pens = [name for name in report["sets"] if name.startswith("pen") and name != "pen"]
+    header = (["networks", "variant", "MNIST test pairs"]
+              + [f"{name.upper() if name != 'pen' else 'pen'}: digits / pairs" for name in main_sets]
+              + ["pen: worst digit"] + ([f"pen {' / '.join(p[3:] for p in pens)} px: digits"] if pens else []))
     table = []
     for networks, rows in report["networks"].items():
         for variant in (v for v in VARIANTS if v in rows):
             r = rows[variant]
             cells = [labels[networks], f"`{variant}`", f"{r['mnist_test_acc']:.1f}"]
-            for name in report["sets"]:
-                got = r[name]
-                if got["digit_acc"] is None:
-                    cells += ["-", f"{got['pair_acc']:.1f}", "-"]
-                    continue
-                low = min(range(10), key=lambda d: got["per_digit"][d])
-                cells += [f"{got['digit_acc']:.1f}", f"{got['pair_acc']:.1f}", f"{low}: {got['per_digit'][low]:.1f}"]
+            digits = lambda got: "-" if got["digit_acc"] is None else f"{got['digit_acc']:.1f}"
+            cells += [f"{digits(r[name])} / {r[name]['pair_acc']:.1f}" for name in main_sets]
+            per_digit = r["pen"]["per_digit"]
+            low = None if per_digit is None else min(range(10), key=lambda d: per_digit[d])
+            cells.append("-" if low is None else f"{low}: {per_digit[low]:.1f}")
+            if pens:
+                cells.append(" / ".join(digits(r[name]) for name in pens))
             table.append(cells)
     return "\n".join(md_table(header, table))
 
