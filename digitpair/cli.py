@@ -392,7 +392,8 @@ def export_command(
         console.print("[yellow]warning:[/yellow] these runs trained on synthetic data (a dry run): every card and "
                       "config.json says so, and push refuses them")
     whole = to.parent if to.name == NETWORKS["report"] else to   # fc/ is pushed with the folder above it
-    console.print(f"wrote {len(files)} files to {to}; check {to / 'README.md'}, then "
+    console.print(f"wrote {len(files)} files to {to}; check {to / 'README.md'}, fit the guard for these "
+                  f"networks (`digitpair-train fit-guard --weights {whole}`), then "
                   f"`digitpair-train push --repo-id {repo_id or 'USER/NAME'} --folder {whole}`")
 
 

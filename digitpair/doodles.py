@@ -81,15 +81,18 @@ SIGNS = {
     "asterisk": [[(0.5, 0.1), (0.5, 0.9)], [(0.15, 0.3), (0.85, 0.7)], [(0.85, 0.3), (0.15, 0.7)]],
 }
 THINGS = {
-    "house": [[(0.15, 0.45), (0.15, 0.9), (0.85, 0.9), (0.85, 0.45)], [(0.1, 0.5), (0.5, 0.1), (0.9, 0.5)],
+    "house": [[(0.15, 0.45), (0.15, 0.9), (0.85, 0.9), (0.85, 0.45)],
+              [(0.1, 0.5), (0.5, 0.1), (0.9, 0.5)],
               [(0.42, 0.9), (0.42, 0.65), (0.58, 0.65), (0.58, 0.9)]],
     "pine": [[(0.5, 0.05), (0.15, 0.75), (0.85, 0.75), (0.5, 0.05)], [(0.5, 0.75), (0.5, 0.95)]],
-    "face": [arc(0.5, 0.5, 0.38, 0.45, steps=20), [(0.38, 0.4), (0.39, 0.42)], [(0.62, 0.4), (0.63, 0.42)],
+    "face": [arc(0.5, 0.5, 0.38, 0.45, steps=20), [(0.38, 0.4), (0.39, 0.42)],
+             [(0.62, 0.4), (0.63, 0.42)],
              [(0.5, 0.45), (0.47, 0.58), (0.52, 0.6)], [(0.38, 0.72), (0.62, 0.72)]],
     "car": [[(0.05, 0.65), (0.05, 0.45), (0.25, 0.45), (0.35, 0.25), (0.65, 0.25), (0.75, 0.45),
              (0.95, 0.45), (0.95, 0.65), (0.05, 0.65)], arc(0.27, 0.7, 0.09, 0.09, steps=10),
             arc(0.73, 0.7, 0.09, 0.09, steps=10)],
-    "fish": [arc(0.42, 0.5, 0.32, 0.2, steps=18), [(0.74, 0.5), (0.95, 0.3), (0.95, 0.7), (0.74, 0.5)],
+    "fish": [arc(0.42, 0.5, 0.32, 0.2, steps=18),
+             [(0.74, 0.5), (0.95, 0.3), (0.95, 0.7), (0.74, 0.5)],
              [(0.25, 0.45), (0.26, 0.46)]],
     "stickman": [arc(0.5, 0.18, 0.12, 0.12, steps=12), [(0.5, 0.3), (0.5, 0.65)],
                  [(0.2, 0.45), (0.8, 0.45)], [(0.3, 0.95), (0.5, 0.65), (0.7, 0.95)]],
@@ -97,7 +100,8 @@ THINGS = {
 SCENES = {
     "sun": [arc(0.5, 0.5, 0.2, 0.2, steps=14)]
            + [[(0.5 + 0.28 * math.cos(a), 0.5 + 0.28 * math.sin(a)),
-               (0.5 + 0.45 * math.cos(a), 0.5 + 0.45 * math.sin(a))] for a in np.arange(8) * math.pi / 4],
+               (0.5 + 0.45 * math.cos(a), 0.5 + 0.45 * math.sin(a))]
+              for a in np.arange(8) * math.pi / 4],
     "flower": [arc(0.5, 0.35, 0.08, 0.08, steps=10)]
               + [arc(0.5 + 0.17 * math.cos(a), 0.35 + 0.17 * math.sin(a), 0.09, 0.09, steps=10)
                  for a in np.arange(6) * math.pi / 3] + [[(0.5, 0.55), (0.5, 0.95)]],
@@ -109,7 +113,8 @@ SCENES = {
 }
 OBJECTS = {
     "cat": [arc(0.5, 0.55, 0.32, 0.3, steps=18), [(0.22, 0.4), (0.25, 0.1), (0.42, 0.27)],
-            [(0.58, 0.27), (0.75, 0.1), (0.78, 0.4)], [(0.05, 0.6), (0.35, 0.62)], [(0.65, 0.62), (0.95, 0.6)]],
+            [(0.58, 0.27), (0.75, 0.1), (0.78, 0.4)], [(0.05, 0.6), (0.35, 0.62)],
+            [(0.65, 0.62), (0.95, 0.6)]],
     "cup": [[(0.2, 0.2), (0.28, 0.9), (0.68, 0.9), (0.76, 0.2), (0.2, 0.2)],
             arc(0.78, 0.5, 0.14, 0.16, 1.5 * math.pi, 2.5 * math.pi, 10)],
     "boat": [[(0.05, 0.6), (0.95, 0.6), (0.75, 0.85), (0.25, 0.85), (0.05, 0.6)],
@@ -118,7 +123,8 @@ OBJECTS = {
                 [(0.45, 0.5), (0.55, 0.5)]],
     "ladder": [[(0.3, 0.05), (0.3, 0.95)], [(0.7, 0.05), (0.7, 0.95)]]
               + [[(0.3, y), (0.7, y)] for y in (0.2, 0.4, 0.6, 0.8)],
-    "envelope": [[(0.1, 0.25), (0.9, 0.25), (0.9, 0.8), (0.1, 0.8), (0.1, 0.25), (0.5, 0.55), (0.9, 0.25)]],
+    "envelope": [[(0.1, 0.25), (0.9, 0.25), (0.9, 0.8), (0.1, 0.8), (0.1, 0.25), (0.5, 0.55),
+                  (0.9, 0.25)]],
 }
 
 
@@ -205,8 +211,9 @@ def scribble(rng) -> Strokes:
 def zigzag(rng) -> Strokes:
     k, x0 = int(rng.integers(4, 10)), rng.uniform(20, 120)
     x1, (y0, y1) = x0 + rng.uniform(100, 150), np.sort(rng.uniform(40, 240, 2))
-    return [np.array([(x0 + (x1 - x0) * i / (k - 1) + rng.uniform(-8, 8), (y0 if i % 2 else y1) + rng.uniform(-15, 15))
-                      for i in range(k)], np.float32)]
+    points = [(x0 + (x1 - x0) * i / (k - 1) + rng.uniform(-8, 8),
+               (y0 if i % 2 else y1) + rng.uniform(-15, 15)) for i in range(k)]
+    return [np.array(points, np.float32)]
 
 
 def spiral(rng) -> Strokes:
@@ -263,12 +270,16 @@ def crossed(how: str) -> Callable[[np.random.Generator, Strokes], Strokes]:
         if how == "x":
             marks = [[(left, top), (right, bottom)], [(right, top), (left, bottom)]]
         elif how == "lines":
-            ys = np.linspace(top + 0.2 * (bottom - top), bottom - 0.2 * (bottom - top), rng.integers(2, 5))
-            marks = [[(left, y + rng.uniform(-10, 10)), (right, y + rng.uniform(-10, 10))] for y in ys]
+            margin = 0.2 * (bottom - top)
+            ys = np.linspace(top + margin, bottom - margin, rng.integers(2, 5))
+            marks = [[(left, y + rng.uniform(-10, 10)), (right, y + rng.uniform(-10, 10))]
+                     for y in ys]
         else:
             n = int(rng.integers(4, 9))
-            marks = [[(left + (right - left) * (i % 2), top + (bottom - top) * (i + 0.5) / n) for i in range(n)]]
-        marks = [np.clip(np.array(m, float) + rng.normal(0, 4, (len(m), 2)), 12, PAPER - 12) for m in marks]
+            marks = [[(left + (right - left) * (i % 2), top + (bottom - top) * (i + 0.5) / n)
+                      for i in range(n)]]
+        marks = [np.clip(np.array(m, float) + rng.normal(0, 4, (len(m), 2)), 12, PAPER - 12)
+                 for m in marks]
         return [s.astype(np.float32) for s in placed + marks]
     return strike
 
@@ -278,20 +289,23 @@ KINDS: dict[str, Callable] = {
     "dot": dot, "dots": dots, "blob": blob, "hatch": hatch, "scribble": scribble, "zigzag": zigzag,
     "spiral": spiral, "wave": wave, "letter": letter, "word": word, "strokes": strokes,
     "shape": family(SHAPES), "figure": family(FIGURES),
-    "sign": family(SIGNS), "thing": family(THINGS), "scene": family(SCENES), "object": family(OBJECTS),
+    "sign": family(SIGNS), "thing": family(THINGS), "scene": family(SCENES),
+    "object": family(OBJECTS),
 }
-CROSSED = {"crossed_x": crossed("x"), "crossed_lines": crossed("lines"), "crossed_scribble": crossed("scribble")}
+CROSSED = {"crossed_x": crossed("x"), "crossed_lines": crossed("lines"),
+           "crossed_scribble": crossed("scribble")}
 # Which kinds the guard fits on, which choose its limits, and which only measure it: held out
 # whole, so its stated rates are for kinds of drawing it never saw.
 GROUPS = {
-    "fit": ("dot", "blob", "hatch", "scribble", "zigzag", "letter", "word", "strokes", "shape", "thing",
-            "crossed_x"),
+    "fit": ("dot", "blob", "hatch", "scribble", "zigzag", "letter", "word", "strokes", "shape",
+            "thing", "crossed_x"),
     "choose": ("dots", "spiral", "figure", "scene", "crossed_lines"),
     "report": ("wave", "sign", "object", "crossed_scribble"),
 }
 
 
-def draw(kind: str, rng: np.random.Generator, brush: float, digit: Strokes | None = None) -> np.ndarray:
+def draw(kind: str, rng: np.random.Generator, brush: float,
+         digit: Strokes | None = None) -> np.ndarray:
     """One drawing of `kind` (280x280 uint8, black on white) with a `brush` px wide; a CROSSED
     kind strikes out `digit`'s strokes (a pen digit's, in its own units)."""
     marks = CROSSED[kind](rng, digit) if kind in CROSSED else KINDS[kind](rng)

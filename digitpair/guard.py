@@ -86,7 +86,8 @@ class Drawing:
 
 
 class GuardError(RuntimeError):
-    """The guard's files are missing, damaged or belong to other networks; the message says which."""
+    """The guard's files are missing, damaged or belong to other networks; the message says
+    which."""
 
 
 class Reader(nn.Module):
@@ -111,7 +112,8 @@ class GuardNet(nn.Module):
     """`members` Readers trained alike from different seeds, their probabilities averaged: under
     a millisecond a drawing on one CPU thread."""
 
-    def __init__(self, members: int = 3, channels: tuple[int, int, int] = (16, 32, 64), hidden: int = 64):
+    def __init__(self, members: int = 3, channels: tuple[int, int, int] = (16, 32, 64),
+                 hidden: int = 64):
         super().__init__()
         self.readers = nn.ModuleList(Reader(channels, hidden) for _ in range(members))
         self.channels, self.hidden = tuple(channels), hidden
@@ -125,9 +127,9 @@ class GuardNet(nn.Module):
 @dataclass(frozen=True)
 class Guard:
     net: GuardNet
-    limits: dict[str, Limits]            # {set of networks: its limits}
-    fingerprints: dict[str, dict[str, str]]   # {set: {variant: fingerprint}} the limits were chosen with
-    record: dict                         # guard.json as read
+    limits: dict[str, Limits]                  # {set of networks: its limits}
+    fingerprints: dict[str, dict[str, str]]    # {set: {variant: fingerprint}} they were chosen with
+    record: dict                               # guard.json as read
 
 
 
@@ -146,8 +148,9 @@ class Judge:
         recorded = guard.fingerprints[networks]
         other = [name for name, model in models.items() if recorded.get(name) != fingerprint(model)]
         if other:
-            raise GuardError(f"the guard was fitted for other {networks!r} networks than these ({', '.join(other)}): "
-                             "fit it again (digitpair-train fit-guard) after exporting weights")
+            raise GuardError(f"the guard was fitted for other {networks!r} networks than these "
+                             f"({', '.join(other)}): fit it again (digitpair-train fit-guard) "
+                             "after exporting weights")
         return cls(guard, guard.limits[networks])
 
     def __call__(self, x: torch.Tensor, readers: torch.Tensor | None) -> list[Drawing]:
@@ -173,7 +176,8 @@ def odds(other: torch.Tensor, agreement: torch.Tensor, limits: Limits) -> torch.
     return logit(other) - limits.weight * logit(agreement)
 
 
-def judge(guard: Guard, limits: Limits, x: torch.Tensor, readers: torch.Tensor | None) -> list[Drawing]:
+def judge(guard: Guard, limits: Limits, x: torch.Tensor,
+          readers: torch.Tensor | None) -> list[Drawing]:
     """Drawings x (N, 28, 28) raw 0-255, boxed and centred, and the readers' mean digit
     distributions (N, 10) (None: no reader loaded; the guard's own reading stands in) -> a judged
     `Drawing` each."""
@@ -193,7 +197,8 @@ def judge(guard: Guard, limits: Limits, x: torch.Tensor, readers: torch.Tensor |
             judgement = Judgement.DIGIT
         first, guards = int(order[i, 0]), int(own[i].argmax())
         second = guards if guards != first else int(order[i, 1])
-        out.append(Drawing(judgement, ((first, float(reading[i, first])), (second, float(reading[i, second])))))
+        digits = ((first, float(reading[i, first])), (second, float(reading[i, second])))
+        out.append(Drawing(judgement, digits))
     return out
 
 
@@ -228,15 +233,18 @@ def load(folder: str | os.PathLike) -> Guard:
     except OSError as e:
         raise GuardError(f"{path} can't be read ({e.strerror or e})") from None
     if hashlib.sha256(data).hexdigest() != record.get("weights", {}).get("sha256"):
-        raise GuardError(f"{path} is not the file {RECORD_NAME} was written with (damaged, or another fit's)")
+        raise GuardError(f"{path} is not the file {RECORD_NAME} was written with (damaged, or "
+                         "another fit's)")
     try:
         arch = record["architecture"]
         net = GuardNet(arch["members"], tuple(arch["channels"]), arch["hidden"])
         net.load_state_dict(load_tensors(data), strict=True)
         limits = {name: Limits(**chosen["limits"]) for name, chosen in record["networks"].items()}
-        fingerprints = {name: dict(chosen["fingerprints"]) for name, chosen in record["networks"].items()}
+        fingerprints = {name: dict(chosen["fingerprints"])
+                        for name, chosen in record["networks"].items()}
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as e:
-        raise GuardError(f"{folder} holds a guard this code can't read ({type(e).__name__}: {e})") from None
+        raise GuardError(f"{folder} holds a guard this code can't read "
+                         f"({type(e).__name__}: {e})") from None
     return Guard(net.eval(), limits, fingerprints, record)
 
 
@@ -249,20 +257,24 @@ def rates_markdown(record: dict) -> str:
             continue
         r = chosen["rates"]
         digits = r["digits"]
+        right = ", ".join(f"{digits[name]['read_right_flagged']} % of {TITLES[name]}"
+                          for name in DIGIT_SETS)
+        every = ", ".join(f"{digits[name]['flagged']} %" for name in DIGIT_SETS)
         lines.append(
-            f"- {networks} networks (held-out validation: writers and kinds of drawing the guard was neither "
-            f"fitted nor chosen on): \"not a digit\" for {r['pen_characters']['not_a_digit']} % of pen letters and "
-            f"symbols ({r['pen_characters_unseen']['not_a_digit']} % of the characters it never learned from) and "
-            f"{r['doodles']['not_a_digit']} % of drawn non-digits of kinds it never saw "
+            f"- {networks} networks (held-out validation: writers and kinds of drawing the guard "
+            f"was neither fitted nor chosen on): \"not a digit\" for "
+            f"{r['pen_characters']['not_a_digit']} % of pen letters and symbols "
+            f"({r['pen_characters_unseen']['not_a_digit']} % of the characters it never learned "
+            f"from) and {r['doodles']['not_a_digit']} % of drawn non-digits of kinds it never saw "
             f"(goal: {GOALS['not_a_digit']:g} %); real digits the networks read right flagged: "
-            + ", ".join(f"{digits[name]['read_right_flagged']} % of {TITLES[name]}" for name in DIGIT_SETS)
-            + f" (goal: at most {GOALS['flagged']:g} %, UCI {GOALS['uci_flagged']:g} %; all real digits, misread "
-            "ones too: " + ", ".join(f"{digits[name]['flagged']} %" for name in DIGIT_SETS)
-            + f"); of the pen digits the networks misread ({digits['pen']['misread']} %), "
-            f"{digits['pen']['misread_flagged']} % flagged (goal: {GOALS['misread_flagged']:g} %).")
+            f"{right} (goal: at most {GOALS['flagged']:g} %, UCI {GOALS['uci_flagged']:g} %; all "
+            f"real digits, misread ones too: {every}); of the pen digits the networks misread "
+            f"({digits['pen']['misread']} %), {digits['pen']['misread_flagged']} % flagged "
+            f"(goal: {GOALS['misread_flagged']:g} %).")
     return "\n".join(lines)
 
 
 DIGIT_SETS = ("pen", "mnist", "mnist_pen", "usps", "uci")
 TITLES = {"pen": "pen digits", "mnist": "MNIST test digits drawn on the canvas",
-          "mnist_pen": "the same redrawn with the pad's pen", "usps": "USPS digits", "uci": "UCI digits"}
+          "mnist_pen": "the same redrawn with the pad's pen", "usps": "USPS digits",
+          "uci": "UCI digits"}

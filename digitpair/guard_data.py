@@ -1,9 +1,9 @@
-"""What the guard learns from and is measured on: every set drawn as the page draws, split by writer.
+"""What the guard learns from and is measured on: every set drawn as the page draws, by writer.
 
 Each part is a set of drawings as `drawing.mnist_field` boxes and centres them (28x28, raw 0-255;
-`Part.pooled` gives the 14x14 the networks see, as `drawing.preprocess` does), made once and kept in a cache folder (`CACHE_ENV`, default `.cache/guard/` in the checkout; it only
-saves time: a part is the same bytes rebuilt or read back, since every drawing comes from its own
-seeded generator):
+`pool` gives the 14x14 the networks see, as `drawing.preprocess` does), made once and kept in a
+cache folder (`CACHE_ENV`, default `.cache/guard/` in the checkout; it only saves time: a part is
+the same bytes rebuilt or read back, since every drawing comes from its own seeded generator):
 
 - `pen_digits`: the UNIPEN pen digits (`../shared/data/pen/`) drawn with the pad's 24 px brush, as a
   visitor's digits reach the page; `pen_digits_brushes` the same with brushes of 16-32 px;
@@ -38,15 +38,16 @@ from .drawing import FIELD, DrawingError, mnist_field
 CACHE_ENV = "DIGITPAIR_GUARD_CACHE"
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "guard"
 # Characters a person reads as a digit when drawn alone (0: O o D Q; 1: I l | i j ! / \ ( ) [ ] { }
-# and the strokes ' ` , that preprocess enlarges into a bar; 2: Z z; 5: S s $; 6: b G; 8: B &; 9: g q):
-# neither taught to the guard as "not a digit" nor counted in its rates.
+# and the strokes ' ` , that preprocess enlarges into a bar; 2: Z z; 5: S s $; 6: b G; 8: B &;
+# 9: g q): neither taught to the guard as "not a digit" nor counted in its rates.
 DIGIT_LIKE = frozenset("OoDQIl|ij!/\\()[]{}'`,ZzSs$bGB&gq")
 ROLES = ("fit", "choose", "report")
 MNIST_CHOOSE = 5000   # MNIST training digits kept out of fitting, to choose the limits on
 # The code that draws each part (by its name's start): a change to it changes the part's cache key.
 # LAYOUT is what this module makes of it, raised when it changes what a part holds.
 DRAWING_CODE = {"pen_": ("pen.py", "drawing.py"), "mnist_": ("drawing.py",),
-                "doodles_": ("doodles.py", "pen.py", "drawing.py"), "": ("writers.py", "pen.py", "drawing.py")}
+                "doodles_": ("doodles.py", "pen.py", "drawing.py"),
+                "": ("writers.py", "pen.py", "drawing.py")}
 LAYOUT = 2
 BRUSHES = (16, 32)   # px: the brush widths drawings are made with (the pad's is pen.BRUSH, 24)
 
@@ -64,17 +65,11 @@ class Part:
     def __len__(self) -> int:
         return len(self.label)
 
-    def where(self, keep: np.ndarray) -> Part:
-        return Part(self.x[keep], self.accepted[keep], self.label[keep], self.source[keep])
-
-    def pooled(self) -> np.ndarray:
-        """(N, 14, 14): what the networks see, `preprocess`'s 2x2 average pooling of the field."""
-        return pool(self.x)
-
 
 def pool(fields: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) -> (N, 14, 14) by 2x2 averages, as `drawing.preprocess` pools a field."""
-    return torch.from_numpy(fields).reshape(len(fields), FIELD // 2, 2, FIELD // 2, 2).mean((2, 4)).numpy()
+    """(N, 28, 28) -> (N, 14, 14) by 2x2 averages: what the networks see, as `drawing.pool`."""
+    half = FIELD // 2
+    return torch.from_numpy(fields).reshape(len(fields), half, 2, half, 2).mean((2, 4)).numpy()
 
 
 def stable_hash(text: str) -> int:
@@ -135,8 +130,10 @@ def random_brush(rng: np.random.Generator) -> float:
 
 
 def as_drawing(digit: np.ndarray) -> PIL.Image.Image:
-    """A 28x28 MNIST digit (white on black) as a person's drawing: black on white, the paper's size."""
-    return PIL.Image.fromarray(255 - digit).resize((pen.PAPER, pen.PAPER), PIL.Image.Resampling.BILINEAR)
+    """A 28x28 MNIST digit (white on black) as a person's drawing: black on white, the paper's
+    size."""
+    size = (pen.PAPER, pen.PAPER)
+    return PIL.Image.fromarray(255 - digit).resize(size, PIL.Image.Resampling.BILINEAR)
 
 
 def pen_drawn(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -144,13 +141,16 @@ def pen_drawn(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     scanner's grey edge), strokes 0-12 px wider. MNIST's strokes are about 20 px wide on the paper
     (1.95 px of 28, drawing.py), the pad's brush BRUSHES. A pixel is ink where any pixel
     of the size x size square around it is darker than mid-grey: PIL's MinFilter(size) then a
-    threshold, the same pixels, counted with running sums along rows and columns (many times faster)."""
+    threshold, the same pixels, counted with running sums along rows and columns (many times
+    faster)."""
     dark = (np.asarray(as_drawing(digit)) < 128).astype(np.int32)
     size = 2 * int(rng.integers(0, 7)) + 1
     for axis in (0, 1):
         padded = np.pad(dark, [(size // 2 + 1, size // 2) if a == axis else (0, 0) for a in (0, 1)])
         running = padded.cumsum(axis)
-        dark = np.take(running, range(size, running.shape[axis]), axis) - np.take(running, range(running.shape[axis] - size), axis)
+        length = running.shape[axis]
+        dark = (np.take(running, range(size, length), axis)
+                - np.take(running, range(length - size), axis))
     return np.where(dark > 0, 0, 255).astype(np.uint8)
 
 

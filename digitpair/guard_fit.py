@@ -44,7 +44,8 @@ from .models import VARIANTS
 from .weights import NETWORKS, load_pretrained
 
 # Each epoch's draw from each source, in %: digits half, non-digits half (`training_set`).
-SHARES = {"mnist_train": 15, "mnist_train_pen": 10, "pen_digits": 25, "pen_characters": 25, "doodles": 25}
+SHARES = {"mnist_train": 15, "mnist_train_pen": 10, "pen_digits": 25, "pen_characters": 25,
+          "doodles": 25}
 MEMBERS, EPOCH, EPOCHS, BATCH, LR = 3, 100_000, 4, 128, 2e-3
 TURN, SLANT, SCALE = 0.2, 0.2, 0.1   # `jitter`: radians, shear, share of the size
 # % of each budgeted set's digits read right that may be flagged: a margin under the goal's 1 %,
@@ -52,7 +53,8 @@ TURN, SLANT, SCALE = 0.2, 0.2, 0.1   # `jitter`: radians, shear, share of the si
 TARGET = 0.7
 SHARES_OTHER = (0.5, 0.7, 0.9)   # of TARGET, tried for "not a digit"; the rest goes to "unsure"
 WEIGHTS = (0.0, 0.5, 1.0)        # of logit(agreement) in the odds, tried
-BUDGETED = ("pen", "mnist", "mnist_pen")   # the choosing writers' pen digits, MNIST's held-out training digits
+# The choosing writers' pen digits, MNIST's training digits kept to choose (scanned and penned).
+BUDGETED = ("pen", "mnist", "mnist_pen")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +77,8 @@ def roles(part: gd.Part) -> np.ndarray:
 
 def digits_of(part: gd.Part, keep: np.ndarray) -> Labelled:
     keep = keep & part.accepted
-    return Labelled(torch.from_numpy(part.x[keep]), torch.from_numpy(part.label[keep].astype(np.int64)))
+    labels = torch.from_numpy(part.label[keep].astype(np.int64))
+    return Labelled(torch.from_numpy(part.x[keep]), labels)
 
 
 def others_of(part: gd.Part, keep: np.ndarray) -> Labelled:
@@ -88,7 +91,8 @@ def cat(sets: list[Labelled]) -> Labelled:
 
 
 def fitting_characters(characters: gd.Part) -> np.ndarray:
-    return (roles(characters) == "fit") & np.array([gd.character_role(c) == "fit" for c in characters.label])
+    fitted = np.array([gd.character_role(c) == "fit" for c in characters.label])
+    return (roles(characters) == "fit") & fitted
 
 
 def training_set(load: Callable[[str], gd.Part]) -> dict[str, Labelled]:
@@ -118,8 +122,8 @@ def jitter(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return torch.nn.functional.grid_sample(x[:, None], grid, align_corners=False)[:, 0]
 
 
-def train(sources: dict[str, Labelled], shares: dict[str, float], epochs: int = EPOCHS, epoch: int = EPOCH,
-          seed: int = 0, lr: float = LR, batch: int = BATCH,
+def train(sources: dict[str, Labelled], shares: dict[str, float], epochs: int = EPOCHS,
+          epoch: int = EPOCH, seed: int = 0, lr: float = LR, batch: int = BATCH,
           log: Callable[[str], None] = lambda line: None) -> guard.Reader:
     """A Reader trained by cross-entropy over its 11 classes, each epoch `epoch` drawings drawn
     (with replacement) from the sources in proportion to `shares`, each `jitter`ed; AdamW, a
@@ -138,7 +142,8 @@ def train(sources: dict[str, Labelled], shares: dict[str, float], epochs: int = 
         counts = [round(epoch * shares[n] / total) for n in names]
         steps = epochs * -(-sum(counts) // batch)
         optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.1)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps,
+                                                       pct_start=0.1)
         net.train()
         for e in range(epochs):
             index = torch.cat([offsets[i] + torch.randint(int(sizes[i]), (k,), generator=g)
@@ -147,7 +152,8 @@ def train(sources: dict[str, Labelled], shares: dict[str, float], epochs: int = 
             loss_sum = 0.0
             for start in range(0, len(index), batch):
                 part = index[start:start + batch]
-                loss = torch.nn.functional.cross_entropy(net(jitter(whole.x[part], g)), whole.y[part])
+                logits = net(jitter(whole.x[part], g))
+                loss = torch.nn.functional.cross_entropy(logits, whole.y[part])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -159,13 +165,15 @@ def train(sources: dict[str, Labelled], shares: dict[str, float], epochs: int = 
         torch.set_num_threads(threads)
 
 
-def train_guard(sources: dict[str, Labelled], members: int = MEMBERS, seed: int = 0, epochs: int = EPOCHS,
-                epoch: int = EPOCH, log: Callable[[str], None] = lambda line: None) -> guard.GuardNet:
-    """A GuardNet of `members` Readers, trained from seeds seed * members + k."""
+def train_guard(sources: dict[str, Labelled], members: int = MEMBERS, seed: int = 0,
+                epochs: int = EPOCHS, epoch: int = EPOCH,
+                log: Callable[[str], None] = lambda line: None) -> guard.GuardNet:
+    """A GuardNet of `members` Readers, trained from seeds seed * members + k; the sources in
+    SHARES (any others alike)."""
     net = guard.GuardNet(members)
+    shares = {name: SHARES.get(name, 1) for name in sources}
     for k in range(members):
-        net.readers[k] = train(sources, SHARES if set(sources) == set(SHARES) else {n: 1 for n in sources},
-                               epochs, epoch, seed * members + k, log=log)
+        net.readers[k] = train(sources, shares, epochs, epoch, seed * members + k, log=log)
     return net.eval()
 
 
@@ -186,7 +194,8 @@ def reading(models: dict[str, torch.nn.Module], fields: np.ndarray) -> np.ndarra
     try:
         x = torch.from_numpy(gd.pool(fields))
         pairs = torch.stack([x, x], 1)
-        return torch.stack([m.predict(pairs).digit_probs for m in models.values()]).mean(0).transpose(0, 1).numpy()
+        probs = torch.stack([m.predict(pairs).digit_probs for m in models.values()]).mean(0)
+        return probs.transpose(0, 1).numpy()
     finally:
         torch.set_num_threads(threads)
 
@@ -216,13 +225,16 @@ class Judged:
 
     def agreement(self) -> np.ndarray:
         """(2, n): the guard's share of its digit distribution on the readers' likeliest digit."""
-        own = self.p[:, :guard.OTHER] / np.maximum(self.p[:, :guard.OTHER].sum(1, keepdims=True), 1e-12)
-        return np.take_along_axis(own[None].repeat(2, 0), self.readers.argmax(-1)[..., None], -1)[..., 0]
+        digits = self.p[:, :guard.OTHER]
+        own = digits / np.maximum(digits.sum(1, keepdims=True), 1e-12)
+        read = self.readers.argmax(-1)[..., None]
+        return np.take_along_axis(own[None].repeat(2, 0), read, -1)[..., 0]
 
     def odds(self, weight: float) -> np.ndarray:
         """(2, n): what "not a digit" is judged on (guard.odds)."""
         other = torch.from_numpy(self.p[None, :, guard.OTHER]).double()
-        return guard.odds(other, torch.from_numpy(self.agreement()).double(), Limits(0.0, weight, 0.0)).numpy()
+        agreement = torch.from_numpy(self.agreement()).double()
+        return guard.odds(other, agreement, Limits(0.0, weight, 0.0)).numpy()
 
     def misread(self) -> np.ndarray:
         """(2, n): the readers' likeliest digit is not the label (a digit set's)."""
@@ -231,12 +243,14 @@ class Judged:
 
 def judgements(s: Judged, limits: Limits) -> np.ndarray:
     """(2, n) Judgement values, per box."""
-    not_a_digit, unsure = s.odds(limits.weight) > limits.max_odds, s.agreement() < limits.min_agreement
+    not_a_digit = s.odds(limits.weight) > limits.max_odds
+    unsure = s.agreement() < limits.min_agreement
     return np.where(not_a_digit, Judgement.NOT_A_DIGIT.value,
                     np.where(unsure, Judgement.UNSURE.value, Judgement.DIGIT.value))
 
 
-def limits_at(digits: dict[str, Judged], weight: float, share: float, target: float = TARGET) -> Limits:
+def limits_at(digits: dict[str, Judged], weight: float, share: float,
+              target: float = TARGET) -> Limits:
     """The limits that flag at most `share` x `target` % of each set's digits read right as "not a
     digit", and at most `target` % in all (both boxes of every drawing count)."""
     right = {name: ~s.misread() for name, s in digits.items()}
@@ -244,9 +258,10 @@ def limits_at(digits: dict[str, Judged], weight: float, share: float, target: fl
     # Among the read-right digits the "not a digit" limit spares, those "unsure" may flag: what
     # is left of the budget, as a share of them.
     spared = {n: right[n] & (s.odds(weight) <= max_odds) for n, s in digits.items()}
-    left = {n: (target * right[n].sum() / 100 - (right[n] & ~spared[n]).sum()) / max(spared[n].sum(), 1)
-            for n in digits}
-    min_agreement = min(limit_below([digits[n].agreement()[spared[n]]], 100 * max(left[n], 0)) for n in digits)
+    left = {n: (target * right[n].sum() / 100 - (right[n] & ~spared[n]).sum())
+            / max(spared[n].sum(), 1) for n in digits}
+    min_agreement = min(limit_below([digits[n].agreement()[spared[n]]], 100 * max(left[n], 0))
+                        for n in digits)
     return Limits(max_odds=max_odds, weight=weight, min_agreement=min_agreement)
 
 
@@ -255,9 +270,11 @@ def choose(digits: dict[str, Judged], others: dict[str, Judged]) -> Limits:
     call the most of `others` "not a digit" (the mean over its sets), among those that flag
     GOALS["misread_flagged"] % of the pen digits the readers misread, where any do."""
     tried = [limits_at(digits, weight, share) for weight in WEIGHTS for share in SHARES_OTHER]
-    caught = [np.mean([other_rates(s, limits)["not_a_digit"] for s in others.values()]) for limits in tried]
+    caught = [np.mean([other_rates(s, limits)["not_a_digit"] for s in others.values()])
+              for limits in tried]
     doubted = [digit_rates(digits["pen"], limits)["misread_flagged"] or 0.0 for limits in tried]
-    enough = [i for i, d in enumerate(doubted) if d >= guard.GOALS["misread_flagged"]] or range(len(tried))
+    enough = ([i for i, d in enumerate(doubted) if d >= guard.GOALS["misread_flagged"]]
+              or range(len(tried)))
     return tried[max(enough, key=lambda i: (caught[i], doubted[i], -i))]
 
 
@@ -284,20 +301,23 @@ def digit_rates(s: Judged, limits: Limits) -> dict:
 
 def other_rates(s: Judged, limits: Limits) -> dict:
     """What the limits do to non-digits, both boxes counted: "not a digit" in % of all, overall
-    and per label (a drawing preprocess refuses counts as caught: the page says it is only a dot)."""
+    and per label (a drawing preprocess refuses counts as caught: the page says it is only a
+    dot)."""
     said = judgements(s, limits) == Judgement.NOT_A_DIGIT.value
     labels = np.concatenate([s.labels, s.labels])
     out = {"judged": int(said.size), "refused": s.refused,
            "not_a_digit": pct(said.sum() + 2 * s.refused, said.size + 2 * s.refused)}
     if len(set(labels)) > 1:
-        out["per_label"] = {str(k): pct(said.ravel()[labels == k].sum(), (labels == k).sum()) for k in sorted(set(labels))}
+        out["per_label"] = {str(k): pct(said.ravel()[labels == k].sum(), (labels == k).sum())
+                            for k in sorted(set(labels))}
     return out
 
 
 def guard_probabilities(net: guard.GuardNet, fields: np.ndarray) -> np.ndarray:
     if not len(fields):
         return np.zeros((0, guard.OTHER + 1))
-    return torch.cat([net.probabilities(torch.from_numpy(fields[i:i + 4096])) for i in range(0, len(fields), 4096)]).numpy()
+    return torch.cat([net.probabilities(torch.from_numpy(fields[i:i + 4096]))
+                      for i in range(0, len(fields), 4096)]).numpy()
 
 
 def held_out(load: Callable[[str], gd.Part]) -> dict[str, dict[str, tuple[gd.Part, np.ndarray]]]:
@@ -307,21 +327,25 @@ def held_out(load: Callable[[str], gd.Part]) -> dict[str, dict[str, tuple[gd.Par
     writer, char_writer, chosen = roles(pen_digits), roles(characters), mnist_split(len(train))
     unseen = np.array([gd.character_role(c) != "fit" for c in characters.label])
     every = lambda part: np.ones(len(part), bool)
-    doodle = lambda group: {k: (p, every(p)) for k in doodles.GROUPS[group] for p in [load(f"doodles_{k}")]}
+    doodle = lambda group: {k: (p, every(p)) for k in doodles.GROUPS[group]
+                            for p in [load(f"doodles_{k}")]}
+    measured = (("mnist", "mnist_test"), ("mnist_pen", "mnist_test_pen"), ("usps", "usps"),
+                ("uci", "uci"))
     return {
         "choose": {"pen": (pen_digits, writer == "choose"), "mnist": (train, chosen),
                    "mnist_pen": (load("mnist_train_pen"), chosen),
-                   "pen_characters": (characters, (char_writer == "choose") & ~unseen), **doodle("choose")},
+                   "pen_characters": (characters, (char_writer == "choose") & ~unseen),
+                   **doodle("choose")},
         "report": {"pen": (pen_digits, writer == "report"),
-                   **{name: (p, every(p)) for name, part in (("mnist", "mnist_test"), ("mnist_pen", "mnist_test_pen"),
-                                                              ("usps", "usps"), ("uci", "uci"))
-                      for p in [load(part)]},
+                   **{name: (p, every(p)) for name, part in measured for p in [load(part)]},
                    "pen_characters": (characters, char_writer == "report"),
-                   "pen_characters_unseen": (characters, (char_writer == "report") & unseen), **doodle("report")}}
+                   "pen_characters_unseen": (characters, (char_writer == "report") & unseen),
+                   **doodle("report")}}
 
 
 def measure(net: guard.GuardNet, weights: str | os.PathLike, load: Callable[[str], gd.Part],
-            limits: dict[str, Limits] | None = None, log: Callable[[str], None] = lambda line: None) -> dict:
+            limits: dict[str, Limits] | None = None,
+            log: Callable[[str], None] = lambda line: None) -> dict:
     """Per set of networks: its readers' fingerprints, the limits chosen on the choosing split
     (or given: `limits`, {set: Limits}) and the rates on both splits."""
     splits = held_out(load)
@@ -332,22 +356,26 @@ def measure(net: guard.GuardNet, weights: str | os.PathLike, load: Callable[[str
     for networks in NETWORKS:
         models = readers(weights, networks)
         sets = {split: {name: Judged(probs[split, name], reading(models, fields[split, name]),
-                                     part.label[keep & part.accepted], int((keep & ~part.accepted).sum()))
+                                     part.label[keep & part.accepted],
+                                     int((keep & ~part.accepted).sum()))
                         for name, (part, keep) in named.items()} for split, named in splits.items()}
-        split_digits = lambda split: {n: s for n, s in sets[split].items() if n in guard.DIGIT_SETS}
-        split_others = lambda split: {n: s for n, s in sets[split].items() if n not in guard.DIGIT_SETS}
-        chosen = limits[networks] if limits else choose(split_digits("choose"), split_others("choose"))
+        digits = {split: {n: s for n, s in named.items() if n in guard.DIGIT_SETS}
+                  for split, named in sets.items()}
+        others = {split: {n: s for n, s in named.items() if n not in guard.DIGIT_SETS}
+                  for split, named in sets.items()}
+        chosen = limits[networks] if limits else choose(digits["choose"], others["choose"])
         rates = {}
         for split in splits:
-            kinds = {n: other_rates(s, chosen)["not_a_digit"] for n, s in split_others(split).items()
+            said = {n: other_rates(s, chosen) for n, s in others[split].items()}
+            kinds = {n: r["not_a_digit"] for n, r in said.items()
                      if not n.startswith("pen_characters")}
-            rates[split] = {"digits": {n: digit_rates(s, chosen) for n, s in split_digits(split).items()},
-                            **{n: other_rates(s, chosen) for n, s in split_others(split).items()
-                               if n.startswith("pen_characters")},
-                            "doodles": {"not_a_digit": round(float(np.mean(list(kinds.values()))), 2),
-                                        "per_kind": kinds}}
+            mean = round(float(np.mean(list(kinds.values()))), 2)
+            rates[split] = {"digits": {n: digit_rates(s, chosen) for n, s in digits[split].items()},
+                            **{n: r for n, r in said.items() if n.startswith("pen_characters")},
+                            "doodles": {"not_a_digit": mean, "per_kind": kinds}}
         out[networks] = {"fingerprints": {name: guard.fingerprint(m) for name, m in models.items()},
-                         "limits": dataclasses.asdict(chosen), "rates": rates["report"], "choice": rates["choose"]}
+                         "limits": dataclasses.asdict(chosen), "rates": rates["report"],
+                         "choice": rates["choose"]}
         log(f"{networks}: limits {json.dumps(out[networks]['limits'])}")
     return out
 
@@ -363,9 +391,11 @@ def write(folder: str | os.PathLike, net: guard.GuardNet, record: dict) -> list[
     data = save_tensors(state, metadata={"format": "digitpair guard"})
     record = {**record, "format": guard.FORMAT,
               "weights": {"file": guard.WEIGHTS_NAME, "sha256": hashlib.sha256(data).hexdigest()},
-              "architecture": {"members": len(net.readers), "channels": list(net.channels), "hidden": net.hidden}}
+              "architecture": {"members": len(net.readers), "channels": list(net.channels),
+                               "hidden": net.hidden}}
     paths = [folder / guard.WEIGHTS_NAME, folder / guard.RECORD_NAME]
-    for path, content in zip(paths, (data, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())):
+    text = json.dumps(record, indent=1, sort_keys=True) + "\n"
+    for path, content in zip(paths, (data, text.encode())):
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(content)
         os.replace(tmp, path)
@@ -381,17 +411,16 @@ def fit(weights: str | os.PathLike, epochs: int = EPOCHS, seed: int = 0,
     sources = training_set(load)
     log("fitting on " + ", ".join(f"{name} {len(s.y)}" for name, s in sources.items()))
     net = train_guard(sources, seed=seed, epochs=epochs, log=log)
-    characters = load("pen_characters")
+    held = {c for c in load("pen_characters").label if gd.character_role(c) != "fit"}
+    fitted_on = {"sources": {name: len(s.y) for name, s in sources.items()}, "shares": SHARES,
+                 "digit_like_left_out": "".join(sorted(gd.DIGIT_LIKE)),
+                 "characters_held_out": "".join(sorted(held)),
+                 "kinds": {group: list(kinds) for group, kinds in doodles.GROUPS.items()},
+                 "writers": "pen writers (source files) by a hash of the name: 60 % fit, "
+                            "20 % choose, 20 % report",
+                 "mnist": f"MNIST training digits, {gd.MNIST_CHOOSE} of them kept to choose; "
+                          "MNIST test digits are measured only",
+                 "budget": {"target": TARGET, "sets": list(BUDGETED)}}
     record = {"command": "digitpair-train fit-guard", "seed": seed, "epochs": epochs,
-              "networks": measure(net, weights, load, log=log),
-              "fitted_on": {"sources": {name: len(s.y) for name, s in sources.items()}, "shares": SHARES,
-                            "digit_like_left_out": "".join(sorted(gd.DIGIT_LIKE)),
-                            "characters_held_out": "".join(sorted({c for c in characters.label
-                                                                   if gd.character_role(c) != "fit"})),
-                            "kinds": {group: list(kinds) for group, kinds in doodles.GROUPS.items()},
-                            "writers": "pen writers (source files) by a hash of the name: 60 % fit, "
-                                       "20 % choose, 20 % report",
-                            "mnist": f"MNIST training digits, {gd.MNIST_CHOOSE} of them kept to choose; "
-                                     "MNIST test digits are measured only",
-                            "budget": {"target": TARGET, "sets": list(BUDGETED)}}}
+              "networks": measure(net, weights, load, log=log), "fitted_on": fitted_on}
     return write(Path(weights) / guard.FOLDER, net, record)
