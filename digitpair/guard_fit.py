@@ -179,9 +179,8 @@ def train_guard(sources: dict[str, Labelled], members: int = MEMBERS, seed: int 
 
 # --- the readers, as the page shows them ------------------------------------------------------
 
-def readers(weights: str | os.PathLike, networks: str) -> dict[str, torch.nn.Module]:
-    """The set's variants with digit outputs, from a weights folder (all must load)."""
-    models = load_pretrained(weights, networks=networks)
+def readers(models: dict[str, torch.nn.Module]) -> dict[str, torch.nn.Module]:
+    """The variants with digit outputs among a set's `models`: whose readings the page shows."""
     return {name: model for name, model in models.items() if VARIANTS[name].digit_loss}
 
 
@@ -346,7 +345,7 @@ def held_out(load: Callable[[str], gd.Part]) -> dict[str, dict[str, tuple[gd.Par
 def measure(net: guard.GuardNet, weights: str | os.PathLike, load: Callable[[str], gd.Part],
             limits: dict[str, Limits] | None = None,
             log: Callable[[str], None] = lambda line: None) -> dict:
-    """Per set of networks: its readers' fingerprints, the limits chosen on the choosing split
+    """Per set of networks: its networks' fingerprints, the limits chosen on the choosing split
     (or given: `limits`, {set: Limits}) and the rates on both splits."""
     splits = held_out(load)
     fields = {(split, name): part.x[keep & part.accepted] for split, sets in splits.items()
@@ -354,8 +353,10 @@ def measure(net: guard.GuardNet, weights: str | os.PathLike, load: Callable[[str
     probs = {key: guard_probabilities(net, f) for key, f in fields.items()}
     out = {}
     for networks in NETWORKS:
-        models = readers(weights, networks)
-        sets = {split: {name: Judged(probs[split, name], reading(models, fields[split, name]),
+        models = load_pretrained(weights, networks=networks)   # all must load
+        digit_readers = readers(models)
+        sets = {split: {name: Judged(probs[split, name],
+                                     reading(digit_readers, fields[split, name]),
                                      part.label[keep & part.accepted],
                                      int((keep & ~part.accepted).sum()))
                         for name, (part, keep) in named.items()} for split, named in splits.items()}
