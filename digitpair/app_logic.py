@@ -526,13 +526,15 @@ def guard_note(record: dict | None) -> list[str]:
         rates = ""
     if not rates:
         return []
-    return ["", "When the page says a drawing is \"not a digit\" or \"unsure, 1 or 7\": the networks give every "
-            "drawing some digit, often with a high probability, so a small network of its own, the guard, judges "
-            "each drawing. It reads digits and has an eleventh answer, \"not a digit\", learned from pen-drawn "
-            "letters and symbols and from drawn dots, blobs, scribbles, shapes, doodles and crossed-out digits; "
-            "where it gives that answer more than a limit, the page says \"not a digit\", and where it doubts "
-            "the digit the networks read (or reads another), \"unsure\", naming both. The limits are chosen "
-            "so that at most 1 % of real digits the networks read right are flagged, on writers and kinds of "
+    target = record.get("fitted_on", {}).get("budget", {}).get("target", "?")
+    return ["", "When the page says a drawing is \"not a digit\" or \"unsure, 1 or 7\": the networks give "
+            "every drawing some digit, often with a high probability, so a small network of its own, the "
+            "guard, judges each drawing. It reads digits and has an eleventh answer, \"not a digit\", "
+            "learned from pen-drawn letters and symbols and from drawn dots, blobs, scribbles, shapes, "
+            "doodles and crossed-out digits; where it gives that answer more than a limit, the page says "
+            "\"not a digit\", and where it doubts the digit the networks read (or reads another), "
+            f"\"unsure\", naming both. The limits are chosen so that at most {target} % of the real digits "
+            "the networks read right are flagged (a margin under the goal's 1 %), on writers and kinds of "
             "drawing the guard did not learn from (`digitpair-train fit-guard`, `digitpair/guard.py`); "
             "measured on others still:", "", rates]
 

