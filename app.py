@@ -126,7 +126,8 @@ PAINTED = """async () => {
 PAGE = "page"
 # The Space links the reports in its own repo; a local server serves them itself.
 gr.set_static_paths(logic.report_files())
-ABOUT = logic.about_markdown(link=None if os.environ.get("SPACE_ID") else lambda p: f"/gradio_api/file={p}")
+ABOUT = logic.about_markdown(link=None if os.environ.get("SPACE_ID") else lambda p: f"/gradio_api/file={p}",
+                             record=logic.guard_record(SETS))
 
 # Every text at least 12 px and 4.5:1 against its background (WCAG AA): gradio's subdued greys
 # (block labels, captions, the footer) are darkened, its smallest sizes raised.
@@ -187,7 +188,8 @@ def compare(first: dict, second: dict, networks: str = logic.DEFAULT_NETWORKS) -
     """Two images (gradio_client `handle_file(path or URL)`, or Sketchpad dicts) and which networks,
     "ours" (order head, the default) or "report" (the 2020 report's, FC head) -> for each variant of
     that set P(first <= second), the verdict and, where the variant has a digit head, its top-3
-    digits per image."""
+    digits per image; and for each drawing the guard's judgement ("digit", "unsure" or "not a
+    digit", as the page says it) and its two digits."""
     try:
         return logic.compare(logic.choose(SETS, networks), logic.uploaded_image(first), logic.uploaded_image(second))
     except (DrawingError, WeightsError, logic.ChoiceError) as e:

@@ -2,11 +2,11 @@
 
 One request = what the `/compare` handler (`app.compare`) does once Gradio has the two uploaded
 files: decode both drawings (280x280 PNGs, the canvas's size), preprocess them, run all five
-models; in process, with the app's own settings, median over --requests. One page request =
-what a drawing on the page runs (`app.show`: the same, plus the cards, their 10x10 pictures, the
-example check, the "not a digit" judgement of both drawings and the two 14x14 views; its
-drawings are two examples' digits from different pairs, so no example is recognised and both are
-judged). Both are timed for each set of networks the app serves (ours, the report's). The same request through HTTP (gradio_client: uploads, queue and event
+models and the guard's judgement of both drawings (digitpair/guard.py); in process, with the app's
+own settings, median over --requests. One page request = what a drawing on the page runs
+(`app.show`: the same, plus the cards, their 10x10 pictures, the example check and the two 14x14
+views; its drawings are two examples' digits from different pairs, so no example is recognised
+and both are judged). Both are timed for each set of networks the app serves (ours, the report's). The same request through HTTP (gradio_client: uploads, queue and event
 stream included, our networks) is printed too. Start-up (both sets loaded) = from launching
 `python app.py` to its first HTTP 200, median over --starts.
 
@@ -118,9 +118,9 @@ def main() -> None:
             print(f"{networks} networks: none loaded ({'; '.join(loaded.errors.values())})")
             continue
         print(f"{networks} networks: {', '.join(loaded.models)} from {loaded.source}")
-        print(f"  one request (preprocess 2 drawings + {len(loaded.models)} models), median of {args.requests}: "
+        print(f"  one request (preprocess 2 drawings + {len(loaded.models)} models + the guard), median of {args.requests}: "
               f"{one[networks]:.1f} ms  (target <= 30 ms)")
-        print(f"  one page request (the same + cards, pictures, doubts, 14x14 views), median of {args.requests}: "
+        print(f"  one page request (the same + cards, pictures, 14x14 views), median of {args.requests}: "
               f"{page[networks]:.1f} ms  (target <= 30 ms)")
     print(f"same through HTTP /compare with gradio_client, median of {args.http_requests}: {http:.1f} ms")
     print(f"start to ready to serve, median of {args.starts}: {statistics.median(starts):.1f} s "

@@ -4,10 +4,13 @@ Two sets of the five networks are served (`load_sets`), one at a time (`choose`)
 compare with the order head, and the 2020 report's, whose pair networks compare with its fully
 connected head (weights.NETWORKS: "ours", "report"). `compare` is the `/compare` API: two
 drawings in, one JSON-ready dict out, {"networks": set, "models": {name: {"p_leq", "first_is_leq",
-"digits"}}, "missing": {name: why}} in registry order, "missing" naming the variants of that set
-that failed to load. `page_view` is the same computation shaped for the page: a headline, one card
-per network (verdict, P(first <= second), its comparison head, its digit reading and, with digit
-outputs, the picture of the two readings) and the two 14x14 images the networks see.
+"digits"}}, "drawings": {box: {"judgement", "digits"}}, "judged": bool, "not_judged": why or None,
+"missing": {name: why}} in registry order, "missing" naming the variants of that set that failed
+to load. `page_view` is the same computation shaped for the page: a headline, one card per network
+(verdict, P(first <= second), its comparison head, its digit reading and, with digit outputs, the
+picture of the two readings) and the two 14x14 images the networks see. Both judge the drawings
+by one path, `judged_drawings` (the guard beside the weights, digitpair/guard.py): the API returns
+what the page words.
 `about_markdown` is the About panel.
 """
 
@@ -24,11 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import abstain
+from . import guard
 from .cards import ROOT, source_url
-from .drawing import DrawingError, preprocess
+from .drawing import DrawingError, mnist_field, pool, preprocess
 from .fmt import fmt, md_table
-from .models import DEFAULT_HEAD, VARIANTS, DigitFeatures, PairNet, Prediction, count_members, predict_and_read
+from .guard import Drawing, Judgement
+from .models import DEFAULT_HEAD, VARIANTS, PairNet, Prediction, count_members
 from .records import SUMMARY, UNKNOWN, Summary, read_summary
 from .study import Study
 from .weights import NETWORKS, WeightsError, load_pretrained
@@ -57,7 +61,8 @@ class LoadedModels:
     errors: dict[str, str]       # {variant: why it did not load}
     source: str
     networks: str = DEFAULT_NETWORKS   # which set: a key of weights.NETWORKS
-    rule: abstain.Rule | None = None   # when to doubt its digits; None: not chosen for these networks
+    judge: guard.Judge | None = None   # the guard fitted for these networks; None: drawings not judged
+    unjudged: str = "no guard loaded"  # why not, where judge is None
 
 
 class ChoiceError(ValueError):
@@ -71,7 +76,8 @@ def load_models(source: str | None = None, revision: str | None = None,
     of the same layout (`load_pretrained` takes either; a revision applies to Hub repos only).
 
     Never raises for bad weights: a variant that fails is recorded in `errors`, logged (the server's
-    log names it at start-up), and the page and `/compare` say so.
+    log names it at start-up), and the page and `/compare` say so; so does a guard that is missing,
+    damaged or fitted for other networks (drawings are then not judged).
     """
     if source is None and os.environ.get(MODEL_REPO_ENV):
         source, revision = os.environ[MODEL_REPO_ENV], revision or os.environ.get(MODEL_REVISION_ENV) or None
@@ -79,14 +85,15 @@ def load_models(source: str | None = None, revision: str | None = None,
     errors: dict[str, str] = {}
     try:
         models = load_pretrained(source, revision=revision, errors=errors, networks=networks)
+        judge, unjudged = models.judge, models.unjudged
     except WeightsError as e:   # the whole source is missing, or the Hub repo can't be resolved
         models, errors = {}, {name: str(e) for name in VARIANTS}
+        judge, unjudged = None, str(e)
     for name, why in errors.items():
         log.warning("digitpair: variant %s not loaded (%s networks): %s", name, networks, why)
-    rule, why = abstain.rule_for(abstain.load_rules(), networks, readers(models))
-    if rule is None and models:
-        log.warning("digitpair: the page will not say 'not a digit' for the %s networks: %s", networks, why)
-    return LoadedModels(models, errors, source, networks, rule)
+    if judge is None and models:
+        log.warning("digitpair: drawings are not judged for the %s networks: %s", networks, unjudged)
+    return LoadedModels(dict(models), errors, source, networks, judge, unjudged)
 
 
 def load_sets(source: str | None = None, revision: str | None = None) -> dict[str, LoadedModels]:
@@ -105,19 +112,36 @@ def choose(sets: dict[str, LoadedModels], networks) -> LoadedModels:
 
 def readers(models: dict[str, PairNet]) -> dict[str, PairNet]:
     """The variants among `models` that read digits (have digit outputs): whose readings the page
-    judges (digitpair/abstain.py)."""
+    shows and the guard weighs (digitpair/guard.py)."""
     return {name: model for name, model in models.items() if VARIANTS[name].digit_loss}
 
 
-def preprocess_pair(first, second) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Both drawings -> ({box: (14, 14) tensor} for those that worked, [a message per box that did not])."""
-    digits, problems = {}, []
+def judged_drawings(loaded: LoadedModels, fields: dict[str, torch.Tensor],
+                    preds: dict[str, Prediction]) -> dict[str, Drawing]:
+    """{box: its Drawing} for the two drawings' fields and the networks' predictions of them: the
+    readers' mean digit distribution of each box (each ensemble averaged first, as the cards show
+    them), judged by the set's guard; not judged (judgement None) where the set has none.
+    The one path of both the page and `/compare`."""
+    probs = [pred.digit_probs[0] for name, pred in preds.items() if name in readers(loaded.models)]
+    reading = torch.stack(probs).mean(0) if probs else None   # (2, 10)
+    if loaded.judge is not None:
+        drawings = loaded.judge(torch.stack([fields[b] for b in BOXES]), reading)
+    else:
+        drawings = guard.unjudged(reading) or [Drawing(None, None)] * len(BOXES)
+    return dict(zip(BOXES, drawings))
+
+
+def fields_of(first, second) -> tuple[dict[str, torch.Tensor], dict[str, DrawingError]]:
+    """Both drawings boxed and centred -> ({box: (28, 28) field} for those that worked, {box: why}
+    for those that did not). The networks see each field pooled (`drawing.pool`, as `preprocess`
+    does); the guard reads the field itself."""
+    fields, problems = {}, {}
     for box, value in zip(BOXES, (first, second)):
         try:
-            digits[box] = preprocess(value)
+            fields[box] = torch.from_numpy(mnist_field(value))
         except DrawingError as e:
-            problems.append(f"{box} image: {e}")
-    return digits, problems
+            problems[box] = e
+    return fields, problems
 
 
 def uploaded_image(value):
@@ -143,29 +167,34 @@ def top3(probs: torch.Tensor) -> list[list]:
     return [[int(d), float(p)] for d, p in zip(digits, values)]
 
 
-def predict(models: dict[str, PairNet], x: torch.Tensor) -> dict:
-    """(1, 2, 14, 14) raw pair -> the `/compare` JSON."""
+def model_answers(preds: dict[str, Prediction]) -> dict:
+    """The networks' predictions of one pair -> the `/compare` JSON's "models"."""
     out = {}
-    for name, model in models.items():
-        pred = model.predict(x)
+    for name, pred in preds.items():
         p = float(pred.p_leq[0])
         digits = None if pred.digit_probs is None else {
             box: top3(pred.digit_probs[0, i]) for i, box in enumerate(BOXES)}
         out[name] = {"p_leq": p, "first_is_leq": p >= 0.5, "digits": digits}
-    return {"models": out}
+    return out
 
 
 def compare(loaded: LoadedModels, first, second) -> dict:
-    """The `/compare` API for one set: which set, its loaded variants' answers, and {name: why} of
-    those that failed to load. Raises `DrawingError` (bad drawing) or `WeightsError` (no model loaded)."""
+    """The `/compare` API for one set: which set, its loaded variants' answers, what the guard says
+    of each drawing (as the page words it; `"judged": false` and why, where it does not judge),
+    and {name: why} of the variants that failed to load. Raises `DrawingError` (bad drawing) or
+    `WeightsError` (no model loaded)."""
     if not loaded.models:
         raise WeightsError(f"no model is loaded from {loaded.source} ({loaded.networks!r} networks): "
                            + "; ".join(loaded.errors.values()))
-    digits, problems = preprocess_pair(first, second)
+    fields, problems = fields_of(first, second)
     if problems:
-        raise DrawingError("; ".join(problems))
-    result = predict(loaded.models, torch.stack([digits[b] for b in BOXES])[None])
-    return {"networks": loaded.networks, **result, "missing": dict(loaded.errors)}
+        raise DrawingError("; ".join(f"{box} image: {e}" for box, e in problems.items()))
+    x = torch.stack([pool(fields[b].numpy()) for b in BOXES])[None]
+    preds = {name: model.predict(x) for name, model in loaded.models.items()}
+    drawings = judged_drawings(loaded, fields, preds)
+    return {"networks": loaded.networks, "models": model_answers(preds),
+            "drawings": {box: d.to_json() for box, d in drawings.items()}, "judged": loaded.judge is not None,
+            "not_judged": None if loaded.judge is not None else loaded.unjudged, "missing": dict(loaded.errors)}
 
 
 # --- the page --------------------------------------------------------------------------------
@@ -214,39 +243,23 @@ def is_blank(problem: DrawingError) -> bool:
     return str(problem).startswith(("nothing drawn", "no ink found"))
 
 
-@dataclass(frozen=True)
-class Doubt:
-    """What the page says about one drawing: `kind` is abstain.DIGIT, UNSURE or NOT_A_DIGIT;
-    `digits` the readers' two likeliest, likeliest first."""
-    kind: str
-    digits: tuple[int, int]
-
-
-def doubts(loaded: LoadedModels, x: torch.Tensor, reads: dict[str, DigitFeatures]) -> dict[str, Doubt]:
-    """{box: its Doubt} for the drawings x (1, 2, 14, 14), judged by the set's rule on what its
-    readers' networks make of them (`reads`, models.predict_and_read's); {} where the set has no
-    rule (abstain.rule_for) or no reader loaded."""
-    if loaded.rule is None or not reads:
-        return {}
-    ev = abstain.evidence(x, reads, loaded.rule.stats)
-    return {box: Doubt(str(kind), tuple(int(d) for d in ev.digits[i]))
-            for i, (box, kind) in enumerate(zip(BOXES, abstain.judge(loaded.rule, ev)))}
-
-
-def doubt_line(doubt: dict[str, Doubt]) -> str:
-    """'The second drawing does not look like a digit.' / 'Not sure of the first digit: 1 or 7?' ('' if none)."""
+def doubt_line(drawings: dict[str, Drawing]) -> str:
+    """What the guard says of the drawings it doubts, in its words: 'the second drawing: not a
+    digit' / 'the first drawing: unsure, 1 or 7' ('' if none)."""
     parts = []
-    for box, d in doubt.items():
-        if d.kind == abstain.NOT_A_DIGIT:
-            parts.append(f"the {box} drawing does not look like a digit")
-        elif d.kind == abstain.UNSURE:
-            parts.append(f"the {box} digit could be {d.digits[0]} or {d.digits[1]}")
+    for box, d in drawings.items():
+        if d.judgement == Judgement.NOT_A_DIGIT:
+            parts.append(f"the {box} drawing: {Judgement.NOT_A_DIGIT.value}")
+        elif d.judgement == Judgement.UNSURE:
+            parts.append(f"the {box} drawing: {Judgement.UNSURE.value}, {d.digits[0][0]} or {d.digits[1][0]}")
     return "; ".join(parts)
 
 
-def headline(verdicts: dict[str, bool], truth: tuple[int, int] | None, doubt: dict[str, Doubt] | None = None) -> str:
+def headline(verdicts: dict[str, bool], truth: tuple[int, int] | None, drawings: dict[str, Drawing] | None = None,
+             unjudged: str = "") -> str:
     """One line over all models: how many say which; with an example, the truth and how many got
-    it; first, what the readers doubt about the drawings."""
+    it; first, what the guard doubts about the drawings; last, where they are not judged
+    (`unjudged`: why), that they are not."""
     n, leq = len(verdicts), sum(verdicts.values())
     models = "model" if n == 1 else "models"
     if truth is not None:
@@ -259,10 +272,12 @@ def headline(verdicts: dict[str, bool], truth: tuple[int, int] | None, doubt: di
     else:
         says = lambda k: f"{k} says" if k == 1 else f"{k} say"
         line = f"**Split**: {says(leq)} {LEQ}, {says(n - leq)} {GT}."
-    said = doubt_line(doubt or {})
+    if unjudged:
+        line += f" *Drawings are not judged: {unjudged}.*"
+    said = doubt_line(drawings or {})
     if not said:
         return line
-    if any(d.kind == abstain.NOT_A_DIGIT for d in doubt.values()):
+    if any(d.judgement == Judgement.NOT_A_DIGIT for d in drawings.values()):
         line = "Read as digits anyway: " + line.replace("**: ", "**, ", 1)
     return f"**{said[0].upper()}{said[1:]}.** {line}"
 
@@ -305,27 +320,29 @@ def head_line(name: str, head: str, members: int = 1) -> str:
     return f"{name}: {ensemble}; {how}"
 
 
-def reading_line(probs: torch.Tensor, doubt: dict[str, Doubt]) -> str:
-    """'first: 2 (100 %), second: 7 (98 %)', each box's top digit, with the page's doubt about it."""
+def reading_line(probs: torch.Tensor, drawings: dict[str, Drawing]) -> str:
+    """'first: 2 (100 %), second: 7 (98 %)', each box's top digit, with the guard's doubt about it:
+    for "unsure", this network's probabilities of the guard's two digits."""
     parts = []
     for i, box in enumerate(BOXES):
-        values, digits = probs[i].topk(2)
-        d = doubt.get(box)
-        if d and d.kind == abstain.NOT_A_DIGIT:
-            parts.append(f"{box}: not a digit? (reads <b>{int(digits[0])}</b>, {values[0]:.0%})")
-        elif d and d.kind == abstain.UNSURE:
-            parts.append(f"{box}: <b>{int(digits[0])}</b> ({values[0]:.0%}) or <b>{int(digits[1])}</b> ({values[1]:.0%})")
+        value, digit = probs[i].max(0)
+        d = drawings.get(box)
+        if d and d.judgement == Judgement.NOT_A_DIGIT:
+            parts.append(f"{box}: not a digit? (reads <b>{int(digit)}</b>, {value:.0%})")
+        elif d and d.judgement == Judgement.UNSURE:
+            (a, _), (b, _) = d.digits
+            parts.append(f"{box}: <b>{a}</b> ({probs[i, a]:.0%}) or <b>{b}</b> ({probs[i, b]:.0%})")
         else:
-            parts.append(f"{box}: <b>{int(digits[0])}</b> ({values[0]:.0%})")
+            parts.append(f"{box}: <b>{int(digit)}</b> ({value:.0%})")
     return "reads " + ", ".join(parts)
 
 
 def card(name: str, pred: Prediction, truth: tuple[int, int] | None, head: str = DEFAULT_HEAD,
-         members: int = 1, doubt: dict[str, Doubt] | None = None) -> str:
+         members: int = 1, drawings: dict[str, Drawing] | None = None) -> str:
     """One model's card: its plain name, verdict (right/wrong with an example), P(first <= second),
-    its digit reading with the page's doubts (or, without digit outputs, those doubts alone), the
+    its digit reading with the guard's doubts (or, without digit outputs, those doubts alone), the
     picture of the two readings with its key, and a detail line (code name, networks, head)."""
-    doubt = doubt or {}
+    drawings = drawings or {}
     p = float(pred.p_leq[0])
     leq = p >= 0.5
     mark = ""
@@ -338,15 +355,15 @@ def card(name: str, pred: Prediction, truth: tuple[int, int] | None, head: str =
              f'<div class="prob">P(first ≤ second) = {p:.2f}'
              f'<div class="bar"><div style="width:{100 * p:.0f}%"></div></div></div>']
     if pred.digit_probs is None:
-        said = doubt_line(doubt)
+        said = doubt_line(drawings)
         lines.append('<div class="reading">never told what a digit is: no digit reading'
-                     + (f'; the readers say {html.escape(said)}' if said else "") + "</div>")
+                     + (f'; the guard says {html.escape(said)}' if said else "") + "</div>")
     else:
         probs = pred.digit_probs[0]
         mass = float((probs[0][:, None] * probs[1][None, :]).triu().sum())
         key = (f'rows: first digit, columns: second; <span class="key leq">blue</span>: first ≤ second '
                f'(in all {mass:.2f}), <span class="key gt">orange</span>: first > second')
-        lines += [f'<div class="reading">{reading_line(probs, doubt)}</div>', joint_svg(probs),
+        lines += [f'<div class="reading">{reading_line(probs, drawings)}</div>', joint_svg(probs),
                   f'<div class="caption">{key}</div>']
     # Folded, so the cards of both sets are the same height whatever their heads' explanations.
     lines.append(f'<details class="head"><summary>how it works</summary>{html.escape(head_line(name, head, members))}'
@@ -377,18 +394,15 @@ def page_view(loaded: LoadedModels, first, second, known: tuple[Example, ...] = 
     """Everything the page shows for two drawings; a bad drawing becomes the headline, never an exception.
 
     `loaded` is one set of networks ({name: model} and the names that failed); the cards follow it,
-    each naming its comparison head. Where the set's rule doubts a drawing, the headline and every
-    card say so, beside the numbers.
+    each naming its comparison head. Where the set's guard doubts a drawing, the headline and every
+    card say so, beside the numbers; where the set has no guard, the headline says drawings are
+    not judged.
     When the two boxes show one of the `known` examples, unchanged, the page gives its true digits and
     marks each verdict right or wrong. (Recognised by what the networks see, not by which event came
     last: the editor reports loading an example and clearing a box as drawing.)
     """
-    digits, problems = {}, {}
-    for box, value in zip(BOXES, (first, second)):
-        try:
-            digits[box] = preprocess(value)
-        except DrawingError as e:
-            problems[box] = e
+    fields, problems = fields_of(first, second)
+    digits = {box: pool(field.numpy()) for box, field in fields.items()}
     previews = tuple(enlarge(digits[b]) if b in digits else None for b in BOXES)
     failed = {name: failed_card(name, message) for name, message in loaded.errors.items()}
     if not loaded.models:
@@ -403,16 +417,15 @@ def page_view(loaded: LoadedModels, first, second, known: tuple[Example, ...] = 
     x = torch.stack([digits[b] for b in BOXES])[None]
     example = known_example(x[0], known)
     truth = example.digits if example else None
-    # An example is a digit pair, its truth known: not judged. The readers' one pass gives both
-    # their predictions and what the judgement reads.
-    judged = {} if example or loaded.rule is None else readers(loaded.models)
-    both = {name: predict_and_read(model, x) for name, model in judged.items()}
-    preds = {name: both[name][0] if name in both else model.predict(x) for name, model in loaded.models.items()}
-    doubt = doubts(loaded, x, {name: features for name, (_, features) in both.items()})
+    preds = {name: model.predict(x) for name, model in loaded.models.items()}
+    # An example is a digit pair, its truth known: not judged.
+    drawings = {} if example else judged_drawings(loaded, fields, preds)
+    unjudged = "" if example or loaded.judge is not None else loaded.unjudged
     cards = {**failed, **{name: card(name, pred, truth, loaded.models[name].head_name,
-                                     count_members(loaded.models[name]), doubt) for name, pred in preds.items()}}
+                                     count_members(loaded.models[name]), drawings) for name, pred in preds.items()}}
     verdicts = {name: float(pred.p_leq[0]) >= 0.5 for name, pred in preds.items()}
-    return PageView(headline(verdicts, truth, doubt), "".join(cards[n] for n in card_order(cards)), previews)
+    return PageView(headline(verdicts, truth, drawings, unjudged), "".join(cards[n] for n in card_order(cards)),
+                    previews)
 
 
 def enlarge(digit: torch.Tensor, factor: int = 12) -> np.ndarray:
@@ -454,8 +467,9 @@ ABOUT = ["Five small convolutional networks compare the two digits. `simple_cnn`
          "their digit distributions averaged (for `shared` and `unshared`, their P)."]
 
 
-def about_markdown(root: Path = ROOT, link=None) -> str:
-    """What the networks are, what the study found (its summary.csv, main setting) and links.
+def about_markdown(root: Path = ROOT, link=None, record: dict | None = None) -> str:
+    """What the networks are, what the study found (its summary.csv, main setting), what the guard
+    is and its measured rates (`record`, the served guard's guard.json, if any) and links.
 
     `link(path)` turns a file of this copy into a URL; by default a Hugging Face Space links its own
     files ($SPACE_ID), and elsewhere files are named, not linked.
@@ -464,7 +478,7 @@ def about_markdown(root: Path = ROOT, link=None) -> str:
     if link is None:
         link = (lambda p: f"https://huggingface.co/spaces/{space}/blob/main/{p.relative_to(root).as_posix()}") \
             if space else None
-    lines = [*ABOUT, *results_table(root), *abstain_note(root)]
+    lines = [*ABOUT, *results_table(root), *guard_note(record)]
     links = about_links(root, link, space)
     lines += ["", "More: " + (", ".join(links) if links else "the study's reports are not in this copy") + "."]
     return "\n".join(lines)
@@ -499,22 +513,30 @@ def results_table(root: Path) -> list[str]:
     return lines
 
 
-def abstain_note(root: Path) -> list[str]:
-    """When and how often the page declines a drawing (the abstain rules measured in benchmarks/)."""
-    lines = []
-    rules = abstain.load_rules(root / "benchmarks" / abstain.RULES_FILE.name)
-    if rules.get("sets"):
-        lines += ["", "When the page says a drawing \"does not look like a digit\" or \"could be 1 or 7\": the networks "
-                  "give every drawing some digit, often with a high probability, so the page also checks how sure "
-                  "the digit readers and each of their networks are, how far the drawing lies from the training "
-                  "digits in the networks' own features, and whether it is shaped like handwriting: mostly solid "
-                  "ink or very wide strokes (a dot, a blob), ink in several pieces, or a shape no mix of the "
-                  "training digits' main shapes, or of the main shapes of the digit it reads, comes near; and all "
-                  "of these weighed together in one score, fitted to tell real digits from drawn non-digits. The "
-                  "limits and that score were chosen on validation digits (MNIST training digits no network trained on, the same "
-                  "digits redrawn with the pad's pen, USPS, UCI) and drawn non-digits "
-                  "(`benchmarks/not_a_digit.py`); measured on the half not used to choose them:", "", abstain.rates_markdown(rules)]
-    return lines
+def guard_record(sets: dict[str, LoadedModels]) -> dict | None:
+    """The served guard's record (guard.json), from the first set that has one."""
+    return next((loaded.judge.guard.record for loaded in sets.values() if loaded.judge is not None), None)
+
+
+def guard_note(record: dict | None) -> list[str]:
+    """What the guard is, and its rates as its record states them (nothing where it states none)."""
+    try:
+        rates = guard.rates_markdown(record or {})
+    except (KeyError, TypeError, AttributeError):   # a record whose rates this code can't read
+        rates = ""
+    if not rates:
+        return []
+    target = record.get("fitted_on", {}).get("budget", {}).get("target", "?")
+    return ["", "When the page says a drawing is \"not a digit\" or \"unsure, 1 or 7\": the networks give "
+            "every drawing some digit, often with a high probability, so a small network of its own, the "
+            "guard, judges each drawing. It reads digits and has an eleventh answer, \"not a digit\", "
+            "learned from pen-drawn letters and symbols and from drawn dots, blobs, scribbles, shapes, "
+            "doodles and crossed-out digits; where it gives that answer more than a limit, the page says "
+            "\"not a digit\", and where it doubts the digit the networks read (or reads another), "
+            f"\"unsure\", naming both. The limits are chosen so that at most {target} % of the real digits "
+            "the networks read right are flagged (a margin under the goal's 1 %), on writers and kinds of "
+            "drawing the guard did not learn from (`digitpair-train fit-guard`, `digitpair/guard.py`); "
+            "measured on others still:", "", rates]
 
 
 def about_links(root: Path, link, space: str | None) -> list[str]:

@@ -114,7 +114,11 @@ def preprocess(value, pen: tuple[float, float] | None = None) -> torch.Tensor:
     field = mnist_field(value)
     if pen is not None:
         field = even_pen(field, *pen)
-    # The course's 2x2 average pooling (data.mnist_to_pairs), 28x28 -> 14x14.
+    return pool(field)
+
+
+def pool(field: np.ndarray) -> torch.Tensor:
+    """(28, 28) -> (14, 14) float32: the course's 2x2 average pooling (data.mnist_to_pairs)."""
     return torch.from_numpy(field).reshape(FIELD // 2, 2, FIELD // 2, 2).mean((1, 3))
 
 

@@ -44,12 +44,6 @@ class Prediction(NamedTuple):
     digit_probs: torch.Tensor | None    # (N, 2, 10), or None
 
 
-class DigitFeatures(NamedTuple):
-    trunk: torch.Tensor                 # (k, N, 2, features): each network's conv trunk output, per digit
-    hidden: torch.Tensor                # (k, N, 2, hidden): its last hidden layer, computed from the trunk's
-    logits: torch.Tensor                # (k, N, 2, 10): the encoder logits computed from that
-
-
 # --- the encoder: one 14x14 digit -> 10 logits ----------------------------------------------
 # Three conv trunks, compared on validation pairs (train/studies/tuning.toml, and paired over the
 # 15 rounds of `best` in benchmarks/README.md). `pooled` is the default; `padded` is the trunk
@@ -123,15 +117,6 @@ class Encoder(nn.Module):
         # Logits leave in fp32: a no-op in fp32, and under bf16 autocast (RunConfig.precision) the
         # comparison head and the losses stay in full precision.
         return self.classifier(self.features(x)).float()
-
-    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(N, 1, 14, 14) normalised -> ((N, features) conv trunk output, (N, hidden) last hidden
-        layer, (N, 10) logits): the same logits as `forward`, through the same layers, with the
-        features on the way (the nearest-neighbour and Mahalanobis evidence of digitpair/abstain.py)."""
-        trunk = self.features(x)
-        hidden = self.classifier[:-1](trunk)
-        return trunk.flatten(1), hidden, self.classifier[-1](hidden).float()
-
 
 # --- the comparison heads: two (N, 10) digit outputs -> (N, 2) pair logits -------------------
 
@@ -208,14 +193,6 @@ class PairNet(nn.Module):
         (see `predict`)."""
         return predict(self, x, chunk)
 
-    def read_outputs(self, x: torch.Tensor) -> tuple[PairOutput, tuple[torch.Tensor, ...]]:
-        """`forward`'s outputs, with the (N, 2, features) trunk outputs, (N, 2, hidden) hidden layers
-        and (N, 2, 10) logits they come from (`read`), in one pass: the head sees the very logits
-        `forward` gives it."""
-        trunk, hidden, logits = self.read(x)
-        return self.outputs(logits[:, 0], logits[:, 1]), (trunk, hidden, logits)
-
-
 class SharedNet(PairNet):
     """Siamese: ONE encoder applied to both digits, then the comparison head.
 
@@ -235,11 +212,6 @@ class SharedNet(PairNet):
         la, lb = self.encoder(torch.cat((a, b))).chunk(2)                    # (N, 10) each
         return self.outputs(la, lb)
 
-    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(N, 2, 14, 14) raw -> (N, 2, features), (N, 2, hidden), (N, 2, 10): both digits through the one encoder."""
-        return tuple(torch.stack(t.chunk(2), 1) for t in self.encoder.read(torch.cat(self.split(x))))
-
-
 class UnsharedNet(PairNet):
     """Two encoders of the same shape, one per position, no parameter in common; then the head."""
 
@@ -252,12 +224,6 @@ class UnsharedNet(PairNet):
         a, b = self.split(x)
         la, lb = self.encoder_a(a), self.encoder_b(b)                        # (N, 10) each
         return self.outputs(la, lb)
-
-    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(N, 2, 14, 14) raw -> (N, 2, features), (N, 2, hidden), (N, 2, 10): each digit through its position's encoder."""
-        a, b = self.split(x)
-        return tuple(torch.stack(pair, 1) for pair in zip(self.encoder_a.read(a), self.encoder_b.read(b)))
-
 
 @dataclass(frozen=True)
 class Variant:
@@ -323,7 +289,7 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def check_pixels(x: torch.Tensor, caller: str = "predict") -> None:
+def check_pixels(x: torch.Tensor) -> None:
     """Raw pixels are what the networks were trained on (`mnist_to_pairs`, the app's drawings):
     x is (N, 2, 14, 14) float, every value in [0, 255], and every digit image with any ink peaking
     above 1. Anything else raises ValueError (TypeError for a non-float): images scaled to 0-1 (a
@@ -331,21 +297,21 @@ def check_pixels(x: torch.Tensor, caller: str = "predict") -> None:
     of 98.3 %), normalised ones (negative values), 16-bit ones (above 255). An all-zero (blank)
     image is accepted."""
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{caller} expects a torch.Tensor, got {type(x).__name__}")
+        raise TypeError(f"predict expects a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
-        raise ValueError(f"{caller} expects shape (N, 2, 14, 14), got {tuple(x.shape)}")
+        raise ValueError(f"predict expects shape (N, 2, 14, 14), got {tuple(x.shape)}")
     if not x.is_floating_point():
-        raise TypeError(f"{caller} expects a floating-point tensor of raw 0-255 pixels, got {x.dtype}")
+        raise TypeError(f"predict expects a floating-point tensor of raw 0-255 pixels, got {x.dtype}")
     if not torch.isfinite(x).all():
-        raise ValueError(f"{caller} got NaN or infinite pixels")
+        raise ValueError("predict got NaN or infinite pixels")
     if len(x) and (x.min() < 0 or x.max() > 255.5):   # half a grey level of slack for float rounding
-        raise ValueError(f"{caller} expects raw 0-255 pixels, got values in [{float(x.min()):.4g}, "
+        raise ValueError(f"predict expects raw 0-255 pixels, got values in [{float(x.min()):.4g}, "
                          f"{float(x.max()):.4g}] (normalised, or 16-bit?)")
     peaks = x.amax((2, 3))                                                # (N, 2)
     scaled = ((peaks > 0) & (peaks <= 1)).nonzero()
     if len(scaled):
         pair, digit = scaled[0].tolist()
-        raise ValueError(f"{caller} expects raw 0-255 pixels, but digit {digit} of pair {pair} peaks at "
+        raise ValueError(f"predict expects raw 0-255 pixels, but digit {digit} of pair {pair} peaks at "
                          f"{float(peaks[pair, digit]):.3g} ({len(scaled)} such images): scaled to 0-1? "
                          "multiply by 255")
 
@@ -382,25 +348,6 @@ def predict(model: nn.Module, x: torch.Tensor, chunk: int = PREDICT_CHUNK) -> Pr
     for another batch size (tests/test_models.py checks chunked against whole)."""
     check_pixels(x)
     return prediction(in_eval(model, model, x, chunk))
-
-
-@torch.inference_mode()
-def predict_and_read(model: nn.Module, x: torch.Tensor, chunk: int = PREDICT_CHUNK) -> tuple[Prediction, DigitFeatures]:
-    """`predict`, and each of the model's k networks' trunk outputs, hidden features and encoder
-    logits of both digits (k = 1 for a single network), from one pass of each network: the page
-    needs both."""
-    check_pixels(x, "predict_and_read")
-    members = model.members if isinstance(model, Ensemble) else [model]
-    chunks = in_eval(model, lambda part: [member.read_outputs(part) for member in members], x, chunk)   # [chunk][network]
-    outs = [average_outputs([out for out, _ in c]) if isinstance(model, Ensemble) else c[0][0] for c in chunks]
-    features = DigitFeatures(*(torch.cat([torch.stack([read[i] for _, read in c]) for c in chunks], 1)
-                               for i in range(len(DigitFeatures._fields))))
-    return prediction(outs), features
-
-
-def read_digits(model: nn.Module, x: torch.Tensor, chunk: int = PREDICT_CHUNK) -> DigitFeatures:
-    """`predict_and_read`'s features alone."""
-    return predict_and_read(model, x, chunk)[1]
 
 
 # --- ensembles: k networks of one variant, one model -----------------------------------------

@@ -7,6 +7,9 @@
         model.safetensors      the selected run's weights
         config.json            variant, training config, the run's metrics, the study's summary
         README.md              the variant's card
+    guard/                     the "not a digit" guard fitted for them (digitpair/guard.py)
+        model.safetensors      its network
+        guard.json             its limits, the networks' fingerprints, its held-out rates
 
 Export chooses, per variant, one finished run of the study's `main` setting by validation
 accuracy only, or, where the runs trained on all their pairs and hold none back, the first round's
@@ -20,6 +23,7 @@ import json
 import os
 from pathlib import Path
 
+from . import guard
 from . import records as rec
 from .cards import repo_card, synthetic, variant_card
 from .fmt import pct_or_none
@@ -128,8 +132,9 @@ def export_study(study_dir: str | os.PathLike, dest: str | os.PathLike, referenc
 
 def upload_files(folder: str | os.PathLike, repo_id: str, allow_synthetic: bool = False) -> list[tuple[str, int]]:
     """[(path in the repo, size in bytes)] of what a push of `folder` to `repo_id` uploads, after
-    checking the repo id and that the folder is complete and every variant loads: a broken folder
-    is never published, nor, unless `allow_synthetic`, networks trained on synthetic digits."""
+    checking the repo id and that the folder is complete, every variant loads and the guard was
+    fitted for them: a broken folder is never published, nor, unless `allow_synthetic`, networks
+    trained on synthetic digits."""
     if not is_repo_id(repo_id):
         raise PublishError(f"{repo_id!r} is not a Hub repo id: give USER/NAME (or ORG/NAME)")
     folder = Path(folder)
@@ -141,14 +146,17 @@ def upload_files(folder: str | os.PathLike, repo_id: str, allow_synthetic: bool 
     absent = [str(folder / p) for p in paths if not (folder / p).is_file()]
     if absent:
         raise PublishError(f"missing: {', '.join(absent)}. Write the folder with `digitpair-train export` first")
-    for networks in sets:
-        load_pretrained(folder, networks=networks)   # raises WeightsError naming the file
+    loaded = {networks: load_pretrained(folder, networks=networks) for networks in sets}   # WeightsError names the file
     on_random = [p.rsplit("/", 1)[0] for p in paths if p.endswith(CONFIG_NAME) and synthetic(read_config(folder / p))]
     if on_random and not allow_synthetic:
         raise PublishError(f"{folder} holds networks trained on synthetic data, a dry run's ({', '.join(on_random)}): "
                            "their numbers measure nothing. Export a study trained on MNIST, or give "
                            "--allow-synthetic to push them anyway")
-    return [(p, (folder / p).stat().st_size) for p in paths]
+    for networks, models in loaded.items():
+        if models.judge is None:   # the page would not judge drawings with these weights
+            raise PublishError(f"the guard in {folder / guard.FOLDER} can't be used with the {networks} networks: "
+                               f"{models.unjudged}. Fit it with `digitpair-train fit-guard --weights {folder}`")
+    return [(p, (folder / p).stat().st_size) for p in paths + list(guard.FILES)]
 
 
 def commit_message(folder: str | os.PathLike) -> tuple[str, str]:

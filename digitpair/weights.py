@@ -31,6 +31,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from . import guard
 from .models import (DEFAULT_HEAD, ENCODERS, HEADS, VARIANTS, Ensemble, PairNet, build_model, check_build, count_members,
                      count_parameters)
 from .provenance import UNKNOWN, Provenance
@@ -43,9 +44,10 @@ CONFIG_NAME = "config.json"
 # Two sets of the five variants share the layout: ours (order head) at the root, the 2020 report's
 # networks (its fully connected comparison head) in `fc/`. simple_cnn compares its digits in code in
 # both; the `fc/` one is the run of the report-head setting (best.toml's recipe_fc).
+# Beside them, `guard/`: the "not a digit" guard fitted for these networks (digitpair/guard.py).
 NETWORKS = {"ours": "", "report": "fc"}   # set name -> subfolder
 HUB_FILES = [f"{sub}/{name}/{file}".lstrip("/") for sub in NETWORKS.values() for name in VARIANTS
-             for file in (WEIGHTS_NAME, CONFIG_NAME)]
+             for file in (WEIGHTS_NAME, CONFIG_NAME)] + list(guard.FILES)
 
 
 @dataclass(frozen=True)
@@ -335,11 +337,22 @@ def is_repo_id(source: str) -> bool:
     return source.count("/") == 1   # ORG/NAME: a bare name is more likely a mistyped folder
 
 
+class Pretrained(dict):
+    """{variant name: model}, as `load_pretrained` returns them, and the guard fitted for them:
+    `judge` (a guard.Judge: the guard with this set's limits) or None, `unjudged` saying why not."""
+
+    def __init__(self, models: dict[str, PairNet], judge: guard.Judge | None, unjudged: str):
+        super().__init__(models)
+        self.judge, self.unjudged = judge, unjudged
+
+
 def load_pretrained(source: str | os.PathLike, revision: str | None = None,
-                    errors: dict | None = None, networks: str = "ours") -> dict[str, PairNet]:
+                    errors: dict | None = None, networks: str = "ours") -> Pretrained:
     """{variant name: model} in registry order, from a folder holding one subfolder per variant,
     or from a Hub repo id ("ORG/NAME", at `revision`) whose files have that layout. `networks`:
-    "ours" (the order head) or "report" (the 2020 report's FC head, the `fc/` subfolder).
+    "ours" (the order head) or "report" (the 2020 report's FC head, the `fc/` subfolder). The
+    guard beside them (`guard/`) comes with them (`Pretrained.judge`) when it is whole and was
+    fitted for these very networks; else `Pretrained.unjudged` says why, and nothing raises.
 
     With `errors` (a dict), a variant that fails to load is recorded there as {name: message}
     and the others are still returned; without it the first failure raises `WeightsError`.
@@ -355,13 +368,16 @@ def load_pretrained(source: str | os.PathLike, revision: str | None = None,
         raise WeightsError(f"{source} is neither a folder of pretrained variants nor a Hub repo id (ORG/NAME)")
     if networks not in NETWORKS:
         raise WeightsError(f"networks={networks!r}; choose one of {', '.join(NETWORKS)}")
-    root = root / NETWORKS[networks]
     models = {}
     for name in VARIANTS:
         try:
-            models[name] = load_variant(root / name)
+            models[name] = load_variant(root / NETWORKS[networks] / name)
         except WeightsError as e:
             if errors is None:
                 raise
             errors[name] = str(e)
-    return models
+    try:
+        judge = guard.Judge.of(guard.load(root / guard.FOLDER), networks, models)
+    except guard.GuardError as e:
+        return Pretrained(models, None, str(e))
+    return Pretrained(models, judge, "")

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 from pathlib import Path
 
@@ -6,7 +7,9 @@ import torch
 
 from digitpair import VARIANTS, build_model
 from digitpair.data import MNIST, DataError, synthetic_mnist
-from digitpair.weights import save_variant
+from digitpair import guard, guard_fit
+from digitpair.guard import Limits
+from digitpair.weights import NETWORKS, load_pretrained, save_variant
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
@@ -24,15 +27,33 @@ def mnist() -> MNIST:
         pytest.skip(f"real MNIST not available: {e}")
 
 
+# Limits no drawing passes: every drawing a digit.
+NEVER = Limits(max_odds=100.0, weight=0.0, min_agreement=0.0)
+
+
+def write_guard(folder: Path, limits: Limits = NEVER, seed: int = 0, networks: dict | None = None) -> list[Path]:
+    """An untrained guard in `folder`/guard/, its record naming the sets of networks in `folder`
+    (or `networks`: {set: {variant: model}}) and `limits` for every set; by default limits that no
+    drawing passes, so every drawing is judged a digit."""
+    torch.manual_seed(seed)
+    sets = networks or {n: load_pretrained(folder, networks=n) for n, sub in NETWORKS.items()
+                        if (folder / sub).is_dir()}
+    record = {"networks": {n: {"fingerprints": {name: guard.fingerprint(m) for name, m in models.items()},
+                               "limits": dataclasses.asdict(limits)} for n, models in sets.items()}}
+    return guard_fit.write(folder / guard.FOLDER, guard.GuardNet(members=2), record)
+
+
 @pytest.fixture(scope="session")
 def weights(tmp_path_factory):
     """Untrained variants saved the way weights/ is laid out, ours at the top and the report's (the
-    fc head where the variant has a pair head) in fc/; their numbers are arbitrary but fixed."""
+    fc head where the variant has a pair head) in fc/, and a guard fitted for them that judges
+    every drawing a digit (`write_guard`); their numbers are arbitrary but fixed."""
     root = tmp_path_factory.mktemp("weights")
     torch.manual_seed(0)
     for name in VARIANTS:
         save_variant(build_model(name), name, root / name)
         save_variant(build_model(name, head="fc" if VARIANTS[name].pair_loss else "order"), name, root / "fc" / name)
+    write_guard(root)
     return root
 
 

@@ -28,9 +28,11 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI
 TWO = [[(0.2, 0.3), (0.4, 0.12), (0.65, 0.15), (0.75, 0.35), (0.6, 0.55), (0.35, 0.75), (0.2, 0.88),
         (0.5, 0.88), (0.8, 0.88)]]
 SEVEN = [[(0.2, 0.15), (0.8, 0.15), (0.6, 0.5), (0.45, 0.88)]]
-# Not digits: a dab of the brush, and a scribble back and forth over a patch (as one scribbles out).
+# Not digits: a dab of the brush, a scribble back and forth over a patch (as one scribbles out),
+# and a letter K.
 DOT = [[(0.5, 0.5), (0.51, 0.5)]]
 SCRIBBLE = [[(0.2 + 0.6 * (i % 2), 0.25 + 0.05 * i) for i in range(10)]]
+LETTER_K = [[(0.25, 0.15), (0.25, 0.85)], [(0.75, 0.15), (0.25, 0.55), (0.75, 0.85)]]
 # Every visible text node: its colour over the backgrounds behind it (alpha and opacity blended),
 # the WCAG contrast ratio, its font size. SVG text is coloured by its fill.
 TEXTS = r"""() => {
@@ -260,21 +262,21 @@ def test_drawing_clearing_and_an_example(served_app, tmp_path):
         assert probabilities(page) == ours
 
 
-def test_a_dot_and_a_scribble_are_not_digits(served_app):
+def test_a_letter_a_dot_and_a_scribble_are_not_digits(served_app):
     from playwright.sync_api import expect
 
     with desktop_page(served_app[1]) as page:
-        for strokes in (DOT, SCRIBBLE):
+        for strokes in (LETTER_K, DOT, SCRIBBLE):
             draw(page, "first", TWO)
             draw(page, "second", strokes)
             expect(page.locator("#consensus")).to_contain_text(
-                "The second drawing does not look like a digit. Read as digits anyway", timeout=20_000)
+                "The second drawing: not a digit. Read as digits anyway", timeout=20_000)
             for name in DIGIT_HEADS:
                 expect(page.locator(f"#card-{name} .reading")).to_contain_text("second: not a digit?")
                 expect(page.locator(f"#card-{name} .prob")).to_contain_text("P(first ≤ second) = ")   # numbers stay
             for name in ("shared", "unshared"):
                 expect(page.locator(f"#card-{name} .reading")).to_contain_text(
-                    "the readers say the second drawing does not look like a digit")
+                    "the guard says the second drawing: not a digit")
             page.get_by_role("button", name="Clear both").click()
             expect_cleared(page, expect)
 

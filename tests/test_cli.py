@@ -21,6 +21,8 @@ from digitpair.models import VARIANTS
 from digitpair.study import Study, grid
 from digitpair.training import Metrics, RunConfig
 
+from .conftest import write_guard
+
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = typer.main.get_command(app)
 
@@ -259,6 +261,10 @@ def test_a_dry_runs_records_and_exports_say_synthetic_and_push_refuses_them(tmp_
         assert result.exit_code == 2 and "Traceback" not in result.output
         assert f"{weights} holds networks trained on synthetic data, a dry run's (simple_cnn," in result.output
         assert "--allow-synthetic" in result.output
+    result = CliRunner().invoke(app, ["push", "--repo-id", "user/name", "--folder", str(weights), "--dry-run",
+                                      "--allow-synthetic"])
+    assert result.exit_code == 2 and "digitpair-train fit-guard --weights" in result.output   # no guard yet
+    write_guard(weights)
     result = CliRunner().invoke(app, ["push", "--repo-id", "user/name", "--folder", str(weights), "--dry-run",
                                       "--allow-synthetic"])
     assert result.exit_code == 0 and "dry run: nothing was uploaded" in result.output

@@ -5,19 +5,13 @@ import torch
 
 from digitpair.weights import WeightsError, load_pretrained, load_variant, load_weights, save_variant
 from digitpair.models import (ENCODERS, HEADS, VARIANTS, Ensemble, PairOutput, build_model, check_build, count_parameters,
-                              order_logits, predict_and_read, read_digits)
+                              order_logits)
 from digitpair.training import RunConfig, loss_fn
 
 NAMES = list(VARIANTS)
 # Every buildable (variant, encoder, head): simple_cnn compares in code and takes only the order head.
 over_registry = pytest.mark.parametrize("name, encoder, head", [(n, e, h) for e in ENCODERS for n, v in VARIANTS.items()
                                                                 for h in v.heads])
-
-
-# A box read alone (a batch of N) and both boxes read as one batch of 2N (SharedNet) go through
-# kernels the CPU picks by batch size, which may sum in another order: float32 logits up to ~17
-# then differ by a few ulps (at most 7.6e-6 on an Intel Xeon; none on an AMD EPYC).
-ACROSS_BATCH_SIZES = dict(rtol=1e-5, atol=1e-4)
 
 
 def batch(n=8, seed=0):
@@ -204,45 +198,6 @@ def test_predict_in_chunks_equals_one_pass_with_bounded_batches():
     torch.testing.assert_close(chunked.p_leq, whole.p_leq)
     torch.testing.assert_close(chunked.digit_probs, whole.digit_probs)
     assert build_model("shared").predict(x, chunk=16).digit_probs is None
-
-
-@over_registry
-def test_read_digits_gives_forwards_logits_and_changes_nothing(name, encoder, head):
-    """The hidden features come with the very logits the network outputs (digit logits where it
-    has them), and each box's logits are its encoder's on that box alone, up to float rounding;
-    reading them leaves the state, hence the weights' fingerprints, as they were."""
-    torch.manual_seed(0)
-    model = build_model(name, encoder, head).train()
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    x = batch()[0]
-    read = read_digits(model, x)
-    assert model.training and all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
-    features = ENCODERS[encoder][1]
-    assert read.trunk.shape == (1, 8, 2, features) and read.hidden.shape == (1, 8, 2, 64) and read.logits.shape == (1, 8, 2, 10)
-    model.eval()
-    if VARIANTS[name].digit_loss:   # forward's batch through the same layers: the same bits
-        assert torch.equal(read.logits[0], model(x).digit_logits)
-    encoders = [model.encoder] * 2 if hasattr(model, "encoder") else [model.encoder_a, model.encoder_b]
-    split = model.split(x)
-    for box, encoder_of_box in enumerate(encoders):   # alone: N digits where SharedNet reads 2N
-        alone = encoder_of_box(split[box]), encoder_of_box.features(split[box]).flatten(1)
-        torch.testing.assert_close(read.logits[0, :, box], alone[0], **ACROSS_BATCH_SIZES)
-        torch.testing.assert_close(read.trunk[0, :, box], alone[1], **ACROSS_BATCH_SIZES)
-    both, pred = predict_and_read(model, x), model.predict(x)   # the page's one pass: the same prediction
-    assert torch.equal(both[0].p_leq, pred.p_leq) and torch.equal(both[1].logits, read.logits)
-
-
-def test_an_ensembles_read_is_each_members_and_averages_to_its_prediction():
-    torch.manual_seed(0)
-    ensemble = Ensemble([build_model("unshared_aux") for _ in range(3)])
-    x = batch()[0]
-    read = read_digits(ensemble, x)
-    assert read.logits.shape == (3, 8, 2, 10)
-    for j, member in enumerate(ensemble.members):
-        assert torch.equal(read.logits[j], read_digits(member, x).logits[0])
-    torch.testing.assert_close(read.logits.softmax(-1).mean(0), ensemble.predict(x).digit_probs)
-    pred, both = ensemble.predict(x), predict_and_read(ensemble, x)[0]
-    assert torch.equal(both.p_leq, pred.p_leq) and torch.equal(both.digit_probs, pred.digit_probs)
 
 
 @pytest.mark.parametrize("bad, error, match", [

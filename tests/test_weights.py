@@ -26,6 +26,8 @@ from digitpair.provenance import now, provenance
 from digitpair.study import Study, grid
 from digitpair.training import Metrics, RunConfig, RunResult
 
+from .conftest import write_guard
+
 NAMES = list(VARIANTS)
 REFERENCE = Study.load("train/studies/seed2020.toml")
 # A study whose runs select on validation pairs: the definition the first `best` ran with.
@@ -83,6 +85,14 @@ def copy_of(folder, tmp_path):
     return shutil.copytree(folder, tmp_path / "weights")
 
 
+@pytest.fixture(scope="module")
+def guarded(exported, tmp_path_factory):
+    """The exported folder with a guard fitted for its networks, as `fit-guard` leaves it."""
+    folder = shutil.copytree(exported, tmp_path_factory.mktemp("guarded") / "weights")
+    write_guard(folder)
+    return folder
+
+
 # --- export ------------------------------------------------------------------------------------
 
 def test_the_reports_networks_export_beside_ours_and_load_by_name(study_dir, exported, tmp_path, monkeypatch):
@@ -102,6 +112,7 @@ def test_the_reports_networks_export_beside_ours_and_load_by_name(study_dir, exp
     assert all(m.head_name == "order" for m in ours.values())
     card = (weights / "fc" / "README.md").read_text()
     assert "setting `adam_safe_fc`" in card and 'load_pretrained("org/digitpair", networks="report")' in card
+    write_guard(weights)   # `fit-guard` after exporting both sets
     paths = [p for p, _ in upload_files(weights, "org/digitpair")]
     assert "fc/shared_aux/model.safetensors" in paths and "shared_aux/model.safetensors" in paths
     assert set(HUB_FILES) <= set(paths)                                 # what a download fetches, both sets
@@ -483,7 +494,8 @@ def hub_calls(monkeypatch):
     return calls
 
 
-def test_push_uploads_the_folder_in_one_commit(exported, hub_calls):
+def test_push_uploads_the_folder_in_one_commit(guarded, hub_calls):
+    exported = guarded
     result = runner.invoke(app, ["push", "--repo-id", "org/digitpair", "--folder", str(exported),
                                  "--private", "--revision", "dev"])
     assert result.exit_code == 0, result.output
@@ -499,11 +511,13 @@ def test_push_uploads_the_folder_in_one_commit(exported, hub_calls):
                                         "(simple_cnn, shared, shared_aux, unshared, unshared_aux)")
     assert "shared_aux: run adam_safe-shared_aux-r01, validation 92.0 %, test 96.0 %" in upload["commit_description"]
     assert sorted(upload["allow_patterns"]) == sorted(
-        ["README.md"] + [f"{n}/{f}" for n in NAMES for f in ("model.safetensors", "config.json", "README.md")])
+        ["README.md", "guard/model.safetensors", "guard/guard.json"]
+        + [f"{n}/{f}" for n in NAMES for f in ("model.safetensors", "config.json", "README.md")])
     assert "commit/c0ffee" in result.output and FAKE_TOKEN not in result.output
 
 
-def test_push_dry_run_lists_files_without_network(exported, hub_calls):
+def test_push_dry_run_lists_files_without_network(guarded, hub_calls):
+    exported = guarded
     result = runner.invoke(app, ["push", "--repo-id", "org/digitpair", "--folder", str(exported), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert hub_calls == []
@@ -534,7 +548,9 @@ def not_json():
     (httpx2.ConnectError("Name or service not known"), "can't reach the Hugging Face Hub"),
     (not_json(), "answered with something that is not the Hub's JSON"),
 ])
-def test_push_failures_are_clear(exported, hub_calls, monkeypatch, error, message):
+def test_push_failures_are_clear(guarded, hub_calls, monkeypatch, error, message):
+    exported = guarded
+
     def refuse(self, *args, **kwargs):
         raise error
     monkeypatch.setattr(HfApi, "create_repo", refuse)
@@ -544,7 +560,8 @@ def test_push_failures_are_clear(exported, hub_calls, monkeypatch, error, messag
     assert hub_calls == []
 
 
-def test_push_without_token_or_with_a_broken_folder_stops_before_the_hub(exported, hub_calls, monkeypatch, tmp_path):
+def test_push_without_token_or_with_a_broken_folder_stops_before_the_hub(guarded, hub_calls, monkeypatch, tmp_path):
+    exported = guarded
     monkeypatch.delenv("HF_TOKEN")
     monkeypatch.delenv("HF_OIDC_RESOURCE", raising=False)
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
@@ -560,6 +577,18 @@ def test_push_without_token_or_with_a_broken_folder_stops_before_the_hub(exporte
     with pytest.raises(PublishError, match="not a Hub repo id"):
         upload_files(exported, "no repo id")
     assert hub_calls == []
+
+
+def test_push_refuses_weights_without_their_guard(exported, tmp_path):
+    """Weights are published with the guard fitted for them, or not at all: without it the page
+    would not judge drawings."""
+    with pytest.raises(PublishError, match=r"guard.json is missing.*digitpair-train fit-guard --weights"):
+        upload_files(exported, "org/digitpair")
+    w = copy_of(exported, tmp_path)
+    write_guard(w)
+    save_variant(build_model("shared_aux"), "shared_aux", w / "shared_aux")   # exported again after the fit
+    with pytest.raises(PublishError, match="fitted for other 'ours' networks than these \\(shared_aux\\)"):
+        upload_files(w, "org/digitpair")
 
 
 def test_commit_message_names_study_commit_and_variants(exported):

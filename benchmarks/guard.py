@@ -1,0 +1,74 @@
+"""Measure the guard in weights/guard/ (digitpair/guard.py) on held-out writers and kinds, and print its rates.
+
+The guard is fitted by `digitpair-train fit-guard` (digitpair/guard_fit.py), which records these
+rates in weights/guard/guard.json; this script measures them again, with the recorded limits, on
+the drawings of digitpair/guard_data.py (drawn once into its cache), and says whether they match
+the record. Every figure is validation: the pen writers and the kinds of drawing measured are
+ones the guard was neither fitted nor chosen on, MNIST's test digits are only measured, USPS and
+UCI never seen.
+
+    python benchmarks/guard.py [--weights weights] [--readme]
+
+--readme rewrites the README's block between the guard markers from the record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))   # run as a script from anywhere: this checkout's digitpair
+
+import torch  # noqa: E402
+
+from digitpair import guard, guard_data, guard_fit  # noqa: E402
+from digitpair.guard import Limits  # noqa: E402
+from digitpair.report import replace_block  # noqa: E402
+
+README = ROOT / "README.md"
+BEGIN, END = "<!-- guard:begin (python benchmarks/guard.py --readme) -->", "<!-- guard:end -->"
+
+
+def table(rates: dict) -> list[str]:
+    """The rates of one set of networks, a line each."""
+    lines = [f"  {name:<10} read right flagged {r['read_right_flagged']:>5} %, all flagged {r['flagged']:>5} % "
+             f"(not a digit {r['not_a_digit']} %, unsure {r['unsure']} %), misread {r['misread']} %, "
+             f"of those flagged {r['misread_flagged']} %  [{r['judged']} judged]"
+             for name, r in rates["digits"].items()]
+    for name in ("pen_characters", "pen_characters_unseen"):
+        r = rates[name]
+        least = sorted(r.get("per_label", {}).items(), key=lambda kv: kv[1])[:8]
+        lines.append(f"  {name:<22} not a digit {r['not_a_digit']} % [{r['judged']} judged]; least: "
+                     + ", ".join(f"{c} {v} %" for c, v in least))
+    lines.append(f"  doodles of unseen kinds: not a digit {rates['doodles']['not_a_digit']} %: "
+                 + ", ".join(f"{k} {v} %" for k, v in rates["doodles"]["per_kind"].items()))
+    return lines
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--weights", type=Path, default=ROOT / "weights")
+    p.add_argument("--readme", action="store_true", help="rewrite the README's guard block from the record")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+
+    fitted = guard.load(args.weights / guard.FOLDER)
+    limits = {networks: Limits(**chosen["limits"]) for networks, chosen in fitted.record["networks"].items()}
+    measured = guard_fit.measure(fitted.net, args.weights, guard_data.load, limits)
+    for networks, m in measured.items():
+        recorded = fitted.record["networks"][networks]
+        print(f"{networks} networks, limits {json.dumps(recorded['limits'])}")
+        print("\n".join(table(m["rates"])))
+        same = m["rates"] == recorded["rates"] and m["fingerprints"] == recorded["fingerprints"]
+        print(f"  {'the same as' if same else 'NOT the same as'} the rates guard.json records")
+    print(guard.rates_markdown(fitted.record))
+    if args.readme:
+        README.write_text(replace_block(README.read_text(), BEGIN, END, guard.rates_markdown(fitted.record)))
+        print(f"wrote {README}'s guard block")
+
+
+if __name__ == "__main__":
+    main()

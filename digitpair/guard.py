@@ -1,0 +1,280 @@
+"""The guard: whether a drawing is a digit at all, and whether its reading is to be doubted.
+
+The five networks learn from MNIST pairs alone, and a softmax gives every drawing some digit,
+often with a high probability: a dot, scaled into the 20 px box like any drawing, is a filled disc
+that reads "0" at 99 %. The guard is a small network of its own beside them (`GuardNet`: a few
+`Reader`s, each with 10 digit outputs and an 11th, "not a digit", a background class trained with
+outlier exposure, Hendrycks et al., 2019, "Deep Anomaly Detection with Outlier Exposure"; their
+probabilities averaged, as an ensemble's, whose members part ways off the data they learned from,
+Lakshminarayanan et al., 2017). It is fitted on digits and non-digits drawn as the page draws them
+(digitpair/guard_fit.py, `digitpair-train fit-guard`). Open-set recognition tracks closed-set
+accuracy (Vaze et al., 2022, "Open-Set Recognition: a Good Closed-Set Classifier is All You
+Need?"): a guard that reads pen digits well is also a better judge, so it learns every digit it
+may learn from, not the networks' 1000 pairs; and it reads the 28x28 field the networks' 14x14
+input is pooled from, where a letter's strokes are still apart.
+
+Each drawing gets a `Judgement` under its set's `Limits`, from two numbers: `other`, the guard's
+probability of "not a digit", and `agreement`, the share of its digit distribution on the digit
+the readers read (the set's networks with digit outputs, their mean distribution, as the page
+shows it):
+- "not a digit": odds = logit(other) - weight x logit(agreement) above `max_odds` (with `weight`
+  0, the guard's background class alone; above 0, a drawing whose reading the guard does not
+  share needs less of it: the readers' evidence combined with the guard's);
+- "unsure": `agreement` under `min_agreement`: the guard doubts the readers' digit, or reads
+  another (a wrong answer said with doubt is better than one said with confidence);
+- "digit" otherwise.
+
+Its two digits (`Drawing.digits`) are the readers' likeliest, with the readers' probability, and
+the guard's likeliest where it reads another, else the readers' second ("unsure, 4 or 9").
+
+Its files sit beside the weights they belong to, `guard/` in weights' layout (`FILES`): the
+network (`model.safetensors`) and `guard.json`, which records the network's SHA-256, the limits
+chosen for each set of networks, the fingerprints of those networks (`fingerprint`: their
+readings are what the limits were chosen on), what it was fitted on and the rates measured on
+held-out writers and kinds of drawing. `load` refuses a missing, damaged or mismatched guard with
+a `GuardError`; the page and `/compare` then say that drawings are not judged.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors
+from torch import nn
+
+FOLDER, WEIGHTS_NAME, RECORD_NAME = "guard", "model.safetensors", "guard.json"
+FILES = (f"{FOLDER}/{WEIGHTS_NAME}", f"{FOLDER}/{RECORD_NAME}")
+FORMAT = 1   # guard.json's layout
+OTHER = 10   # the background class's output: "not a digit"
+# %: real digits flagged at most, non-digits called "not a digit" at least (the issue's goals);
+# the About panel and the README quote them beside the measured rates.
+GOALS = {"flagged": 1.0, "uci_flagged": 2.0, "not_a_digit": 95.0, "misread_flagged": 50.0}
+
+
+class Judgement(str, enum.Enum):
+    DIGIT = "digit"
+    UNSURE = "unsure"
+    NOT_A_DIGIT = "not a digit"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A set of networks' limits: "not a digit" above `max_odds` of logit(other) - `weight` x
+    logit(agreement); "unsure" under `min_agreement`."""
+    max_odds: float
+    weight: float
+    min_agreement: float
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """What the page and `/compare` say of one drawing: its judgement (None: not judged) and its
+    two digits, [(digit, probability)] x 2, likeliest first (None without a reading)."""
+    judgement: Judgement | None
+    digits: tuple[tuple[int, float], tuple[int, float]] | None
+
+    def to_json(self) -> dict:
+        return {"judgement": None if self.judgement is None else self.judgement.value,
+                "digits": None if self.digits is None else [list(d) for d in self.digits]}
+
+
+class GuardError(RuntimeError):
+    """The guard's files are missing, damaged or belong to other networks; the message says
+    which."""
+
+
+class Reader(nn.Module):
+    """(N, 28, 28) raw 0-255 drawings, boxed and centred as `drawing.mnist_field` makes them ->
+    (N, 11) logits: the ten digits and "not a digit". Three 3x3 convolutions (`channels`), each
+    followed by a 2x2 max-pool, and one hidden layer: 61k parameters."""
+
+    def __init__(self, channels: tuple[int, int, int] = (16, 32, 64), hidden: int = 64):
+        super().__init__()
+        c1, c2, c3 = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),          # 14x14
+            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),         # 7x7
+            nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),         # 3x3
+            nn.Flatten(), nn.Linear(9 * c3, hidden), nn.ReLU(), nn.Linear(hidden, OTHER + 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x[:, None] / 255.0)
+
+
+class GuardNet(nn.Module):
+    """`members` Readers trained alike from different seeds, their probabilities averaged: under
+    a millisecond a drawing on one CPU thread."""
+
+    def __init__(self, members: int = 3, channels: tuple[int, int, int] = (16, 32, 64),
+                 hidden: int = 64):
+        super().__init__()
+        self.readers = nn.ModuleList(Reader(channels, hidden) for _ in range(members))
+        self.channels, self.hidden = tuple(channels), hidden
+
+    @torch.inference_mode()
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 28, 28) raw 0-255 -> (N, 11): the ten digits and "not a digit"."""
+        return torch.stack([reader.eval()(x.float()).softmax(1) for reader in self.readers]).mean(0)
+
+
+@dataclass(frozen=True)
+class Guard:
+    net: GuardNet
+    limits: dict[str, Limits]                  # {set of networks: its limits}
+    fingerprints: dict[str, dict[str, str]]    # {set: {variant: fingerprint}} they were chosen with
+    record: dict                               # guard.json as read
+
+
+
+@dataclass(frozen=True)
+class Judge:
+    """A guard with the limits of one set of networks: what the page and `/compare` judge by."""
+    guard: Guard
+    limits: Limits
+
+    @classmethod
+    def of(cls, guard: Guard, networks: str, models: dict[str, nn.Module]) -> Judge:
+        """The guard's judge for set `networks`, if every loaded model in `models` ({variant:
+        model}) is the one its limits were chosen with; else a `GuardError` saying which is not."""
+        if networks not in guard.limits:
+            raise GuardError(f"the guard has no limits for the {networks!r} networks")
+        recorded = guard.fingerprints[networks]
+        other = [name for name, model in models.items() if recorded.get(name) != fingerprint(model)]
+        if other:
+            raise GuardError(f"the guard was fitted for other {networks!r} networks than these "
+                             f"({', '.join(other)}): fit it again (digitpair-train fit-guard) "
+                             "after exporting weights")
+        return cls(guard, guard.limits[networks])
+
+    def __call__(self, x: torch.Tensor, readers: torch.Tensor | None) -> list[Drawing]:
+        return judge(self.guard, self.limits, x, readers)
+
+
+def fingerprint(model: nn.Module) -> str:
+    """SHA-256 (first 16 hex digits) of a model's state: names, shapes and values, in order."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def logit(p: torch.Tensor) -> torch.Tensor:
+    p = p.clamp(1e-6, 1 - 1e-6)
+    return p.log() - (1 - p).log()
+
+
+def odds(other: torch.Tensor, agreement: torch.Tensor, limits: Limits) -> torch.Tensor:
+    """What "not a digit" is judged on: logit(other) - weight x logit(agreement)."""
+    return logit(other) - limits.weight * logit(agreement)
+
+
+def judge(guard: Guard, limits: Limits, x: torch.Tensor,
+          readers: torch.Tensor | None) -> list[Drawing]:
+    """Drawings x (N, 28, 28) raw 0-255, boxed and centred, and the readers' mean digit
+    distributions (N, 10) (None: no reader loaded; the guard's own reading stands in) -> a judged
+    `Drawing` each."""
+    p = guard.net.probabilities(x)
+    own = p[:, :OTHER] / p[:, :OTHER].sum(1, keepdim=True).clamp_min(1e-12)
+    reading = own if readers is None else readers
+    order = reading.sort(dim=1, descending=True, stable=True).indices
+    agreement = own.gather(1, order[:, :1])[:, 0]
+    not_a_digit = odds(p[:, OTHER], agreement, limits) > limits.max_odds
+    out = []
+    for i in range(len(x)):
+        if not_a_digit[i]:
+            judgement = Judgement.NOT_A_DIGIT
+        elif agreement[i] < limits.min_agreement:
+            judgement = Judgement.UNSURE
+        else:
+            judgement = Judgement.DIGIT
+        first, guards = int(order[i, 0]), int(own[i].argmax())
+        second = guards if guards != first else int(order[i, 1])
+        digits = ((first, float(reading[i, first])), (second, float(reading[i, second])))
+        out.append(Drawing(judgement, digits))
+    return out
+
+
+def unjudged(readers: torch.Tensor | None) -> list[Drawing]:
+    """Drawings not judged: the readers' two likeliest digits each (None without readers)."""
+    if readers is None:
+        return []
+    order = readers.sort(dim=1, descending=True, stable=True).indices[:, :2]
+    return [Drawing(None, tuple((int(d), float(r[d])) for d in o)) for o, r in zip(order, readers)]
+
+
+def read_record(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise GuardError(f"{path} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise GuardError(f"{path} can't be read as JSON ({e})") from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise GuardError(f"{path} is not a guard record of format {FORMAT}")
+    return record
+
+
+def load(folder: str | os.PathLike) -> Guard:
+    """The guard in `folder` (a weights folder's `guard/`), every part checked: its record, the
+    network's SHA-256 as recorded, its tensors. Any failure is a `GuardError` naming the file."""
+    folder = Path(folder)
+    record = read_record(folder / RECORD_NAME)
+    path = folder / WEIGHTS_NAME
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise GuardError(f"{path} can't be read ({e.strerror or e})") from None
+    if hashlib.sha256(data).hexdigest() != record.get("weights", {}).get("sha256"):
+        raise GuardError(f"{path} is not the file {RECORD_NAME} was written with (damaged, or "
+                         "another fit's)")
+    try:
+        arch = record["architecture"]
+        net = GuardNet(arch["members"], tuple(arch["channels"]), arch["hidden"])
+        net.load_state_dict(load_tensors(data), strict=True)
+        limits = {name: Limits(**chosen["limits"]) for name, chosen in record["networks"].items()}
+        fingerprints = {name: dict(chosen["fingerprints"])
+                        for name, chosen in record["networks"].items()}
+    except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as e:
+        raise GuardError(f"{folder} holds a guard this code can't read "
+                         f"({type(e).__name__}: {e})") from None
+    return Guard(net.eval(), limits, fingerprints, record)
+
+
+def rates_markdown(record: dict) -> str:
+    """The held-out rates of a guard record, one line per set of networks: for the README and
+    the About panel."""
+    lines = []
+    for networks, chosen in record.get("networks", {}).items():
+        if "rates" not in chosen:   # a record written without measuring (tests' guards)
+            continue
+        r = chosen["rates"]
+        digits = r["digits"]
+        right = ", ".join(f"{digits[name]['read_right_flagged']} % of {TITLES[name]}"
+                          for name in DIGIT_SETS)
+        every = ", ".join(f"{digits[name]['flagged']} %" for name in DIGIT_SETS)
+        lines.append(
+            f"- {networks} networks (held-out validation: writers and kinds of drawing the guard "
+            f"was neither fitted nor chosen on): \"not a digit\" for "
+            f"{r['pen_characters']['not_a_digit']} % of pen letters and symbols "
+            f"({r['pen_characters_unseen']['not_a_digit']} % of the characters it never learned "
+            f"from) and {r['doodles']['not_a_digit']} % of drawn non-digits of kinds it never saw "
+            f"(goal: {GOALS['not_a_digit']:g} %); real digits the networks read right flagged: "
+            f"{right} (goal: at most {GOALS['flagged']:g} %, UCI {GOALS['uci_flagged']:g} %; all "
+            f"real digits, misread ones too: {every}); of the pen digits the networks misread "
+            f"({digits['pen']['misread']} %), {digits['pen']['misread_flagged']} % flagged "
+            f"(goal: {GOALS['misread_flagged']:g} %).")
+    return "\n".join(lines)
+
+
+DIGIT_SETS = ("pen", "mnist", "mnist_pen", "usps", "uci")
+TITLES = {"pen": "pen digits", "mnist": "MNIST test digits drawn on the canvas",
+          "mnist_pen": "the same redrawn with the pad's pen", "usps": "USPS digits",
+          "uci": "UCI digits"}

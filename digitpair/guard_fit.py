@@ -1,0 +1,427 @@
+"""Fitting the guard (digitpair/guard.py): its network, its limits, its measured rates, its files.
+
+`digitpair-train fit-guard` runs `fit`, from the parts of digitpair/guard_data.py:
+
+1. Each of the network's MEMBERS learns, with outlier exposure (a background class, Hendrycks et
+   al., 2019), from the fitting writers and kinds only: MNIST's training digits (all but
+   MNIST_CHOOSE, enlarged onto the paper and redrawn with the pad's pen), the fitting writers' pen
+   digits (two brushes), their letters and symbols of the fitting characters, and the fitting
+   kinds of generated non-digit; each source a fixed share of every epoch (`SHARES`), digits and
+   non-digits half each; each drawing turned, slanted and scaled a little (`jitter`).
+2. The limits are chosen for each set of networks on the choosing writers and kinds, which the
+   network never saw (`choose`): for each `WEIGHTS` and share of the budget, "not a digit" where
+   its odds flag at most that share of TARGET % of each budgeted set's digits that the networks
+   read right, "unsure" where the rest of TARGET % is flagged; of those, the limits that call the
+   most choosing non-digits "not a digit" (the mean over the characters and each kind of doodle)
+   among those that flag GOALS["misread_flagged"] % of the pen digits the networks misread, if any
+   do. A misread digit flagged is no false alarm: the page's answer was wrong, and doubt is the
+   right thing to show, so the budget counts the digits read right.
+3. The rates are measured on the reporting writers (pen digits and characters), the characters
+   never fitted on, the reporting kinds of generated non-digit, MNIST's test digits, USPS and UCI:
+   drawings of writers and kinds neither the fitting nor the choice saw (`measure`).
+
+Everything runs on one thread from fixed seeds, in a fixed order: the same inputs give the same
+bytes (tests/test_guard.py fits twice on synthetic data and compares).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save as save_tensors
+
+from . import doodles, guard
+from . import guard_data as gd
+from .guard import Judgement, Limits
+from .models import VARIANTS
+from .weights import NETWORKS, load_pretrained
+
+# Each epoch's draw from each source, in %: digits half, non-digits half (`training_set`).
+SHARES = {"mnist_train": 15, "mnist_train_pen": 10, "pen_digits": 25, "pen_characters": 25,
+          "doodles": 25}
+MEMBERS, EPOCH, EPOCHS, BATCH, LR = 3, 100_000, 4, 128, 2e-3
+TURN, SLANT, SCALE = 0.2, 0.2, 0.1   # `jitter`: radians, shear, share of the size
+# % of each budgeted set's digits read right that may be flagged: a margin under the goal's 1 %,
+# for limits chosen on one set of writers and applied to others.
+TARGET = 0.7
+SHARES_OTHER = (0.5, 0.7, 0.9)   # of TARGET, tried for "not a digit"; the rest goes to "unsure"
+WEIGHTS = (0.0, 0.5, 1.0)        # of logit(agreement) in the odds, tried
+# The choosing writers' pen digits, MNIST's training digits kept to choose (scanned and penned).
+BUDGETED = ("pen", "mnist", "mnist_pen")
+
+
+@dataclasses.dataclass(frozen=True)
+class Labelled:
+    """Drawings (N, 28, 28) raw 0-255 and their classes (N,): a digit 0-9, or guard.OTHER."""
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+def mnist_split(n: int, seed: int = 0) -> np.ndarray:
+    """(n,) bool over MNIST's training digits: True for the MNIST_CHOOSE kept to choose limits."""
+    chosen = np.zeros(n, bool)
+    chosen[np.random.default_rng(seed).permutation(n)[:gd.MNIST_CHOOSE]] = True
+    return chosen
+
+
+def roles(part: gd.Part) -> np.ndarray:
+    return np.array([gd.writer_role(s) for s in part.source])
+
+
+def digits_of(part: gd.Part, keep: np.ndarray) -> Labelled:
+    keep = keep & part.accepted
+    labels = torch.from_numpy(part.label[keep].astype(np.int64))
+    return Labelled(torch.from_numpy(part.x[keep]), labels)
+
+
+def others_of(part: gd.Part, keep: np.ndarray) -> Labelled:
+    keep = keep & part.accepted
+    return Labelled(torch.from_numpy(part.x[keep]), torch.full((int(keep.sum()),), guard.OTHER))
+
+
+def cat(sets: list[Labelled]) -> Labelled:
+    return Labelled(torch.cat([s.x for s in sets]), torch.cat([s.y for s in sets]))
+
+
+def fitting_characters(characters: gd.Part) -> np.ndarray:
+    fitted = np.array([gd.character_role(c) == "fit" for c in characters.label])
+    return (roles(characters) == "fit") & fitted
+
+
+def training_set(load: Callable[[str], gd.Part]) -> dict[str, Labelled]:
+    """{source of SHARES: its fitting drawings}."""
+    train = load("mnist_train")
+    fit_mnist = ~mnist_split(len(train))
+    pen_digits = [load(name) for name in ("pen_digits", "pen_digits_brushes")]
+    characters = load("pen_characters")
+    return {"mnist_train": digits_of(train, fit_mnist),
+            "mnist_train_pen": digits_of(load("mnist_train_pen"), fit_mnist),
+            "pen_digits": cat([digits_of(p, roles(p) == "fit") for p in pen_digits]),
+            "pen_characters": others_of(characters, fitting_characters(characters)),
+            "doodles": cat([others_of(p, np.ones(len(p), bool))
+                            for p in (load(f"doodles_{k}") for k in doodles.GROUPS["fit"])])}
+
+
+def jitter(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Each drawing (N, H, W) turned, slanted and scaled a little, as another hand draws it: up
+    to TURN radians, SLANT, SCALE, about its centre (preprocess has centred it)."""
+    n = len(x)
+    u = lambda span: (torch.rand(n, generator=g) * 2 - 1) * span
+    turn, slant, scale = u(TURN), u(SLANT), 1 + u(SCALE)
+    cos, sin, zero = torch.cos(turn), torch.sin(turn), torch.zeros(n)
+    theta = torch.stack([torch.stack([cos / scale, (slant - sin) / scale, zero], 1),
+                         torch.stack([sin / scale, cos / scale, zero], 1)], 1)
+    grid = torch.nn.functional.affine_grid(theta, (n, 1, *x.shape[1:]), align_corners=False)
+    return torch.nn.functional.grid_sample(x[:, None], grid, align_corners=False)[:, 0]
+
+
+def train(sources: dict[str, Labelled], shares: dict[str, float], epochs: int = EPOCHS,
+          epoch: int = EPOCH, seed: int = 0, lr: float = LR, batch: int = BATCH,
+          log: Callable[[str], None] = lambda line: None) -> guard.Reader:
+    """A Reader trained by cross-entropy over its 11 classes, each epoch `epoch` drawings drawn
+    (with replacement) from the sources in proportion to `shares`, each `jitter`ed; AdamW, a
+    one-cycle schedule. One thread, seeded: the same sources give the same weights."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(seed)
+        net = guard.Reader()
+        g = torch.Generator().manual_seed(seed)
+        names = list(sources)
+        whole = cat([sources[n] for n in names])
+        sizes = torch.tensor([len(sources[n].y) for n in names])
+        offsets = torch.cumsum(sizes, 0) - sizes
+        total = sum(shares[n] for n in names)
+        counts = [round(epoch * shares[n] / total) for n in names]
+        steps = epochs * -(-sum(counts) // batch)
+        optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps,
+                                                       pct_start=0.1)
+        net.train()
+        for e in range(epochs):
+            index = torch.cat([offsets[i] + torch.randint(int(sizes[i]), (k,), generator=g)
+                               for i, k in enumerate(counts)])
+            index = index[torch.randperm(len(index), generator=g)]
+            loss_sum = 0.0
+            for start in range(0, len(index), batch):
+                part = index[start:start + batch]
+                logits = net(jitter(whole.x[part], g))
+                loss = torch.nn.functional.cross_entropy(logits, whole.y[part])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                loss_sum += loss.item() * len(part)
+            log(f"seed {seed}, epoch {e + 1}/{epochs}: loss {loss_sum / len(index):.4f}")
+        return net.eval()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def train_guard(sources: dict[str, Labelled], members: int = MEMBERS, seed: int = 0,
+                epochs: int = EPOCHS, epoch: int = EPOCH,
+                log: Callable[[str], None] = lambda line: None) -> guard.GuardNet:
+    """A GuardNet of `members` Readers, trained from seeds seed * members + k; the sources in
+    SHARES (any others alike)."""
+    net = guard.GuardNet(members)
+    shares = {name: SHARES.get(name, 1) for name in sources}
+    for k in range(members):
+        net.readers[k] = train(sources, shares, epochs, epoch, seed * members + k, log=log)
+    return net.eval()
+
+
+# --- the readers, as the page shows them ------------------------------------------------------
+
+def readers(models: dict[str, torch.nn.Module]) -> dict[str, torch.nn.Module]:
+    """The variants with digit outputs among a set's `models`: whose readings the page shows."""
+    return {name: model for name, model in models.items() if VARIANTS[name].digit_loss}
+
+
+def reading(models: dict[str, torch.nn.Module], fields: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) fields, pooled to what the networks see and each read in both boxes -> (2, N,
+    10): per box, the readers' mean digit distribution (each reader's ensemble averaged first),
+    as the page shows it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        x = torch.from_numpy(gd.pool(fields))
+        pairs = torch.stack([x, x], 1)
+        probs = torch.stack([m.predict(pairs).digit_probs for m in models.values()]).mean(0)
+        return probs.transpose(0, 1).numpy()
+    finally:
+        torch.set_num_threads(threads)
+
+
+# --- choosing the limits ---------------------------------------------------------------------
+
+def limit_above(scores: list[np.ndarray], budget: float) -> float:
+    """The least limit that at most `budget` % of each set of `scores` lies above: the largest of
+    the sets' (100 - budget) % quantiles ("higher": a value that is in the set)."""
+    return float(max(np.quantile(s, 1 - budget / 100, method="higher") for s in scores if len(s)))
+
+
+def limit_below(scores: list[np.ndarray], budget: float) -> float:
+    """The greatest limit that at most `budget` % of each set of `scores` lies below."""
+    return -limit_above([-s for s in scores], budget)
+
+
+@dataclasses.dataclass(frozen=True)
+class Judged:
+    """One set of drawings, read, over the drawings preprocess accepts: the guard's probabilities
+    (n, 11), the readers' distributions per box (2, n, 10), the labels (n,) str (the digit, the
+    character or the kind); and `refused`, how many preprocess refused (a dot: the page says so)."""
+    p: np.ndarray
+    readers: np.ndarray
+    labels: np.ndarray
+    refused: int
+
+    def agreement(self) -> np.ndarray:
+        """(2, n): the guard's share of its digit distribution on the readers' likeliest digit."""
+        digits = self.p[:, :guard.OTHER]
+        own = digits / np.maximum(digits.sum(1, keepdims=True), 1e-12)
+        read = self.readers.argmax(-1)[..., None]
+        return np.take_along_axis(own[None].repeat(2, 0), read, -1)[..., 0]
+
+    def odds(self, weight: float) -> np.ndarray:
+        """(2, n): what "not a digit" is judged on (guard.odds)."""
+        other = torch.from_numpy(self.p[None, :, guard.OTHER]).double()
+        agreement = torch.from_numpy(self.agreement()).double()
+        return guard.odds(other, agreement, Limits(0.0, weight, 0.0)).numpy()
+
+    def misread(self) -> np.ndarray:
+        """(2, n): the readers' likeliest digit is not the label (a digit set's)."""
+        return self.readers.argmax(-1) != self.labels.astype(np.int64)
+
+
+def judgements(s: Judged, limits: Limits) -> np.ndarray:
+    """(2, n) Judgement values, per box."""
+    not_a_digit = s.odds(limits.weight) > limits.max_odds
+    unsure = s.agreement() < limits.min_agreement
+    return np.where(not_a_digit, Judgement.NOT_A_DIGIT.value,
+                    np.where(unsure, Judgement.UNSURE.value, Judgement.DIGIT.value))
+
+
+def limits_at(digits: dict[str, Judged], weight: float, share: float,
+              target: float = TARGET) -> Limits:
+    """The limits that flag at most `share` x `target` % of each set's digits read right as "not a
+    digit", and at most `target` % in all (both boxes of every drawing count)."""
+    right = {name: ~s.misread() for name, s in digits.items()}
+    max_odds = limit_above([s.odds(weight)[right[n]] for n, s in digits.items()], share * target)
+    # Among the read-right digits the "not a digit" limit spares, those "unsure" may flag: what
+    # is left of the budget, as a share of them.
+    spared = {n: right[n] & (s.odds(weight) <= max_odds) for n, s in digits.items()}
+    left = {n: (target * right[n].sum() / 100 - (right[n] & ~spared[n]).sum())
+            / max(spared[n].sum(), 1) for n in digits}
+    min_agreement = min(limit_below([digits[n].agreement()[spared[n]]], 100 * max(left[n], 0))
+                        for n in digits)
+    return Limits(max_odds=max_odds, weight=weight, min_agreement=min_agreement)
+
+
+def choose(digits: dict[str, Judged], others: dict[str, Judged]) -> Limits:
+    """The limits (this module's docstring, 2): of every `WEIGHTS` x `SHARES_OTHER`, the ones that
+    call the most of `others` "not a digit" (the mean over its sets), among those that flag
+    GOALS["misread_flagged"] % of the pen digits the readers misread, where any do."""
+    tried = [limits_at(digits, weight, share) for weight in WEIGHTS for share in SHARES_OTHER]
+    caught = [np.mean([other_rates(s, limits)["not_a_digit"] for s in others.values()])
+              for limits in tried]
+    doubted = [digit_rates(digits["pen"], limits)["misread_flagged"] or 0.0 for limits in tried]
+    enough = ([i for i, d in enumerate(doubted) if d >= guard.GOALS["misread_flagged"]]
+              or range(len(tried)))
+    return tried[max(enough, key=lambda i: (caught[i], doubted[i], -i))]
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+def pct(part, whole) -> float | None:
+    return None if whole == 0 else round(100 * float(part) / float(whole), 2)
+
+
+def digit_rates(s: Judged, limits: Limits) -> dict:
+    """What the limits do to real digits, in % of the judged (accepted) drawings, both boxes
+    counted: flagged ("unsure" or "not a digit"), each of those, and among the digits the
+    readers read right and those they misread; `refused`: drawings preprocess refused (a dot)."""
+    said, wrong = judgements(s, limits), s.misread()
+    flagged = said != Judgement.DIGIT.value
+    return {"judged": int(flagged.size), "refused": s.refused,
+            "flagged": pct(flagged.sum(), flagged.size),
+            "not_a_digit": pct((said == Judgement.NOT_A_DIGIT.value).sum(), flagged.size),
+            "unsure": pct((said == Judgement.UNSURE.value).sum(), flagged.size),
+            "misread": pct(wrong.sum(), wrong.size),
+            "read_right_flagged": pct((flagged & ~wrong).sum(), (~wrong).sum()),
+            "misread_flagged": pct((flagged & wrong).sum(), wrong.sum())}
+
+
+def other_rates(s: Judged, limits: Limits) -> dict:
+    """What the limits do to non-digits, both boxes counted: "not a digit" in % of all, overall
+    and per label (a drawing preprocess refuses counts as caught: the page says it is only a
+    dot)."""
+    said = judgements(s, limits) == Judgement.NOT_A_DIGIT.value
+    labels = np.concatenate([s.labels, s.labels])
+    out = {"judged": int(said.size), "refused": s.refused,
+           "not_a_digit": pct(said.sum() + 2 * s.refused, said.size + 2 * s.refused)}
+    if len(set(labels)) > 1:
+        out["per_label"] = {str(k): pct(said.ravel()[labels == k].sum(), (labels == k).sum())
+                            for k in sorted(set(labels))}
+    return out
+
+
+def guard_probabilities(net: guard.GuardNet, fields: np.ndarray) -> np.ndarray:
+    if not len(fields):
+        return np.zeros((0, guard.OTHER + 1))
+    return torch.cat([net.probabilities(torch.from_numpy(fields[i:i + 4096]))
+                      for i in range(0, len(fields), 4096)]).numpy()
+
+
+def held_out(load: Callable[[str], gd.Part]) -> dict[str, dict[str, tuple[gd.Part, np.ndarray]]]:
+    """{"choose" | "report": {set name: (part, which of its drawings)}}: the digit sets first
+    (guard.DIGIT_SETS), then the non-digits (pen characters, then each kind of doodle)."""
+    pen_digits, characters, train = load("pen_digits"), load("pen_characters"), load("mnist_train")
+    writer, char_writer, chosen = roles(pen_digits), roles(characters), mnist_split(len(train))
+    unseen = np.array([gd.character_role(c) != "fit" for c in characters.label])
+    every = lambda part: np.ones(len(part), bool)
+    doodle = lambda group: {k: (p, every(p)) for k in doodles.GROUPS[group]
+                            for p in [load(f"doodles_{k}")]}
+    measured = (("mnist", "mnist_test"), ("mnist_pen", "mnist_test_pen"), ("usps", "usps"),
+                ("uci", "uci"))
+    return {
+        "choose": {"pen": (pen_digits, writer == "choose"), "mnist": (train, chosen),
+                   "mnist_pen": (load("mnist_train_pen"), chosen),
+                   "pen_characters": (characters, (char_writer == "choose") & ~unseen),
+                   **doodle("choose")},
+        "report": {"pen": (pen_digits, writer == "report"),
+                   **{name: (p, every(p)) for name, part in measured for p in [load(part)]},
+                   "pen_characters": (characters, char_writer == "report"),
+                   "pen_characters_unseen": (characters, (char_writer == "report") & unseen),
+                   **doodle("report")}}
+
+
+def measure(net: guard.GuardNet, weights: str | os.PathLike, load: Callable[[str], gd.Part],
+            limits: dict[str, Limits] | None = None,
+            log: Callable[[str], None] = lambda line: None) -> dict:
+    """Per set of networks: its networks' fingerprints, the limits chosen on the choosing split
+    (or given: `limits`, {set: Limits}) and the rates on both splits."""
+    splits = held_out(load)
+    fields = {(split, name): part.x[keep & part.accepted] for split, sets in splits.items()
+              for name, (part, keep) in sets.items()}
+    probs = {key: guard_probabilities(net, f) for key, f in fields.items()}
+    out = {}
+    for networks in NETWORKS:
+        models = load_pretrained(weights, networks=networks)   # all must load
+        digit_readers = readers(models)
+        sets = {split: {name: Judged(probs[split, name],
+                                     reading(digit_readers, fields[split, name]),
+                                     part.label[keep & part.accepted],
+                                     int((keep & ~part.accepted).sum()))
+                        for name, (part, keep) in named.items()} for split, named in splits.items()}
+        digits = {split: {n: s for n, s in named.items() if n in guard.DIGIT_SETS}
+                  for split, named in sets.items()}
+        others = {split: {n: s for n, s in named.items() if n not in guard.DIGIT_SETS}
+                  for split, named in sets.items()}
+        chosen = limits[networks] if limits else choose(digits["choose"], others["choose"])
+        rates = {}
+        for split in splits:
+            said = {n: other_rates(s, chosen) for n, s in others[split].items()}
+            kinds = {n: r["not_a_digit"] for n, r in said.items()
+                     if not n.startswith("pen_characters")}
+            mean = round(float(np.mean(list(kinds.values()))), 2)
+            rates[split] = {"digits": {n: digit_rates(s, chosen) for n, s in digits[split].items()},
+                            **{n: r for n, r in said.items() if n.startswith("pen_characters")},
+                            "doodles": {"not_a_digit": mean, "per_kind": kinds}}
+        out[networks] = {"fingerprints": {name: guard.fingerprint(m) for name, m in models.items()},
+                         "limits": dataclasses.asdict(chosen), "rates": rates["report"],
+                         "choice": rates["choose"]}
+        log(f"{networks}: limits {json.dumps(out[networks]['limits'])}")
+    return out
+
+
+# --- the files -------------------------------------------------------------------------------
+
+def write(folder: str | os.PathLike, net: guard.GuardNet, record: dict) -> list[Path]:
+    """`folder/model.safetensors` and `folder/guard.json` (the record with the network's SHA-256
+    and architecture, keys sorted): the same network and record give the same bytes."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+    data = save_tensors(state, metadata={"format": "digitpair guard"})
+    record = {**record, "format": guard.FORMAT,
+              "weights": {"file": guard.WEIGHTS_NAME, "sha256": hashlib.sha256(data).hexdigest()},
+              "architecture": {"members": len(net.readers), "channels": list(net.channels),
+                               "hidden": net.hidden}}
+    paths = [folder / guard.WEIGHTS_NAME, folder / guard.RECORD_NAME]
+    text = json.dumps(record, indent=1, sort_keys=True) + "\n"
+    for path, content in zip(paths, (data, text.encode())):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(content)
+        os.replace(tmp, path)
+    return paths
+
+
+def fit(weights: str | os.PathLike, epochs: int = EPOCHS, seed: int = 0,
+        log: Callable[[str], None] = lambda line: None, mnist=None) -> list[Path]:
+    """The whole fit (this module's docstring): trains, chooses, measures, and writes
+    `weights/guard/`; `mnist` a data.MNIST (None: found as data.MNIST finds it). Returns the
+    files written."""
+    load = lambda name: gd.load(name, mnist)
+    sources = training_set(load)
+    log("fitting on " + ", ".join(f"{name} {len(s.y)}" for name, s in sources.items()))
+    net = train_guard(sources, seed=seed, epochs=epochs, log=log)
+    held = {c for c in load("pen_characters").label if gd.character_role(c) != "fit"}
+    fitted_on = {"sources": {name: len(s.y) for name, s in sources.items()}, "shares": SHARES,
+                 "digit_like_left_out": "".join(sorted(gd.DIGIT_LIKE)),
+                 "characters_held_out": "".join(sorted(held)),
+                 "kinds": {group: list(kinds) for group, kinds in doodles.GROUPS.items()},
+                 "writers": "pen writers (source files) by a hash of the name: 60 % fit, "
+                            "20 % choose, 20 % report",
+                 "mnist": f"MNIST training digits, {gd.MNIST_CHOOSE} of them kept to choose; "
+                          "MNIST test digits are measured only",
+                 "budget": {"target": TARGET, "sets": list(BUDGETED)}}
+    record = {"command": "digitpair-train fit-guard", "seed": seed, "epochs": epochs,
+              "networks": measure(net, weights, load, log=log), "fitted_on": fitted_on}
+    return write(Path(weights) / guard.FOLDER, net, record)

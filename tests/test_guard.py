@@ -1,0 +1,172 @@
+"""digitpair/guard.py and its fitting (guard_fit.py): the limits land where the data says, the fit
+is reproducible to the byte, and a guard loads only whole and only for the networks it was fitted for."""
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from digitpair import doodles, guard, guard_data, guard_fit, pen
+from digitpair.drawing import DrawingError, preprocess
+from digitpair.guard import Judgement, Limits
+from digitpair.weights import HUB_FILES, NETWORKS, load_pretrained
+
+from .conftest import write_guard
+
+
+# --- choosing limits on data whose answer is known ---------------------------------------------
+
+def test_a_limit_lets_through_at_most_its_budget_of_every_set():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 1, 100_000), rng.normal(1, 1, 50_000)
+    limit = guard_fit.limit_above([a, b], 1.0)
+    # The tighter set decides: 1 % of b lies above its 99 % quantile, 1 + 2.326.
+    assert limit == pytest.approx(1 + 2.326, abs=0.03)
+    assert (b > limit).mean() <= 0.01 and (a > limit).mean() < 0.001
+    low = guard_fit.limit_below([a, b], 1.0)
+    assert low == pytest.approx(-2.326, abs=0.03) and (a < low).mean() <= 0.01
+    assert guard_fit.limit_above([np.arange(10.0)], 0.0) == 9.0   # nothing above the largest
+
+
+def blobs(n: int, seed: int) -> guard_fit.Labelled:
+    """Two kinds of 28x28 image whose answer is known: 'digits' (a bright bar on the left, its
+    height the class 0-9) and 'non-digits' (a bright square on the right, guard.OTHER), on faint noise."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 11, (n,), generator=g)
+    x = torch.rand(n, 28, 28, generator=g) * 30
+    for i, label in enumerate(y.tolist()):
+        if label < guard.OTHER:
+            x[i, 2 * label:2 * label + 6, 2:10] += 200
+        else:
+            x[i, 8:20, 16:26] += 200
+    return guard_fit.Labelled(x, y)
+
+
+def test_fitting_separable_data_learns_it_and_is_reproducible_to_the_byte(tmp_path):
+    train, held = blobs(3000, 0), blobs(1000, 1)
+    fit = lambda: guard_fit.train_guard({"blobs": train}, members=2, epochs=3, epoch=3000, seed=7)
+    net = fit()
+    p = net.probabilities(held.x).numpy()
+    assert (p.argmax(1) == held.y.numpy()).mean() > 0.95
+    other, digit = p[held.y == guard.OTHER, guard.OTHER], p[held.y < guard.OTHER, guard.OTHER]
+    limit = guard_fit.limit_above([digit], 1.0)
+    assert limit < 0.5 and (other > limit).mean() > 0.99   # the limit lands between the two blobs
+    record = {"networks": {"ours": {"fingerprints": {}, "limits": {"max_odds": limit, "weight": 0.0,
+                                                                   "min_agreement": 0.5}}}}
+    first = [path.read_bytes() for path in guard_fit.write(tmp_path / "a", net, record)]
+    again = [path.read_bytes() for path in guard_fit.write(tmp_path / "b", fit(), record)]
+    assert first == again
+
+
+def judged(x, readers, limits):
+    g = guard.Guard(guard.GuardNet(members=2), {"ours": limits}, {"ours": {}}, {})
+    return guard.Judge(g, limits)(x, readers)
+
+
+def test_the_limits_word_each_judgement_and_name_two_digits():
+    x = torch.rand(3, 28, 28) * 255
+    readers = torch.zeros(3, 10)
+    readers[:, 4], readers[:, 9], readers[:, 1] = 0.7, 0.2, 0.1
+    assert {d.judgement for d in judged(x, readers, Limits(-100.0, 0.0, 0.0))} == {Judgement.NOT_A_DIGIT}
+    assert {d.judgement for d in judged(x, readers, Limits(100.0, 0.0, 2.0))} == {Judgement.UNSURE}
+    said = judged(x, readers, Limits(100.0, 0.0, -1.0))
+    assert {d.judgement for d in said} == {Judgement.DIGIT}
+    for d in said:   # the readers' digit first, with their probability; then the guard's, or their second
+        assert d.digits[0] == (4, pytest.approx(0.7)) and d.digits[1][0] in range(10) and d.digits[1][0] != 4
+    assert said[0].to_json()["judgement"] == "digit" and json.dumps(said[0].to_json())
+    unjudged = guard.unjudged(readers)
+    assert unjudged[0].judgement is None and [d for d, _ in unjudged[0].digits] == [4, 9]
+
+
+# --- the files: beside the weights, whole, for these networks ----------------------------------
+
+def test_a_guard_loads_with_the_weights_from_a_folder(weights, tmp_path):
+    folder = shutil.copytree(weights, tmp_path / "weights")
+    shutil.rmtree(folder / guard.FOLDER)
+    models = load_pretrained(folder)
+    assert models.judge is None and "guard.json is missing" in models.unjudged
+    write_guard(folder, Limits(0.3, 0.5, 0.2))
+    for networks in NETWORKS:
+        models = load_pretrained(folder, networks=networks)
+        assert models.judge is not None and models.unjudged == ""
+        assert models.judge.limits == Limits(0.3, 0.5, 0.2)
+
+
+@pytest.mark.parametrize("damage", ["missing", "flipped bit", "other fit", "not json", "other networks"])
+def test_a_missing_damaged_or_mismatched_guard_is_named_never_raised(weights, tmp_path, damage):
+    folder = shutil.copytree(weights, tmp_path / "weights")
+    net_path, record_path = write_guard(folder)
+    if damage == "missing":
+        net_path.unlink()
+        said = "model.safetensors can't be read"
+    elif damage == "flipped bit":
+        data = bytearray(net_path.read_bytes())
+        data[-5] ^= 1
+        net_path.write_bytes(bytes(data))
+        said = "is not the file guard.json was written with"
+    elif damage == "other fit":
+        write_guard(folder, seed=1)
+        record_path.write_text(record_path.read_text().replace('"hidden"', '"hidden_"'))
+        said = "holds a guard this code can't read"
+    elif damage == "not json":
+        record_path.write_bytes(b"{\xff")
+        said = "guard.json can't be read as JSON"
+    else:
+        other = {n: {k: torch.nn.Linear(1, 1) for k in m} for n, m in
+                 ((n, load_pretrained(folder, networks=n)) for n in NETWORKS)}
+        write_guard(folder, networks=other)
+        said = "the guard was fitted for other 'ours' networks than these"
+    models = load_pretrained(folder)
+    assert len(models) == 5 and models.judge is None and said in models.unjudged, models.unjudged
+
+
+def test_the_guard_travels_with_the_weights_through_the_hub_cache(weights, tmp_path, monkeypatch):
+    """A Hub repo is the weights folder uploaded: offline, from the HF cache, the guard comes too."""
+    from huggingface_hub import constants
+
+    folder = shutil.copytree(weights, tmp_path / "weights")
+    write_guard(folder, Limits(0.25, 0.0, 0.125))
+    cache = tmp_path / "hf"
+    snapshot = cache / "models--someone--digitpair" / "snapshots" / ("0" * 40)
+    shutil.copytree(folder, snapshot)
+    (cache / "models--someone--digitpair" / "refs").mkdir()
+    (cache / "models--someone--digitpair" / "refs" / "main").write_text("0" * 40)
+    # As tests/test_weights.py's offline_cache: the constants huggingface_hub read at import, too.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    models = load_pretrained("someone/digitpair")
+    assert models.judge is not None and models.judge.limits == Limits(0.25, 0.0, 0.125)
+    assert set(guard.FILES) <= set(HUB_FILES)
+
+
+# --- the generated non-digits ------------------------------------------------------------------
+
+def test_every_kind_of_non_digit_is_drawn_with_the_pen_and_reaches_the_networks():
+    rng = np.random.default_rng(0)
+    digits = pen.load("digits")
+    for group, kinds in doodles.GROUPS.items():
+        for kind in kinds:
+            for _ in range(3):
+                image = doodles.draw(kind, rng, 24, digits.strokes(int(rng.integers(len(digits)))))
+                assert image.shape == (280, 280) and image.dtype == np.uint8 and image.min() == 0
+                try:
+                    x = preprocess(image)
+                except DrawingError:   # only a dot, which the page says
+                    assert kind in ("dot", "dots")
+                    continue
+                assert x.shape == (14, 14) and x.max() > 100
+    assert sorted(k for g in doodles.GROUPS.values() for k in g) == sorted([*doodles.KINDS, *doodles.CROSSED])
+
+
+def test_writers_and_characters_split_by_a_stable_hash():
+    assert {guard_data.writer_role(f"lab/{i}") for i in range(200)} == set(guard_data.ROLES)
+    shares = np.mean([[guard_data.writer_role(f"lab/{i}") == r for r in guard_data.ROLES] for i in range(5000)], 0)
+    assert shares == pytest.approx([0.6, 0.2, 0.2], abs=0.03)
+    assert guard_data.writer_role("apb/x") == guard_data.writer_role("apb/x")
+    assert hashlib.sha256(b"a").hexdigest()   # the roles come from sha256, not Python's salted hash
+    assert not set("AEHKMNPRTWXYaehkmnrtwx") & guard_data.DIGIT_LIKE
