@@ -8,7 +8,7 @@ digits a setting's networks still misread (validation).
   networks of `--setting` misread, round 0's `shared_aux` run: one row per digit class, as the
   network sees them after `drawing.preprocess`; `misread.md` lists what each was read as.
 
-    python benchmarks/pen_pictures.py [--runs train/runs/pen] [--setting conventions] [--out train/results/pen]
+    python benchmarks/pen_pictures.py [--runs train/runs/pen] [--setting conventions] [--out docs/pen]
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--runs", default=str(ROOT / "train" / "runs" / "pen"))
     parser.add_argument("--setting", default="conventions")
     parser.add_argument("--data-dir", default=None, help="MNIST folder (default: $DIGITPAIR_DATA)")
-    parser.add_argument("--out", default=str(ROOT / "train" / "results" / "pen"))
+    parser.add_argument("--out", default=str(ROOT / "docs" / "pen"))
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -518,7 +518,8 @@ def test_a_grid_of_many_runs_needs_max_runs(tmp_path):
 
 def test_reports_say_which_runs_no_invocation_accounts_for():
     """seed2020's first invocation (22 runs, interrupted) ran before interrupted ones were recorded;
-    every other committed study's runs are all accounted for."""
+    every other committed study's runs are all accounted for, and only best's stopped invocations
+    have no end line."""
     for folder in STUDY_FOLDERS:
         counts = account(records.load(folder), records.read_invocations(folder))
         if folder.name == "seed2020":
@@ -528,7 +529,9 @@ def test_reports_say_which_runs_no_invocation_accounts_for():
                 "train/results/seed2020/report.md").read_text()
         else:
             assert (counts["runs_without_invocation"], counts["runs_outside_invocations"]) == (0, []), folder
-        assert counts["invocations_without_end"] == 0
+        # best: two invocations of the conventions200 settings were stopped on purpose (one to fix
+        # what a run's -dirty flag looks at, one at a session's end); the report says so.
+        assert counts["invocations_without_end"] == (2 if folder.name == "best" else 0), folder
 
 
 def test_the_committed_study_files_and_folders_pass_the_checks():
