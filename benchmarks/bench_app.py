@@ -118,9 +118,11 @@ def main() -> None:
             print(f"{networks} networks: none loaded ({'; '.join(loaded.errors.values())})")
             continue
         print(f"{networks} networks: {', '.join(loaded.models)} from {loaded.source}")
-        print(f"  one request (preprocess 2 drawings + {len(loaded.models)} models + the guard), median of {args.requests}: "
+        print(f"  one request (preprocess 2 drawings + {len(loaded.models)} models + the guard), "
+              f"median of {args.requests}: "
               f"{one[networks]:.1f} ms  (target <= 30 ms)")
-        print(f"  one page request (the same + cards, pictures, 14x14 views), median of {args.requests}: "
+        print(f"  one page request (the same + cards, pictures, 14x14 views), "
+              f"median of {args.requests}: "
               f"{page[networks]:.1f} ms  (target <= 30 ms)")
     print(f"same through HTTP /compare with gradio_client, median of {args.http_requests}: {http:.1f} ms")
     print(f"start to ready to serve, median of {args.starts}: {statistics.median(starts):.1f} s "

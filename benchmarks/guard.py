@@ -1,4 +1,4 @@
-"""Measure the guard in weights/guard/ (digitpair/guard.py) on held-out writers and kinds, and print its rates.
+"""Measure the guard in weights/guard/ (digitpair/guard.py) on held-out data; print its rates.
 
 The guard is fitted by `digitpair-train fit-guard` (digitpair/guard_fit.py), which records these
 rates in weights/guard/guard.json; this script measures them again, with the recorded limits, on
@@ -34,15 +34,15 @@ BEGIN, END = "<!-- guard:begin (python benchmarks/guard.py --readme) -->", "<!--
 
 def table(rates: dict) -> list[str]:
     """The rates of one set of networks, a line each."""
-    lines = [f"  {name:<10} read right flagged {r['read_right_flagged']:>5} %, all flagged {r['flagged']:>5} % "
-             f"(not a digit {r['not_a_digit']} %, unsure {r['unsure']} %), misread {r['misread']} %, "
-             f"of those flagged {r['misread_flagged']} %  [{r['judged']} judged]"
-             for name, r in rates["digits"].items()]
+    lines = [f"  {name:<10} read right flagged {r['read_right_flagged']:>5} %, all flagged "
+             f"{r['flagged']:>5} % (not a digit {r['not_a_digit']} %, unsure {r['unsure']} %), "
+             f"misread {r['misread']} %, of those flagged {r['misread_flagged']} %  "
+             f"[{r['judged']} judged]" for name, r in rates["digits"].items()]
     for name in ("pen_characters", "pen_characters_unseen"):
         r = rates[name]
         least = sorted(r.get("per_label", {}).items(), key=lambda kv: kv[1])[:8]
-        lines.append(f"  {name:<22} not a digit {r['not_a_digit']} % [{r['judged']} judged]; least: "
-                     + ", ".join(f"{c} {v} %" for c, v in least))
+        lines.append(f"  {name:<22} not a digit {r['not_a_digit']} % [{r['judged']} judged]; "
+                     "least: " + ", ".join(f"{c} {v} %" for c, v in least))
     lines.append(f"  doodles of unseen kinds: not a digit {rates['doodles']['not_a_digit']} %: "
                  + ", ".join(f"{k} {v} %" for k, v in rates["doodles"]["per_kind"].items()))
     return lines
@@ -51,12 +51,14 @@ def table(rates: dict) -> list[str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--weights", type=Path, default=ROOT / "weights")
-    p.add_argument("--readme", action="store_true", help="rewrite the README's guard block from the record")
+    p.add_argument("--readme", action="store_true",
+                   help="rewrite the README's guard block from the record")
     args = p.parse_args()
     torch.set_num_threads(1)
 
     fitted = guard.load(args.weights / guard.FOLDER)
-    limits = {networks: Limits(**chosen["limits"]) for networks, chosen in fitted.record["networks"].items()}
+    limits = {networks: Limits(**chosen["limits"])
+              for networks, chosen in fitted.record["networks"].items()}
     measured = guard_fit.measure(fitted.net, args.weights, guard_data.load, limits)
     for networks, m in measured.items():
         recorded = fitted.record["networks"][networks]
@@ -66,7 +68,8 @@ def main() -> None:
         print(f"  {'the same as' if same else 'NOT the same as'} the rates guard.json records")
     print(guard.rates_markdown(fitted.record))
     if args.readme:
-        README.write_text(replace_block(README.read_text(), BEGIN, END, guard.rates_markdown(fitted.record)))
+        block = guard.rates_markdown(fitted.record)
+        README.write_text(replace_block(README.read_text(), BEGIN, END, block))
         print(f"wrote {README}'s guard block")
 
 

@@ -61,7 +61,7 @@ class LoadedModels:
     errors: dict[str, str]       # {variant: why it did not load}
     source: str
     networks: str = DEFAULT_NETWORKS   # which set: a key of weights.NETWORKS
-    judge: guard.Judge | None = None   # the guard fitted for these networks; None: drawings not judged
+    judge: guard.Judge | None = None   # the guard fitted for these networks; None: not judged
     unjudged: str = "no guard loaded"  # why not, where judge is None
 
 
@@ -92,7 +92,8 @@ def load_models(source: str | None = None, revision: str | None = None,
     for name, why in errors.items():
         log.warning("digitpair: variant %s not loaded (%s networks): %s", name, networks, why)
     if judge is None and models:
-        log.warning("digitpair: drawings are not judged for the %s networks: %s", networks, unjudged)
+        log.warning("digitpair: drawings are not judged for the %s networks: %s", networks,
+                    unjudged)
     return LoadedModels(dict(models), errors, source, networks, judge, unjudged)
 
 
@@ -192,9 +193,10 @@ def compare(loaded: LoadedModels, first, second) -> dict:
     x = torch.stack([pool(fields[b].numpy()) for b in BOXES])[None]
     preds = {name: model.predict(x) for name, model in loaded.models.items()}
     drawings = judged_drawings(loaded, fields, preds)
+    judged = loaded.judge is not None
     return {"networks": loaded.networks, "models": model_answers(preds),
-            "drawings": {box: d.to_json() for box, d in drawings.items()}, "judged": loaded.judge is not None,
-            "not_judged": None if loaded.judge is not None else loaded.unjudged, "missing": dict(loaded.errors)}
+            "drawings": {box: d.to_json() for box, d in drawings.items()}, "judged": judged,
+            "not_judged": None if judged else loaded.unjudged, "missing": dict(loaded.errors)}
 
 
 # --- the page --------------------------------------------------------------------------------
@@ -251,12 +253,13 @@ def doubt_line(drawings: dict[str, Drawing]) -> str:
         if d.judgement == Judgement.NOT_A_DIGIT:
             parts.append(f"the {box} drawing: {Judgement.NOT_A_DIGIT.value}")
         elif d.judgement == Judgement.UNSURE:
-            parts.append(f"the {box} drawing: {Judgement.UNSURE.value}, {d.digits[0][0]} or {d.digits[1][0]}")
+            (a, _), (b, _) = d.digits
+            parts.append(f"the {box} drawing: {Judgement.UNSURE.value}, {a} or {b}")
     return "; ".join(parts)
 
 
-def headline(verdicts: dict[str, bool], truth: tuple[int, int] | None, drawings: dict[str, Drawing] | None = None,
-             unjudged: str = "") -> str:
+def headline(verdicts: dict[str, bool], truth: tuple[int, int] | None,
+             drawings: dict[str, Drawing] | None = None, unjudged: str = "") -> str:
     """One line over all models: how many say which; with an example, the truth and how many got
     it; first, what the guard doubts about the drawings; last, where they are not judged
     (`unjudged`: why), that they are not."""
@@ -422,10 +425,11 @@ def page_view(loaded: LoadedModels, first, second, known: tuple[Example, ...] = 
     drawings = {} if example else judged_drawings(loaded, fields, preds)
     unjudged = "" if example or loaded.judge is not None else loaded.unjudged
     cards = {**failed, **{name: card(name, pred, truth, loaded.models[name].head_name,
-                                     count_members(loaded.models[name]), drawings) for name, pred in preds.items()}}
+                                     count_members(loaded.models[name]), drawings)
+                          for name, pred in preds.items()}}
     verdicts = {name: float(pred.p_leq[0]) >= 0.5 for name, pred in preds.items()}
-    return PageView(headline(verdicts, truth, drawings, unjudged), "".join(cards[n] for n in card_order(cards)),
-                    previews)
+    return PageView(headline(verdicts, truth, drawings, unjudged),
+                    "".join(cards[n] for n in card_order(cards)), previews)
 
 
 def enlarge(digit: torch.Tensor, factor: int = 12) -> np.ndarray:
@@ -515,7 +519,8 @@ def results_table(root: Path) -> list[str]:
 
 def guard_record(sets: dict[str, LoadedModels]) -> dict | None:
     """The served guard's record (guard.json), from the first set that has one."""
-    return next((loaded.judge.guard.record for loaded in sets.values() if loaded.judge is not None), None)
+    return next((loaded.judge.guard.record for loaded in sets.values() if loaded.judge is not None),
+                None)
 
 
 def guard_note(record: dict | None) -> list[str]:
@@ -527,16 +532,17 @@ def guard_note(record: dict | None) -> list[str]:
     if not rates:
         return []
     target = record.get("fitted_on", {}).get("budget", {}).get("target", "?")
-    return ["", "When the page says a drawing is \"not a digit\" or \"unsure, 1 or 7\": the networks give "
-            "every drawing some digit, often with a high probability, so a small network of its own, the "
-            "guard, judges each drawing. It reads digits and has an eleventh answer, \"not a digit\", "
-            "learned from pen-drawn letters and symbols and from drawn dots, blobs, scribbles, shapes, "
-            "doodles and crossed-out digits; where it gives that answer more than a limit, the page says "
-            "\"not a digit\", and where it doubts the digit the networks read (or reads another), "
-            f"\"unsure\", naming both. The limits are chosen so that at most {target} % of the real digits "
-            "the networks read right are flagged (a margin under the goal's 1 %), on writers and kinds of "
-            "drawing the guard did not learn from (`digitpair-train fit-guard`, `digitpair/guard.py`); "
-            "measured on others still:", "", rates]
+    return ["", "When the page says a drawing is 'not a digit' or 'unsure, 1 or 7': the networks "
+            "give every drawing some digit, often with a high probability, so a small network of "
+            "its own, the guard, judges each drawing. It reads digits and has an eleventh answer, "
+            "'not a digit', learned from pen-drawn letters and symbols and from drawn dots, blobs, "
+            "scribbles, shapes, doodles and crossed-out digits; where it gives that answer more "
+            "than a limit, the page says 'not a digit', and where it doubts the digit the networks "
+            f"read (or reads another), 'unsure', naming both. The limits are chosen so that at most "
+            f"{target} % of the real digits the networks read right are flagged (a margin under "
+            "the goal's 1 %), on writers and kinds of drawing the guard did not learn from "
+            "(`digitpair-train fit-guard`, `digitpair/guard.py`); measured on others still:",
+            "", rates]
 
 
 def about_links(root: Path, link, space: str | None) -> list[str]:

@@ -205,10 +205,10 @@ def repo_card(configs: dict[str, VariantConfig], study: Study, reference: Study 
               "outputs (Linear(20, 2)), in `fc/` with a card of their own: "
               '`digitpair.load_pretrained(repo, networks="report")`. This card is the one of the '
               f"`{head}`-head set.", "",
-              "Beside them, `guard/` (`model.safetensors`, `guard.json`): the \"not a digit\" guard the app judges "
-              "drawings by, a small network of its own fitted for these very networks (`digitpair-train fit-guard`; "
-              "`guard.json` records their fingerprints, its limits and its rates on held-out writers); "
-              "`load_pretrained` loads it with them."]
+              "Beside them, `guard/` (`model.safetensors`, `guard.json`): the 'not a digit' guard "
+              "the app judges drawings by, a small network of its own fitted for these very "
+              "networks (`digitpair-train fit-guard`; `guard.json` records their fingerprints, its "
+              "limits and its rates on held-out writers); `load_pretrained` loads it with them."]
     setting = first.setting
     lines += ["", f"## Results: study `{study.name}`, setting `{setting}`", "",
               f"{study.description.strip()}", "",

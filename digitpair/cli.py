@@ -435,22 +435,22 @@ def export_command(
         console.print("[yellow]warning:[/yellow] these runs trained on synthetic data (a dry run): every card and "
                       "config.json says so, and push refuses them")
     whole = to.parent if to.name == NETWORKS["report"] else to   # fc/ is pushed with the folder above it
-    console.print(f"wrote {len(files)} files to {to}; check {to / 'README.md'}, fit the guard for these "
-                  f"networks (`digitpair-train fit-guard --weights {whole}`), then "
+    console.print(f"wrote {len(files)} files to {to}; check {to / 'README.md'}, fit the guard for "
+                  f"these networks (`digitpair-train fit-guard --weights {whole}`), then "
                   f"`digitpair-train push --repo-id {repo_id or 'USER/NAME'} --folder {whole}`")
 
 
 @app.command("fit-guard")
 def fit_guard_command(
-    weights: Path = typer.Option(Path("weights"), "--weights", help="The exported weights folder: the guard's "
-                                                                    "limits are chosen for its networks, and "
-                                                                    "its files go to WEIGHTS/guard/."),
+    weights: Path = typer.Option(Path("weights"), "--weights",
+                                 help="The exported weights folder: the guard's limits are chosen "
+                                      "for its networks, and its files go to WEIGHTS/guard/."),
     data_dir: Optional[Path] = DataDirOption,
     epochs: Optional[int] = typer.Option(None, min=1, show_default="guard_fit.EPOCHS",
                                          help="Epochs of the guard's network."),
-    seed: int = typer.Option(0, help="The seed of its initialisation and of the draws of its training."),
+    seed: int = typer.Option(0, help="The seed of its initialisation and its training's draws."),
 ):
-    """Fit the 'not a digit' guard beside exported weights: its network, its limits, its held-out rates."""
+    """Fit the 'not a digit' guard beside exported weights: network, limits, held-out rates."""
     from .guard_fit import EPOCHS, fit
     from .pen import PenError
     from .weights import WeightsError

@@ -146,7 +146,8 @@ def upload_files(folder: str | os.PathLike, repo_id: str, allow_synthetic: bool 
     absent = [str(folder / p) for p in paths if not (folder / p).is_file()]
     if absent:
         raise PublishError(f"missing: {', '.join(absent)}. Write the folder with `digitpair-train export` first")
-    loaded = {networks: load_pretrained(folder, networks=networks) for networks in sets}   # WeightsError names the file
+    # WeightsError names the file
+    loaded = {networks: load_pretrained(folder, networks=networks) for networks in sets}
     on_random = [p.rsplit("/", 1)[0] for p in paths if p.endswith(CONFIG_NAME) and synthetic(read_config(folder / p))]
     if on_random and not allow_synthetic:
         raise PublishError(f"{folder} holds networks trained on synthetic data, a dry run's ({', '.join(on_random)}): "
@@ -154,8 +155,9 @@ def upload_files(folder: str | os.PathLike, repo_id: str, allow_synthetic: bool 
                            "--allow-synthetic to push them anyway")
     for networks, models in loaded.items():
         if models.judge is None:   # the page would not judge drawings with these weights
-            raise PublishError(f"the guard in {folder / guard.FOLDER} can't be used with the {networks} networks: "
-                               f"{models.unjudged}. Fit it with `digitpair-train fit-guard --weights {folder}`")
+            raise PublishError(f"the guard in {folder / guard.FOLDER} can't be used with the "
+                               f"{networks} networks: {models.unjudged}. Fit it with "
+                               f"`digitpair-train fit-guard --weights {folder}`")
     return [(p, (folder / p).stat().st_size) for p in paths + list(guard.FILES)]
 
 

@@ -31,15 +31,18 @@ def mnist() -> MNIST:
 NEVER = Limits(max_odds=100.0, weight=0.0, min_agreement=0.0)
 
 
-def write_guard(folder: Path, limits: Limits = NEVER, seed: int = 0, networks: dict | None = None) -> list[Path]:
+def write_guard(folder: Path, limits: Limits = NEVER, seed: int = 0,
+                networks: dict | None = None) -> list[Path]:
     """An untrained guard in `folder`/guard/, its record naming the sets of networks in `folder`
     (or `networks`: {set: {variant: model}}) and `limits` for every set; by default limits that no
     drawing passes, so every drawing is judged a digit."""
     torch.manual_seed(seed)
     sets = networks or {n: load_pretrained(folder, networks=n) for n, sub in NETWORKS.items()
                         if (folder / sub).is_dir()}
-    record = {"networks": {n: {"fingerprints": {name: guard.fingerprint(m) for name, m in models.items()},
-                               "limits": dataclasses.asdict(limits)} for n, models in sets.items()}}
+    fingerprints = {n: {name: guard.fingerprint(m) for name, m in models.items()}
+                    for n, models in sets.items()}
+    record = {"networks": {n: {"fingerprints": fingerprints[n], "limits": dataclasses.asdict(limits)}
+                           for n in sets}}
     return guard_fit.write(folder / guard.FOLDER, guard.GuardNet(members=2), record)
 
 

@@ -52,11 +52,13 @@ def test_compare_returns_the_documented_json(weights, mnist):
     x = torch.stack([preprocess(two), preprocess(seven)])[None]
     # Each drawing: the guard's word (this guard judges every drawing a digit) and the readers' two
     # likeliest digits, from their mean distribution, as the cards show them.
-    readers = torch.stack([loaded.models[name].predict(x).digit_probs[0] for name in DIGIT_HEADS]).mean(0)
+    probs = [loaded.models[name].predict(x).digit_probs[0] for name in DIGIT_HEADS]
+    readers = torch.stack(probs).mean(0)
     for i, box in enumerate(["first", "second"]):
         entry = result["drawings"][box]
         assert list(entry) == ["judgement", "digits"] and entry["judgement"] == "digit"
-        assert entry["digits"][0] == [int(readers[i].argmax()), pytest.approx(float(readers[i].max()))]
+        likeliest = [int(readers[i].argmax()), pytest.approx(float(readers[i].max()))]
+        assert entry["digits"][0] == likeliest
         assert len(entry["digits"]) == 2 and entry["digits"][1][0] != entry["digits"][0][0]
     for name, entry in result["models"].items():
         pred = loaded.models[name].predict(x)
@@ -265,13 +267,18 @@ def test_headline_counts_and_grammar():
     # Doubts come first, plainly, in the guard's words, and the numbers still follow.
     said = lambda judgement, a, b: Drawing(judgement, ((a, 0.6), (b, 0.3)))
     not_a_digit, unsure = said(Judgement.NOT_A_DIGIT, 0, 8), said(Judgement.UNSURE, 1, 7)
-    assert (logic.headline({"a": True, "b": True}, None, {"first": not_a_digit, "second": said(Judgement.DIGIT, 7, 1)})
-            == "**The first drawing: not a digit.** Read as digits anyway: **first ≤ second**, all 2 models agree.")
-    assert (logic.headline({"a": True, "b": False, "c": True}, None, {"first": said(Judgement.DIGIT, 3, 8), "second": unsure})
-            == "**The second drawing: unsure, 1 or 7.** **Split**: 2 say first ≤ second, 1 says first > second.")
+    digit = said(Judgement.DIGIT, 7, 1)
+    assert (logic.headline({"a": True, "b": True}, None, {"first": not_a_digit, "second": digit})
+            == "**The first drawing: not a digit.** Read as digits anyway: **first ≤ second**, all "
+               "2 models agree.")
+    three = {"a": True, "b": False, "c": True}
+    assert (logic.headline(three, None, {"first": digit, "second": unsure})
+            == "**The second drawing: unsure, 1 or 7.** **Split**: 2 say first ≤ second, 1 says "
+               "first > second.")
     # Without a guard, the page says the drawings are not judged, and why.
     assert (logic.headline({"a": True}, None, {"first": Drawing(None, None)}, "the guard is missing")
-            == "**first ≤ second**: the model says so. *Drawings are not judged: the guard is missing.*")
+            == "**first ≤ second**: the model says so. *Drawings are not judged: the guard is "
+               "missing.*")
 
 
 def test_examples_name_their_digits_and_the_page_tells_the_truth(weights):
@@ -392,8 +399,8 @@ def test_api_takes_the_choice_of_networks_ours_by_default(client, served_app, di
             client.predict(two, seven, unknown, api_name="/compare")
 
 
-def test_api_judges_a_dot_a_letter_and_a_real_digit_as_the_page_does(client, served_app, digit_files, mnist,
-                                                                       tmp_path):
+def test_api_judges_a_dot_a_letter_and_a_real_digit_as_the_page_does(client, served_app,
+                                                                       digit_files, mnist, tmp_path):
     files = {kind: tmp_path / f"{kind}.png" for kind in ("dot", "letter K")}
     for kind, path in files.items():
         NON_DIGITS[kind](mnist).save(path)
@@ -508,10 +515,11 @@ def crossed_out(mnist) -> PIL.Image.Image:
 # digit.
 NON_DIGITS = {
     "dot": lambda mnist: paper_drawing(lambda d: d.ellipse((127, 127, 153, 153), fill=0)),
-    "blot": lambda mnist: paper_drawing(lambda d: d.polygon([(80, 90), (200, 70), (220, 180), (120, 220), (70, 160)],
-                                                            fill=0)),
+    "blot": lambda mnist: paper_drawing(
+        lambda d: d.polygon([(80, 90), (200, 70), (220, 180), (120, 220), (70, 160)], fill=0)),
     "scribble": lambda mnist: paper_drawing(
-        lambda d: d.line([(60 + 160 * (i % 2), 80 + 12 * i) for i in range(10)], fill=0, width=24, joint="curve")),
+        lambda d: d.line([(60 + 160 * (i % 2), 80 + 12 * i) for i in range(10)], fill=0, width=24,
+                         joint="curve")),
     "letter K": lambda mnist: paper_drawing(lambda d: pen_strokes(d, LETTER_K)),
     "letter A": lambda mnist: paper_drawing(lambda d: pen_strokes(d, LETTER_A)),
     "crossed-out digit": crossed_out,
@@ -530,21 +538,25 @@ def judging_by(loaded: logic.LoadedModels, limits: Limits) -> logic.LoadedModels
 def test_every_card_and_the_headline_say_what_is_doubted(weights, mnist):
     loaded = logic.load_models(str(weights))
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
-    unsure = judging_by(loaded, Limits(max_odds=100.0, weight=0.0, min_agreement=2.0))   # every reading doubted
+    unsure = judging_by(loaded, Limits(max_odds=100.0, weight=0.0, min_agreement=2.0))   # doubted
     view = logic.page_view(unsure, two, seven)
-    assert view.headline.startswith("**The first drawing: unsure, ") and "; the second drawing: unsure, " in view.headline
+    assert view.headline.startswith("**The first drawing: unsure, ")
+    assert "; the second drawing: unsure, " in view.headline
     for name, card in cards_of(view.cards).items():
         assert "P(first ≤ second) = " in card   # the numbers stay
         if name in DIGIT_HEADS:
             assert re.search(r"reads first: <b>\d</b> \(\d+%\) or <b>\d</b> \(\d+%\), second: <b>\d</b>", card), name
         else:
             assert "the guard says the first drawing: unsure, " in card, name
-    odd = judging_by(loaded, Limits(max_odds=-100.0, weight=0.0, min_agreement=0.0))   # every drawing not a digit
+    odd = judging_by(loaded, Limits(max_odds=-100.0, weight=0.0, min_agreement=0.0))   # no digit
     view = logic.page_view(odd, two, seven)
-    assert view.headline.startswith("**The first drawing: not a digit; the second drawing: not a digit.** "
-                                    "Read as digits anyway: **")
+    assert view.headline.startswith("**The first drawing: not a digit; the second drawing: not a "
+                                    "digit.** Read as digits anyway: **")
     for name, card in cards_of(view.cards).items():
-        assert card.count("not a digit?") == 2 if name in DIGIT_HEADS else "the guard says the first drawing" in card
+        if name in DIGIT_HEADS:
+            assert card.count("not a digit?") == 2
+        else:
+            assert "the guard says the first drawing" in card
     # The API takes the same path and says the same words.
     said = logic.compare(odd, two, seven)["drawings"]
     assert [said[box]["judgement"] for box in ("first", "second")] == ["not a digit", "not a digit"]
@@ -554,14 +566,16 @@ def test_every_card_and_the_headline_say_what_is_doubted(weights, mnist):
 
 
 @pytest.mark.parametrize("damage", ["missing", "damaged", "for other networks"])
-def test_without_a_whole_guard_for_these_networks_drawings_are_not_judged(weights, tmp_path, mnist, damage, caplog):
+def test_without_a_whole_guard_for_these_networks_drawings_are_not_judged(weights, tmp_path, mnist,
+                                                                          damage, caplog):
     folder = shutil.copytree(weights, tmp_path / "weights")
     if damage == "missing":
         shutil.rmtree(folder / guard.FOLDER)
     elif damage == "damaged":
         (folder / guard.FOLDER / guard.WEIGHTS_NAME).write_bytes(b"not safetensors")
     else:
-        save_variant(build_model("simple_cnn"), "simple_cnn", folder / "simple_cnn")   # exported after the fit
+        # Weights exported after the fit.
+        save_variant(build_model("simple_cnn"), "simple_cnn", folder / "simple_cnn")
     loaded = logic.load_models(str(folder))
     assert list(loaded.models) == list(VARIANTS) and loaded.judge is None and loaded.unjudged
     assert "drawings are not judged for the ours networks" in caplog.text
@@ -571,7 +585,8 @@ def test_without_a_whole_guard_for_these_networks_drawings_are_not_judged(weight
     result = logic.compare(loaded, two, seven)
     assert result["judged"] is False and result["not_judged"] == loaded.unjudged
     for box in ("first", "second"):
-        assert result["drawings"][box]["judgement"] is None and len(result["drawings"][box]["digits"]) == 2
+        said = result["drawings"][box]
+        assert said["judgement"] is None and len(said["digits"]) == 2
     assert logic.guard_note(logic.guard_record({"ours": loaded})) == []
 
 
@@ -589,14 +604,15 @@ def served_sets():
 def test_the_committed_guard_is_for_the_committed_weights_and_the_readme_cites_it(served_sets):
     for networks, loaded in served_sets.items():
         # After exporting new weights, run `digitpair-train fit-guard`: it fits the guard for them.
-        assert loaded.judge is not None, f"weights/guard is not for these {networks} networks: {loaded.unjudged}"
+        assert loaded.judge is not None, f"weights/guard, {networks} networks: {loaded.unjudged}"
     record = logic.guard_record(served_sets)
     readme = (logic.ROOT / "README.md").read_text()
     assert f"{GUARD_BEGIN}\n{guard.rates_markdown(record)}\n{GUARD_END}" in readme
     assert guard.rates_markdown(record) in logic.about_markdown(record=record)
 
 
-GUARD_BEGIN, GUARD_END = "<!-- guard:begin (python benchmarks/guard.py --readme) -->", "<!-- guard:end -->"
+GUARD_BEGIN = "<!-- guard:begin (python benchmarks/guard.py --readme) -->"
+GUARD_END = "<!-- guard:end -->"
 
 
 # The issue's goal names a drawn A; the guard misses it (and H): A and H are among the characters
@@ -606,9 +622,10 @@ MISSED = pytest.mark.xfail(strict=True, reason="goal not met: a letter of a clas
                                                "guard's fitting, read as a 4")
 
 
-@pytest.mark.parametrize("kind", [pytest.param(k, marks=MISSED) if k == "letter A" else k for k in NON_DIGITS])
-def test_the_guard_says_not_a_digit_to_a_dot_a_blot_a_scribble_letters_and_a_crossed_out_digit(served_sets,
-                                                                                              mnist, kind):
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=MISSED) if k == "letter A" else k
+                                  for k in NON_DIGITS])
+def test_the_guard_says_not_a_digit_to_a_dot_a_blot_a_scribble_letters_and_a_crossed_out_digit(
+        served_sets, mnist, kind):
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
     odd = NON_DIGITS[kind](mnist)
     for networks, loaded in served_sets.items():
@@ -616,11 +633,16 @@ def test_the_guard_says_not_a_digit_to_a_dot_a_blot_a_scribble_letters_and_a_cro
         penned = logic.page_view(loaded, with_the_pen(two), with_the_pen(seven))
         assert penned.headline.startswith("**first ≤ second**"), networks   # nor drawn with the pad's pen
         view = logic.page_view(loaded, two, odd)
-        assert view.headline.startswith("**The second drawing: not a digit.** Read as digits anyway"), networks
+        said = "**The second drawing: not a digit.** Read as digits anyway"
+        assert view.headline.startswith(said), networks
         for name, card in cards_of(view.cards).items():
-            assert ("second: not a digit?" if name in DIGIT_HEADS else "the guard says the second drawing: not a digit") in card
+            if name in DIGIT_HEADS:
+                assert "second: not a digit?" in card
+            else:
+                assert "the guard says the second drawing: not a digit" in card
         said = logic.compare(loaded, two, odd)["drawings"]
-        assert (said["first"]["judgement"], said["second"]["judgement"]) == ("digit", "not a digit"), networks
+        judgements = (said["first"]["judgement"], said["second"]["judgement"])
+        assert judgements == ("digit", "not a digit"), networks
 
 
 def test_the_app_starts_where_python_has_no_fcntl():

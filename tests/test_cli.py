@@ -263,7 +263,7 @@ def test_a_dry_runs_records_and_exports_say_synthetic_and_push_refuses_them(tmp_
         assert "--allow-synthetic" in result.output
     result = CliRunner().invoke(app, ["push", "--repo-id", "user/name", "--folder", str(weights), "--dry-run",
                                       "--allow-synthetic"])
-    assert result.exit_code == 2 and "digitpair-train fit-guard --weights" in result.output   # no guard yet
+    assert result.exit_code == 2 and "fit-guard --weights" in result.output   # no guard yet
     write_guard(weights)
     result = CliRunner().invoke(app, ["push", "--repo-id", "user/name", "--folder", str(weights), "--dry-run",
                                       "--allow-synthetic"])

@@ -1,5 +1,6 @@
 """digitpair/guard.py and its fitting (guard_fit.py): the limits land where the data says, the fit
-is reproducible to the byte, and a guard loads only whole and only for the networks it was fitted for."""
+is reproducible to the byte, and a guard loads only whole and only for the networks it was fitted
+for."""
 
 import hashlib
 import json
@@ -33,7 +34,8 @@ def test_a_limit_lets_through_at_most_its_budget_of_every_set():
 
 def blobs(n: int, seed: int) -> guard_fit.Labelled:
     """Two kinds of 28x28 image whose answer is known: 'digits' (a bright bar on the left, its
-    height the class 0-9) and 'non-digits' (a bright square on the right, guard.OTHER), on faint noise."""
+    height the class 0-9) and 'non-digits' (a bright square on the right, guard.OTHER), on faint
+    noise."""
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(0, 11, (n,), generator=g)
     x = torch.rand(n, 28, 28, generator=g) * 30
@@ -70,12 +72,13 @@ def test_the_limits_word_each_judgement_and_name_two_digits():
     x = torch.rand(3, 28, 28) * 255
     readers = torch.zeros(3, 10)
     readers[:, 4], readers[:, 9], readers[:, 1] = 0.7, 0.2, 0.1
-    assert {d.judgement for d in judged(x, readers, Limits(-100.0, 0.0, 0.0))} == {Judgement.NOT_A_DIGIT}
+    everything = Limits(-100.0, 0.0, 0.0)
+    assert {d.judgement for d in judged(x, readers, everything)} == {Judgement.NOT_A_DIGIT}
     assert {d.judgement for d in judged(x, readers, Limits(100.0, 0.0, 2.0))} == {Judgement.UNSURE}
     said = judged(x, readers, Limits(100.0, 0.0, -1.0))
     assert {d.judgement for d in said} == {Judgement.DIGIT}
-    for d in said:   # the readers' digit first, with their probability; then the guard's, or their second
-        assert d.digits[0] == (4, pytest.approx(0.7)) and d.digits[1][0] in range(10) and d.digits[1][0] != 4
+    for d in said:   # the readers' digit first, with their probability; then the guard's, or theirs
+        assert d.digits[0] == (4, pytest.approx(0.7)) and d.digits[1][0] in set(range(10)) - {4}
     assert said[0].to_json()["judgement"] == "digit" and json.dumps(said[0].to_json())
     unjudged = guard.unjudged(readers)
     assert unjudged[0].judgement is None and [d for d, _ in unjudged[0].digits] == [4, 9]
@@ -95,7 +98,8 @@ def test_a_guard_loads_with_the_weights_from_a_folder(weights, tmp_path):
         assert models.judge.limits == Limits(0.3, 0.5, 0.2)
 
 
-@pytest.mark.parametrize("damage", ["missing", "flipped bit", "other fit", "not json", "other networks"])
+@pytest.mark.parametrize("damage", ["missing", "flipped bit", "other fit", "not json",
+                                    "other networks"])
 def test_a_missing_damaged_or_mismatched_guard_is_named_never_raised(weights, tmp_path, damage):
     folder = shutil.copytree(weights, tmp_path / "weights")
     net_path, record_path = write_guard(folder)
@@ -124,7 +128,8 @@ def test_a_missing_damaged_or_mismatched_guard_is_named_never_raised(weights, tm
 
 
 def test_the_guard_travels_with_the_weights_through_the_hub_cache(weights, tmp_path, monkeypatch):
-    """A Hub repo is the weights folder uploaded: offline, from the HF cache, the guard comes too."""
+    """A Hub repo is the weights folder uploaded: offline, from the HF cache, the guard comes
+    too."""
     from huggingface_hub import constants
 
     folder = shutil.copytree(weights, tmp_path / "weights")
@@ -160,12 +165,14 @@ def test_every_kind_of_non_digit_is_drawn_with_the_pen_and_reaches_the_networks(
                     assert kind in ("dot", "dots")
                     continue
                 assert x.shape == (14, 14) and x.max() > 100
-    assert sorted(k for g in doodles.GROUPS.values() for k in g) == sorted([*doodles.KINDS, *doodles.CROSSED])
+    grouped = sorted(k for g in doodles.GROUPS.values() for k in g)
+    assert grouped == sorted([*doodles.KINDS, *doodles.CROSSED])
 
 
 def test_writers_and_characters_split_by_a_stable_hash():
     assert {guard_data.writer_role(f"lab/{i}") for i in range(200)} == set(guard_data.ROLES)
-    shares = np.mean([[guard_data.writer_role(f"lab/{i}") == r for r in guard_data.ROLES] for i in range(5000)], 0)
+    shares = np.mean([[guard_data.writer_role(f"lab/{i}") == r for r in guard_data.ROLES]
+                      for i in range(5000)], 0)
     assert shares == pytest.approx([0.6, 0.2, 0.2], abs=0.03)
     assert guard_data.writer_role("apb/x") == guard_data.writer_role("apb/x")
     assert hashlib.sha256(b"a").hexdigest()   # the roles come from sha256, not Python's salted hash
