@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from digitpair.weights import WeightsError, load_pretrained, load_variant, load_weights, save_variant
-from digitpair.models import (ENCODERS, HEADS, VARIANTS, Ensemble, PairOutput, build_model, check_build, count_parameters,
+from digitpair.models import (ENCODERS, HEADS, VARIANTS, PairOutput, build_model, check_build, count_parameters,
                               order_logits)
 from digitpair.training import RunConfig, loss_fn
 

@@ -3,7 +3,6 @@
 import gzip
 import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import PIL.Image
