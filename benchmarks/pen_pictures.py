@@ -63,10 +63,10 @@ def misread(runs: Path, setting: str) -> tuple[PIL.Image.Image, list[str]]:
     rows, lines = [], []
     rng = np.random.default_rng(0)
     for digit in range(10):
-        index = np.flatnonzero((wrong & (pen.labels == digit)).numpy())
-        index = np.sort(rng.choice(index, min(COLUMNS, len(index)), replace=False))
+        missed = np.flatnonzero((wrong & (pen.labels == digit)).numpy())
+        index = np.sort(rng.choice(missed, min(COLUMNS, len(missed)), replace=False))
         rows.append([x[i].numpy() for i in index])
-        lines.append(f"- {digit}s ({len(np.flatnonzero((wrong & (pen.labels == digit)).numpy()))} misread of "
+        lines.append(f"- {digit}s ({len(missed)} misread of "
                      f"{int((pen.labels == digit).sum())}), shown read as: "
                      + ", ".join(f"{int(read[i])} ({pen.groups[i]})" for i in index))
     return grid(rows), lines
