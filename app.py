@@ -1,7 +1,7 @@
 """Draw two digits; five models say whether the first is <= the second.
 
 `python app.py` serves http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override,
-as on a Hugging Face Space). Everything computed lives in digitpair/app_logic.py; this file
+as on a Hugging Face Space). Everything computed lives in digitpair/page/logic.py; this file
 only lays out the page and wires events. Models: weights/, or the Hub repo in
 $DIGITPAIR_MODEL_REPO (at $DIGITPAIR_MODEL_REVISION), two sets of five: ours (order head, the
 top level) and the 2020 report's (FC head, fc/). The page's choice switches the cards between
@@ -20,8 +20,8 @@ import PIL.Image
 import torch
 
 from digitpair import WeightsError
-from digitpair import app_logic as logic
-from digitpair.drawing import DrawingError
+from digitpair.page import logic
+from digitpair.core.drawing import DrawingError
 
 # One intra-op thread: batch-1 passes through 56k-parameter networks gain nothing from more, and on
 # a shared CPU the spinning of a second thread adds tens of ms at random (see benchmarks/bench_app.py).

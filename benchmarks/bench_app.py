@@ -2,7 +2,7 @@
 
 One request = what the `/compare` handler (`app.compare`) does once Gradio has the two uploaded
 files: decode both drawings (280x280 PNGs, the canvas's size), preprocess them, run all five
-models and the guard's judgement of both drawings (digitpair/guard.py); in process, with the app's
+models and the guard's judgement of both drawings (digitpair/guard/__init__.py); in process, with the app's
 own settings, median over --requests. One page request = what a drawing on the page runs
 (`app.show`: the same, plus the cards, their 10x10 pictures, the example check and the two 14x14
 views; its drawings are two examples' digits from different pairs, so no example is recognised
@@ -79,7 +79,7 @@ def main() -> None:
     import torch
     from gradio_client import Client, handle_file
 
-    from digitpair.provenance import git_commit, machine
+    from digitpair.lab.provenance import git_commit, machine
 
     first, second = (str(ROOT / "examples" / name) for name in ("pair0_first_2.png", "pair0_second_7.png"))
     drawn = [str(ROOT / "examples" / name) for name in ("pair0_first_2.png", "pair1_second_3.png")]   # not an example

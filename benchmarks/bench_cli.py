@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "digitpair.cli"]
+CLI = [sys.executable, "-m", "digitpair.lab.cli"]
 CASES = {
     "python -c pass": [sys.executable, "-c", "pass"],
     "digitpair-train --help": [*CLI, "--help"],

@@ -1,7 +1,7 @@
 """Where an encoder's training step goes on a CPU: every `ENCODERS` trunk, fp32 and bf16.
 
 One training step (forward, backward, Adam) of one encoder on a batch of digits, channels_last,
-as `digitpair.training` runs it, timed for each trunk and precision in the same process, with
+as `digitpair.lab.training` runs it, timed for each trunk and precision in the same process, with
 its arithmetic counted from the module shapes. The ratio is against `padded` in fp32, the trunk
 and precision the first studies used.
 
@@ -19,13 +19,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bench_train import forward_macs   # this folder: the script's own, first on sys.path
-from digitpair.models import ENCODERS, Encoder
-from digitpair.provenance import git_commit, machine
-from digitpair.training import autocast
+from digitpair.core.models import ENCODERS, Encoder
+from digitpair.lab.provenance import git_commit, machine
+from digitpair.lab.training import autocast
 
 
 def make_step(encoder: nn.Module, precision: str, digits: int):
-    """One training step of `encoder` on a fixed batch, as `digitpair.training` runs it."""
+    """One training step of `encoder` on a fixed batch, as `digitpair.lab.training` runs it."""
     encoder.train().to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(encoder.parameters())
     g = torch.Generator().manual_seed(0)

@@ -19,11 +19,12 @@ from dataclasses import replace
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from digitpair.augment import augment
-from digitpair.data import MNIST
-from digitpair.models import ENCODERS, VARIANTS, build_model
-from digitpair.provenance import git_commit, machine
-from digitpair.training import RunConfig, evaluate, loss_fn, make_optimizer, train_run
+from digitpair.core.augment import augment
+from digitpair.core.data import MNIST
+from digitpair.core.models import ENCODERS, VARIANTS, build_model
+from digitpair.lab.provenance import git_commit, machine
+from digitpair.core.config import RunConfig
+from digitpair.lab.training import evaluate, loss_fn, make_optimizer, train_run
 
 
 def conventional_run(cfg: RunConfig, mnist: MNIST, device: torch.device) -> tuple[float, float]:

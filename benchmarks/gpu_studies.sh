@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Time the studies on a GPU machine: the full seed2020 grid (300 runs) and the main setting of
 # `best` (75 runs). Nothing GPU-specific is asked for: every run picks the GPU up by itself
-# (digitpair.training.pick_device) and the --workers processes share it. Records go to
+# (digitpair.lab.training.pick_device) and the --workers processes share it. Records go to
 # train/runs/evidence/<study>-gpu, reports (wall time, GPU named) to train/results/evidence/<study>-gpu.
 #
 #   bash benchmarks/gpu_studies.sh [WORKERS] [SECONDS_PER_STUDY]

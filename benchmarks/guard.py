@@ -1,8 +1,8 @@
-"""Measure the guard in weights/guard/ (digitpair/guard.py) on held-out data; print its rates.
+"""Measure the guard in weights/guard/ (digitpair/guard/__init__.py) on held-out data; print its rates.
 
-The guard is fitted by `digitpair-train fit-guard` (digitpair/guard_fit.py), which records these
+The guard is fitted by `digitpair-train fit-guard` (digitpair/guard/fit.py), which records these
 rates in weights/guard/guard.json; this script measures them again, with the recorded limits, on
-the drawings of digitpair/guard_data.py (drawn once into its cache), and says whether they match
+the drawings of digitpair/guard/data.py (drawn once into its cache), and says whether they match
 the record. Every figure is validation: the pen writers and the kinds of drawing measured are
 ones the guard was neither fitted nor chosen on, MNIST's test digits are only measured, USPS and
 UCI never seen.
@@ -24,9 +24,11 @@ sys.path.insert(0, str(ROOT))   # run as a script from anywhere: this checkout's
 
 import torch  # noqa: E402
 
-from digitpair import guard, guard_data, guard_fit  # noqa: E402
+from digitpair import guard  # noqa: E402
+from digitpair.guard import data as guard_data  # noqa: E402
+from digitpair.guard import fit as guard_fit  # noqa: E402
 from digitpair.guard import Limits  # noqa: E402
-from digitpair.report import replace_block  # noqa: E402
+from digitpair.lab.report import replace_block  # noqa: E402
 
 README = ROOT / "README.md"
 BEGIN, END = "<!-- guard:begin (python benchmarks/guard.py --readme) -->", "<!-- guard:end -->"

@@ -14,7 +14,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from digitpair import records
+from digitpair.lab import records
 
 
 def main() -> None:

@@ -1,10 +1,10 @@
 """The pen screen's pictures: training digits with their writing conventions drawn, and the pen
 digits a setting's networks still misread (validation).
 
-- `conventions.png`: each convention (digitpair/conventions.py) on MNIST training digits of its
+- `conventions.png`: each convention (digitpair/core/conventions.py) on MNIST training digits of its
   class from round 0's pairs: each column a digit before (top) and after (below), at 14x14 as the
   networks see them, enlarged.
-- `misread.png`: pen digits (digitpair/writers.py, drawn with the page's pen) that the screen's
+- `misread.png`: pen digits (digitpair/core/writers.py, drawn with the page's pen) that the screen's
   networks of `--setting` misread, round 0's `shared_aux` run: one row per digit class, as the
   network sees them after `drawing.preprocess`; `misread.md` lists what each was read as.
 
@@ -20,10 +20,11 @@ import numpy as np
 import PIL.Image
 import torch
 
-from digitpair import records, writers
-from digitpair.conventions import CLASS, Conventions, draw_conventions
-from digitpair.data import MNIST
-from digitpair.weights import load_weights
+from digitpair.core import writers
+from digitpair.lab import records
+from digitpair.core.conventions import CLASS, Conventions, draw_conventions
+from digitpair.core.data import MNIST
+from digitpair.core.weights import load_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS, SCALE = 12, 4

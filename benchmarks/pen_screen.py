@@ -6,7 +6,7 @@ each run's network through `preprocess` with each candidate pen band (`drawing.e
 three sets of digits no run trained on, every one validation:
 - MNIST validation digits: the run's own 200 validation pairs, each digit rendered as a drawing
   would reach the page (enlarged 4x to 112x112 with bilinear interpolation, 20 px of paper);
-- the USPS train split and the UCI digits (`digitpair/writers.py`).
+- the USPS train split and the UCI digits (`digitpair/core/writers.py`).
 Digit accuracy (%), mean over the runs of each augmentation, for the variants with digit outputs.
 
     python benchmarks/pen_screen.py [--runs train/runs/writers] [--out benchmarks/pen_screen.json]
@@ -23,11 +23,12 @@ import numpy as np
 import PIL.Image
 import torch
 
-from digitpair import records, writers
-from digitpair.data import MNIST
-from digitpair.drawing import PEN_BAND, preprocess
-from digitpair.models import VARIANTS
-from digitpair.weights import load_weights
+from digitpair.core import writers
+from digitpair.lab import records
+from digitpair.core.data import MNIST
+from digitpair.core.drawing import PEN_BAND, preprocess
+from digitpair.core.models import VARIANTS
+from digitpair.core.weights import load_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 # MNIST's stroke widths in the 28x28 field (drawing.stroke_width): percentiles 5, 10, 25, 50, 75, 90, 95

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from digitpair import records
-from digitpair.data import MNIST
-from digitpair.models import ENCODERS, VARIANTS, pooled_trunk
-from digitpair.study import Study, init_seed
-from digitpair.training import train_run
+from digitpair.lab import records
+from digitpair.core.data import MNIST
+from digitpair.core.models import ENCODERS, VARIANTS, pooled_trunk
+from digitpair.lab.study import Study, init_seed
+from digitpair.lab.training import train_run
 
 
 # `pooled`'s layout at other widths (first, second convolution): the candidates screened beside it.

@@ -2,7 +2,7 @@
 test-time transform of their 14x14 input (validation data used for choices, never trained on).
 
 - views: the mean reading of the digit and `k` per-digit random affine views of it
-  (`digitpair.augment`'s `safe` or `slant` ranges, the second as wide as `style` trained with),
+  (`digitpair.core.augment`'s `safe` or `slant` ranges, the second as wide as `style` trained with),
   as an ensemble averages its members;
 - deskew: each digit sheared so that its principal axis is upright, the moment deskewing of
   LeCun et al. (1998, "Gradient-based learning applied to document recognition", table of
@@ -25,9 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from digitpair import augment, writers
-from digitpair.models import Prediction
-from digitpair.weights import load_pretrained
+from digitpair.core import augment, writers
+from digitpair.core.models import Prediction
+from digitpair.guard.pretrained import load_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("simple_cnn", "shared_aux", "unshared_aux")   # the served variants that read digits

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import PIL.Image
 
-from digitpair.data import load_mnist
+from digitpair.core.data import load_mnist
 
 PAIRS = [(2, 7), (8, 3), (5, 5), (0, 9), (9, 1), (4, 6)]   # first <= second for half of them
 HERE = Path(__file__).resolve().parent

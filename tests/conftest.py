@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from digitpair import VARIANTS, build_model
-from digitpair.data import MNIST, DataError, synthetic_mnist
-from digitpair import guard, guard_fit
+from digitpair.core.data import MNIST, DataError, synthetic_mnist
+from digitpair import guard
+from digitpair.guard import fit as guard_fit
 from digitpair.guard import Limits
-from digitpair.weights import NETWORKS, load_pretrained, save_variant
+from digitpair.core.weights import NETWORKS, save_variant
+from digitpair.guard.pretrained import load_pretrained
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"

@@ -22,10 +22,10 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from digitpair import VARIANTS, WeightsError, build_model, guard
-from digitpair import app_logic as logic
+from digitpair.page import logic as logic
 from digitpair.guard import Drawing, Judgement, Limits
-from digitpair.drawing import MAX_SIDE, DrawingError, preprocess
-from digitpair.weights import NETWORKS, save_variant
+from digitpair.core.drawing import MAX_SIDE, DrawingError, preprocess
+from digitpair.core.weights import NETWORKS, save_variant
 
 DIGIT_HEADS = [name for name in VARIANTS if VARIANTS[name].digit_loss]   # simple_cnn, shared_aux, unshared_aux
 
@@ -482,7 +482,7 @@ def test_100_concurrent_requests_all_succeed(served_app, client, digit_files):
         assert result == expected[up]
 
 
-# --- the guard: "not a digit", "unsure, 1 or 7" (digitpair/guard.py) ---------------------------
+# --- the guard: "not a digit", "unsure, 1 or 7" (digitpair/guard/__init__.py) ---------------------------
 
 def paper_drawing(draw) -> PIL.Image.Image:
     """A 280x280 white canvas, `draw(ImageDraw)` on it in black, as the pads' paper."""

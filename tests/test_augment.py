@@ -3,7 +3,7 @@ import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from digitpair.augment import augment, random_affine, seed_crop_flip
+from digitpair.core.augment import augment, random_affine, seed_crop_flip
 
 
 def test_seed_crop_flip_matches_torchvision_v2():
@@ -49,7 +49,7 @@ def test_augmentation_is_generator_deterministic():
 def test_elastic_field_is_torchvision_elastic_transform():
     """Our batched field is v2.ElasticTransform's (blurred uniform noise, scaled), and sampling the
     digit through identity + field is v2.functional.elastic with that field, image by image."""
-    from digitpair.augment import elastic_displacement, gaussian_kernel, resample
+    from digitpair.core.augment import elastic_displacement, gaussian_kernel, resample
     m, alpha, sigma = 6, 8.5, 2.0
     field = elastic_displacement(m, 14, 14, torch.Generator().manual_seed(0), alpha, sigma)
     noise = torch.rand(2 * m, 1, 14, 14, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -99,7 +99,7 @@ def test_affine_with_shear_is_torchvision_affine():
     measured the other way round."""
     import math
     from torchvision.transforms import InterpolationMode
-    from digitpair.augment import affine_theta, resample
+    from digitpair.core.augment import affine_theta, resample
     x = torch.rand(4, 1, 14, 14) * 255
     for degrees, scale, shear in ((12.0, 1.1, 15.0), (-7.0, 0.9, -20.0), (0.0, 1.0, 10.0), (15.0, 1.05, 0.0)):
         one = lambda v: torch.full((4,), v)  # noqa: E731
@@ -113,7 +113,7 @@ def test_affine_with_shear_is_torchvision_affine():
 
 def test_stretch_changes_the_width_to_height_ratio():
     """ratio r: widths grow by r and heights shrink by r, so a square's width/height becomes r**2."""
-    from digitpair.augment import affine_theta, resample
+    from digitpair.core.augment import affine_theta, resample
     x = torch.zeros(1, 1, 28, 28)
     x[..., 10:18, 10:18] = 255
     zero, one = torch.zeros(1), torch.ones(1)
@@ -127,7 +127,7 @@ def test_pen_width_is_grey_dilation_and_erosion():
     """Each digit blended by its drawn fraction toward scipy's 3x3 grey dilation (a thicker pen) or, by
     half as much, its erosion (a thinner one) over the pixels inside the image."""
     from scipy import ndimage
-    from digitpair.augment import pen_width
+    from digitpair.core.augment import pen_width
     x = torch.rand(6, 1, 14, 14) * 255
     dilated = torch.stack([torch.from_numpy(ndimage.grey_dilation(d[0].numpy(), size=3, mode="constant", cval=0))
                            for d in x])[:, None]
@@ -168,7 +168,7 @@ def test_style_augmentations_keep_labels_and_digits_apart(kind):
 def test_safe_and_elastic_draw_as_the_records_were_trained():
     """The style ranges extend the per-digit family without changing what `safe` and `elastic` draw:
     the same generator gives the same images as the plain rotation-scale-shift grid."""
-    from digitpair.augment import ELASTIC_ALPHA, elastic_displacement, random_affine_grid, resample
+    from digitpair.core.augment import ELASTIC_ALPHA, elastic_displacement, random_affine_grid, resample
     x = torch.rand(8, 2, 14, 14) * 255
     c = torch.randint(0, 10, (8, 2))
     g = torch.Generator().manual_seed(5)
@@ -185,7 +185,7 @@ def test_random_erase_pastes_one_rectangle_of_paper_as_torchvision_erase():
     torchvision's `erase` does with that box; about half the images are erased, none by more than
     the largest share (+ rounding of the sides)."""
     from torchvision.transforms.v2 import functional as TF
-    from digitpair.augment import ERASE, random_erase
+    from digitpair.core.augment import ERASE, random_erase
     x = torch.full((400, 1, 14, 14), 255.0)
     out = random_erase(x, torch.Generator().manual_seed(0), ERASE)
     erased = 0
@@ -206,7 +206,7 @@ def test_soften_is_a_blend_toward_scipys_gaussian_blur_at_the_same_darkest_ink()
     """Each image blended by its drawn fraction toward scipy's Gaussian blur (std BLUR_SIGMA,
     mirrored edges, radius 4 std: torchvision's kernel), rescaled to the image's own maximum."""
     from scipy import ndimage
-    from digitpair.augment import BLUR_SIGMA, soften
+    from digitpair.core.augment import BLUR_SIGMA, soften
     x = torch.rand(6, 1, 14, 14) * 255
     blurred = torch.stack([torch.from_numpy(ndimage.gaussian_filter(d[0].double().numpy(), BLUR_SIGMA, mode="mirror",
                                                                     truncate=4.0)) for d in x])[:, None].float()
@@ -221,7 +221,7 @@ def test_soften_is_a_blend_toward_scipys_gaussian_blur_at_the_same_darkest_ink()
 def test_proportion_warp_moves_the_middle_and_keeps_the_edges():
     """With the warp alone, a horizontal bar through the middle row moves by b (1 - 0) grid units,
     the same each way at most `amount`; the offsets vanish towards the box's edges."""
-    from digitpair.augment import proportion_warp
+    from digitpair.core.augment import proportion_warp
     off = proportion_warp(200, 14, 14, torch.Generator().manual_seed(0), 0.25)
     assert off.shape == (200, 14, 14, 2)
     assert off.abs().max() <= 0.25 and off.abs().max() > 0.2

@@ -16,10 +16,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from digitpair.cli import app
-from digitpair.models import VARIANTS
-from digitpair.study import Study, grid
-from digitpair.training import Metrics, RunConfig
+from digitpair.lab.cli import app
+from digitpair.core.models import VARIANTS
+from digitpair.lab.study import Study, grid
+from digitpair.core.config import Metrics, RunConfig
 
 from .conftest import write_guard
 
@@ -96,7 +96,7 @@ def test_piped_dry_run_keeps_one_line_per_run_and_says_where_it_wrote():
     """Piped to a file, rich would wrap at 80 columns: each log line must stay one line. A dry run
     without --out writes into a temporary folder and says which."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "40"}
-    out = subprocess.run([sys.executable, "-m", "digitpair.cli", "study", "--preset", "best", "--dry-run",
+    out = subprocess.run([sys.executable, "-m", "digitpair.lab.cli", "study", "--preset", "best", "--dry-run",
                           "--only", "shared_aux", "--rounds", "1"],
                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr
@@ -128,8 +128,8 @@ def trained(monkeypatch):
                           test_pairs=cfg.n_pairs, wall_seconds=0.0)
         return SimpleNamespace(metrics=metrics, model=None)
 
-    monkeypatch.setattr("digitpair.training.train_run", train_run)
-    monkeypatch.setattr("digitpair.data.MNIST", lambda data_dir=None: None)
+    monkeypatch.setattr("digitpair.lab.training.train_run", train_run)
+    monkeypatch.setattr("digitpair.core.data.MNIST", lambda data_dir=None: None)
     return configs
 
 
@@ -227,8 +227,8 @@ def test_a_failed_run_is_one_line_and_nothing_of_it_is_recorded(workers, tmp_pat
 def test_a_dry_runs_records_and_exports_say_synthetic_and_push_refuses_them(tmp_path, monkeypatch):
     from huggingface_hub import HfApi, ModelCard
 
-    from digitpair import records
-    from digitpair.cards import SYNTHETIC_NOTE
+    from digitpair.lab import records
+    from digitpair.lab.cards import SYNTHETIC_NOTE
 
     runs, weights = tmp_path / "runs", tmp_path / "weights"
     result = CliRunner().invoke(app, ["study", "--preset", "best", "--dry-run", "--setting", "recipe",
@@ -276,10 +276,10 @@ def test_a_dry_runs_records_and_exports_say_synthetic_and_push_refuses_them(tmp_
 def test_a_data_dir_that_does_not_exist_is_a_short_error_that_creates_nothing(command, tmp_path, monkeypatch):
     def download(*args):
         raise AssertionError("no download is tried")
-    monkeypatch.setattr("digitpair.data._download", download)
-    monkeypatch.setattr("digitpair.data.DEFAULT_ROOT", tmp_path / "cache")
+    monkeypatch.setattr("digitpair.core.data._download", download)
+    monkeypatch.setattr("digitpair.core.data.DEFAULT_ROOT", tmp_path / "cache")
     # Committed code, whatever this checkout's state: the study's refusal of changes comes first.
-    monkeypatch.setattr("digitpair.provenance.uncommitted", lambda paths: CLEAN)
+    monkeypatch.setattr("digitpair.lab.provenance.uncommitted", lambda paths: CLEAN)
     missing = tmp_path / "mnits"
     result = CliRunner().invoke(app, [*command, "--data-dir", str(missing),
                                       *(["--out", str(tmp_path / "runs")] if command[0] == "study" else [])])
@@ -299,7 +299,7 @@ def test_a_data_dir_that_does_not_exist_is_a_short_error_that_creates_nothing(co
 def test_help_and_argument_errors_import_no_torch(args):
     """What makes `--help` take 2 s is importing torch (and gradio, matplotlib, the Hub client):
     benchmarks/bench_cli.py times it; here, none of them is imported."""
-    code = ("import runpy, sys\nsys.argv[0] = 'digitpair-train'\ntry:\n    runpy.run_module('digitpair.cli', "
+    code = ("import runpy, sys\nsys.argv[0] = 'digitpair-train'\ntry:\n    runpy.run_module('digitpair.lab.cli', "
             "run_name='__main__')\nexcept SystemExit:\n    pass\nprint(sorted(m for m in ('torch', 'gradio', "
             "'matplotlib', 'huggingface_hub', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT,
@@ -310,11 +310,11 @@ def test_help_and_argument_errors_import_no_torch(args):
 # --- a final study trains from committed code -------------------------------------------------
 
 CLEAN = {"files": [], "patch": ""}
-DIRTY = {"files": ["digitpair/study.py", "train/studies/best.toml"],
-         "patch": "diff --git a/digitpair/study.py b/digitpair/study.py ..."}
+DIRTY = {"files": ["digitpair/lab/study.py", "train/studies/best.toml"],
+         "patch": "diff --git a/digitpair/lab/study.py b/digitpair/lab/study.py ..."}
 TINY = ["--only", "simple_cnn", "--rounds", "1", "--set", "epochs=1", "--set", "n_pairs=64",
         "--set", "batch_size=16"]
-CHANGES = "git does not hold the changes to digitpair/study.py, train/studies/best.toml"
+CHANGES = "git does not hold the changes to digitpair/lab/study.py, train/studies/best.toml"
 
 
 def one_line(output: str) -> str:
@@ -325,7 +325,8 @@ def one_line(output: str) -> str:
 def uncommitted(monkeypatch):
     """The code as git holds it, set by the test: the dict `provenance.uncommitted` returns, or the
     UnknownCode it raises. Training, where it happens, is on synthetic digits."""
-    from digitpair import data, executors
+    from digitpair.core import data
+    from digitpair.lab import executors
 
     state = {"code": DIRTY}
 
@@ -334,15 +335,15 @@ def uncommitted(monkeypatch):
         if isinstance(state["code"], Exception):
             raise state["code"]
         return state["code"]
-    monkeypatch.setattr("digitpair.provenance.uncommitted", read)
+    monkeypatch.setattr("digitpair.lab.provenance.uncommitted", read)
     monkeypatch.setattr(executors, "study_data", lambda data_dir, dry_run: data.synthetic_mnist())
-    monkeypatch.setattr("digitpair.cli.load_data", lambda data_dir: None)
+    monkeypatch.setattr("digitpair.lab.cli.load_data", lambda data_dir: None)
     monkeypatch.setenv("DIGITPAIR_COMMIT", "abc1234-dirty")   # what git_commit reads of such code
     return state
 
 
 def test_a_final_study_from_uncommitted_code_is_refused_and_writes_nothing(uncommitted, tmp_path):
-    from digitpair.provenance import UnknownCode
+    from digitpair.lab.provenance import UnknownCode
 
     args = ["study", "--preset", "best", *TINY, "--out", str(tmp_path / "runs"),
             "--results", str(tmp_path / "results")]
@@ -366,7 +367,7 @@ def test_a_final_study_from_uncommitted_code_is_refused_and_writes_nothing(uncom
 
 
 def test_allow_dirty_trains_and_its_start_line_records_the_diff(uncommitted, tmp_path):
-    from digitpair import records
+    from digitpair.lab import records
 
     runs = tmp_path / "runs"
     result = CliRunner().invoke(app, ["study", "--preset", "best", *TINY, "--setting", "recipe",
@@ -385,7 +386,7 @@ def test_allow_dirty_trains_and_its_start_line_records_the_diff(uncommitted, tmp
 
 
 def test_uncommitted_code_trains_a_dry_run_and_a_study_that_is_not_final(uncommitted, tmp_path):
-    from digitpair import records
+    from digitpair.lab import records
 
     dry = CliRunner().invoke(app, ["study", "--preset", "best", "--dry-run", *TINY,
                                    "--setting", "recipe", "--out", str(tmp_path / "dry")])
@@ -418,12 +419,12 @@ def test_a_final_study_in_a_checkout_with_changes_or_in_no_checkout_is_refused(t
     env["PYTHONPATH"] = str(repo)
 
     def study():
-        return subprocess.run([sys.executable, "-m", "digitpair.cli", "study", "best.toml",
+        return subprocess.run([sys.executable, "-m", "digitpair.lab.cli", "study", "best.toml",
                                "--out", str(tmp_path / "out")],
                               capture_output=True, text=True, env=env, cwd=repo, timeout=300)
     changed = study()
     assert changed.returncode == 2, changed.stdout + changed.stderr
-    assert ("git does not hold the changes to digitpair/fmt.py. A final study"
+    assert ("git does not hold the changes to digitpair/core/fmt.py. A final study"
             in one_line(changed.stdout))
     shutil.rmtree(repo / ".git")
     copied = study()

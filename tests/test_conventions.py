@@ -1,12 +1,12 @@
-"""Writing conventions drawn onto training digits (digitpair/conventions.py): label-safe, and
+"""Writing conventions drawn onto training digits (digitpair/core/conventions.py): label-safe, and
 drawn where the convention puts them."""
 
 import numpy as np
 import pytest
 import torch
 
-from digitpair.augment import PER_DIGIT, augment
-from digitpair.conventions import CLASS, Conventions, draw_conventions, ink_of
+from digitpair.core.augment import PER_DIGIT, augment
+from digitpair.core.conventions import CLASS, Conventions, draw_conventions, ink_of
 
 
 def line(image: torch.Tensor, points: list[tuple[int, int]], ink: float = 255.0) -> None:

@@ -7,8 +7,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from digitpair.cli import app
-from digitpair.data import DataError, load_mnist, mnist_to_pairs
+from digitpair.lab.cli import app
+from digitpair.core.data import DataError, load_mnist, mnist_to_pairs
 
 
 def test_real_mnist_shapes(mnist):

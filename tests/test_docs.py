@@ -61,9 +61,9 @@ def commands(markdown: str) -> list[str]:
 def test_commands_name_what_exists(doc):
     import typer.main
 
-    from digitpair.cli import app
-    from digitpair.models import VARIANTS
-    from digitpair.study import Study
+    from digitpair.lab.cli import app
+    from digitpair.core.models import VARIANTS
+    from digitpair.lab.study import Study
 
     cli = typer.main.get_command(app)
     wrong = []

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from digitpair.drawing import MAX_SIDE, DrawingError, preprocess
+from digitpair.core.drawing import MAX_SIDE, DrawingError, preprocess
 
 TWO = [(0.1, 0.25), (0.4, 0.0), (0.8, 0.1), (0.85, 0.4), (0.5, 0.7), (0.1, 1.0), (0.9, 1.0)]   # a "2" in a unit box
 

@@ -6,10 +6,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from digitpair.models import VARIANTS, Ensemble, build_model
-from digitpair.provenance import now, provenance
-from digitpair.training import RunConfig, train_run
-from digitpair.weights import WeightsError, load_variant, save_variant
+from digitpair.core.models import VARIANTS, Ensemble, build_model
+from digitpair.lab.provenance import now, provenance
+from digitpair.core.config import RunConfig
+from digitpair.lab.training import train_run
+from digitpair.core.weights import WeightsError, load_variant, save_variant
 
 
 def pairs(seed: int = 0) -> torch.Tensor:
@@ -111,8 +112,8 @@ def test_members_2_train_run(tiny):
 def test_an_ensembles_record_keeps_its_members_metrics(tiny, tmp_path):
     """What each member selected and scored on validation reaches the run's record; a single run's
     record has no member fields at all (older records keep their bytes)."""
-    from digitpair import records
-    from digitpair.records import RunSpec
+    from digitpair.lab import records
+    from digitpair.lab.records import RunSpec
     cfg = RunConfig(variant="shared_aux", members=2, epochs=2, n_pairs=100, val_pairs=20, batch_size=20,
                     test=False, data_seed=0, init_seed=1)
     result = train_run(cfg, tiny)

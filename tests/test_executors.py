@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from digitpair.executors import Callbacks, Local, ProcessPool
-from digitpair import records
-from digitpair.study import Study, dry_run_study, grid, run_study
+from digitpair.lab.executors import Callbacks, Local, ProcessPool
+from digitpair.lab import records
+from digitpair.lab.study import Study, dry_run_study, grid, run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 linux_only = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
@@ -99,7 +99,7 @@ def _alive(pid: int) -> bool:
 def _slow_study(out: Path, **popen) -> tuple[subprocess.Popen, set[int]]:
     """A 2-worker dry-run study whose runs take minutes; returns once both workers train."""
     driver = subprocess.Popen(
-        [sys.executable, "-m", "digitpair.cli", "study", "--preset", "best", "--dry-run", "--only", "shared",
+        [sys.executable, "-m", "digitpair.lab.cli", "study", "--preset", "best", "--dry-run", "--only", "shared",
          "--workers", "2", "--set", "epochs=100000", "--out", str(out)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, **popen)
@@ -162,12 +162,12 @@ def test_a_study_killed_with_its_process_group_is_on_record_and_the_rerun_accoun
     log holds both invocations, the killed one without an end, and every run names one of them."""
     from typer.testing import CliRunner
 
-    from digitpair.cli import app
+    from digitpair.lab.cli import app
 
     # 6 runs of a second or two each: the kill comes mid-study.
     args = ["study", "--preset", "best", "--dry-run", "--only", "shared_aux", "--set", "epochs=20",
             "--out", str(tmp_path)]
-    driver = subprocess.Popen([sys.executable, "-m", "digitpair.cli", *args, "--workers", "2"], cwd=ROOT,
+    driver = subprocess.Popen([sys.executable, "-m", "digitpair.lab.cli", *args, "--workers", "2"], cwd=ROOT,
                               env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     runs = tmp_path / "runs"

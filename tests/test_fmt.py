@@ -1,4 +1,4 @@
-from digitpair.fmt import as_printed, fmt, md_table, pct, pct_or_none
+from digitpair.core.fmt import as_printed, fmt, md_table, pct, pct_or_none
 
 
 def test_numbers_read_the_same_everywhere():

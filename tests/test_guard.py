@@ -1,4 +1,4 @@
-"""digitpair/guard.py and its fitting (guard_fit.py): the limits land where the data says, the fit
+"""digitpair/guard/__init__.py and its fitting (guard_fit.py): the limits land where the data says, the fit
 is reproducible to the byte, and a guard loads only whole and only for the networks it was fitted
 for."""
 
@@ -10,10 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from digitpair import doodles, guard, guard_data, guard_fit, pen
-from digitpair.drawing import DrawingError, preprocess
+from digitpair import guard
+from digitpair.core import pen
+from digitpair.guard import data as guard_data
+from digitpair.guard import doodles
+from digitpair.guard import fit as guard_fit
+from digitpair.core.drawing import DrawingError, preprocess
 from digitpair.guard import Judgement, Limits
-from digitpair.weights import HUB_FILES, NETWORKS, load_pretrained
+from digitpair.core.weights import HUB_FILES, NETWORKS
+from digitpair.guard.pretrained import load_pretrained
 
 from .conftest import write_guard
 

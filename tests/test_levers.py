@@ -5,7 +5,9 @@ import dataclasses
 import pytest
 import torch
 
-from digitpair.training import RunConfig, evaluate, train_run
+from digitpair.core.config import RunConfig
+
+from digitpair.lab.training import evaluate, train_run
 
 # Small runs on the synthetic fixture; never the test pairs.
 SMALL = dict(epochs=2, n_pairs=100, val_pairs=20, batch_size=20, test=False)

@@ -3,10 +3,12 @@ import json
 import pytest
 import torch
 
-from digitpair.weights import WeightsError, load_pretrained, load_variant, load_weights, save_variant
-from digitpair.models import (ENCODERS, HEADS, VARIANTS, PairOutput, build_model, check_build, count_parameters,
+from digitpair.core.weights import WeightsError, load_variant, load_weights, save_variant
+from digitpair.guard.pretrained import load_pretrained
+from digitpair.core.models import (ENCODERS, HEADS, VARIANTS, PairOutput, build_model, check_build, count_parameters,
                               order_logits)
-from digitpair.training import RunConfig, loss_fn
+from digitpair.core.config import RunConfig
+from digitpair.lab.training import loss_fn
 
 NAMES = list(VARIANTS)
 # Every buildable (variant, encoder, head): simple_cnn compares in code and takes only the order head.

@@ -1,4 +1,4 @@
-"""The pen data's reader and the page's pen that draws it (digitpair/pen.py)."""
+"""The pen data's reader and the page's pen that draws it (digitpair/core/pen.py)."""
 
 import os
 import shutil
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from digitpair import pen, writers
-from digitpair.drawing import preprocess
-from digitpair.models import Prediction
+from digitpair.core import pen, writers
+from digitpair.core.drawing import preprocess
+from digitpair.core.models import Prediction
 
 
 def ink_rows_cols(image: np.ndarray, level: int = 128) -> tuple[np.ndarray, np.ndarray]:

@@ -10,10 +10,10 @@ ray = pytest.importorskip("ray")
 
 from typer.testing import CliRunner  # noqa: E402
 
-from digitpair.cli import app  # noqa: E402
-from digitpair.executors import Callbacks, Local, RayCluster  # noqa: E402
-from digitpair import records  # noqa: E402
-from digitpair.study import Study, dry_run_study, grid, run_study  # noqa: E402
+from digitpair.lab.cli import app  # noqa: E402
+from digitpair.lab.executors import Callbacks, Local, RayCluster  # noqa: E402
+from digitpair.lab import records  # noqa: E402
+from digitpair.lab.study import Study, dry_run_study, grid, run_study  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from digitpair import records
-from digitpair.cli import app
-from digitpair.report import account, aggregate, mean_std, write_report
-from digitpair.executors import Local
-from digitpair.provenance import git_commit
-from digitpair.study import (EVIDENCE, RESULTS, RUNS, Study, dry_run_study, grid, init_seed, output_folders,
+from digitpair.lab import records
+from digitpair.lab.cli import app
+from digitpair.lab.report import account, aggregate, mean_std, write_report
+from digitpair.lab.executors import Local
+from digitpair.lab.provenance import git_commit
+from digitpair.lab.study import (EVIDENCE, RESULTS, RUNS, Study, dry_run_study, grid, init_seed, output_folders,
                              report_folder, run_study, study_folders)
 
 DRY = Local(dry_run=True)   # one run after the other in this process, on synthetic data
@@ -190,7 +190,7 @@ def test_a_study_folder_takes_one_invocation_at_a_time(tiny_study, tmp_path):
             run_study(tiny_study, tmp_path, specs, DRY)
     # A holder killed with SIGKILL leaves no lock behind (flock dies with its process).
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from digitpair import records\nwith records.lock(Path(sys.argv[1])):\n"
+                               "from digitpair.lab import records\nwith records.lock(Path(sys.argv[1])):\n"
                                "    print('held', flush=True); time.sleep(60)", str(tmp_path)],
                               stdout=subprocess.PIPE, text=True)
     try:
@@ -260,7 +260,7 @@ def test_aggregation_known_mean_std():
 def test_lever_table_pairs_rounds_against_the_main_setting():
     """levers.toml: `elastic` against `base`, round by round; the last epoch's validation accuracy
     (history) and the selected one; cost as a ratio of training seconds; unpaired rounds left out."""
-    from digitpair.report import paired_rows, render_levers
+    from digitpair.lab.report import paired_rows, render_levers
     study = Study.load("train/studies/levers.toml")
     prov = records.Provenance(*["unknown"] * 7)
 
@@ -602,7 +602,7 @@ def test_a_full_disk_during_a_run_is_one_line_and_exit_2_and_leaves_no_partial(t
         full = tmp_path / "full"
         from safetensors import SafetensorError
 
-        from digitpair import weights
+        from digitpair.core import weights
         save_file, saved = weights.save_file, []
 
         def disk_fills(*args, **kwargs):
@@ -647,7 +647,7 @@ def checkout(tmp_path):
 
 
 def test_uncommitted_files_and_patch_hold_every_change_git_does_not(checkout, tmp_path):
-    from digitpair.provenance import uncommitted_files, uncommitted_patch
+    from digitpair.lab.provenance import uncommitted_files, uncommitted_patch
 
     paths = [checkout / "pkg", checkout / "study.toml"]
     assert uncommitted_files(checkout, paths) == [] and uncommitted_patch(checkout, paths) == ""
@@ -678,8 +678,8 @@ def test_uncommitted_files_and_patch_hold_every_change_git_does_not(checkout, tm
 
 
 def test_outside_a_git_checkout_the_code_is_unknown(monkeypatch, tmp_path):
-    from digitpair import provenance
-    from digitpair.provenance import UnknownCode, uncommitted
+    from digitpair.lab import provenance
+    from digitpair.lab.provenance import UnknownCode, uncommitted
 
     package = tmp_path / "digitpair"
     monkeypatch.delenv("DIGITPAIR_COMMIT", raising=False)
@@ -698,7 +698,7 @@ def test_outside_a_git_checkout_the_code_is_unknown(monkeypatch, tmp_path):
 def test_a_runs_commit_is_dirty_for_changes_to_the_code_only(checkout, monkeypatch):
     """Reports, weights and docs a study writes are its output: they leave the commit clean; a
     change to the package, or a new file in it, makes it "-dirty"."""
-    from digitpair import provenance
+    from digitpair.lab import provenance
 
     (checkout / "digitpair").mkdir()
     (checkout / "digitpair" / "code.py").write_text("# code\n")
@@ -718,7 +718,7 @@ def test_a_runs_commit_is_dirty_for_changes_to_the_code_only(checkout, monkeypat
 
 
 def test_a_report_says_which_runs_trained_from_uncommitted_code():
-    from digitpair.report import render_uncommitted
+    from digitpair.lab.report import render_uncommitted
     study = Study.load("train/studies/best.toml")
     clean = _fake_records(study, [90.0, 91.0, 92.0])
     provenances = [("abc1234", True, "i1"), ("def5678", True, "i2"), ("def5678", False, "i2")]

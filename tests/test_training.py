@@ -4,9 +4,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from digitpair.cli import app
-from digitpair.weights import load_variant, read_config
-from digitpair.training import FIELD_TYPES, RunConfig, pick_device, train_run
+from digitpair.lab.cli import app
+from digitpair.core.weights import load_variant, read_config
+from digitpair.core.config import FIELD_TYPES, RunConfig
+from digitpair.lab.training import pick_device, train_run
 
 
 def test_config_validation():
@@ -58,7 +59,7 @@ def test_every_numeric_field_has_a_range_checked_in_one_place():
 
 @pytest.mark.parametrize("variant", ["shared", "unshared_aux"])
 def test_fc_head_trains_and_round_trips(tiny, variant, tmp_path):
-    from digitpair.weights import save_variant
+    from digitpair.core.weights import save_variant
     cfg = RunConfig(variant=variant, head="fc", epochs=2, n_pairs=100, val_pairs=20, batch_size=20)
     result = train_run(cfg, tiny)
     assert result.model.head_name == "fc" and result.metrics.parameters % 2 == 0
@@ -130,7 +131,7 @@ def test_cli_train_saves_a_loadable_model(mnist, tmp_path, monkeypatch):
 
 def test_cli_missing_data_is_a_message(tmp_path, monkeypatch):
     monkeypatch.setenv("DIGITPAIR_DATA", str(tmp_path))
-    monkeypatch.setattr("digitpair.data._download", lambda root, train: (_ for _ in ()).throw(
+    monkeypatch.setattr("digitpair.core.data._download", lambda root, train: (_ for _ in ()).throw(
         __import__("digitpair").DataError(f"MNIST not found under {root}")))
     result = CliRunner().invoke(app, ["train", "--set", "epochs=1"])
     assert result.exit_code == 2 and "MNIST not found" in result.output and "Traceback" not in result.output

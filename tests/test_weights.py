@@ -16,15 +16,16 @@ from huggingface_hub.errors import HfHubHTTPError
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from digitpair.cli import app
-from digitpair.weights import (CONFIG_NAME, HUB_FILES, WeightsError, file_sha256, load_pretrained, load_variant,
-                               read_config, save_variant)
-from digitpair.publish import PublishError, commit_message, export_study, push, select_runs, upload_files
-from digitpair.models import VARIANTS, build_model
-from digitpair import cards, records
-from digitpair.provenance import now, provenance
-from digitpair.study import Study, grid
-from digitpair.training import Metrics, RunConfig, RunResult
+from digitpair.lab.cli import app
+from digitpair.core.weights import CONFIG_NAME, HUB_FILES, WeightsError, file_sha256, load_variant, read_config, save_variant
+from digitpair.guard.pretrained import load_pretrained
+from digitpair.lab.publish import PublishError, commit_message, export_study, push, select_runs, upload_files
+from digitpair.core.models import VARIANTS, build_model
+from digitpair.lab import cards, records
+from digitpair.lab.provenance import now, provenance
+from digitpair.lab.study import Study, grid
+from digitpair.core.config import Metrics, RunConfig
+from digitpair.lab.training import RunResult
 
 from .conftest import write_guard
 
@@ -167,7 +168,7 @@ def test_export_writes_configs_and_cards_from_the_records(study_dir, exported):
 
 def test_a_card_names_the_code_its_run_trained_from():
     """A run's commit, as committed or with uncommitted changes git does not hold, or unrecorded."""
-    from digitpair.provenance import UNKNOWN, Provenance
+    from digitpair.core.config import UNKNOWN, Provenance
 
     def said(commit, dirty):
         prov = Provenance(commit=commit, dirty=dirty, machine=UNKNOWN, torch=UNKNOWN, device=UNKNOWN,
@@ -180,11 +181,11 @@ def test_a_card_names_the_code_its_run_trained_from():
 
 
 def test_card_usage_loads_a_real_source_never_a_placeholder(exported, tmp_path, monkeypatch):
-    from digitpair import cards
+    from digitpair.lab import cards
     config = read_config(exported / "shared_aux" / "config.json")
     usage = cards.variant_card(config).text.split("## Usage")[1].split("##")[0]
     assert 'digitpair.load_pretrained("weights")' in usage and "USER/NAME" not in usage   # no repo id: the folder
-    assert "digitpair/models.py" in usage and "](" not in usage   # no known source URL: named, not linked
+    assert "digitpair/core/models.py" in usage and "](" not in usage   # no known source URL: named, not linked
     (tmp_path / "pyproject.toml").write_text('[project.urls]\nSource = "https://example.org/digitpair"\n')
     monkeypatch.setattr(cards, "ROOT", tmp_path)
     assert cards.source_url(tmp_path) == "https://example.org/digitpair"
@@ -220,8 +221,8 @@ def test_runs_on_all_pairs_export_the_first_round_chosen_by_no_data(study_dir):
             for name in NAMES for r, test in ((2, 99.9), (0, 80.0), (1, 90.0))]
     chosen = select_runs(runs, all_pairs)
     assert all(r.round == 0 for r in chosen.values())
-    from digitpair.publish import SELECTION_ALL_PAIRS, export_config
-    from digitpair.report import aggregate
+    from digitpair.lab.publish import SELECTION_ALL_PAIRS, export_config
+    from digitpair.lab.report import aggregate
     (summary,) = aggregate([chosen["shared"]], all_pairs)
     assert export_config(chosen["shared"], summary, "abc")["run_selection"] == SELECTION_ALL_PAIRS
 

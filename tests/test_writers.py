@@ -1,4 +1,4 @@
-"""Other writers' digits (digitpair/writers.py) and the drawing path they share with the app."""
+"""Other writers' digits (digitpair/core/writers.py) and the drawing path they share with the app."""
 
 import gzip
 import os
@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from digitpair import writers
-from digitpair.drawing import PEN_BAND, even_pen, preprocess, stroke_width
-from digitpair.models import Prediction
+from digitpair.core import writers
+from digitpair.core.drawing import PEN_BAND, even_pen, preprocess, stroke_width
+from digitpair.core.models import Prediction
 
 USPS = writers.usps_folder()
 

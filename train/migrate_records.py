@@ -1,4 +1,4 @@
-"""One-off migration of the records written before digitpair/records.py (kept to show what it did).
+"""One-off migration of the records written before digitpair/lab/records.py (kept to show what it did).
 
 For every study folder under train/runs/ and every weights/<variant>/config.json:
 - the RunConfig's variant key `model` becomes `variant`;
@@ -12,7 +12,7 @@ For every study folder under train/runs/ and every weights/<variant>/config.json
   invocations.jsonl and are not copied into runs: which invocation trained which run was not recorded;
 - each folder's study.toml states `final`: true where its runs scored the test pairs;
 - each weights/<variant>/README.md (its card shows the training config) is rendered again;
-- then the study folder is packed into runs.jsonl.gz (digitpair.records.pack); a study already
+- then the study folder is packed into runs.jsonl.gz (digitpair.lab.records.pack); a study already
   packed gets the fields its rows lack in the pack itself.
 
     python train/migrate_records.py            # idempotent: migrated records are left as they are
@@ -26,10 +26,10 @@ import json
 import re
 from pathlib import Path
 
-from digitpair import records
-from digitpair.cards import variant_card
-from digitpair.study import study_folders
-from digitpair.training import RunConfig
+from digitpair.lab import records
+from digitpair.lab.cards import variant_card
+from digitpair.lab.study import study_folders
+from digitpair.core.config import RunConfig
 
 ADDED = {"encoder": "padded", "precision": "fp32", "head": "order",
          "label_smoothing": 0.0, "ema": 0.0, "val_fold": 0, "tta": 0, "members": 1}

@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from digitpair.fmt import as_printed, fmt, md_table
-from digitpair.models import VARIANTS
-from digitpair.records import SUMMARY, Summary, read_summary
-from digitpair.report import replace_block
-from digitpair.study import RESULTS, RUNS, Study
+from digitpair.core.fmt import as_printed, fmt, md_table
+from digitpair.core.models import VARIANTS
+from digitpair.lab.records import SUMMARY, Summary, read_summary
+from digitpair.lab.report import replace_block
+from digitpair.lab.study import RESULTS, RUNS, Study
 
 README, STUDY_INDEX, OTHER_WRITERS_DOC = Path("README.md"), RESULTS / "README.md", Path("docs/other-writers.md")
 # (column, study folder, setting): each a cell of test pair accuracy, mean ± std over the setting's

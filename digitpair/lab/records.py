@@ -1,6 +1,6 @@
 """Run records: one typed record per run, and the one place that knows how records are stored.
 
-A study folder (default `train/runs/<study>/`, digitpair/study.py's `output_folders`):
+A study folder (default `train/runs/<study>/`, digitpair/lab/study.py's `output_folders`):
 
     study.toml                      the study definition this folder belongs to (one per folder)
     invocations.jsonl               two lines per study command, joined by its id: one as it starts
@@ -26,8 +26,8 @@ next invocation deletes and redoes. A write that fails (a read-only folder, a fu
 `pack` folds the finished runs into `runs.jsonl.gz`; a packed run counts as finished, so a packed
 study resumes and extends like an unpacked one.
 
-A study's report folder (default `train/results/<study>/`, digitpair/study.py's `report_folder`;
-written by digitpair/report.py) holds `summary.csv`, one `Summary` row per setting and variant:
+A study's report folder (default `train/results/<study>/`, digitpair/lab/study.py's `report_folder`;
+written by digitpair/lab/report.py) holds `summary.csv`, one `Summary` row per setting and variant:
 written by `write_summary`, read back, typed, by `read_summary` wherever it is read (the README's
 tables, the app's About panel).
 """
@@ -53,9 +53,12 @@ from typing import Literal
 
 from safetensors import SafetensorError
 
-from .provenance import UNKNOWN, Provenance, now
-from .training import Metrics, RunConfig, RunResult
-from .weights import CONFIG_NAME, WEIGHTS_NAME, WeightsError, read_config, save_variant
+from ..core.config import UNKNOWN, Provenance
+
+from .provenance import now
+from ..core.config import Metrics, RunConfig
+from .training import RunResult
+from ..core.weights import CONFIG_NAME, WEIGHTS_NAME, WeightsError, read_config, save_variant
 
 DONE = "done"
 PACK = "runs.jsonl.gz"

@@ -33,10 +33,12 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from .data import MNIST, SYNTHETIC, synthetic_mnist
-from .provenance import Provenance, now, provenance
-from .training import Metrics, RunResult, train_run
-from .writers import read_other_writers
+from ..core.data import MNIST, SYNTHETIC, synthetic_mnist
+from ..core.config import Provenance
+from .provenance import now, provenance
+from ..core.config import Metrics
+from .training import RunResult, train_run
+from ..core.writers import read_other_writers
 
 if TYPE_CHECKING:
     from .records import RunSpec

@@ -5,7 +5,7 @@ names), the SHA-256 of `model.safetensors` (checked on load), the training confi
 `read_config` is where it is read and checked. Weights are read with safetensors only: no pickle
 is ever unpickled, so a weights file cannot run code. `load_pretrained`
 reads the same layout from a local folder (`weights/`) or from a Hugging Face Hub repo, which is
-that folder uploaded (see digitpair/publish.py).
+that folder uploaded (see digitpair/lab/publish.py).
 
 Why not huggingface_hub's `PyTorchModelHubMixin`: its `from_pretrained` reads one model from the
 repo root (we keep five variants, one per subfolder, in one repo), falls back to a pickled
@@ -31,11 +31,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from . import guard
 from .models import (DEFAULT_HEAD, ENCODERS, HEADS, VARIANTS, Ensemble, PairNet, build_model, check_build, count_members,
                      count_parameters)
-from .provenance import UNKNOWN, Provenance
-from .training import Metrics, RunConfig
+from .config import UNKNOWN, Provenance
+from .config import Metrics, RunConfig
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -44,10 +43,12 @@ CONFIG_NAME = "config.json"
 # Two sets of the five variants share the layout: ours (order head) at the root, the 2020 report's
 # networks (its fully connected comparison head) in `fc/`. simple_cnn compares its digits in code in
 # both; the `fc/` one is the run of the report-head setting (best.toml's recipe_fc).
-# Beside them, `guard/`: the "not a digit" guard fitted for these networks (digitpair/guard.py).
+# Beside them, `guard/`: the "not a digit" guard fitted for these networks (digitpair/guard/).
 NETWORKS = {"ours": "", "report": "fc"}   # set name -> subfolder
+GUARD_FOLDER = "guard"
+GUARD_FILES = (f"{GUARD_FOLDER}/{WEIGHTS_NAME}", f"{GUARD_FOLDER}/guard.json")
 HUB_FILES = [f"{sub}/{name}/{file}".lstrip("/") for sub in NETWORKS.values() for name in VARIANTS
-             for file in (WEIGHTS_NAME, CONFIG_NAME)] + list(guard.FILES)
+             for file in (WEIGHTS_NAME, CONFIG_NAME)] + list(GUARD_FILES)
 
 
 @dataclass(frozen=True)
@@ -337,35 +338,26 @@ def is_repo_id(source: str) -> bool:
     return source.count("/") == 1   # ORG/NAME: a bare name is more likely a mistyped folder
 
 
-class Pretrained(dict):
-    """{variant name: model}, as `load_pretrained` returns them, and the guard fitted for them:
-    `judge` (a guard.Judge: the guard with this set's limits) or None, `unjudged` saying why not."""
-
-    def __init__(self, models: dict[str, PairNet], judge: guard.Judge | None, unjudged: str):
-        super().__init__(models)
-        self.judge, self.unjudged = judge, unjudged
-
-
-def load_pretrained(source: str | os.PathLike, revision: str | None = None,
-                    errors: dict | None = None, networks: str = "ours") -> Pretrained:
-    """{variant name: model} in registry order, from a folder holding one subfolder per variant,
-    or from a Hub repo id ("ORG/NAME", at `revision`) whose files have that layout. `networks`:
-    "ours" (the order head) or "report" (the 2020 report's FC head, the `fc/` subfolder). The
-    guard beside them (`guard/`) comes with them (`Pretrained.judge`) when it is whole and was
-    fitted for these very networks; else `Pretrained.unjudged` says why, and nothing raises.
-
-    With `errors` (a dict), a variant that fails to load is recorded there as {name: message}
-    and the others are still returned; without it the first failure raises `WeightsError`.
-    A source that can't be found at all always raises `WeightsError`.
-    """
+def weights_folder(source: str | os.PathLike, revision: str | None = None) -> Path:
+    """The local folder of `source`: a folder of pretrained variants as it is, or a Hub repo id
+    ("ORG/NAME", at `revision`) downloaded or read from the HF cache; `WeightsError` where neither."""
     root = Path(source)
     if root.is_dir():
         if revision is not None:
             raise WeightsError(f"{root} is a local folder: a revision ({revision!r}) applies to Hub repos only")
-    elif is_repo_id(str(source)):
-        root = _hub_snapshot(str(source), revision)
-    else:
-        raise WeightsError(f"{source} is neither a folder of pretrained variants nor a Hub repo id (ORG/NAME)")
+        return root
+    if is_repo_id(str(source)):
+        return _hub_snapshot(str(source), revision)
+    raise WeightsError(f"{source} is neither a folder of pretrained variants nor a Hub repo id (ORG/NAME)")
+
+
+def load_networks(root: Path, networks: str = "ours", errors: dict | None = None) -> dict[str, PairNet]:
+    """{variant name: model} in registry order, from the `networks` set of the weights folder `root`:
+    "ours" (the order head) or "report" (the 2020 report's FC head, the `fc/` subfolder).
+
+    With `errors` (a dict), a variant that fails to load is recorded there as {name: message}
+    and the others are still returned; without it the first failure raises `WeightsError`.
+    """
     if networks not in NETWORKS:
         raise WeightsError(f"networks={networks!r}; choose one of {', '.join(NETWORKS)}")
     models = {}
@@ -376,8 +368,4 @@ def load_pretrained(source: str | os.PathLike, revision: str | None = None,
             if errors is None:
                 raise
             errors[name] = str(e)
-    try:
-        judge = guard.Judge.of(guard.load(root / guard.FOLDER), networks, models)
-    except guard.GuardError as e:
-        return Pretrained(models, None, str(e))
-    return Pretrained(models, judge, "")
+    return models

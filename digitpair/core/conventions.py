@@ -1,7 +1,7 @@
 """Writing conventions drawn onto training digits: label-safe variants MNIST's writers rarely wrote.
 
 MNIST's writers were American Census employees and students (LeCun et al., 1998). Elsewhere
-people learn other conventions, and the pen digits (`digitpair/pen.py`, validation) show them: a
+people learn other conventions, and the pen digits (`digitpair/core/pen.py`, validation) show them: a
 1 with a long flag (and sometimes a foot), a 7 with a bar across its stem, a slashed 0, a 9 whose
 stem hooks left at the bottom. A network that saw none of them reads a flagged 1 as a 7, a
 slashed 0 as an 8, a hooked 9 as a 3. Each convention is drawn onto a digit of its class, so the

@@ -15,11 +15,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from . import records as rec
-from .augment import PER_DIGIT
-from .conventions import CLASS
-from .data import SYNTHETIC
-from .fmt import as_printed, fmt, md_table
-from .models import VARIANTS
+from ..core.augment import PER_DIGIT
+from ..core.conventions import CLASS
+from ..core.data import SYNTHETIC
+from ..core.fmt import as_printed, fmt, md_table
+from ..core.models import VARIANTS
 from .records import UNKNOWN, RunRecord, Summary
 from .study import Study
 
@@ -292,7 +292,7 @@ def _signed(cell: dict, key: str) -> str:
     return fmt(cell[f"d_{key}_mean"], cell[f"d_{key}_std"], signed=True)
 
 
-# Other writers' digits (digitpair/writers.py) as training.Metrics holds them.
+# Other writers' digits (digitpair/core/writers.py) as training.Metrics holds them.
 WRITERS = ("usps_digit_acc", "uci_digit_acc", "usps_pair_acc", "uci_pair_acc")
 PEN = ("pen_digit_acc", "pen_pair_acc")
 
@@ -304,7 +304,7 @@ def render_writer_levers(study: Study, variants: list[str], by: dict) -> list[st
         return []
     lines = [f"### Other writers' digits: each setting against `{study.main}` (validation, used for choices)", "",
              "Difference in points, mean ± sample std over the paired rounds, of the USPS train split / the UCI "
-             "digits (digitpair/writers.py: drawn as on the page, read through `drawing.preprocess`): digit "
+             "digits (digitpair/core/writers.py: drawn as on the page, read through `drawing.preprocess`): digit "
              "accuracy, or pair accuracy (marked *pairs*) for variants without digit outputs.", ""]
     table = []
     for setting, cells in lever_cells(study, variants, by):
@@ -335,7 +335,7 @@ def render_pen_levers(study: Study, variants: list[str], by: dict) -> list[str]:
     readers = [m for m in variants if VARIANTS[m].digit_loss]
     lines = [f"### Pen-drawn digits: each setting against `{study.main}` (validation, used for choices)", "",
              "Difference in points, mean ± sample std over the paired rounds, on the pen digits "
-             "(digitpair/writers.py: 8,685 digits by the writers of 12 labs, drawn with the page's pen and "
+             "(digitpair/core/writers.py: 8,685 digits by the writers of 12 labs, drawn with the page's pen and "
              "read through `drawing.preprocess`): each variant's digit accuracy (pair accuracy, marked *pairs*, "
              "for variants without digit outputs); then each digit's accuracy, mean over "
              f"{', '.join(f'`{m}`' for m in readers)}, the digits the setting draws conventions on in **bold**; "

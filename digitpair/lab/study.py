@@ -1,6 +1,6 @@
 """A study: a TOML file naming settings x variants x rounds, run into one record folder per run.
 
-The study folder's layout and the run records are digitpair/records.py's. One folder holds one
+The study folder's layout and the run records are digitpair/lab/records.py's. One folder holds one
 study definition: a second invocation may extend it (more rounds, variants or settings), never
 change it, and only one invocation trains into a folder at a time (`records.lock`).
 
@@ -30,11 +30,11 @@ from pathlib import Path
 
 from . import records
 from .executors import Callbacks, Local, Trained
-from .models import DEFAULT_HEAD, VARIANTS
+from ..core.models import DEFAULT_HEAD, VARIANTS
 from .provenance import git_commit, machine, now
 from .records import RunSpec
-from .training import RunConfig
-from .weights import atomic_write_text
+from ..core.config import RunConfig
+from ..core.weights import atomic_write_text
 
 
 MAX_BYTES = 1 << 20     # the study files are a few kB; a bigger one is refused before it is parsed or copied
@@ -98,7 +98,7 @@ def _config_fields(where: str, table: dict, problems: list[str]) -> dict:
         if key in GRID_FIELDS:
             problems.append(f"{where} {key}: not set in a study file; {GRID_FIELDS[key]}")
         elif key not in FIELD_TYPES:
-            problems.append(f"{where} {key}: unknown key; the RunConfig fields (digitpair/training.py) are "
+            problems.append(f"{where} {key}: unknown key; the RunConfig fields (digitpair/lab/training.py) are "
                             f"{', '.join(k for k in FIELD_TYPES if k not in GRID_FIELDS)}")
         elif (typed := _typed(where, key, value, FIELD_TYPES[key], problems)) is not None:
             fields[key] = typed
@@ -358,7 +358,7 @@ def dry_run_study(study: Study) -> Study:
 
 def run_study(study: Study, out: Path, specs: list[RunSpec], executor=None, callbacks=None,
               uncommitted: dict | None = None) -> dict:
-    """Train every unfinished run of `specs` with `executor` (see digitpair/executors.py; default:
+    """Train every unfinished run of `specs` with `executor` (see digitpair/lab/executors.py; default:
     one after the other in this process, on real MNIST) and write each run's record here, in the
     driver, as its result comes back, naming this invocation, which is on record (invocations.jsonl)
     before anything trains and again when it ends. Returns {"completed", "failed" (names),

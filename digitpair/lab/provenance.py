@@ -6,38 +6,15 @@ was read keep saying so, and nothing fills it in later.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import platform
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-UNKNOWN = "unknown"        # what was never recorded: never inferred, never filled in later
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Where and with what the run trained, recorded by the process that trained it."""
-    commit: str               # short git sha of the code, or "unknown"
-    dirty: bool | str         # the package's code differed from the commit; "unknown" where not recorded
-    machine: dict | str       # cpu, cpu_count, gpu, python, platform, torch_threads; or "unknown"
-    torch: str
-    device: str               # "cpu", "cuda", ...
-    started_at: str           # UTC, ISO 8601
-    finished_at: str
-    # The study command that trained it: its id in invocations.jsonl, set by the driver as it writes
-    # the record; "unknown" for runs recorded before runs named their invocation.
-    invocation: str = UNKNOWN
-    data: str = UNKNOWN       # "mnist", or "synthetic": a dry run's random digits (data.synthetic_mnist)
-
-    def to_dict(self) -> dict:
-        # A field never recorded stays unwritten: the rows of older runs pack to the bytes they were written as.
-        return {k: v for k, v in dataclasses.asdict(self).items() if not (k in ("invocation", "data") and v == UNKNOWN)}
-
+from ..core.config import UNKNOWN, Provenance
 
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -72,7 +49,7 @@ def checkout() -> Path:
     """The git checkout digitpair is imported from, wherever the command runs. UnknownCode where
     there is none: an installed copy (in site-packages, perhaps inside some other repository), an
     unpacked tarball."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     try:
         top = _git(root, "rev-parse", "--show-toplevel").stdout.strip()
     except (OSError, subprocess.CalledProcessError):

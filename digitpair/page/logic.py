@@ -9,7 +9,7 @@ drawings in, one JSON-ready dict out, {"networks": set, "models": {name: {"p_leq
 to load. `page_view` is the same computation shaped for the page: a headline, one card per network
 (verdict, P(first <= second), its comparison head, its digit reading and, with digit outputs, the
 picture of the two readings) and the two 14x14 images the networks see. Both judge the drawings
-by one path, `judged_drawings` (the guard beside the weights, digitpair/guard.py): the API returns
+by one path, `judged_drawings` (the guard beside the weights, digitpair/guard/__init__.py): the API returns
 what the page words.
 `about_markdown` is the About panel.
 """
@@ -27,15 +27,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import guard
-from .cards import ROOT, source_url
-from .drawing import DrawingError, mnist_field, pool, preprocess
-from .fmt import fmt, md_table
-from .guard import Drawing, Judgement
-from .models import DEFAULT_HEAD, VARIANTS, PairNet, Prediction, count_members
-from .records import SUMMARY, UNKNOWN, Summary, read_summary
-from .study import Study
-from .weights import NETWORKS, WeightsError, load_pretrained
+from .. import guard
+from ..lab.cards import ROOT, source_url
+from ..core.drawing import DrawingError, mnist_field, pool, preprocess
+from ..core.fmt import fmt, md_table
+from ..guard import Drawing, Judgement
+from ..core.models import DEFAULT_HEAD, VARIANTS, PairNet, Prediction, count_members
+from ..lab.records import SUMMARY, UNKNOWN, Summary, read_summary
+from ..lab.study import Study
+from ..core.weights import NETWORKS, WeightsError
+from ..guard.pretrained import load_pretrained
 
 WEIGHTS_DIR = ROOT / "weights"
 MODEL_REPO_ENV, MODEL_REVISION_ENV = "DIGITPAIR_MODEL_REPO", "DIGITPAIR_MODEL_REVISION"
@@ -113,7 +114,7 @@ def choose(sets: dict[str, LoadedModels], networks) -> LoadedModels:
 
 def readers(models: dict[str, PairNet]) -> dict[str, PairNet]:
     """The variants among `models` that read digits (have digit outputs): whose readings the page
-    shows and the guard weighs (digitpair/guard.py)."""
+    shows and the guard weighs (digitpair/guard/__init__.py)."""
     return {name: model for name, model in models.items() if VARIANTS[name].digit_loss}
 
 
@@ -541,7 +542,7 @@ def guard_note(record: dict | None) -> list[str]:
             f"read (or reads another), 'unsure', naming both. The limits are chosen so that at most "
             f"{target} % of the real digits the networks read right are flagged (a margin under "
             "the goal's 1 %), on writers and kinds of drawing the guard did not learn from "
-            "(`digitpair-train fit-guard`, `digitpair/guard.py`); measured on others still:",
+            "(`digitpair-train fit-guard`, `digitpair/guard/__init__.py`); measured on others still:",
             "", rates]
 
 

@@ -7,7 +7,7 @@
         model.safetensors      the selected run's weights
         config.json            variant, training config, the run's metrics, the study's summary
         README.md              the variant's card
-    guard/                     the "not a digit" guard fitted for them (digitpair/guard.py)
+    guard/                     the "not a digit" guard fitted for them (digitpair/guard/__init__.py)
         model.safetensors      its network
         guard.json             its limits, the networks' fingerprints, its held-out rates
 
@@ -23,17 +23,17 @@ import json
 import os
 from pathlib import Path
 
-from . import guard
+from .. import guard
 from . import records as rec
 from .cards import repo_card, synthetic, variant_card
-from .fmt import pct_or_none
-from .models import VARIANTS
+from ..core.fmt import pct_or_none
+from ..core.models import VARIANTS
 from .provenance import git_commit
 from .records import RunRecord, Summary
 from .report import aggregate
 from .study import Study
-from .weights import (CONFIG_NAME, NETWORKS, WEIGHTS_NAME, StudySummary, is_repo_id, load_pretrained, load_weights,
-                      read_config, save_variant)
+from ..core.weights import CONFIG_NAME, NETWORKS, WEIGHTS_NAME, StudySummary, is_repo_id, load_weights, read_config, save_variant
+from ..guard.pretrained import load_pretrained
 
 CARD_NAME = "README.md"
 SELECTION = ("the run with the best validation accuracy (ties: the lowest round); "

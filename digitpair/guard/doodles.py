@@ -1,6 +1,6 @@
 """Drawings that are not digits, made as a visitor makes them: strokes of the page's pen.
 
-The guard (digitpair/guard.py) learns "not a digit" from pen-drawn letters and symbols and from
+The guard (digitpair/guard/__init__.py) learns "not a digit" from pen-drawn letters and symbols and from
 these: each kind a seeded generator of strokes in paper pixels (280x280, y down), drawn with the
 pad's round brush by `pen.draw`, so they reach `drawing.preprocess` as a person's drawing does.
 Shapes are written in the unit square and drawn at a random size, place, turn, slant and aspect,
@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import pen
+from ..core import pen
 
 Strokes = list[np.ndarray]
 PAPER = pen.PAPER

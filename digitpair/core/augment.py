@@ -36,7 +36,7 @@ parameters in one go; `tests/test_augment.py` checks them against `torchvision.t
   ever see the 1000 pairs of their round, so the variety has to come from distortions.
 - `style_flag`, `style_flag_foot`, `style_flag_bar`, `style_bar`, `style_slash`, `style_hook`,
   `style_conventions`: `style` with writing conventions drawn onto digits of their class first
-  (`digitpair/conventions.py`: a flag and a foot on 1s, a bar across 7s, a slash through 0s, a
+  (`digitpair/core/conventions.py`: a flag and a foot on 1s, a bar across 7s, a slash through 0s, a
   hooked tail on 9s), each with its probability. The class decides what is drawn, so only
   networks trained with digit labels get them (as only they swap digits); the others train as
   with `style`.
@@ -92,7 +92,7 @@ PER_DIGIT = {
     "style_blur": DigitStyle(**WIDER, thickness=PEN, blur=1.0),
     "style_warp": DigitStyle(**WIDER, thickness=PEN, warp=0.2),   # the middle up to 1.4 px
 }
-# Writing conventions (digitpair/conventions.py) on top of `style`, each alone and together.
+# Writing conventions (digitpair/core/conventions.py) on top of `style`, each alone and together.
 CONVENTIONS = {
     "flag": Conventions(flag=0.5),
     "flag_foot": Conventions(flag=0.5, foot=0.25),

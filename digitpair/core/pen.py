@@ -27,7 +27,7 @@ import PIL.Image
 import PIL.ImageDraw
 
 PEN_ENV = "DIGITPAIR_PEN"
-SHARED_PEN = Path(__file__).resolve().parents[2] / "shared" / "data" / "pen"   # beside the repository
+SHARED_PEN = Path(__file__).resolve().parents[3] / "shared" / "data" / "pen"   # beside the repository
 SETS = ("digits", "characters")
 PAPER, BRUSH = 280, 24           # app.py: a 280x280 canvas, brush radius 12
 HEIGHTS = (110, 230)             # px: the trajectory's height, from a small digit to one filling the box

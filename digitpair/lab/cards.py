@@ -14,14 +14,14 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .data import SYNTHETIC
-from .fmt import as_printed, fmt, md_table, pct
-from .models import VARIANTS
-from .provenance import UNKNOWN
+from ..core.data import SYNTHETIC
+from ..core.fmt import as_printed, fmt, md_table, pct
+from ..core.models import VARIANTS
+from ..core.config import UNKNOWN
 from .study import Study
-from .weights import StudySummary, VariantConfig
+from ..core.weights import StudySummary, VariantConfig
 
-ROOT = Path(__file__).resolve().parents[1]   # the checkout digitpair runs from: an export's source, the app's files
+ROOT = Path(__file__).resolve().parents[2]   # the checkout digitpair runs from: an export's source, the app's files
 TAGS = ["pytorch", "safetensors", "mnist", "siamese-network", "auxiliary-loss", "digit-comparison"]
 # Atop every card of networks trained on synthetic_mnist's random digits (a dry run's), which
 # also claim no dataset and no results in the card's metadata.
@@ -99,7 +99,7 @@ def _usage(repo_id: str | None, name: str, source: str | None, head: str) -> lis
     code = f"[the digitpair project]({source})" if source else "the digitpair project"
     return ["## Usage", "",
             f"Needs the `digitpair` package: {code}, installed with `pip install -e .` in a checkout. "
-            "The networks are defined in its `digitpair/models.py`.", "",
+            "The networks are defined in its `digitpair/core/models.py`.", "",
             "```python",
             "import torch, digitpair",
             f"models = digitpair.load_pretrained({where}",
@@ -114,7 +114,7 @@ def _limitations(config: VariantConfig) -> list[str]:
     return ["## Limitations", "",
             "- Input is pairs of 14x14 MNIST-style digits: white strokes on black, raw 0-255, centred like MNIST's "
             "28x28 digits, 2x2 average-pooled. Drawings, photos and dark-on-light images need the app's "
-            "preprocessing first (`digitpair.drawing.preprocess`), or the predictions mean nothing.",
+            "preprocessing first (`digitpair.core.drawing.preprocess`), or the predictions mean nothing.",
             f"- Each model is trained on {m.train_pairs} pairs from {train} ("
             + (f"{c.n_pairs} drawn, {c.val_pairs} held out to choose the epoch" if c.val_pairs else
                "all that were drawn; the recipe and its epoch count were chosen beforehand on validation pairs")

@@ -12,8 +12,8 @@ the same bytes rebuilt or read back, since every drawing comes from its own seed
 - `mnist_train`, `mnist_test`: MNIST's scans enlarged onto the 280x280 paper, black on white, as
   a drawing reaches the page; `mnist_train_pen`, `mnist_test_pen`: the same redrawn as the pad's
   brush paints (crisp ink, strokes 0-12 px wider: `pen_drawn`);
-- `usps`, `uci`: digitpair/writers.py's, as the app sees them;
-- `doodles_<kind>`: the generated non-digits of digitpair/doodles.py.
+- `usps`, `uci`: digitpair/core/writers.py's, as the app sees them;
+- `doodles_<kind>`: the generated non-digits of digitpair/guard/doodles.py.
 
 Writers are split by their `source` file (one writer or session), by a hash of its name
 (`writer_role`): fit (60 %), choose (20 %), report (20 %); the non-digit-like characters by a hash
@@ -32,11 +32,15 @@ import numpy as np
 import PIL.Image
 import torch
 
-from . import doodles, pen, writers
-from .drawing import FIELD, DrawingError, mnist_field
+from . import doodles
+
+from ..core import pen
+
+from ..core import writers
+from ..core.drawing import FIELD, DrawingError, mnist_field
 
 CACHE_ENV = "DIGITPAIR_GUARD_CACHE"
-CACHE = Path(__file__).resolve().parents[1] / ".cache" / "guard"
+CACHE = Path(__file__).resolve().parents[2] / ".cache" / "guard"
 # Characters a person reads as a digit when drawn alone (0: O o D Q; 1: I l | i j ! / \ ( ) [ ] { }
 # and the strokes ' ` , that preprocess enlarges into a bar; 2: Z z; 5: S s $; 6: b G; 8: B &;
 # 9: g q): neither taught to the guard as "not a digit" nor counted in its rates.
@@ -45,9 +49,9 @@ ROLES = ("fit", "choose", "report")
 MNIST_CHOOSE = 5000   # MNIST training digits kept out of fitting, to choose the limits on
 # The code that draws each part (by its name's start): a change to it changes the part's cache key.
 # LAYOUT is what this module makes of it, raised when it changes what a part holds.
-DRAWING_CODE = {"pen_": ("pen.py", "drawing.py"), "mnist_": ("drawing.py",),
-                "doodles_": ("doodles.py", "pen.py", "drawing.py"),
-                "": ("writers.py", "pen.py", "drawing.py")}
+DRAWING_CODE = {"pen_": ("core/pen.py", "core/drawing.py"), "mnist_": ("core/drawing.py",),
+                "doodles_": ("guard/doodles.py", "core/pen.py", "core/drawing.py"),
+                "": ("core/writers.py", "core/pen.py", "core/drawing.py")}
 LAYOUT = 2
 BRUSHES = (16, 32)   # px: the brush widths drawings are made with (the pad's is pen.BRUSH, 24)
 
@@ -185,7 +189,7 @@ def cache_folder() -> Path:
 
 def code_version(name: str) -> str:
     """The cache key of part `name`: the code that draws it, and LAYOUT."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]   # digitpair/
     files = next(files for start, files in DRAWING_CODE.items() if name.startswith(start))
     code = b"".join((here / file).read_bytes() for file in files)
     return hashlib.sha256(code + f"layout {LAYOUT}".encode()).hexdigest()[:12]
@@ -228,7 +232,7 @@ def load(name: str, mnist=None) -> Part:
         with np.load(path) as f:
             return Part(f["x"], f["accepted"], f["label"], f["source"])
     if mnist is None and name.startswith("mnist_"):
-        from .data import MNIST
+        from ..core.data import MNIST
         mnist = MNIST()
     part = build(name, mnist)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ that reads "0" at 99 %. The guard is a small network of its own beside them (`Gu
 outlier exposure, Hendrycks et al., 2019, "Deep Anomaly Detection with Outlier Exposure"; their
 probabilities averaged, as an ensemble's, whose members part ways off the data they learned from,
 Lakshminarayanan et al., 2017). It is fitted on digits and non-digits drawn as the page draws them
-(digitpair/guard_fit.py, `digitpair-train fit-guard`). Open-set recognition tracks closed-set
+(digitpair/guard/fit.py, `digitpair-train fit-guard`). Open-set recognition tracks closed-set
 accuracy (Vaze et al., 2022, "Open-Set Recognition: a Good Closed-Set Classifier is All You
 Need?"): a guard that reads pen digits well is also a better judge, so it learns every digit it
 may learn from, not the networks' 1000 pairs; and it reads the 28x28 field the networks' 14x14
@@ -49,8 +49,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from torch import nn
 
-FOLDER, WEIGHTS_NAME, RECORD_NAME = "guard", "model.safetensors", "guard.json"
-FILES = (f"{FOLDER}/{WEIGHTS_NAME}", f"{FOLDER}/{RECORD_NAME}")
+from ..core.weights import GUARD_FILES, GUARD_FOLDER
+
+# The guard's files beside the networks, in the weights folder's (and Hub repo's) layout.
+FOLDER, FILES = GUARD_FOLDER, GUARD_FILES
+WEIGHTS_NAME, RECORD_NAME = (file.removeprefix(f"{FOLDER}/") for file in FILES)
 FORMAT = 1   # guard.json's layout
 OTHER = 10   # the background class's output: "not a digit"
 # %: real digits flagged at most, non-digits called "not a digit" at least (the issue's goals);

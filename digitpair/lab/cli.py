@@ -33,13 +33,13 @@ def fail(message: str) -> typer.Exit:
 DataDirOption = typer.Option(None, "--data-dir", envvar="DIGITPAIR_DATA", show_default="~/.cache/digitpair",
                              help="MNIST folder (IDX files, or torchvision's MNIST/raw layout).")
 SetOption = typer.Option([], "--set", metavar="KEY=VALUE", show_default="none",
-                         help="Set a RunConfig field (digitpair/training.py), e.g. --set epochs=5 --set lr=0.01; "
+                         help="Set a RunConfig field (digitpair/lab/training.py), e.g. --set epochs=5 --set lr=0.01; "
                               "repeat for several.")
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 # The study files shipped with this project, in the checkout digitpair is installed from (pip
 # install -e .): --preset finds them from any folder; --studies names another folder of them.
-STUDIES = Path(__file__).resolve().parents[1] / "train" / "studies"
-PACKAGE = Path(__file__).resolve().parent   # the code a study's runs train with
+STUDIES = Path(__file__).resolve().parents[2] / "train" / "studies"
+PACKAGE = Path(__file__).resolve().parents[1]   # the code a study's runs train with
 StudiesOption = typer.Option(None, "--studies", show_default="train/studies of digitpair's checkout",
                              help="The folder of the preset study files.")
 
@@ -48,7 +48,7 @@ def parse_overrides(pairs: list[str], refused: dict[str, str]) -> dict:
     """`--set KEY=VALUE` pairs -> {field: value}, each value parsed by the RunConfig field's type.
     `refused`: fields this command sets otherwise -> what to use instead. RunConfig itself
     validates the values (types, ranges, choices, combinations) when the config is built."""
-    from .training import FIELD_TYPES
+    from ..core.config import FIELD_TYPES
 
     overrides = {}
     for pair in pairs:
@@ -69,7 +69,7 @@ def parse_overrides(pairs: list[str], refused: dict[str, str]) -> dict:
 
 
 def load_data(data_dir: Optional[Path]):
-    from .data import MNIST, DataError
+    from ..core.data import MNIST, DataError
 
     try:
         return MNIST(data_dir)
@@ -129,7 +129,7 @@ def print_scores(variant: str, study_name: str, cfg, m) -> None:
 
 @app.command()
 def train(
-    variant: str = typer.Option("shared_aux", help="The variant to train: a name in VARIANTS, digitpair/models.py "
+    variant: str = typer.Option("shared_aux", help="The variant to train: a name in VARIANTS, digitpair/core/models.py "
                                                    "(a wrong name lists them)."),
     preset: str = typer.Option("best", help="The study whose setting is trained (best: the recipe of the "
                                             "README's results), from --studies."),
@@ -156,7 +156,7 @@ def train(
     from .provenance import git_commit, now, provenance
     from .records import WriteError, writing
     from .study import grid
-    from .weights import save_variant
+    from ..core.weights import save_variant
 
     overrides = parse_overrides(set_, {"variant": "use --variant"})
     path = preset_file(preset, studies)
@@ -260,7 +260,8 @@ def uncommitted_code(study, path: Path, allow_dirty: bool, dry_run: bool) -> dic
     cannot be known, is refused unless --allow-dirty, and then this is what its invocation records
     of the code (provenance.uncommitted). A dry run trains nothing worth tracing, so it only says
     that a real run would be refused; a study that is not final decides nothing: not checked."""
-    from .provenance import UNKNOWN, UnknownCode, uncommitted
+    from ..core.config import UNKNOWN
+    from .provenance import UnknownCode, uncommitted
 
     if not study.final:
         return None
@@ -412,10 +413,10 @@ def export_command(
 ):
     """Export per variant the best-validation run of a study's setting, with config.json and model cards."""
     from .cards import synthetic
-    from .fmt import pct_or_none
+    from ..core.fmt import pct_or_none
     from .publish import PublishError, export_study
     from .records import WriteError
-    from .weights import CONFIG_NAME, NETWORKS, WeightsError, read_config
+    from ..core.weights import CONFIG_NAME, NETWORKS, WeightsError, read_config
     from .study import Study
 
     reference = STUDIES / "seed2020.toml" if reference is None else reference
@@ -451,10 +452,10 @@ def fit_guard_command(
     seed: int = typer.Option(0, help="The seed of its initialisation and its training's draws."),
 ):
     """Fit the 'not a digit' guard beside exported weights: network, limits, held-out rates."""
-    from .guard_fit import EPOCHS, fit
-    from .pen import PenError
-    from .weights import WeightsError
-    from .writers import WritersError
+    from ..guard.fit import EPOCHS, fit
+    from ..core.pen import PenError
+    from ..core.weights import WeightsError
+    from ..core.writers import WritersError
 
     mnist = load_data(data_dir)
     try:
@@ -477,7 +478,7 @@ def push_command(
     """Upload the exported weights folder to a Hub model repo, in one commit. Token: HF_TOKEN or `hf auth login`."""
     from huggingface_hub import get_token
 
-    from .weights import WeightsError
+    from ..core.weights import WeightsError
     from .publish import PublishError, commit_message, push, upload_files
 
     try:
@@ -504,5 +505,5 @@ def push_command(
     console.print(f"pushed {len(files)} files to {repo_id} ({revision or 'main'}): {url}")
 
 
-if __name__ == "__main__":   # python -m digitpair.cli, where the console script is not installed
+if __name__ == "__main__":   # python -m digitpair.lab.cli, where the console script is not installed
     main()

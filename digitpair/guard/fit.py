@@ -1,6 +1,6 @@
-"""Fitting the guard (digitpair/guard.py): its network, its limits, its measured rates, its files.
+"""Fitting the guard (digitpair/guard/__init__.py): its network, its limits, its measured rates, its files.
 
-`digitpair-train fit-guard` runs `fit`, from the parts of digitpair/guard_data.py:
+`digitpair-train fit-guard` runs `fit`, from the parts of digitpair/guard/data.py:
 
 1. Each of the network's MEMBERS learns, with outlier exposure (a background class, Hendrycks et
    al., 2019), from the fitting writers and kinds only: MNIST's training digits (all but
@@ -37,11 +37,14 @@ import numpy as np
 import torch
 from safetensors.torch import save as save_tensors
 
-from . import doodles, guard
-from . import guard_data as gd
-from .guard import Judgement, Limits
-from .models import VARIANTS
-from .weights import NETWORKS, load_pretrained
+from . import doodles
+
+from .. import guard
+from . import data as gd
+from ..guard import Judgement, Limits
+from ..core.models import VARIANTS
+from ..core.weights import NETWORKS
+from .pretrained import load_pretrained
 
 # Each epoch's draw from each source, in %: digits half, non-digits half (`training_set`).
 SHARES = {"mnist_train": 15, "mnist_train_pen": 10, "pen_digits": 25, "pen_characters": 25,

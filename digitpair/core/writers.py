@@ -9,7 +9,7 @@ reads other people's handwriting, and every figure measured on them is named "va
   checked against its SHA256SUMS entry).
 - `uci`: the UCI optical-recognition digits that scikit-learn bundles (`load_digits`, Alpaydin &
   Kaynak 1998): 1797 digits by 13 writers, 32x32 binary scans reduced to 8x8 ink counts 0-16.
-- `pen`: the pen-drawn digits of `../shared/data/pen/` (`digitpair/pen.py`: UNIPEN, 8,685 digits
+- `pen`: the pen-drawn digits of `../shared/data/pen/` (`digitpair/core/pen.py`: UNIPEN, 8,685 digits
   by the writers of 12 labs, in conventions MNIST's writers rarely used), drawn as pen
   trajectories with the page's own pen onto its 280x280 paper (a 24 px brush; `load_pen` takes
   another width), each digit's lab kept to read them lab by lab.
@@ -45,7 +45,7 @@ from .drawing import FIELD, DrawingError, preprocess
 USPS_ENV = "DIGITPAIR_USPS"
 USPS_FILE = "zip.train.gz"
 USPS_SHA256 = "66ebf231ab51f2cf6ac1a892d0f98ccffee1079d7a5db638c1f11f366046ca16"
-SHARED_USPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "usps"   # beside the repository
+SHARED_USPS = Path(__file__).resolve().parents[3] / "shared" / "data" / "usps"   # beside the repository
 CANVAS, MARGIN = 64, 16
 
 
