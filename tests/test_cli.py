@@ -51,9 +51,9 @@ def test_train_help_says_the_model_is_discarded_without_save():
 @pytest.mark.parametrize("command", [["train"], ["study", "--preset", "best", "--dry-run"]])
 @pytest.mark.parametrize("override, message", [
     ("foo=1", "not a RunConfig field"),
-    ("epochs=abc", "epochs takes an int"),
-    ("lr=fast", "lr takes a float"),
-    ("swap=maybe", "swap takes true or false"),
+    ("epochs=abc", "--set epochs = 'abc': a whole number expected"),
+    ("lr=fast", "--set lr = 'fast': a number expected"),
+    ("swap=maybe", "--set swap = 'maybe': true or false expected"),
     ("epochs", "expected KEY=VALUE"),
     ("variant=shared", "--set variant: use --"),
     ("precision=fp8", "precision='fp8'; choose one of fp32, bf16"),   # RunConfig's own validation
@@ -151,14 +151,14 @@ def test_train_reads_its_values_from_the_study_file_alone(trained, tmp_path):
     studies = tmp_path / "studies"
     studies.mkdir()
     text = BEST.read_text()
-    assert "\nlr = 0.1 " in text
-    (studies / "best.toml").write_text(text.replace("\nlr = 0.1 ", "\nlr = 0.05 "))
+    assert "\n[base]" not in text   # the recipe is RunConfig()'s: a [base] changes it for every setting
+    (studies / "best.toml").write_text(text.replace("\n[settings.recipe]", "\n[base]\nlr = 0.05\n\n[settings.recipe]", 1))
     args = ["train", "--studies", str(studies)]
     assert CliRunner().invoke(app, args).exit_code == 0
     assert CliRunner().invoke(app, [*args, "--setting", "recipe_fc", "--set", "epochs=3"]).exit_code == 0
     edited = Study.load(studies / "best.toml")
     main, fc = (grid(edited, rounds=1, only="shared_aux", setting=s)[0].config for s in ("recipe", "recipe_fc"))
-    assert trained == [main, replace(fc, epochs=3)] and main.lr == 0.05 and fc.head == "fc"
+    assert trained == [main, replace(fc, epochs=3)] and main.lr == fc.lr == 0.05 and fc.head == "fc"
     result = CliRunner().invoke(app, [*args, "--setting", "nope"])
     assert result.exit_code == 2 and "the settings of best are recipe, recipe_fc, ensemble5" in result.output
 
@@ -413,7 +413,7 @@ def test_a_final_study_in_a_checkout_with_changes_or_in_no_checkout_is_refused(t
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "a copy"]):
         subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True)
-    with open(repo / "digitpair" / "fmt.py", "a") as f:
+    with open(repo / "digitpair" / "core" / "fmt.py", "a") as f:
         f.write("# a change git does not hold\n")
     env = {k: v for k, v in os.environ.items() if k != "DIGITPAIR_COMMIT"}
     env["PYTHONPATH"] = str(repo)

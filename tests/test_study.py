@@ -7,6 +7,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from digitpair.lab.cli import app
 from digitpair.lab.report import account, aggregate, mean_std, write_report
 from digitpair.lab.executors import Local
 from digitpair.lab.provenance import git_commit
-from digitpair.lab.study import (EVIDENCE, RESULTS, RUNS, Study, dry_run_study, grid, init_seed, output_folders,
+from digitpair.core.config import RunConfig
+from digitpair.lab.study import (EVIDENCE, FORMAT, FORMAT_1, RESULTS, RUNS, Study, StudyError, dry_run_study, grid, init_seed, output_folders,
                              report_folder, run_study, study_folders)
 
 DRY = Local(dry_run=True)   # one run after the other in this process, on synthetic data
@@ -134,7 +136,7 @@ def test_non_final_study_never_scores_test_pairs(tiny_study, tmp_path):
     tested = [replace(s, config=replace(s.config, test=True)) for s in grid(tiny_study, rounds=1)]
     with pytest.raises(ValueError, match="not final"):
         run_study(tiny_study, tmp_path / "other", tested, DRY)
-    text = Path("train/studies/tuning.toml").read_text().replace("test = false", "test = true")
+    text = Path("train/studies/tuning.toml").read_text().replace("[base]\n", "[base]\ntest = true\n")
     with pytest.raises(ValueError, match="not final"):
         Study.parse(text)
     with pytest.raises(ValueError, match="final = true"):
@@ -400,7 +402,7 @@ def test_a_summary_says_unknown_for_what_it_does_not_record(tmp_path):
     assert (row.setting, row.variant, row.test_acc_mean, row.test_acc_std) == ("main", "shared", 98.5, None)
     assert row.rounds == row.members == row.optimizer == row.val_acc_mean == records.UNKNOWN   # never inferred
     path.write_text("setting,variant,rounds\nmain,shared,ten\n")
-    with pytest.raises(ValueError, match=r"summary.csv line 2: rounds 'ten' is not an integer"):
+    with pytest.raises(ValueError, match=r"summary.csv line 2: rounds = 'ten': a whole number or 'unknown' expected"):
         records.read_summary(path)
 
 
@@ -532,6 +534,29 @@ def test_reports_say_which_runs_no_invocation_accounts_for():
         # best: two invocations of the conventions200 settings were stopped on purpose (one to fix
         # what a run's -dirty flag looks at, one at a session's end); the report says so.
         assert counts["invocations_without_end"] == (2 if folder.name == "best" else 0), folder
+
+
+def test_runconfig_is_bests_recipe_and_study_files_say_only_what_differs():
+    """RunConfig() is `best`'s main setting; a format-2 file's [base] names no field at its default."""
+    best = Study.load("train/studies/best.toml")
+    assert best.settings[best.main] == RunConfig(test=True)
+    defaults = RunConfig().to_dict()
+    for path in Path("train/studies").glob("*.toml"):
+        raw = tomllib.loads(path.read_text())
+        assert raw["study"].get("format") == FORMAT, path
+        same = [k for k, v in raw.get("base", {}).items() if defaults[k] == v]
+        assert not same, f"{path} [base] repeats RunConfig()'s {same}"
+
+
+def test_a_study_file_without_format_starts_from_the_first_recipe():
+    """The study.toml copies kept in record folders predate `format`: they read as they ran."""
+    text = ('[study]\nname = "old"\nfinal = false\nrounds = 1\nmain = "a"\n'
+            '[base]\naugmentation = "none"\n[settings.a]\n')
+    assert Study.parse(text).settings["a"] == RunConfig(**FORMAT_1, augmentation="none")
+    current = Study.parse(text.replace('main = "a"', 'main = "a"\nformat = 2')).settings["a"]
+    assert current == RunConfig(augmentation="none")
+    with pytest.raises(StudyError, match="format = 3: 1 or 2"):
+        Study.parse(text.replace('main = "a"', 'main = "a"\nformat = 3'))
 
 
 def test_the_committed_study_files_and_folders_pass_the_checks():
@@ -683,7 +708,7 @@ def test_outside_a_git_checkout_the_code_is_unknown(monkeypatch, tmp_path):
 
     package = tmp_path / "digitpair"
     monkeypatch.delenv("DIGITPAIR_COMMIT", raising=False)
-    monkeypatch.setattr(provenance, "__file__", str(package / "provenance.py"))
+    monkeypatch.setattr(provenance, "__file__", str(package / "lab" / "provenance.py"))
     with pytest.raises(UnknownCode, match=f"digitpair is imported from {tmp_path}, which is not a "
                                           "git checkout: the commit of its code cannot be known"):
         uncommitted([package])

@@ -33,6 +33,7 @@ from safetensors.torch import save_file
 
 from .models import (DEFAULT_HEAD, ENCODERS, HEADS, VARIANTS, Ensemble, PairNet, build_model, check_build, count_members,
                      count_parameters)
+from .typed import from_mapping
 from .config import UNKNOWN, Provenance
 from .config import Metrics, RunConfig
 
@@ -97,51 +98,10 @@ class VariantConfig:
                 for f in dataclasses.fields(self) if (value := getattr(self, f.name)) is not None}
 
 
-JSON_KINDS = {bool: "true or false", int: "integer", float: "number", str: "string", dict: "object", list: "array",
-              type(None): "null"}
-
-
 def from_json(cls, value: dict, where: str = ""):
-    """A JSON object as dataclass `cls`, every field checked against its type, nested dataclasses
-    too: a ValueError names the first field that does not fit ("metrics.val_acc 'x' is not a JSON
-    number or null"). A field may be absent only where its default says "not recorded" (None or
-    UNKNOWN); a key that is no field is not read."""
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for f in dataclasses.fields(cls):
-        name = f"{where}{f.name}"
-        if f.name not in value:
-            if f.default not in (None, UNKNOWN):
-                raise ValueError(f"{name} is missing")
-            continue
-        # Where absence means "not recorded", null is no value of the field's either.
-        kinds = [k for k in _kinds(hints[f.name]) if not (f.default is None and k is type(None))]
-        values[f.name] = _typed(value[f.name], kinds, name)
-    try:
-        return cls(**values)
-    except ValueError as e:   # the class's own checks (RunConfig's ranges and choices)
-        raise ValueError(f"{where.rstrip('.')}: {e}" if where else str(e)) from None
-
-
-def _kinds(hint) -> list:
-    """The types a hint allows: each member of a union (`float | None`), or the one."""
-    return list(typing.get_args(hint)) if isinstance(hint, types.UnionType) else [hint]
-
-
-def _typed(value, kinds: list, name: str):
-    for kind in kinds:
-        if dataclasses.is_dataclass(kind) and isinstance(value, dict):
-            return from_json(kind, value, f"{name}.")
-        if typing.get_origin(kind) is list and isinstance(value, list):
-            (item,) = typing.get_args(kind)
-            return [_typed(v, _kinds(item), f"{name}[{i}]") for i, v in enumerate(value)]
-        # bool is an int to isinstance, never a count or a round; an integer is a number
-        if (isinstance(value, bool) if kind is bool else
-                isinstance(value, (int, float) if kind is float else kind) and not isinstance(value, bool)):
-            return value
-    what = " or ".join(dict.fromkeys("object" if dataclasses.is_dataclass(k) else JSON_KINDS[typing.get_origin(k) or k]
-                                     for k in kinds))
-    raise ValueError(f"{name} {reprlib.repr(value)} is not a JSON {what}")
+    """A JSON object as dataclass `cls`, every field checked against its type (core/typed.py): a
+    field may be absent only where its default says "not recorded" (None or UNKNOWN)."""
+    return from_mapping(cls, value, where, absent=(None, UNKNOWN))
 
 
 class WeightsError(RuntimeError):

@@ -33,9 +33,8 @@ def fail(message: str) -> typer.Exit:
 DataDirOption = typer.Option(None, "--data-dir", envvar="DIGITPAIR_DATA", show_default="~/.cache/digitpair",
                              help="MNIST folder (IDX files, or torchvision's MNIST/raw layout).")
 SetOption = typer.Option([], "--set", metavar="KEY=VALUE", show_default="none",
-                         help="Set a RunConfig field (digitpair/lab/training.py), e.g. --set epochs=5 --set lr=0.01; "
+                         help="Set a RunConfig field (digitpair/core/config.py), e.g. --set epochs=5 --set lr=0.01; "
                               "repeat for several.")
-BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 # The study files shipped with this project, in the checkout digitpair is installed from (pip
 # install -e .): --preset finds them from any folder; --studies names another folder of them.
 STUDIES = Path(__file__).resolve().parents[2] / "train" / "studies"
@@ -49,6 +48,7 @@ def parse_overrides(pairs: list[str], refused: dict[str, str]) -> dict:
     `refused`: fields this command sets otherwise -> what to use instead. RunConfig itself
     validates the values (types, ranges, choices, combinations) when the config is built."""
     from ..core.config import FIELD_TYPES
+    from ..core.typed import from_text
 
     overrides = {}
     for pair in pairs:
@@ -59,12 +59,10 @@ def parse_overrides(pairs: list[str], refused: dict[str, str]) -> dict:
             raise fail(f"--set {key}: not a RunConfig field; the fields are {', '.join(FIELD_TYPES)}")
         if key in refused:
             raise fail(f"--set {key}: {refused[key]}")
-        kind = FIELD_TYPES[key]
         try:
-            overrides[key] = BOOLEANS[text.lower()] if kind is bool else kind(text)
-        except (KeyError, ValueError):
-            takes = "true or false" if kind is bool else f"a{'n' if kind is int else ''} {kind.__name__}"
-            raise fail(f"--set {key}={text}: {key} takes {takes}") from None
+            overrides[key] = from_text(text, FIELD_TYPES[key], key)
+        except ValueError as e:
+            raise fail(f"--set {e}") from None
     return overrides
 
 
@@ -237,11 +235,6 @@ def study_progress(bar, title: str, how: str, out: Path):
 # study.report_folder's rule, in words.
 REPORT_DEFAULT = ("train/results/X for records in train/runs/X, e.g. evidence/best-v1; "
                   "train/results/<folder name> for records elsewhere")
-# RunConfig fields a study's grid sets, which --set may not.
-GRID_FIELDS = {
-    "variant": "use --only VARIANT",
-    "data_seed": "seeds derive from the grid coordinates (round, setting, variant)",
-    "init_seed": "seeds derive from the grid coordinates (round, setting, variant)"}
 
 
 def dry_run_folders(study, out: Path | None, results: Path | None) -> tuple[Path, Path]:
@@ -347,11 +340,11 @@ def study(
 ):
     """Run a study (resumable: finished runs are skipped), then write its report."""
     from .executors import check_flags, describe_flags, make_executor
-    from .study import Study, check_selection, dry_run_study, grid, output_folders
+    from .study import GRID_FIELDS, Study, check_selection, dry_run_study, grid, output_folders
 
     if (study_file is None) == (preset is None):
         raise fail("give a study file or --preset NAME (one of them)")
-    overrides = parse_overrides(set_, GRID_FIELDS)
+    overrides = parse_overrides(set_, {**GRID_FIELDS, "variant": "use --only VARIANT"})
     try:
         check_flags(executor, workers=workers, address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
         path = study_file or preset_file(preset, studies)

@@ -53,6 +53,7 @@ from typing import Literal
 
 from safetensors import SafetensorError
 
+from ..core import typed
 from ..core.config import UNKNOWN, Provenance
 
 from .provenance import now
@@ -414,15 +415,12 @@ def read_summary(path: str | os.PathLike) -> list[Summary]:
 def _summary_row(cells: dict[str, str | None], where: str) -> Summary:
     values = {}
     for name, hint in typing.get_type_hints(Summary).items():
-        kinds, text = typing.get_args(hint) or (hint,), cells.get(name)
-        if text is None or (text == "" and type(None) not in kinds):
+        text = cells.get(name)
+        if text is None or (text == "" and type(None) not in typed.kinds(hint)):
             values[name] = UNKNOWN
-        elif text == "":
-            values[name] = None
         else:
-            kind = next(k for k in kinds if k in (int, float, str))
             try:
-                values[name] = kind(text)
-            except ValueError:
-                raise ValueError(f"{where}: {name} {text!r} is not {'an integer' if kind is int else 'a number'}") from None
+                values[name] = typed.from_text(text, hint, name)
+            except ValueError as e:
+                raise ValueError(f"{where}: {e}") from None
     return Summary(**values)

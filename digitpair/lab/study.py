@@ -33,7 +33,8 @@ from .executors import Callbacks, Local, Trained
 from ..core.models import DEFAULT_HEAD, VARIANTS
 from .provenance import git_commit, machine, now
 from .records import RunSpec
-from ..core.config import RunConfig
+from ..core.config import FIELD_TYPES, RunConfig
+from ..core.typed import KINDS, check
 from ..core.weights import atomic_write_text
 
 
@@ -46,16 +47,20 @@ RUNS, RESULTS, EVIDENCE = Path("train/runs"), Path("train/results"), "evidence"
 # Study, setting and comparison names become folder and file names (train/runs/<study>/<setting>-...).
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")
 TABLES = ("study", "base", "settings", "comparisons", "reference")
-STUDY_KEYS = {"name": str, "final": bool, "description": str, "rounds": int, "main": str, "models": list}
+STUDY_KEYS = {"name": str, "final": bool, "description": str, "rounds": int, "main": str, "models": list,
+              "format": int}
+# A study file's settings start from RunConfig(), our recipe, changed by [base] and then by their
+# own table: format 2. A file without `format` is format 1, written while RunConfig()'s defaults
+# were the first recipe (Adam, 120 epochs, the epoch chosen on 200 validation pairs, fp32); its
+# settings start from those, so the study.toml kept in each record folder reads as it ran.
+FORMAT = 2
+FORMAT_1 = {"optimizer": "adam", "lr": 1e-3, "momentum": 0.0, "epochs": 120, "precision": "fp32",
+            "val_pairs": 200, "selection": "best_val"}
 REQUIRED = ("name", "final", "rounds", "main")
-FIELD_TYPES = typing.get_type_hints(RunConfig)
 # RunConfig fields `grid` sets in every run, so a study file can't.
 GRID_FIELDS = {"variant": "the variants are [study] models",
                "data_seed": "seeds derive from the grid coordinates (round, setting, variant)",
                "init_seed": "seeds derive from the grid coordinates (round, setting, variant)"}
-TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
-              list: "an array", dict: "a table"}
-
 
 class StudyError(ValueError):
     """A study file that can't be used: one line per problem, the file named."""
@@ -71,9 +76,12 @@ def _show(value) -> str:
 
 
 def _typed(where: str, key: str, value, kind: type, problems: list[str]):
-    """`value` as `kind` (a whole number is a number too; true is not one), or None with a problem noted."""
-    if isinstance(value, bool) != (kind is bool) or not isinstance(value, (int, float) if kind is float else kind):
-        problems.append(f"{where} {key} = {_show(value)}: {TYPE_NAMES[kind]} expected")
+    """`value` as `kind` (core/typed.py; a whole number is a number too, read as one), or None
+    with a problem noted."""
+    try:
+        value = check(value, kind, f"{where} {key}")
+    except ValueError as e:
+        problems.append(str(e))
         return None
     return float(value) if kind is float else value
 
@@ -81,7 +89,7 @@ def _typed(where: str, key: str, value, kind: type, problems: list[str]):
 def _table(where: str, value, problems: list[str]) -> dict:
     if isinstance(value, dict):
         return value
-    problems.append(f"{where} is {TYPE_NAMES.get(type(value), type(value).__name__)} ({_show(value)}); "
+    problems.append(f"{where} is {KINDS.get(type(value), type(value).__name__)} ({_show(value)}); "
                     f"a table expected")
     return {}
 
@@ -98,7 +106,7 @@ def _config_fields(where: str, table: dict, problems: list[str]) -> dict:
         if key in GRID_FIELDS:
             problems.append(f"{where} {key}: not set in a study file; {GRID_FIELDS[key]}")
         elif key not in FIELD_TYPES:
-            problems.append(f"{where} {key}: unknown key; the RunConfig fields (digitpair/lab/training.py) are "
+            problems.append(f"{where} {key}: unknown key; the RunConfig fields (digitpair/core/config.py) are "
                             f"{', '.join(k for k in FIELD_TYPES if k not in GRID_FIELDS)}")
         elif (typed := _typed(where, key, value, FIELD_TYPES[key], problems)) is not None:
             fields[key] = typed
@@ -173,6 +181,8 @@ def _study_meta(raw: dict, problems: list[str]) -> tuple[dict, list]:
             study[key] = typed
     if "name" in study:
         _name("[study] name", study["name"], problems)
+    if study.get("format", 1) not in (1, FORMAT):
+        problems.append(f"[study] format = {study['format']}: 1 or {FORMAT} (the current one)")
     if "rounds" in study and not 1 <= study["rounds"] <= MAX_ROUNDS:
         problems.append(f"[study] rounds = {study['rounds']}: 1 to {MAX_ROUNDS:,} rounds")
     models = study.get("models", list(VARIANTS))
@@ -230,9 +240,10 @@ def _settings(study: dict, base: dict, overrides: dict, problems: list[str]) -> 
     ranges, combinations) name what is wrong; a fault of [base] is said once for the settings it reaches."""
     settings, faults = {}, {}
     if isinstance(study.get("final"), bool):
+        start = FORMAT_1 if study.get("format", 1) == 1 else {}
         for name, over in overrides.items():
             try:
-                settings[name] = RunConfig(**{"test": study["final"], **base, **over,
+                settings[name] = RunConfig(**{"test": study["final"], **start, **base, **over,
                                               "data_seed": 0, "init_seed": 1})
             except ValueError as e:
                 faults.setdefault(str(e), []).append(f"[settings.{name}]")
