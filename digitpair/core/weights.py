@@ -22,8 +22,6 @@ import json
 import os
 import re
 import reprlib
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -23,7 +23,6 @@ import re
 import reprlib
 import time
 import tomllib
-import typing
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
