@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .. import guard
-from ..lab.cards import ROOT, source_url
+from ..core.checkout import ROOT, source_url
 from ..core.drawing import DrawingError, mnist_field, pool, preprocess
 from ..core.fmt import fmt, md_table
 from ..guard import Drawing, Judgement
