@@ -155,7 +155,7 @@ def readable(page) -> None:
 
 def open_about(page, expect) -> None:
     page.locator("#about").get_by_text("About").first.click()
-    expect(page.locator("#about table")).to_be_visible()
+    expect(page.locator("#about table").first).to_be_visible()
 
 
 def expect_marked(page, expect) -> None:
