@@ -115,7 +115,7 @@ def main() -> None:
           f"commit {git_commit()}")
     for networks, loaded in app.SETS.items():
         if networks not in sets:
-            print(f"{networks} networks: none loaded ({'; '.join(loaded.errors.values())})")
+            print(f"{networks} networks: none loaded ({'; '.join(loaded.missing.values())})")
             continue
         print(f"{networks} networks: {', '.join(loaded.models)} from {loaded.source}")
         print(f"  one request (preprocess 2 drawings + {len(loaded.models)} models + the guard), "

@@ -92,7 +92,7 @@ def served_app():
     ours = app.SETS["ours"]   # the default set; the report's may be absent from a copy, and the page says so
     if not ours.models:
         if os.environ.get("CI"):
-            pytest.fail(f"no trained model loaded from {ours.source}: {ours.errors}")
+            pytest.fail(f"no trained model loaded from {ours.source}: {ours.missing}")
         pytest.skip(f"no trained model in {ours.source}")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

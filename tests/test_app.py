@@ -1,4 +1,4 @@
-"""The app: its pure logic on small models saved in tmp, then the real server through gradio_client."""
+"""The app: its computation on small models saved in tmp, then the real server through gradio_client."""
 
 import dataclasses
 import json
@@ -22,9 +22,14 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from digitpair import VARIANTS, WeightsError, build_model, guard
-from digitpair.page import logic as logic
+from digitpair.core.checkout import ROOT
+from digitpair.page import about, served
+from digitpair.page.compare import compare, uploaded_image
+from digitpair.page.examples import examples as page_examples
+from digitpair.page.served import MODEL_REPO_ENV, NetworkSet, load_set, load_sets
+from digitpair.page.view import PLAIN_NAMES, enlarge, headline, joint_svg, page_view as view_of
 from digitpair.guard import Drawing, Judgement, Limits
-from digitpair.core.drawing import MAX_SIDE, DrawingError, preprocess
+from digitpair.core.drawing import MAX_SIDE, BlankDrawing, DrawingError, preprocess
 from digitpair.core.weights import NETWORKS, save_variant
 
 DIGIT_HEADS = [name for name in VARIANTS if VARIANTS[name].digit_loss]   # simple_cnn, shared_aux, unshared_aux
@@ -42,9 +47,9 @@ def first_of(mnist, label: int) -> torch.Tensor:
 # --- pure functions ----------------------------------------------------------------------------
 
 def test_compare_returns_the_documented_json(weights, mnist):
-    loaded = logic.load_models(str(weights))
+    loaded = load_set(str(weights))
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
-    result = logic.compare(loaded, two, seven)
+    result = compare(loaded, two, seven).to_json()
     assert json.loads(json.dumps(result)) == result   # plain JSON
     assert list(result) == ["networks", "models", "drawings", "judged", "not_judged", "missing"]
     assert list(result["models"]) == list(VARIANTS)
@@ -77,6 +82,11 @@ def test_compare_returns_the_documented_json(weights, mnist):
             assert all(isinstance(d, int) for d, _ in guesses)
 
 
+def page_view(nets: NetworkSet, first, second, known=()):
+    """The page's view of two drawings, as app.show makes it: the view of their comparison."""
+    return view_of(compare(nets, first, second, known))
+
+
 def cards_of(html: str) -> dict[str, str]:
     """{network: its card's HTML}, in page order."""
     return dict(re.findall(r'<div class="card[^"]*" id="card-([^"]+)">(.*?)(?=<div class="card|$)', html))
@@ -85,15 +95,15 @@ def cards_of(html: str) -> dict[str, str]:
 def test_a_variant_that_fails_to_load_is_reported_and_the_others_serve(weights, tmp_path, mnist):
     broken = tmp_path / "weights"
     for name in VARIANTS:
-        save_variant(logic.load_models(str(weights)).models[name], name, broken / name)
+        save_variant(load_set(str(weights)).models[name], name, broken / name)
     (broken / "shared" / "model.safetensors").write_bytes(b"not safetensors")
-    loaded = logic.load_models(str(broken))
-    assert list(loaded.errors) == ["shared"] and "model.safetensors" in loaded.errors["shared"]
+    loaded = load_set(str(broken))
+    assert list(loaded.missing) == ["shared"] and "model.safetensors" in loaded.missing["shared"]
     assert list(loaded.models) == [n for n in VARIANTS if n != "shared"]
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
-    result = logic.compare(loaded, two, seven)
-    assert list(result["models"]) == list(loaded.models) and result["missing"] == loaded.errors
-    cards = cards_of(logic.page_view(loaded, two, seven).cards)
+    result = compare(loaded, two, seven).to_json()
+    assert list(result["models"]) == list(loaded.models) and result["missing"] == loaded.missing
+    cards = cards_of(page_view(loaded, two, seven).cards)
     assert list(cards) == list(VARIANTS)   # registry order, the failed one in its place
     assert "not loaded" in cards["shared"] and "P(first" not in cards["shared"]
     assert all("P(first ≤ second)" in cards[n] for n in loaded.models)
@@ -103,18 +113,18 @@ def test_the_app_starts_on_a_damaged_config_and_names_the_variant(weights, tmp_p
     broken = shutil.copytree(weights, tmp_path / "weights")
     (broken / "unshared" / "config.json").write_bytes(b'{"variant": "unshared\xff"}')   # not UTF-8
     shutil.rmtree(broken / "fc")   # a copy without the report's networks
-    monkeypatch.setenv(logic.MODEL_REPO_ENV, str(broken))
-    loaded = logic.load_models()
+    monkeypatch.setenv(MODEL_REPO_ENV, str(broken))
+    loaded = load_set()
     assert list(loaded.models) == [n for n in VARIANTS if n != "unshared"]
-    assert list(loaded.errors) == ["unshared"] and "unshared/config.json is not UTF-8" in loaded.errors["unshared"]
+    assert list(loaded.missing) == ["unshared"] and "unshared/config.json is not UTF-8" in loaded.missing["unshared"]
     assert "variant unshared not loaded" in caplog.text and "unshared/config.json" in caplog.text
-    missing = logic.compare(loaded, drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7)))["missing"]
+    missing = compare(loaded, drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))).to_json()["missing"]
     assert list(missing) == ["unshared"] and "not UTF-8" in missing["unshared"]
     # `python app.py` itself: the module a Space runs imports (and would serve), naming the variant.
     started = subprocess.run([sys.executable, "-c", "import app; print(sorted(app.SETS['ours'].models)); "
-                              "print(app.SETS['report'].models, list(app.SETS['report'].errors))"],
-                             cwd=logic.ROOT, capture_output=True, text=True, timeout=120,
-                             env={**os.environ, logic.MODEL_REPO_ENV: str(broken)})
+                              "print(app.SETS['report'].models, list(app.SETS['report'].missing))"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120,
+                             env={**os.environ, MODEL_REPO_ENV: str(broken)})
     assert started.returncode == 0, started.stderr
     ours, report = started.stdout.splitlines()
     assert ours == "['shared', 'shared_aux', 'simple_cnn', 'unshared_aux']"
@@ -125,17 +135,17 @@ def test_the_app_starts_on_a_damaged_config_and_names_the_variant(weights, tmp_p
 
 
 def test_the_choice_switches_the_cards_and_the_api_to_that_set(weights, mnist):
-    assert list(logic.CHOICES) == list(NETWORKS) and logic.DEFAULT_NETWORKS in NETWORKS
-    sets = logic.load_sets(str(weights))
-    assert {k: (list(s.models), s.errors, s.networks) for k, s in sets.items()} == {
+    assert list(served.CHOICES) == list(NETWORKS) and served.DEFAULT_NETWORKS in NETWORKS
+    sets = load_sets(str(weights))
+    assert {k: (list(s.models), s.missing, s.networks) for k, s in sets.items()} == {
         k: (list(VARIANTS), {}, k) for k in NETWORKS}
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
     x = torch.stack([preprocess(two), preprocess(seven)])[None]
     p = {}
     for networks, loaded in sets.items():
-        assert logic.choose(sets, networks) is loaded
-        result = logic.compare(loaded, two, seven)
-        view = logic.page_view(loaded, two, seven)
+        assert served.choose(sets, networks) is loaded
+        result = compare(loaded, two, seven).to_json()
+        view = page_view(loaded, two, seven)
         cards = cards_of(view.cards)
         assert result["networks"] == networks and list(cards) == list(VARIANTS)
         for name, card in cards.items():
@@ -154,73 +164,92 @@ def test_the_choice_switches_the_cards_and_the_api_to_that_set(weights, mnist):
                 if not fc:
                     assert mass == pytest.approx(p[networks, name], abs=0.006)
         verdicts = {name: p[networks, name] >= 0.5 for name in VARIANTS}
-        assert view.headline == logic.headline(verdicts, None)
+        assert view.headline == headline(verdicts, None)
     assert p["ours", "shared_aux"] != pytest.approx(p["report", "shared_aux"], abs=1e-3)
     for unknown in ["theirs", "", "OURS", None, ["ours"]]:
-        with pytest.raises(logic.ChoiceError, match="choose one of 'ours' .*, 'report'"):
-            logic.choose(sets, unknown)
+        with pytest.raises(served.ChoiceError, match="choose one of 'ours' .*, 'report'"):
+            served.choose(sets, unknown)
 
 
 def test_a_broken_report_set_names_the_problem_and_ours_still_serve(weights, tmp_path, mnist):
     broken = shutil.copytree(weights, tmp_path / "weights")
     (broken / "fc" / "shared_aux" / "model.safetensors").write_bytes(b"not safetensors")
-    sets = logic.load_sets(str(broken))
-    assert list(sets["ours"].models) == list(VARIANTS) and sets["ours"].errors == {}
-    assert list(sets["report"].errors) == ["shared_aux"]
-    assert "fc/shared_aux/model.safetensors is corrupt" in sets["report"].errors["shared_aux"]
+    sets = load_sets(str(broken))
+    assert list(sets["ours"].models) == list(VARIANTS) and sets["ours"].missing == {}
+    assert list(sets["report"].missing) == ["shared_aux"]
+    assert "fc/shared_aux/model.safetensors is corrupt" in sets["report"].missing["shared_aux"]
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
-    cards = cards_of(logic.page_view(sets["report"], two, seven).cards)
+    cards = cards_of(page_view(sets["report"], two, seven).cards)
     assert list(cards) == list(VARIANTS) and "not loaded" in cards["shared_aux"]
     assert "fc/shared_aux/model.safetensors" in cards["shared_aux"] and "P(first" not in cards["shared_aux"]
-    assert logic.compare(sets["report"], two, seven)["missing"] == sets["report"].errors
+    assert compare(sets["report"], two, seven).to_json()["missing"] == sets["report"].missing
     # No fc/ at all (weights exported before the report's networks): every card of that set says why.
     shutil.rmtree(broken / "fc")
-    sets = logic.load_sets(str(broken))
+    sets = load_sets(str(broken))
     assert list(sets["ours"].models) == list(VARIANTS) and sets["report"].models == {}
-    assert all(f"fc/{name}/config.json is missing" in why for name, why in sets["report"].errors.items())
-    view = logic.page_view(sets["report"], two, seven)
+    assert all(f"fc/{name}/config.json is missing" in why for name, why in sets["report"].missing.items())
+    view = page_view(sets["report"], two, seven)
     assert "No model is loaded" in view.headline and list(cards_of(view.cards)) == list(VARIANTS)
     with pytest.raises(WeightsError, match="no model is loaded .*'report' networks.*fc/shared/config.json is missing"):
-        logic.compare(sets["report"], two, seven)
-    assert list(logic.compare(sets["ours"], two, seven)["models"]) == list(VARIANTS)
+        compare(sets["report"], two, seven).to_json()
+    assert list(compare(sets["ours"], two, seven).to_json()["models"]) == list(VARIANTS)
 
 
 def test_no_models_is_a_clear_message(tmp_path):
-    loaded = logic.load_models(str(tmp_path / "nowhere"))
-    assert loaded.models == {} and list(loaded.errors) == list(VARIANTS)
+    loaded = load_set(str(tmp_path / "nowhere"))
+    assert loaded.models == {} and list(loaded.missing) == list(VARIANTS)
     with pytest.raises(WeightsError, match="no model is loaded"):
-        logic.compare(loaded, None, None)
-    view = logic.page_view(loaded, None, None)
+        compare(loaded, None, None).to_json()
+    view = page_view(loaded, None, None)
     assert "No model is loaded" in view.headline and list(cards_of(view.cards)) == list(VARIANTS)
     assert all("not loaded" in card for card in cards_of(view.cards).values())
 
 
 def test_models_come_from_the_repo_in_the_environment(weights, monkeypatch):
-    monkeypatch.setenv(logic.MODEL_REPO_ENV, str(weights))   # load_pretrained takes a folder or a Hub id alike
-    loaded = logic.load_models()
+    monkeypatch.setenv(MODEL_REPO_ENV, str(weights))   # load_pretrained takes a folder or a Hub id alike
+    loaded = load_set()
     assert loaded.source == str(weights) and list(loaded.models) == list(VARIANTS)
-    monkeypatch.delenv(logic.MODEL_REPO_ENV)
-    assert logic.load_models().source == str(logic.WEIGHTS_DIR)
+    monkeypatch.delenv(MODEL_REPO_ENV)
+    assert load_set().source == str(served.WEIGHTS_DIR)
 
 
 def test_page_view_turns_a_bad_drawing_into_the_headline(weights, mnist):
-    loaded = logic.load_models(str(weights))
+    loaded = load_set(str(weights))
     dot = PIL.Image.new("L", (280, 280), 255)
     dot.putpixel((140, 140), 0)
-    view = logic.page_view(loaded, drawing(first_of(mnist, 3)), dot)
+    view = page_view(loaded, drawing(first_of(mnist, 3)), dot)
     assert view.headline.startswith("second image: the drawing is only a dot") and view.cards == ""
     assert view.previews[0].shape == (168, 168) and view.previews[1] is None   # the good box is still shown
     # An untouched or cleared box is not an error: the page asks for a digit.
     paper = PIL.Image.new("RGB", (280, 280), "white")
-    assert logic.page_view(loaded, paper, None).headline == "Draw a digit in both boxes."
-    assert logic.page_view(loaded, drawing(first_of(mnist, 3)), paper).headline == "Now draw a digit in the second box."
+    assert page_view(loaded, paper, None).headline == "Draw a digit in both boxes."
+    assert page_view(loaded, drawing(first_of(mnist, 3)), paper).headline == "Now draw a digit in the second box."
+
+
+def test_a_blank_box_is_known_by_its_type_not_its_wording(weights, mnist):
+    paper = PIL.Image.new("RGB", (280, 280), "white")
+    for blank in (paper, None, {"background": None, "layers": [], "composite": None},
+                  PIL.Image.new("RGBA", (280, 280), (0, 0, 0, 0))):
+        with pytest.raises(BlankDrawing):
+            preprocess(blank)
+    dot = PIL.Image.new("L", (280, 280), 255)
+    dot.putpixel((140, 140), 0)
+    with pytest.raises(DrawingError) as refused:
+        preprocess(dot)
+    assert not isinstance(refused.value, BlankDrawing)   # a dot is drawn: not a blank box
+    shown = compare(load_set(str(weights)), drawing(first_of(mnist, 3)), paper)
+    reworded = dataclasses.replace(shown, problems={"second": BlankDrawing("other words")})
+    assert view_of(reworded).headline == "Now draw a digit in the second box."
+    # A DrawingError in a blank box's words is still a problem to report.
+    same_words = dataclasses.replace(shown, problems={"second": DrawingError("nothing drawn")})
+    assert view_of(same_words).headline == "second image: nothing drawn"
 
 
 def test_one_card_per_network_says_each_thing_once(weights, mnist):
-    loaded = logic.load_models(str(weights))
+    loaded = load_set(str(weights))
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
-    view = logic.page_view(loaded, two, seven)
-    result = logic.compare(loaded, two, seven)["models"]
+    view = page_view(loaded, two, seven)
+    result = compare(loaded, two, seven).to_json()["models"]
     cards = cards_of(view.cards)
     assert list(cards) == list(VARIANTS)
     for name, card in cards.items():
@@ -228,7 +257,7 @@ def test_one_card_per_network_says_each_thing_once(weights, mnist):
         verdict = re.search(r'<div class="verdict">(first [≤>] second)', card).group(1)
         assert verdict == ("first ≤ second" if entry["first_is_leq"] else "first > second")
         # The plain name leads; the code name only in the folded detail line.
-        assert re.match(r'<div class="name">' + re.escape(logic.PLAIN_NAMES[name]) + "</div>", card)
+        assert re.match(r'<div class="name">' + re.escape(PLAIN_NAMES[name]) + "</div>", card)
         assert card.count(name) == 1 and re.search(f"<details[^>]*><summary>how it works</summary>{name}: ", card)
         assert card.count(f"P(first ≤ second) = {entry['p_leq']:.2f}") == 1
         if entry["digits"] is None:
@@ -250,7 +279,7 @@ def test_one_card_per_network_says_each_thing_once(weights, mnist):
 def test_joint_picture_colours_the_triangle():
     probs = torch.zeros(2, 10)
     probs[0, 3], probs[0, 8], probs[1, 5] = 0.75, 0.25, 1.0   # first: 3 or 8; second: 5
-    svg = logic.joint_svg(probs)
+    svg = joint_svg(probs)
     cells = re.findall(r'<rect x="([0-9.]+)" y="([0-9.]+)" width="14" height="14" class="(leq|gt)" fill-opacity="([0-9.]+)"', svg)
     assert [(c, float(o)) for _, _, c, o in cells] == [("leq", pytest.approx(0.75 ** 0.5, abs=1e-3)),
                                                          ("gt", pytest.approx(0.25 ** 0.5, abs=1e-3))]   # (3, 5), (8, 5)
@@ -258,37 +287,37 @@ def test_joint_picture_colours_the_triangle():
 
 
 def test_headline_counts_and_grammar():
-    assert logic.headline({"a": True, "b": True, "c": True}, None) == "**first ≤ second**: all 3 models agree."
-    assert logic.headline({"a": False, "b": False}, None) == "**first > second**: all 2 models agree."
-    assert logic.headline({"a": True, "b": False, "c": True}, None) == "**Split**: 2 say first ≤ second, 1 says first > second."
+    assert headline({"a": True, "b": True, "c": True}, None) == "**first ≤ second**: all 3 models agree."
+    assert headline({"a": False, "b": False}, None) == "**first > second**: all 2 models agree."
+    assert headline({"a": True, "b": False, "c": True}, None) == "**Split**: 2 say first ≤ second, 1 says first > second."
     # An example's headline gives the answer once, then how many models gave it.
-    assert (logic.headline({"a": True, "b": False, "c": True}, (8, 3))
+    assert (headline({"a": True, "b": False, "c": True}, (8, 3))
             == "Example 8 and 3: the answer is **first > second** (8 > 3); 1 of 3 models says so.")
-    assert logic.headline({"a": False, "b": False}, (8, 3)).endswith("(8 > 3); all 2 models say so.")
+    assert headline({"a": False, "b": False}, (8, 3)).endswith("(8 > 3); all 2 models say so.")
     # Doubts come first, plainly, in the guard's words, and the numbers still follow.
     said = lambda judgement, a, b: Drawing(judgement, ((a, 0.6), (b, 0.3)))
     not_a_digit, unsure = said(Judgement.NOT_A_DIGIT, 0, 8), said(Judgement.UNSURE, 1, 7)
     digit = said(Judgement.DIGIT, 7, 1)
-    assert (logic.headline({"a": True, "b": True}, None, {"first": not_a_digit, "second": digit})
+    assert (headline({"a": True, "b": True}, None, {"first": not_a_digit, "second": digit})
             == "**The first drawing: not a digit.** Read as digits anyway: **first ≤ second**, all "
                "2 models agree.")
     three = {"a": True, "b": False, "c": True}
-    assert (logic.headline(three, None, {"first": digit, "second": unsure})
+    assert (headline(three, None, {"first": digit, "second": unsure})
             == "**The second drawing: unsure, 1 or 7.** **Split**: 2 say first ≤ second, 1 says "
                "first > second.")
     # Without a guard, the page says the drawings are not judged, and why.
-    assert (logic.headline({"a": True}, None, {"first": Drawing(None, None)}, "the guard is missing")
+    assert (headline({"a": True}, None, {"first": Drawing(None, None)}, "the guard is missing")
             == "**first ≤ second**: the model says so. *Drawings are not judged: the guard is "
                "missing.*")
 
 
 def test_examples_name_their_digits_and_the_page_tells_the_truth(weights):
-    examples = logic.examples()
+    examples = page_examples()
     assert [e.digits for e in examples] == [(2, 7), (8, 3), (5, 5), (0, 9), (9, 1), (4, 6)]   # make_examples.PAIRS
     assert [e.label for e in examples[:2]] == ["2 and 7", "8 and 3"]
-    loaded = logic.load_models(str(weights))
+    loaded = load_set(str(weights))
     eight_three = examples[1]
-    view = logic.page_view(loaded, str(eight_three.first), str(eight_three.second), tuple(examples))
+    view = page_view(loaded, str(eight_three.first), str(eight_three.second), tuple(examples))
     assert view.headline.startswith("Example 8 and 3: the answer is **first > second** (8 > 3);")
     cards = cards_of(view.cards)
     right = [n for n, c in cards.items() if "✓ right" in c]
@@ -301,58 +330,85 @@ def test_examples_name_their_digits_and_the_page_tells_the_truth(weights):
     # A stroke added to an example makes it someone's drawing: no truth is claimed for it.
     changed = PIL.Image.open(eight_three.first).convert("L")
     changed.paste(0, (20, 20, 40, 260))
-    view = logic.page_view(loaded, changed, str(eight_three.second), tuple(examples))
+    view = page_view(loaded, changed, str(eight_three.second), tuple(examples))
     assert not view.headline.startswith("Example") and "right" not in view.cards
 
 
 def test_enlarge_shows_each_of_the_196_pixels_as_a_square():
     digit = torch.arange(196, dtype=torch.float32).reshape(14, 14)
-    big = logic.enlarge(digit, factor=12)
+    big = enlarge(digit, factor=12)
     assert big.shape == (168, 168) and big.dtype == np.uint8
     assert (big[12 * 3:12 * 4, 12 * 5:12 * 6] == 3 * 14 + 5).all()
 
 
 def test_api_inputs_must_be_files_gradio_checked():
     upload = {"path": "/tmp/gradio/abc/two.png", "meta": {"_type": "gradio.FileData"}}
-    assert logic.uploaded_image(upload) is upload
+    assert uploaded_image(upload) is upload
     pad = {"background": None, "layers": [], "composite": upload}
-    assert logic.uploaded_image(pad) is pad
+    assert uploaded_image(pad) is pad
     for unchecked in ["/etc/hostname", {"path": "/etc/hostname"}, {"background": None, "layers": [], "composite": "/etc/x.png"}, 3]:
         with pytest.raises(DrawingError, match="handle_file"):
-            logic.uploaded_image(unchecked)
+            uploaded_image(unchecked)
 
 
-def test_about_table_from_the_summary_main_setting_registry_order(tmp_path, monkeypatch):
+def recording(folder: Path, name: str, **recorded) -> None:
+    """Add what an export records (study, setting, study_summary ...) to a variant's config.json."""
+    path = folder / name / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **recorded}))
+
+
+def test_about_tables_say_what_the_served_weights_record(weights, tmp_path, monkeypatch):
     monkeypatch.delenv("SPACE_ID", raising=False)
-    monkeypatch.delenv(logic.MODEL_REPO_ENV, raising=False)
-    assert "the study's reports are not in this copy" in logic.about_markdown(tmp_path)
-    best = tmp_path / "train" / "results" / "best"
-    best.mkdir(parents=True)
-    (tmp_path / "train" / "studies").mkdir(parents=True)
-    shutil.copy(logic.ROOT / "train" / "studies" / "best.toml", tmp_path / "train" / "studies")
-    # Out of registry order, two settings, one digit accuracy missing; 'rounds' absent for one row.
-    (best / "summary.csv").write_text(
-        "setting,variant,members,test_acc_mean,test_acc_std,test_digit_acc_mean,test_digit_acc_std,rounds\n"
-        "recipe,shared_aux,1,97.8433,0.5512,96.1,0.44,15\n"
-        "recipe_fc,simple_cnn,1,50.0,1.0,,,15\n"
-        "ensemble5,shared_aux,5,99.0123,0.3,97.5,0.2,15\n"
-        "recipe,simple_cnn,1,98.0267,0.4301,,,\n")
-    (best / "report.md").write_text("# report\n")
-    about = logic.about_markdown(tmp_path)
-    rows = [line for line in about.splitlines() if line.startswith("| `")]
-    assert "| network | what it is | pair accuracy | pair accuracy, ensemble of 5 (`ensemble5`) |" in about
-    assert rows == [f"| `simple_cnn` | {VARIANTS['simple_cnn'].description} | 98.0 ± 0.4 | - | unknown | unknown |",
-                    f"| `shared_aux` | {VARIANTS['shared_aux'].description} | 97.8 ± 0.6 | 99.0 ± 0.3 | 96.1 ± 0.4 | 15 |"]
-    assert "setting `recipe`" in about and "`train/results/best/report.md`" in about   # named: no URL known
-    assert "`train/results/best/report.md`'s `head` table" in about and "`train/results/seed2020`" in about
-    local = logic.about_markdown(tmp_path, link=lambda p: f"/files/{p.name}")
-    assert "[train/results/best/report.md](/files/report.md)" in local
+    monkeypatch.delenv(MODEL_REPO_ENV, raising=False)
+    # Weights that record no study: every number unknown, nothing inferred; no reports in the copy.
+    text = about.about_markdown(load_sets(str(weights)), tmp_path)
+    assert "the study's reports are not in this copy" in text
+    assert text.count("from study unknown, setting unknown:") == 2
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert rows[:2] == ["| `simple_cnn` | 1 | unknown | unknown | unknown |",
+                        "| `shared` | 1 | unknown | - | unknown |"]   # no digit outputs: no digit accuracy
+    assert len(rows) == 2 * len(VARIANTS)
+    # Weights that record their study, setting and numbers; one of the report's from another setting.
+    folder = shutil.copytree(weights, tmp_path / "weights")
+    summary = {"rounds": 15, "val_acc_mean": None, "val_acc_std": None, "test_acc_mean": 97.8433,
+               "test_acc_std": 0.5512, "test_digit_acc_mean": 96.1, "test_digit_acc_std": 0.44}
+    for name in VARIANTS:
+        recording(folder, name, study="best", setting="recipe5", members=1,
+                  **({} if name == "unshared" else {"study_summary": summary}))
+        recording(folder / "fc", name, study="other", setting="recipe_fc" if name != "shared" else "x",
+                  study_summary={**summary, "rounds": 1, "test_acc_mean": 50.0, "test_acc_std": None,
+                                 "test_digit_acc_mean": None, "test_digit_acc_std": None})
+    for study in ("best", "other", "seed2020"):
+        (tmp_path / "train" / "results" / study).mkdir(parents=True)
+        (tmp_path / "train" / "results" / study / "report.md").write_text("# report\n")
+    sets = load_sets(str(folder))
+    text = about.about_markdown(sets, tmp_path)
+    assert "| network | networks averaged | pair accuracy | digit accuracy | rounds |" in text
+    assert "Our networks (order head), from study `best`, setting `recipe5`:" in text
+    assert ("The 2020 report's networks (FC head), from study `other`, setting `recipe_fc` (`simple_cnn`, "
+            "`shared_aux`, `unshared`, `unshared_aux`); study `other`, setting `x` (`shared`):") in text
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert rows[:len(VARIANTS)] == ["| `simple_cnn` | 1 | 97.8 ± 0.6 | 96.1 ± 0.4 | 15 |",
+                                    "| `shared` | 1 | 97.8 ± 0.6 | - | 15 |",
+                                    "| `shared_aux` | 1 | 97.8 ± 0.6 | 96.1 ± 0.4 | 15 |",
+                                    "| `unshared` | 1 | unknown | - | unknown |",
+                                    "| `unshared_aux` | 1 | 97.8 ± 0.6 | 96.1 ± 0.4 | 15 |"]
+    assert rows[len(VARIANTS)] == "| `simple_cnn` | 1 | 50.0 | unknown | 1 |"   # one round: no std
+    # The reports of the recorded studies and of those the text names, named: no URL known.
+    assert ("More: `train/results/best/report.md`, `train/results/other/report.md`, "
+            "`train/results/seed2020/report.md`.") in text
+    assert "`train/results/best/report.md`'s `head` table" in text and "`train/results/seed2020`" in text
+    local = about.about_markdown(sets, tmp_path, link=lambda p: f"/files/{p.parent.name}")
+    assert "[train/results/other/report.md](/files/other)" in local
+    # A set that did not load says so.
+    shutil.rmtree(folder / "fc")
+    assert "The 2020 report's networks (FC head): none loaded." in about.about_markdown(load_sets(str(folder)))
     monkeypatch.setenv("SPACE_ID", "someone/digitpair")
-    monkeypatch.setenv(logic.MODEL_REPO_ENV, "someone/weights")
-    about = logic.about_markdown(tmp_path)
-    assert "(https://huggingface.co/spaces/someone/digitpair/blob/main/train/results/best/report.md)" in about
-    assert "[the weights on the Hub](https://huggingface.co/someone/weights)" in about
-    assert "[the source code](https://huggingface.co/spaces/someone/digitpair/tree/main)" in about
+    monkeypatch.setenv(MODEL_REPO_ENV, "someone/weights")
+    text = about.about_markdown(sets, tmp_path)
+    assert "(https://huggingface.co/spaces/someone/digitpair/blob/main/train/results/best/report.md)" in text
+    assert "[the weights on the Hub](https://huggingface.co/someone/weights)" in text
+    assert "[the source code](https://huggingface.co/spaces/someone/digitpair/tree/main)" in text
 
 
 # --- the real server -----------------------------------------------------------------------------
@@ -379,7 +435,7 @@ def test_api_compares_real_mnist_digits(client, served_app, digit_files):
     down = client.predict(seven, two, api_name="/compare")
     app = served_app[0]
     assert list(up["models"]) == list(app.SETS["ours"].models)
-    assert up == logic.compare(app.SETS["ours"], str(digit_files[2]), str(digit_files[7]))   # same bytes, same numbers
+    assert up == compare(app.SETS["ours"], str(digit_files[2]), str(digit_files[7])).to_json()   # same bytes, same numbers
     for name in DIGIT_HEADS:   # the variants that know digits: strong on a clear 2 and 7
         assert up["models"][name]["first_is_leq"] and not down["models"][name]["first_is_leq"], name
         assert [up["models"][name]["digits"][box][0][0] for box in ("first", "second")] == [2, 7], name
@@ -394,7 +450,7 @@ def test_api_takes_the_choice_of_networks_ours_by_default(client, served_app, di
     assert default["networks"] == "ours" and client.predict(two, seven, "ours", api_name="/compare") == default
     report = client.predict(two, seven, networks="report", api_name="/compare")
     assert report["networks"] == "report" and client.predict(two, seven, "report", api_name="/compare") == report
-    assert report == logic.compare(served_app[0].SETS["report"], str(digit_files[2]), str(digit_files[7]))
+    assert report == compare(served_app[0].SETS["report"], str(digit_files[2]), str(digit_files[7])).to_json()
     for unknown in ["theirs", ""]:
         with pytest.raises(AppError, match=f"networks={unknown!r} is not a set of networks here; choose one of 'ours'"):
             client.predict(two, seven, unknown, api_name="/compare")
@@ -417,7 +473,7 @@ def test_api_judges_a_dot_a_letter_and_a_real_digit_as_the_page_does(client, ser
         assert result["drawings"][digit_box]["digits"][0][0] == (2 if digit_box == "first" else 7)
         assert result["drawings"][odd_box]["judgement"] == "not a digit"
         # The page says the same of them.
-        page = logic.page_view(served_app[0].SETS["ours"], first["path"], second["path"]).headline
+        page = page_view(served_app[0].SETS["ours"], first["path"], second["path"]).headline
         assert page.startswith(f"**The {odd_box} drawing: not a digit.**")
 
 
@@ -532,15 +588,15 @@ def with_the_pen(image: PIL.Image.Image) -> PIL.Image.Image:
     return image.filter(PIL.ImageFilter.MinFilter(9)).point(lambda v: 0 if v < 128 else 255)
 
 
-def judging_by(loaded: logic.LoadedModels, limits: Limits) -> logic.LoadedModels:
+def judging_by(loaded: NetworkSet, limits: Limits) -> NetworkSet:
     return dataclasses.replace(loaded, judge=guard.Judge(loaded.judge.guard, limits))
 
 
 def test_every_card_and_the_headline_say_what_is_doubted(weights, mnist):
-    loaded = logic.load_models(str(weights))
+    loaded = load_set(str(weights))
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
     unsure = judging_by(loaded, Limits(max_odds=100.0, weight=0.0, min_agreement=2.0))   # doubted
-    view = logic.page_view(unsure, two, seven)
+    view = page_view(unsure, two, seven)
     assert view.headline.startswith("**The first drawing: unsure, ")
     assert "; the second drawing: unsure, " in view.headline
     for name, card in cards_of(view.cards).items():
@@ -550,7 +606,7 @@ def test_every_card_and_the_headline_say_what_is_doubted(weights, mnist):
         else:
             assert "the guard says the first drawing: unsure, " in card, name
     odd = judging_by(loaded, Limits(max_odds=-100.0, weight=0.0, min_agreement=0.0))   # no digit
-    view = logic.page_view(odd, two, seven)
+    view = page_view(odd, two, seven)
     assert view.headline.startswith("**The first drawing: not a digit; the second drawing: not a "
                                     "digit.** Read as digits anyway: **")
     for name, card in cards_of(view.cards).items():
@@ -559,10 +615,10 @@ def test_every_card_and_the_headline_say_what_is_doubted(weights, mnist):
         else:
             assert "the guard says the first drawing" in card
     # The API takes the same path and says the same words.
-    said = logic.compare(odd, two, seven)["drawings"]
+    said = compare(odd, two, seven).to_json()["drawings"]
     assert [said[box]["judgement"] for box in ("first", "second")] == ["not a digit", "not a digit"]
-    examples = logic.examples()   # an example is a known pair of digits: never doubted
-    view = logic.page_view(odd, str(examples[0].first), str(examples[0].second), tuple(examples))
+    examples = page_examples()   # an example is a known pair of digits: never doubted
+    view = page_view(odd, str(examples[0].first), str(examples[0].second), tuple(examples))
     assert view.headline.startswith("Example 2 and 7") and "not a digit" not in view.cards
 
 
@@ -577,39 +633,39 @@ def test_without_a_whole_guard_for_these_networks_drawings_are_not_judged(weight
     else:
         # Weights exported after the fit.
         save_variant(build_model("simple_cnn"), "simple_cnn", folder / "simple_cnn")
-    loaded = logic.load_models(str(folder))
-    assert list(loaded.models) == list(VARIANTS) and loaded.judge is None and loaded.unjudged
+    loaded = load_set(str(folder))
+    assert list(loaded.models) == list(VARIANTS) and loaded.judge is None and loaded.not_judged
     assert "drawings are not judged for the ours networks" in caplog.text
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
-    view = logic.page_view(loaded, two, seven)
-    assert view.headline.endswith(f"*Drawings are not judged: {loaded.unjudged}.*")
-    result = logic.compare(loaded, two, seven)
-    assert result["judged"] is False and result["not_judged"] == loaded.unjudged
+    view = page_view(loaded, two, seven)
+    assert view.headline.endswith(f"*Drawings are not judged: {loaded.not_judged}.*")
+    result = compare(loaded, two, seven).to_json()
+    assert result["judged"] is False and result["not_judged"] == loaded.not_judged
     for box in ("first", "second"):
         said = result["drawings"][box]
         assert said["judgement"] is None and len(said["digits"]) == 2
-    assert logic.guard_note(logic.guard_record({"ours": loaded})) == []
+    assert about.guard_note(about.guard_record({"ours": loaded})) == []
 
 
 @pytest.fixture(scope="module")
 def served_sets():
     """The committed weights/ as the app serves them; skipped locally where there are none."""
-    sets = logic.load_sets()
+    sets = load_sets()
     if not sets["ours"].models:
         if os.environ.get("CI"):
-            pytest.fail(f"no trained model in {logic.WEIGHTS_DIR}")
-        pytest.skip(f"no trained model in {logic.WEIGHTS_DIR}")
+            pytest.fail(f"no trained model in {served.WEIGHTS_DIR}")
+        pytest.skip(f"no trained model in {served.WEIGHTS_DIR}")
     return sets
 
 
 def test_the_committed_guard_is_for_the_committed_weights_and_the_readme_cites_it(served_sets):
     for networks, loaded in served_sets.items():
         # After exporting new weights, run `digitpair-train fit-guard`: it fits the guard for them.
-        assert loaded.judge is not None, f"weights/guard, {networks} networks: {loaded.unjudged}"
-    record = logic.guard_record(served_sets)
-    readme = (logic.ROOT / "README.md").read_text()
+        assert loaded.judge is not None, f"weights/guard, {networks} networks: {loaded.not_judged}"
+    record = about.guard_record(served_sets)
+    readme = (ROOT / "README.md").read_text()
     assert f"{GUARD_BEGIN}\n{guard.rates_markdown(record)}\n{GUARD_END}" in readme
-    assert guard.rates_markdown(record) in logic.about_markdown(record=record)
+    assert guard.rates_markdown(record) in about.about_markdown(served_sets)
 
 
 GUARD_BEGIN = "<!-- guard:begin (python benchmarks/guard.py --readme) -->"
@@ -630,10 +686,10 @@ def test_the_guard_says_not_a_digit_to_a_dot_a_blot_a_scribble_letters_and_a_cro
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
     odd = NON_DIGITS[kind](mnist)
     for networks, loaded in served_sets.items():
-        assert logic.page_view(loaded, two, seven).headline.startswith("**first ≤ second**"), networks   # no doubt
-        penned = logic.page_view(loaded, with_the_pen(two), with_the_pen(seven))
+        assert page_view(loaded, two, seven).headline.startswith("**first ≤ second**"), networks   # no doubt
+        penned = page_view(loaded, with_the_pen(two), with_the_pen(seven))
         assert penned.headline.startswith("**first ≤ second**"), networks   # nor drawn with the pad's pen
-        view = logic.page_view(loaded, two, odd)
+        view = page_view(loaded, two, odd)
         said = "**The second drawing: not a digit.** Read as digits anyway"
         assert view.headline.startswith(said), networks
         for name, card in cards_of(view.cards).items():
@@ -641,7 +697,7 @@ def test_the_guard_says_not_a_digit_to_a_dot_a_blot_a_scribble_letters_and_a_cro
                 assert "second: not a digit?" in card
             else:
                 assert "the guard says the second drawing: not a digit" in card
-        said = logic.compare(loaded, two, odd)["drawings"]
+        said = compare(loaded, two, odd).to_json()["drawings"]
         judgements = (said["first"]["judgement"], said["second"]["judgement"])
         assert judgements == ("digit", "not a digit"), networks
 

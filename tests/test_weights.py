@@ -181,14 +181,15 @@ def test_a_card_names_the_code_its_run_trained_from():
 
 
 def test_card_usage_loads_a_real_source_never_a_placeholder(exported, tmp_path, monkeypatch):
+    from digitpair.core import checkout
     from digitpair.lab import cards
     config = read_config(exported / "shared_aux" / "config.json")
     usage = cards.variant_card(config).text.split("## Usage")[1].split("##")[0]
     assert 'digitpair.load_pretrained("weights")' in usage and "USER/NAME" not in usage   # no repo id: the folder
     assert "digitpair/core/models.py" in usage and "](" not in usage   # no known source URL: named, not linked
     (tmp_path / "pyproject.toml").write_text('[project.urls]\nSource = "https://example.org/digitpair"\n')
-    monkeypatch.setattr(cards, "ROOT", tmp_path)
-    assert cards.source_url(tmp_path) == "https://example.org/digitpair"
+    monkeypatch.setattr(checkout, "ROOT", tmp_path)
+    assert checkout.source_url(tmp_path) == "https://example.org/digitpair"
     usage = cards.variant_card(config, "org/digitpair").text.split("## Usage")[1]
     assert 'load_pretrained("org/digitpair")' in usage and "[the digitpair project](https://example.org/digitpair)" in usage
 

@@ -39,6 +39,10 @@ class DrawingError(ValueError):
     """The input is not a usable drawing; the message tells the person what to do."""
 
 
+class BlankDrawing(DrawingError):
+    """Nothing is drawn: no image at all, or an image of one colour (an untouched or cleared pad)."""
+
+
 def refuse_unit_scaled(values: np.ndarray) -> None:
     """Float pixels that all lie in [0, 1] with some variation: an image scaled to 0-1, which
     8-bit conversion would flatten to one colour and call blank (as `models.predict` refuses it)."""
@@ -57,7 +61,7 @@ def load_image(value) -> PIL.Image.Image:
     if isinstance(value, dict) and "path" in value:
         value = value["path"]
     if value is None:
-        raise DrawingError("nothing drawn: draw a digit")
+        raise BlankDrawing("nothing drawn: draw a digit")
     if isinstance(value, PIL.Image.Image):
         return value
     if isinstance(value, np.ndarray):
@@ -153,7 +157,7 @@ def mnist_field(value) -> np.ndarray:
     inked = amount > INK_LEVEL
     rows, cols = np.flatnonzero(inked.any(1)), np.flatnonzero(inked.any(0))
     if rows.size == 0:
-        raise DrawingError("no ink found: the image is blank (or one colour); draw a digit")
+        raise BlankDrawing("no ink found: the image is blank (or one colour); draw a digit")
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     height, width = bottom - top, right - left
     if max(height, width) < MIN_EXTENT * max(amount.shape):

@@ -9,11 +9,10 @@ the model-index; the body is plain Markdown built here (no Jinja template).
 from __future__ import annotations
 
 import json
-import tomllib
-from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ..core.checkout import source_url
 from ..core.data import SYNTHETIC
 from ..core.fmt import as_printed, fmt, md_table, pct
 from ..core.models import VARIANTS
@@ -21,7 +20,6 @@ from ..core.config import UNKNOWN
 from .study import Study
 from ..core.weights import StudySummary, VariantConfig
 
-ROOT = Path(__file__).resolve().parents[2]   # the checkout digitpair runs from: an export's source, the app's files
 TAGS = ["pytorch", "safetensors", "mnist", "siamese-network", "auxiliary-loss", "digit-comparison"]
 # Atop every card of networks trained on synthetic_mnist's random digits (a dry run's), which
 # also claim no dataset and no results in the card's metadata.
@@ -81,14 +79,6 @@ def _epoch(config: VariantConfig) -> str:
         return f"the last epoch ({c.epochs}) kept, no epoch selected (the recipe was chosen beforehand on validation pairs)"
     which = "each member at its epoch" if c.members > 1 else f"epoch {m.selected_epoch}"
     return f"{which} kept on validation"
-
-
-def source_url(root: Path | None = None) -> str | None:
-    """Where this project's code is published: `[project.urls] Source` in its pyproject.toml, if set."""
-    pyproject = (root or ROOT) / "pyproject.toml"
-    if not pyproject.is_file():
-        return None
-    return tomllib.loads(pyproject.read_text()).get("project", {}).get("urls", {}).get("Source")
 
 
 def _usage(repo_id: str | None, name: str, source: str | None, head: str) -> list[str]:

@@ -1,0 +1,19 @@
+"""The page's code in the browser: page.js, beside this file, handed to Gradio as the page's
+script (`SCRIPT`), and the calls the page's events make to it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SCRIPT = (Path(__file__).parent / "page.js").read_text()
+# A drawing's input event: on, a moment after the stroke, unless the page set the pads itself.
+SETTLE = "() => window.digitpair.settle()"
+# The longest an example waits for the pads to paint its digits before its answer is asked for.
+PAINT_MS = 5000
+PAINTED = f"() => window.digitpair.painted({PAINT_MS})"
+
+
+def set_pads(first: Path, second: Path) -> str:
+    """The call that puts two image files in the pads, from the browser (see page.js's setPads)."""
+    return f"() => window.digitpair.setPads({json.dumps([str(first), str(second)])})"
