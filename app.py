@@ -23,19 +23,20 @@ import torch
 from digitpair import WeightsError
 from digitpair.core.drawing import DrawingError
 from digitpair.page import about, browser, served, view
-from digitpair.page.compare import BOXES, compare as compare_drawings, uploaded_image
+from digitpair.page.compare import BOXES, uploaded_image
+from digitpair.page.compare import compare as compare_drawings
 from digitpair.page.examples import EXAMPLES_DIR, examples
 
 # One intra-op thread: batch-1 passes through 56k-parameter networks gain nothing from more, and
 # on a shared CPU the spinning of a second thread adds tens of ms at random (see
 # benchmarks/bench_app.py).
 torch.set_num_threads(1)
-SETS = served.load_sets()   # {"ours": NetworkSet, "report": NetworkSet}
+SETS = served.load_sets()  # {"ours": NetworkSet, "report": NetworkSet}
 # Server limits (docs/app.md). An upload over MAX_FILE_SIZE is refused with HTTP 413 before it
 # reaches the cache; with QUEUE_SIZE requests waiting, the next gets "Queue is full" at once; the
 # files Gradio keeps (uploads, the 14x14 previews) are deleted once CACHE_SECONDS old, checked as
 # often. A digit drawing is a few kB; MAX_FILE_SIZE leaves room for a photo of one.
-MAX_FILE_SIZE, QUEUE_SIZE, CACHE_SECONDS = 10 * 2**20, 64, 600   # bytes, requests, seconds
+MAX_FILE_SIZE, QUEUE_SIZE, CACHE_SECONDS = 10 * 2**20, 64, 600  # bytes, requests, seconds
 EXAMPLES = tuple(examples())
 # Each pad loads holding white paper as its background: the editor picks its brush when a
 # background arrives (an empty value leaves it with no tool, "select the draw tool to start").
@@ -47,8 +48,10 @@ PAPER.save(PAPER_FILE)
 # Files the page's own scripts hand the pads: served as they are, not copied to the cache.
 gr.set_static_paths([EXAMPLES_DIR, PAPER_FILE.parent])
 # What each set shows before anything is drawn, and after Clear: its variants that failed to load.
-INITIAL = {networks: view.page_view(compare_drawings(nets, PAPER, PAPER))
-           for networks, nets in SETS.items()}
+INITIAL = {
+    networks: view.page_view(compare_drawings(nets, PAPER, PAPER))
+    for networks, nets in SETS.items()
+}
 # Clear and an example start a new generation of the page. The browser reads the pads (uploading
 # their images) before it queues a drawing's request, so a request for drawings read just before
 # a Clear can reach the server after it; it carries the generation it was read in and is answered
@@ -58,7 +61,8 @@ PAGE = "page"
 # The Space links the reports in its own repo; a local server serves them itself.
 gr.set_static_paths(about.report_files(SETS))
 ABOUT = about.about_markdown(
-    SETS, link=None if os.environ.get("SPACE_ID") else lambda p: f"/gradio_api/file={p}")
+    SETS, link=None if os.environ.get("SPACE_ID") else lambda p: f"/gradio_api/file={p}"
+)
 # What every `demo.launch` passes: `python app.py` below and the tests' served app
 # (tests/conftest.py).
 LAUNCH_OPTIONS = {"max_file_size": MAX_FILE_SIZE, "css": view.PAGE_CSS, "js": browser.SCRIPT}
@@ -74,7 +78,7 @@ def compare(first: dict, second: dict, networks: str = served.DEFAULT_NETWORKS) 
         nets = served.choose(SETS, networks)
         return compare_drawings(nets, uploaded_image(first), uploaded_image(second)).to_json()
     except (DrawingError, WeightsError, served.ChoiceError) as e:
-        raise gr.Error(str(e), print_exception=False) from None   # a bad input, not a server fault
+        raise gr.Error(str(e), print_exception=False) from None  # a bad input, not a server fault
 
 
 def show(first, second, networks: str, seen: int = 0, current: int = 0) -> list:
@@ -103,35 +107,68 @@ def pad(box: str) -> gr.Sketchpad:
     # White paper, black brush; a 280x280 canvas is MNIST's 28x28 at 10x, and a 12 px brush
     # radius gives strokes of MNIST's thickness for a digit that fills the box.
     # min_width: on a phone the two pads stack, each wide enough to draw in.
-    return gr.Sketchpad(value=BLANK, label=f"{box} digit: draw inside the white square",
-                        elem_id=box, type="pil", image_mode="RGBA", canvas_size=(280, 280),
-                        min_width=300, height=340, layers=False, transforms=(), format="png",
-                        brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=12))
+    return gr.Sketchpad(
+        value=BLANK,
+        label=f"{box} digit: draw inside the white square",
+        elem_id=box,
+        type="pil",
+        image_mode="RGBA",
+        canvas_size=(280, 280),
+        min_width=300,
+        height=340,
+        layers=False,
+        transforms=(),
+        format="png",
+        brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=12),
+    )
 
 
-with gr.Blocks(title="digitpair: is the first digit <= the second?",
-               delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:
-    gr.Markdown("# Is the first digit ≤ the second?\nDraw a digit in each box, or pick an example: "
-                "five models answer as you draw, one card each (each model is a kind of network; "
-                "ours average five trained copies of it).")
+with gr.Blocks(
+    title="digitpair: is the first digit <= the second?",
+    delete_cache=(CACHE_SECONDS, CACHE_SECONDS),
+) as demo:
+    gr.Markdown(
+        "# Is the first digit ≤ the second?\nDraw a digit in each box, or pick an example: "
+        "five models answer as you draw, one card each (each model is a kind of network; "
+        "ours average five trained copies of it)."
+    )
     with gr.Row(elem_id="examples-row"):
         gr.Markdown("Examples, MNIST test pairs:", elem_classes="example")
-        example_buttons = [gr.Button(e.label, size="sm", elem_classes="example",
-                                     elem_id=f"example-{i}") for i, e in enumerate(EXAMPLES)]
+        example_buttons = [
+            gr.Button(e.label, size="sm", elem_classes="example", elem_id=f"example-{i}")
+            for i, e in enumerate(EXAMPLES)
+        ]
     initial = INITIAL[served.DEFAULT_NETWORKS]
     headline = gr.Markdown(initial.headline, elem_id="consensus")
     with gr.Row(elem_id="pads"):
         first, second = pad("first"), pad("second")
     with gr.Row():
         clear = gr.Button("Clear both", elem_id="clear", scale=1, size="lg")
-        choice = gr.Radio([(label, networks) for networks, label in served.CHOICES.items()],
-                          scale=3, value=served.DEFAULT_NETWORKS, label="Which networks answer",
-                          elem_id="networks")
-    cards = gr.HTML(initial.cards, elem_id="cards", css_template=view.CARDS_CSS, js_on_load=None,
-                    html_template='<div class="cards">${value}</div>')
+        choice = gr.Radio(
+            [(label, networks) for networks, label in served.CHOICES.items()],
+            scale=3,
+            value=served.DEFAULT_NETWORKS,
+            label="Which networks answer",
+            elem_id="networks",
+        )
+    cards = gr.HTML(
+        initial.cards,
+        elem_id="cards",
+        css_template=view.CARDS_CSS,
+        js_on_load=None,
+        html_template='<div class="cards">${value}</div>',
+    )
     with gr.Row():
-        seen = [gr.Image(label=f"{box} digit, as the networks see it (14x14)", interactive=False,
-                         height=150, format="png", elem_id=f"seen-{box}") for box in BOXES]
+        seen = [
+            gr.Image(
+                label=f"{box} digit, as the networks see it (14x14)",
+                interactive=False,
+                height=150,
+                format="png",
+                elem_id=f"seen-{box}",
+            )
+            for box in BOXES
+        ]
     outputs = [headline, cards, *seen]
     # The page's generation: as the browser last heard it (read with the pads), and as it is.
     generation, current = gr.Number(0, visible=False, precision=0), gr.State(0)
@@ -140,27 +177,57 @@ with gr.Blocks(title="digitpair: is the first digit <= the second?",
 
     # .input: the person drew (an example or Clear setting the pads is not a drawing: page.js).
     for box in (first, second):
-        box.input(None, js=browser.SETTLE, trigger_mode="always_last",
-                  api_visibility="private").success(
-            show, [first, second, choice, generation, current], outputs, show_progress="hidden",
-            concurrency_id=PAGE, api_visibility="private")
+        box.input(
+            None, js=browser.SETTLE, trigger_mode="always_last", api_visibility="private"
+        ).success(
+            show,
+            [first, second, choice, generation, current],
+            outputs,
+            show_progress="hidden",
+            concurrency_id=PAGE,
+            api_visibility="private",
+        )
     # Another set answers for the drawings already in the boxes: nothing is redrawn.
-    choice.input(show, [first, second, choice, generation, current], outputs,
-                 trigger_mode="always_last", show_progress="hidden", concurrency_id=PAGE,
-                 api_visibility="private")
+    choice.input(
+        show,
+        [first, second, choice, generation, current],
+        outputs,
+        trigger_mode="always_last",
+        show_progress="hidden",
+        concurrency_id=PAGE,
+        api_visibility="private",
+    )
     # An example: the browser puts its two files in the pads, lets them paint, then asks for the
     # answer once, read from the same files on the server.
     for index, (button, example) in enumerate(zip(example_buttons, EXAMPLES)):
-        button.click(None, None, [first, second], api_visibility="private",
-                     js=browser.set_pads(example.first, example.second)).then(
-            None, js=browser.PAINTED, api_visibility="private").then(
+        button.click(
+            None,
+            None,
+            [first, second],
+            api_visibility="private",
+            js=browser.set_pads(example.first, example.second),
+        ).then(None, js=browser.PAINTED, api_visibility="private").then(
             lambda networks, now, index=index: show_example(index, networks, now),
-            [choice, current], [*outputs, generation, current], show_progress="hidden",
-            concurrency_id=PAGE, api_visibility="private")
-    clear.click(None, None, [first, second], js=browser.set_pads(PAPER_FILE, PAPER_FILE),
-                api_visibility="private").then(
-        cleared, [choice, current], [*outputs, generation, current], show_progress="hidden",
-        concurrency_id=PAGE, api_visibility="private")
+            [choice, current],
+            [*outputs, generation, current],
+            show_progress="hidden",
+            concurrency_id=PAGE,
+            api_visibility="private",
+        )
+    clear.click(
+        None,
+        None,
+        [first, second],
+        js=browser.set_pads(PAPER_FILE, PAPER_FILE),
+        api_visibility="private",
+    ).then(
+        cleared,
+        [choice, current],
+        [*outputs, generation, current],
+        show_progress="hidden",
+        concurrency_id=PAGE,
+        api_visibility="private",
+    )
     gr.api(compare, api_name="compare")
 demo.queue(max_size=QUEUE_SIZE)
 

@@ -27,7 +27,10 @@ CASES = {
 
 
 def seconds(command: list[str]) -> float:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}   # this checkout's digitpair, as the tests import it
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+    }  # this checkout's digitpair, as the tests import it
     t0 = time.perf_counter()
     subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0
@@ -42,8 +45,10 @@ def main() -> None:
         for name, command in CASES.items():
             times[name].append(seconds(command))
     base = statistics.median(times["python -c pass"])
-    print(f"median of {args.runs} fresh processes each; load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} cores")
+    print(
+        f"median of {args.runs} fresh processes each; load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores"
+    )
     for name, values in times.items():
         median = statistics.median(values)
         print(f"{name:<40} {median:6.3f} s   (+{median - base:.3f} s over python -c pass)")

@@ -17,8 +17,8 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from bench_train import forward_macs  # this folder: the script's own, first on sys.path
 
-from bench_train import forward_macs   # this folder: the script's own, first on sys.path
 from digitpair.core.models import ENCODERS, Encoder
 from digitpair.lab.provenance import git_commit, machine
 from digitpair.lab.training import autocast
@@ -39,7 +39,7 @@ def make_step(encoder: nn.Module, precision: str, digits: int):
         loss.backward()
         opt.step()
 
-    for _ in range(3):   # oneDNN creates its kernels on the first calls
+    for _ in range(3):  # oneDNN creates its kernels on the first calls
         step()
     return step
 
@@ -52,7 +52,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     m = machine()
-    print(f"machine: {m['cpu']} x{m['cpu_count']}, torch {m['torch']}, threads {args.threads}, commit {git_commit()}")
+    print(
+        f"machine: {m['cpu']} x{m['cpu_count']}, torch {m['torch']}, threads {args.threads}, "
+        f"commit {git_commit()}"
+    )
     # 200 digits = a batch of 100 pairs (`best`); 2000 = a batch of 1000 pairs (`seed2020`).
     for digits in (200, 2000):
         steps = max(2, 4000 // digits)
@@ -71,9 +74,12 @@ def main() -> None:
         for (name, precision), s in sec.items():
             encoder = encoders[(name, precision)]
             params = sum(p.numel() for p in encoder.parameters())
-            print(f"{digits:5d} digits  {name:<8} {precision}  {params:6,d} params  "
-                  f"{forward_macs(encoder, torch.zeros(1, 1, 14, 14)) / 1e6:4.2f} M MAC/digit  {s * 1e3:7.2f} ms/step  "
-                  f"{digits / 2 / s:6.0f} pairs/s  {sec[('padded', 'fp32')] / s:4.2f}x padded fp32")
+            print(
+                f"{digits:5d} digits  {name:<8} {precision}  {params:6,d} params  "
+                f"{forward_macs(encoder, torch.zeros(1, 1, 14, 14)) / 1e6:4.2f} M MAC/digit  "
+                f"{s * 1e3:7.2f} ms/step  "
+                f"{digits / 2 / s:6.0f} pairs/s  {sec[('padded', 'fp32')] / s:4.2f}x padded fp32"
+            )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Measure the guard in weights/guard/ (digitpair/guard/__init__.py) on held-out data; print its rates.
+"""Measure the guard in weights/guard/ (digitpair/guard/__init__.py) on held-out data; print its
+rates.
 
 The guard is fitted by `digitpair-train fit-guard` (digitpair/guard/fit.py), which records these
 rates in weights/guard/guard.json; this script measures them again, with the recorded limits, on
@@ -20,14 +21,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))   # run as a script from anywhere: this checkout's digitpair
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: this checkout's digitpair
 
 import torch  # noqa: E402
 
 from digitpair import guard  # noqa: E402
+from digitpair.guard import Limits  # noqa: E402
 from digitpair.guard import data as guard_data  # noqa: E402
 from digitpair.guard import fit as guard_fit  # noqa: E402
-from digitpair.guard import Limits  # noqa: E402
 from digitpair.lab.report import replace_block  # noqa: E402
 
 README = ROOT / "README.md"
@@ -36,31 +37,41 @@ BEGIN, END = "<!-- guard:begin (python benchmarks/guard.py --readme) -->", "<!--
 
 def table(rates: dict) -> list[str]:
     """The rates of one set of networks, a line each."""
-    lines = [f"  {name:<10} read right flagged {r['read_right_flagged']:>5} %, all flagged "
-             f"{r['flagged']:>5} % (not a digit {r['not_a_digit']} %, unsure {r['unsure']} %), "
-             f"misread {r['misread']} %, of those flagged {r['misread_flagged']} %  "
-             f"[{r['judged']} judged]" for name, r in rates["digits"].items()]
+    lines = [
+        f"  {name:<10} read right flagged {r['read_right_flagged']:>5} %, all flagged "
+        f"{r['flagged']:>5} % (not a digit {r['not_a_digit']} %, unsure {r['unsure']} %), "
+        f"misread {r['misread']} %, of those flagged {r['misread_flagged']} %  "
+        f"[{r['judged']} judged]"
+        for name, r in rates["digits"].items()
+    ]
     for name in ("pen_characters", "pen_characters_unseen"):
         r = rates[name]
         least = sorted(r.get("per_label", {}).items(), key=lambda kv: kv[1])[:8]
-        lines.append(f"  {name:<22} not a digit {r['not_a_digit']} % [{r['judged']} judged]; "
-                     "least: " + ", ".join(f"{c} {v} %" for c, v in least))
-    lines.append(f"  doodles of unseen kinds: not a digit {rates['doodles']['not_a_digit']} %: "
-                 + ", ".join(f"{k} {v} %" for k, v in rates["doodles"]["per_kind"].items()))
+        lines.append(
+            f"  {name:<22} not a digit {r['not_a_digit']} % [{r['judged']} judged]; "
+            "least: " + ", ".join(f"{c} {v} %" for c, v in least)
+        )
+    lines.append(
+        f"  doodles of unseen kinds: not a digit {rates['doodles']['not_a_digit']} %: "
+        + ", ".join(f"{k} {v} %" for k, v in rates["doodles"]["per_kind"].items())
+    )
     return lines
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--weights", type=Path, default=ROOT / "weights")
-    p.add_argument("--readme", action="store_true",
-                   help="rewrite the README's guard block from the record")
+    p.add_argument(
+        "--readme", action="store_true", help="rewrite the README's guard block from the record"
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
 
     fitted = guard.load(args.weights / guard.FOLDER)
-    limits = {networks: Limits(**chosen["limits"])
-              for networks, chosen in fitted.record["networks"].items()}
+    limits = {
+        networks: Limits(**chosen["limits"])
+        for networks, chosen in fitted.record["networks"].items()
+    }
     measured = guard_fit.measure(fitted.net, args.weights, guard_data.load, limits)
     for networks, m in measured.items():
         recorded = fitted.record["networks"][networks]

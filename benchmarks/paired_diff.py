@@ -4,7 +4,8 @@ Runs with the same name (setting, variant, round) share data and init seeds, so 
 difference isolates what changed between the two folders (precision, machine, code, encoder).
 Decisions are made on `--metric val_acc`; test accuracy only reports what they cost. E.g.
 
-    python benchmarks/paired_diff.py train/runs/evidence/best-padded train/runs/best --metric val_acc
+    python benchmarks/paired_diff.py train/runs/evidence/best-padded train/runs/best --metric
+    val_acc
 """
 
 from __future__ import annotations
@@ -31,11 +32,15 @@ def main() -> None:
         if va is not None and vb is not None:
             diffs[(a[name].setting, a[name].variant)].append(vb - va)
     what = "test" if args.metric == "test_acc" else "validation"
-    print(f"{what} pair accuracy, {args.b} minus {args.a}, paired by run (same data and init seeds):")
+    print(
+        f"{what} pair accuracy, {args.b} minus {args.a}, paired by run (same data and init seeds):"
+    )
     for (setting, variant), d in diffs.items():
         sd = statistics.stdev(d) if len(d) > 1 else float("nan")
-        print(f"  {setting:>14} {variant:<13} {statistics.fmean(d):+6.2f} ± {sd:.2f} "
-              f"(n={len(d)}, standard error {sd / len(d) ** 0.5:.2f})")
+        print(
+            f"  {setting:>14} {variant:<13} {statistics.fmean(d):+6.2f} ± {sd:.2f} "
+            f"(n={len(d)}, standard error {sd / len(d) ** 0.5:.2f})"
+        )
 
 
 if __name__ == "__main__":

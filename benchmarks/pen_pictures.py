@@ -8,7 +8,8 @@ digits a setting's networks still misread (validation).
   networks of `--setting` misread, round 0's `shared_aux` run: one row per digit class, as the
   network sees them after `drawing.preprocess`; `misread.md` lists what each was read as.
 
-    python benchmarks/pen_pictures.py [--runs train/runs/pen] [--setting conventions] [--out docs/pen]
+    python benchmarks/pen_pictures.py [--runs train/runs/pen] [--setting conventions] [--out
+    docs/pen]
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import PIL.Image
 import torch
 
 from digitpair.core import writers
-from digitpair.lab import records
 from digitpair.core.conventions import CLASS, Conventions, draw_conventions
 from digitpair.core.data import MNIST
 from digitpair.core.weights import load_weights
+from digitpair.lab import records
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS, SCALE = 12, 4
@@ -35,10 +36,13 @@ def grid(rows: list[list[np.ndarray]]) -> PIL.Image.Image:
     lines = []
     for row in rows:
         row = row + [np.zeros((14, 14))] * (COLUMNS - len(row))
-        lines.append(np.concatenate([np.pad(d, ((0, 1), (0, 1)), constant_values=64) for d in row], 1))
+        lines.append(
+            np.concatenate([np.pad(d, ((0, 1), (0, 1)), constant_values=64) for d in row], 1)
+        )
     image = np.concatenate(lines, 0).clip(0, 255).astype(np.uint8)
-    return PIL.Image.fromarray(image).resize((image.shape[1] * SCALE, image.shape[0] * SCALE),
-                                             PIL.Image.Resampling.NEAREST)
+    return PIL.Image.fromarray(image).resize(
+        (image.shape[1] * SCALE, image.shape[0] * SCALE), PIL.Image.Resampling.NEAREST
+    )
 
 
 def conventions_picture(mnist: MNIST) -> PIL.Image.Image:
@@ -55,9 +59,18 @@ def conventions_picture(mnist: MNIST) -> PIL.Image.Image:
 
 def misread(runs: Path, setting: str) -> tuple[PIL.Image.Image, list[str]]:
     pen = writers.load_pen()
-    run = next(r for r in records.load(runs) if r.setting == setting and r.variant == "shared_aux" and r.round == 0)
-    model = load_weights(records.weights_path(runs, run), run.variant, run.config.encoder, run.config.head,
-                         run.config.members)
+    run = next(
+        r
+        for r in records.load(runs)
+        if r.setting == setting and r.variant == "shared_aux" and r.round == 0
+    )
+    model = load_weights(
+        records.weights_path(runs, run),
+        run.variant,
+        run.config.encoder,
+        run.config.head,
+        run.config.members,
+    )
     x = pen.inputs
     read = model.predict(torch.stack((x, x), 1)).digit_probs[:, 0].argmax(-1)
     wrong = (read != pen.labels) & ~pen.refused
@@ -67,9 +80,11 @@ def misread(runs: Path, setting: str) -> tuple[PIL.Image.Image, list[str]]:
         missed = np.flatnonzero((wrong & (pen.labels == digit)).numpy())
         index = np.sort(rng.choice(missed, min(COLUMNS, len(missed)), replace=False))
         rows.append([x[i].numpy() for i in index])
-        lines.append(f"- {digit}s ({len(missed)} misread of "
-                     f"{int((pen.labels == digit).sum())}), shown read as: "
-                     + ", ".join(f"{int(read[i])} ({pen.groups[i]})" for i in index))
+        lines.append(
+            f"- {digit}s ({len(missed)} misread of "
+            f"{int((pen.labels == digit).sum())}), shown read as: "
+            + ", ".join(f"{int(read[i])} ({pen.groups[i]})" for i in index)
+        )
     return grid(rows), lines
 
 
@@ -82,13 +97,17 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    conventions_picture(MNIST(args.data_dir, download=False)).save(out / "conventions.png", optimize=True)
+    conventions_picture(MNIST(args.data_dir, download=False)).save(
+        out / "conventions.png", optimize=True
+    )
     picture, lines = misread(Path(args.runs), args.setting)
     picture.save(out / "misread.png", optimize=True)
     (out / "misread.md").write_text(
         f"# Pen digits `{args.setting}`'s round-0 `shared_aux` network misreads (validation)\n\n"
         "![misread pen digits, a row per digit 0-9, as the network sees them](misread.png)\n\n"
-        + "\n".join(lines) + "\n\nWritten by `python benchmarks/pen_pictures.py`.\n")
+        + "\n".join(lines)
+        + "\n\nWritten by `python benchmarks/pen_pictures.py`.\n"
+    )
     print(f"written: {out / 'conventions.png'}, {out / 'misread.png'}, {out / 'misread.md'}")
 
 

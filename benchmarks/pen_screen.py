@@ -24,16 +24,23 @@ import PIL.Image
 import torch
 
 from digitpair.core import writers
-from digitpair.lab import records
 from digitpair.core.data import MNIST
 from digitpair.core.drawing import PEN_BAND, preprocess
 from digitpair.core.models import VARIANTS
 from digitpair.core.weights import load_weights
+from digitpair.lab import records
 
 ROOT = Path(__file__).resolve().parents[1]
-# MNIST's stroke widths in the 28x28 field (drawing.stroke_width): percentiles 5, 10, 25, 50, 75, 90, 95
+# MNIST's stroke widths in the 28x28 field (drawing.stroke_width): percentiles 5, 10, 25, 50, 75,
+# 90, 95
 # are 1.30, 1.45, 1.65, 1.95, 2.29, 2.62, 3.00 px (5000 training digits).
-BANDS = {"as drawn": None, "p5-p95": (1.30, 3.00), "p10-p90": (1.45, 2.62), "p25-p75": PEN_BAND, "median": (1.95, 1.95)}
+BANDS = {
+    "as drawn": None,
+    "p5-p95": (1.30, 3.00),
+    "p10-p90": (1.45, 2.62),
+    "p25-p75": PEN_BAND,
+    "median": (1.95, 1.95),
+}
 
 
 def as_drawing(digit: torch.Tensor) -> np.ndarray:
@@ -57,28 +64,64 @@ def main() -> None:
 
     mnist = MNIST(args.data_dir, download=False)
     sets = {w.name: w for w in (writers.load(n) for n in writers.LOADERS)}
-    inputs = {(name, band): torch.stack([preprocess(image, pen) for image in w.images])
-              for name, w in sets.items() for band, pen in BANDS.items()}
+    inputs = {
+        (name, band): torch.stack([preprocess(image, pen) for image in w.images])
+        for name, w in sets.items()
+        for band, pen in BANDS.items()
+    }
     runs = [r for r in records.load(args.runs) if VARIANTS[r.variant].digit_loss]
     cells: dict[tuple[str, str, str, str], list[float]] = {}
     for rounds in sorted({r.round for r in runs}):
         cfg = runs[0].config
-        held = mnist.round_digits(rounds, cfg.n_pairs, cfg.val_pairs, cfg.val_fold)[1]   # the round's validation digits
+        held = mnist.round_digits(rounds, cfg.n_pairs, cfg.val_pairs, cfg.val_fold)[
+            1
+        ]  # the round's validation digits
         images, labels = [as_drawing(d) for d in mnist.train_images[held]], mnist.train_labels[held]
-        mnist_inputs = {band: torch.stack([preprocess(image, pen) for image in images]) for band, pen in BANDS.items()}
+        mnist_inputs = {
+            band: torch.stack([preprocess(image, pen) for image in images])
+            for band, pen in BANDS.items()
+        }
         for r in (r for r in runs if r.round == rounds):
-            model = load_weights(records.weights_path(args.runs, r), r.variant, r.config.encoder, r.config.head,
-                                 r.config.members)
+            model = load_weights(
+                records.weights_path(args.runs, r),
+                r.variant,
+                r.config.encoder,
+                r.config.head,
+                r.config.members,
+            )
             for band in BANDS:
                 key = (r.setting, r.variant, band)
-                cells.setdefault((*key, "mnist"), []).append(digit_acc(model, mnist_inputs[band], labels))
+                cells.setdefault((*key, "mnist"), []).append(
+                    digit_acc(model, mnist_inputs[band], labels)
+                )
                 for name, w in sets.items():
-                    cells.setdefault((*key, name), []).append(digit_acc(model, inputs[(name, band)], w.labels))
+                    cells.setdefault((*key, name), []).append(
+                        digit_acc(model, inputs[(name, band)], w.labels)
+                    )
 
-    table = [{"setting": s, "variant": v, "band": b, "set": n, "runs": len(a), "digit_acc": statistics.fmean(a)}
-             for (s, v, b, n), a in cells.items()]
-    Path(args.out).write_text(json.dumps({"use": "validation (used for choices)", "runs": args.runs,
-                                          "bands": BANDS, "cells": table}, indent=2) + "\n")
+    table = [
+        {
+            "setting": s,
+            "variant": v,
+            "band": b,
+            "set": n,
+            "runs": len(a),
+            "digit_acc": statistics.fmean(a),
+        }
+        for (s, v, b, n), a in cells.items()
+    ]
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "use": "validation (used for choices)",
+                "runs": args.runs,
+                "bands": BANDS,
+                "cells": table,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     by = {(c["setting"], c["variant"], c["band"], c["set"]): c["digit_acc"] for c in table}
     settings = list(dict.fromkeys(c["setting"] for c in table))
     variants = list(dict.fromkeys(c["variant"] for c in table))
@@ -87,8 +130,13 @@ def main() -> None:
     print("|" + " --- |" * (len(BANDS) + 2))
     for s in settings:
         for v in variants:
-            print(f"| {s} | {v} | " + " | ".join(
-                " / ".join(f"{by[(s, v, b, n)]:.1f}" for n in ("mnist", *sets)) for b in BANDS) + " |")
+            print(
+                f"| {s} | {v} | "
+                + " | ".join(
+                    " / ".join(f"{by[(s, v, b, n)]:.1f}" for n in ("mnist", *sets)) for b in BANDS
+                )
+                + " |"
+            )
 
 
 if __name__ == "__main__":

@@ -30,30 +30,42 @@ from digitpair.core.models import Prediction
 from digitpair.guard.pretrained import load_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ("simple_cnn", "shared_aux", "unshared_aux")   # the served variants that read digits
-HOLE_LEVELS = (4, 8)   # of UCI's 16: ink at or above it is a stroke
+VARIANTS = ("simple_cnn", "shared_aux", "unshared_aux")  # the served variants that read digits
+HOLE_LEVELS = (4, 8)  # of UCI's 16: ink at or above it is a stroke
 
 
 def views(x: torch.Tensor, k: int, style: augment.DigitStyle) -> list[torch.Tensor]:
     """(N, 2, 14, 14) -> x and k views, each digit under its own affine of `style`'s ranges."""
     g = torch.Generator().manual_seed(0)
     digits = x.reshape(-1, 1, 14, 14)
-    grids = [augment.random_affine_grid(digits, g, style.degrees, style.scale, style.shift_px, style.shear, style.aspect)
-             for _ in range(k)]
+    grids = [
+        augment.random_affine_grid(
+            digits, g, style.degrees, style.scale, style.shift_px, style.shear, style.aspect
+        )
+        for _ in range(k)
+    ]
     return [x] + [augment.resample(digits, grid).reshape(x.shape) for grid in grids]
 
 
 def deskew(x: torch.Tensor) -> torch.Tensor:
-    """(N, 2, 14, 14) -> each digit sheared along x by its moments' slope mu11 / mu02 about its centre."""
+    """(N, 2, 14, 14) -> each digit sheared along x by its moments' slope mu11 / mu02 about its
+    centre."""
     d = x.reshape(-1, 14, 14).float()
     ys, xs = torch.meshgrid(torch.arange(14.0), torch.arange(14.0), indexing="ij")
     mass = d.sum((1, 2)).clamp_min(1e-6)
     cx, cy = (d * xs).sum((1, 2)) / mass, (d * ys).sum((1, 2)) / mass
     dx, dy = xs - cx[:, None, None], ys - cy[:, None, None]
-    slope = (d * dx * dy).sum((1, 2)) / (d * dy ** 2).sum((1, 2)).clamp_min(1e-6)
-    # The output pixel (x, y) reads the input at (x + slope (y - cy), y); grid units: u = (2 x + 1) / 14 - 1.
+    slope = (d * dx * dy).sum((1, 2)) / (d * dy**2).sum((1, 2)).clamp_min(1e-6)
+    # The output pixel (x, y) reads the input at (x + slope (y - cy), y); grid units: u = (2 x + 1)
+    # / 14 - 1.
     n, one, zero = len(d), torch.ones(len(d)), torch.zeros(len(d))
-    theta = torch.stack((torch.stack((one, slope, -slope * ((2 * cy + 1) / 14 - 1)), 1), torch.stack((zero, one, zero), 1)), 1)
+    theta = torch.stack(
+        (
+            torch.stack((one, slope, -slope * ((2 * cy + 1) / 14 - 1)), 1),
+            torch.stack((zero, one, zero), 1),
+        ),
+        1,
+    )
     grid = F.affine_grid(theta, [n, 1, 14, 14], align_corners=False)
     return augment.resample(d[:, None], grid).reshape(x.shape)
 
@@ -66,7 +78,10 @@ class Transformed:
 
     def predict(self, x: torch.Tensor) -> Prediction:
         outs = [self.model.predict(v) for v in self.transform(x)]
-        return Prediction(torch.stack([o.p_leq for o in outs]).mean(0), torch.stack([o.digit_probs for o in outs]).mean(0))
+        return Prediction(
+            torch.stack([o.p_leq for o in outs]).mean(0),
+            torch.stack([o.digit_probs for o in outs]).mean(0),
+        )
 
 
 LEVERS = {
@@ -79,8 +94,10 @@ LEVERS = {
 
 
 def has_hole(scan: np.ndarray, level: int) -> bool:
-    """An 8x8 UCI scan (0-16) holds paper enclosed by ink: a 4-connected background piece off the border."""
+    """An 8x8 UCI scan (0-16) holds paper enclosed by ink: a 4-connected background piece off the
+    border."""
     from scipy import ndimage
+
     paper = np.pad(scan < level, 1, constant_values=True)
     return ndimage.label(paper)[1] > 1
 
@@ -88,6 +105,7 @@ def has_hole(scan: np.ndarray, level: int) -> bool:
 def nines(model, uci: writers.Writers) -> dict:
     """Of UCI's 9s, the share with a hole at each level, and how often each kind is read right."""
     from sklearn.datasets import load_digits
+
     scans, labels = load_digits().images, uci.labels.numpy()
     index = np.flatnonzero(labels == 9)
     x = uci.inputs[index]
@@ -95,28 +113,46 @@ def nines(model, uci: writers.Writers) -> dict:
     out = {}
     for level in HOLE_LEVELS:
         hole = np.array([has_hole(scans[i], level) for i in index])
-        out[f"ink >= {level}/16"] = {"nines": int(len(index)), "with_hole": round(100 * hole.mean(), 1),
-                                     "read_right_with_hole": round(100 * right[hole].mean(), 1),
-                                     "read_right_without": round(100 * right[~hole].mean(), 1)}
+        out[f"ink >= {level}/16"] = {
+            "nines": int(len(index)),
+            "with_hole": round(100 * hole.mean(), 1),
+            "read_right_with_hole": round(100 * right[hole].mean(), 1),
+            "read_right_without": round(100 * right[~hole].mean(), 1),
+        }
     return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--weights", default=str(ROOT / "weights"))
-    p.add_argument("--rounds", type=int, default=2, help="permutations of each set drawn into pairs")
+    p.add_argument(
+        "--rounds", type=int, default=2, help="permutations of each set drawn into pairs"
+    )
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "test_time_views.json")
     args = p.parse_args()
     torch.set_num_threads(1)
     sets = [writers.load(name) for name in writers.LOADERS]
     models = load_pretrained(args.weights, networks="ours")
-    result = {"use": "validation (used for choices): no network trained on these digits",
-              "command": "python benchmarks/test_time_views.py", "weights": "ours", "levers": {}}
+    result = {
+        "use": "validation (used for choices): no network trained on these digits",
+        "command": "python benchmarks/test_time_views.py",
+        "weights": "ours",
+        "levers": {},
+    }
     for name in VARIANTS:
         for lever, transform in LEVERS.items():
-            row = {w.name: {k: round(v, 2) for k, v in (("digit_acc", r.digit_acc), ("pair_acc", r.pair_acc),
-                                                        ("nines", r.per_digit[9]))}
-                   for w in sets for r in [writers.read(Transformed(models[name], transform), w, args.rounds)]}
+            row = {
+                w.name: {
+                    k: round(v, 2)
+                    for k, v in (
+                        ("digit_acc", r.digit_acc),
+                        ("pair_acc", r.pair_acc),
+                        ("nines", r.per_digit[9]),
+                    )
+                }
+                for w in sets
+                for r in [writers.read(Transformed(models[name], transform), w, args.rounds)]
+            }
             result["levers"].setdefault(name, {})[lever] = row
             print(name, lever, json.dumps(row), flush=True)
     uci = next(w for w in sets if w.name == "uci")

@@ -8,10 +8,20 @@ import importlib
 
 # Each name from the module that defines it, imported on first use (PEP 562): `digitpair-train
 # --help` and the CLI's argument errors never wait for torch.
-_EXPORTS = {"MNIST": "core.data", "DataError": "core.data", "PairSet": "core.data", "VARIANTS": "core.models",
-            "PairOutput": "core.models", "Prediction": "core.models", "build_model": "core.models",
-            "RunConfig": "core.config", "Metrics": "core.config", "train_run": "lab.training",
-            "load_pretrained": "guard.pretrained", "WeightsError": "core.weights"}
+_EXPORTS = {
+    "MNIST": "core.data",
+    "DataError": "core.data",
+    "PairSet": "core.data",
+    "VARIANTS": "core.models",
+    "PairOutput": "core.models",
+    "Prediction": "core.models",
+    "build_model": "core.models",
+    "RunConfig": "core.config",
+    "Metrics": "core.config",
+    "train_run": "lab.training",
+    "load_pretrained": "guard.pretrained",
+    "WeightsError": "core.weights",
+}
 __all__ = list(_EXPORTS)
 __version__ = "0.1.0"
 

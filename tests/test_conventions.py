@@ -48,7 +48,9 @@ def nine() -> torch.Tensor:
 def drawn(digit: torch.Tensor, name: str, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(the digit with convention `name` drawn, the ink it added)."""
     g = torch.Generator().manual_seed(seed)
-    out = draw_conventions(digit[None, None], torch.tensor([CLASS[name]]), g, Conventions(**{name: 1.0}))[0, 0]
+    out = draw_conventions(
+        digit[None, None], torch.tensor([CLASS[name]]), g, Conventions(**{name: 1.0})
+    )[0, 0]
     return out, (out - digit).clamp_min(0)
 
 
@@ -57,38 +59,38 @@ def test_a_flag_starts_at_the_ones_top_and_goes_down_left(seed):
     out, added = drawn(one(), "flag", seed)
     rows, cols = torch.nonzero(added > 64, as_tuple=True)
     assert len(rows) >= 2
-    assert rows.min() <= 3                       # it leaves from the top (row 2) ...
-    assert cols.min() < 6 and cols.max() <= 8    # ... to the left of the stem
-    assert rows.max() > 3                        # ... and down
+    assert rows.min() <= 3  # it leaves from the top (row 2) ...
+    assert cols.min() < 6 and cols.max() <= 8  # ... to the left of the stem
+    assert rows.max() > 3  # ... and down
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_a_bar_crosses_the_sevens_stem(seed):
     out, added = drawn(seven(), "bar", seed)
     rows, cols = torch.nonzero(added > 64, as_tuple=True)
-    assert 5 <= rows.float().mean() <= 9         # 45-65 % of the way down the 2..11 box
+    assert 5 <= rows.float().mean() <= 9  # 45-65 % of the way down the 2..11 box
     y = int(rows.float().mean().round())
-    stem = (seven()[y] > 0).nonzero().float().mean()   # the stem's column at that height
-    assert cols.min() < stem < cols.max()        # ink on both sides of the stem
+    stem = (seven()[y] > 0).nonzero().float().mean()  # the stem's column at that height
+    assert cols.min() < stem < cols.max()  # ink on both sides of the stem
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_a_slash_crosses_the_zeros_hole(seed):
     before = zero()
-    assert before[6:9, 6:9].max() == 0           # the hole
+    assert before[6:9, 6:9].max() == 0  # the hole
     out, added = drawn(before, "slash", seed)
-    assert out[6:9, 6:9].max() > 128             # inked through the middle
+    assert out[6:9, 6:9].max() > 128  # inked through the middle
     rows, cols = torch.nonzero(added > 64, as_tuple=True)
     low, high = rows.argmax(), rows.argmin()
-    assert cols[low] < cols[high]                # from bottom left to top right
+    assert cols[low] < cols[high]  # from bottom left to top right
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_a_hook_bends_the_nines_stem_left_at_the_bottom(seed):
     out, added = drawn(nine(), "hook", seed)
     rows, cols = torch.nonzero(added > 64, as_tuple=True)
-    assert rows.min() >= 8                       # only at the bottom of the stem (rows 4..11)
-    assert cols.min() < 8                        # to the left of the stem (column 9)
+    assert rows.min() >= 8  # only at the bottom of the stem (rows 4..11)
+    assert cols.min() < 8  # to the left of the stem (column 9)
 
 
 def test_a_foot_lies_across_the_ones_bottom():
@@ -110,7 +112,7 @@ def test_only_digits_of_the_conventions_class_change():
     """Each convention touches its own class only: every other digit is returned as it was."""
     g = torch.Generator().manual_seed(0)
     digits = torch.stack([one(), seven(), zero(), nine(), one() * 0.5])[:, None]
-    classes = torch.tensor([3, 5, 6, 8, 2])   # none of the conventions' classes
+    classes = torch.tensor([3, 5, 6, 8, 2])  # none of the conventions' classes
     everything = Conventions(flag=1.0, foot=1.0, bar=1.0, slash=1.0, hook=1.0)
     assert torch.equal(draw_conventions(digits, classes, g, everything), digits)
     classes = torch.tensor([1, 7, 0, 9, 2])
@@ -126,7 +128,9 @@ def test_conventions_keep_the_labels_through_augment():
     target = (classes[:, 0] <= classes[:, 1]).long()
     xa, ta, ca = augment("style_conventions", x, target, classes, g, swap=True)
     assert torch.equal(ta, (ca[:, 0] <= ca[:, 1]).long())
-    assert sorted(map(tuple, ca.sort(1).values.tolist())) == sorted(map(tuple, classes.sort(1).values.tolist()))
+    assert sorted(map(tuple, ca.sort(1).values.tolist())) == sorted(
+        map(tuple, classes.sort(1).values.tolist())
+    )
 
 
 def test_networks_without_digit_labels_train_as_with_style():
@@ -136,6 +140,16 @@ def test_networks_without_digit_labels_train_as_with_style():
     classes = torch.randint(0, 10, (40, 2))
     target = (classes[:, 0] <= classes[:, 1]).long()
     for kind in [k for k, style in PER_DIGIT.items() if style.conventions]:
-        plain = augment("style", x, target, classes, torch.Generator().manual_seed(1), swap=False, labelled=False)
-        conv = augment(kind, x, target, classes, torch.Generator().manual_seed(1), swap=False, labelled=False)
+        plain = augment(
+            "style",
+            x,
+            target,
+            classes,
+            torch.Generator().manual_seed(1),
+            swap=False,
+            labelled=False,
+        )
+        conv = augment(
+            kind, x, target, classes, torch.Generator().manual_seed(1), swap=False, labelled=False
+        )
         assert all(torch.equal(a, b) for a, b in zip(plain, conv))

@@ -6,11 +6,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from digitpair.core.models import VARIANTS, Ensemble, build_model
-from digitpair.lab.provenance import now, provenance
 from digitpair.core.config import RunConfig
-from digitpair.lab.training import train_run
+from digitpair.core.models import VARIANTS, Ensemble, build_model
 from digitpair.core.weights import WeightsError, load_variant, save_variant
+from digitpair.lab.provenance import now, provenance
+from digitpair.lab.training import train_run
 
 
 def pairs(seed: int = 0) -> torch.Tensor:
@@ -33,18 +33,24 @@ def test_predict_is_the_mean_of_the_members(name):
     ours, theirs = model.predict(x), [m.predict(x) for m in model.members]
     if VARIANTS[name].digit_loss:
         probs = torch.stack([p.digit_probs for p in theirs]).mean(0)
-        torch.testing.assert_close(ours.digit_probs, probs, atol=1e-7, rtol=1e-6)   # the mean (log, then softmax)
+        torch.testing.assert_close(
+            ours.digit_probs, probs, atol=1e-7, rtol=1e-6
+        )  # the mean (log, then softmax)
         leq = torch.ones(10, 10).triu()
-        direct = torch.einsum("ni,nj,ij->n", probs[:, 0], probs[:, 1], leq)  # sum_{i<=j} p_a(i) p_b(j)
+        direct = torch.einsum(
+            "ni,nj,ij->n", probs[:, 0], probs[:, 1], leq
+        )  # sum_{i<=j} p_a(i) p_b(j)
         torch.testing.assert_close(ours.p_leq, direct, atol=1e-6, rtol=1e-5)
     else:
         assert ours.digit_probs is None
-        torch.testing.assert_close(ours.p_leq, torch.stack([p.p_leq for p in theirs]).mean(0), atol=1e-7, rtol=1e-6)
+        torch.testing.assert_close(
+            ours.p_leq, torch.stack([p.p_leq for p in theirs]).mean(0), atol=1e-7, rtol=1e-6
+        )
     with torch.inference_mode():
-        out = model(x)                                                      # what evaluate() reads
+        out = model(x)  # what evaluate() reads
     torch.testing.assert_close(out.pair_logits.softmax(1)[:, 1], ours.p_leq, atol=1e-6, rtol=1e-5)
     with pytest.raises(ValueError, match="shape"):
-        model.predict(torch.zeros(2, 1, 14, 14))                            # checked as one network's input
+        model.predict(torch.zeros(2, 1, 14, 14))  # checked as one network's input
 
 
 @pytest.mark.parametrize("name", ["shared_aux", "unshared"])
@@ -56,12 +62,14 @@ def test_save_load_round_trip_is_bit_identical(name, tmp_path):
     loaded = load_variant(tmp_path / name)
     assert isinstance(loaded, Ensemble) and len(loaded.members) == 3
     a, b = model.state_dict(), loaded.state_dict()
-    assert list(a) == list(b) and all(k.startswith(("members.0.", "members.1.", "members.2.")) for k in a)
+    assert list(a) == list(b) and all(
+        k.startswith(("members.0.", "members.1.", "members.2.")) for k in a
+    )
     assert all(torch.equal(a[k], b[k]) for k in a)
     x = pairs(3)
     pa, pb = model.predict(x), loaded.predict(x)
     assert torch.equal(pa.p_leq, pb.p_leq)
-    config["members"] = 2                       # a config that does not match the file is refused
+    config["members"] = 2  # a config that does not match the file is refused
     (tmp_path / name / "config.json").write_text(json.dumps(config))
     with pytest.raises(WeightsError, match="does not match"):
         load_variant(tmp_path / name)
@@ -82,31 +90,54 @@ def test_refuses_mixed_members_and_other_heads():
         Ensemble([build_model("shared_aux"), build_model("shared_aux", "padded")])
     with pytest.raises(ValueError, match="one variant"):
         Ensemble([])
-    fc = [build_model("shared_aux", head="fc") for _ in range(2)]   # a learned comparison head each
+    fc = [build_model("shared_aux", head="fc") for _ in range(2)]  # a learned comparison head each
     with pytest.raises(ValueError, match="one variant, encoder and head"):
         Ensemble([build_model("shared_aux"), fc[0]])
     # check_build's message: one rule for configs, loaders and the Ensemble itself
-    with pytest.raises(ValueError, match="members=2 with head='fc': an ensemble averages digit distributions"):
+    with pytest.raises(
+        ValueError, match="members=2 with head='fc': an ensemble averages digit distributions"
+    ):
         Ensemble(fc)
-    with pytest.raises(ValueError, match="members=1 with head='fc'"):   # even one: it would answer by the order rule
+    with pytest.raises(
+        ValueError, match="members=1 with head='fc'"
+    ):  # even one: it would answer by the order rule
         Ensemble(fc[:1])
 
 
 def test_members_2_train_run(tiny):
-    """Reproducible; member i is the single run with init_seed + i; the final metrics are the ensemble's."""
-    cfg = RunConfig(variant="shared_aux", members=2, epochs=2, n_pairs=100, val_pairs=20, batch_size=20,
-                    test=False, data_seed=0, init_seed=1)
+    """Reproducible; member i is the single run with init_seed + i; the final metrics are the
+    ensemble's."""
+    cfg = RunConfig(
+        variant="shared_aux",
+        members=2,
+        epochs=2,
+        n_pairs=100,
+        val_pairs=20,
+        batch_size=20,
+        test=False,
+        data_seed=0,
+        init_seed=1,
+    )
     a, b = train_run(cfg, tiny), train_run(cfg, tiny)
     assert isinstance(a.model, Ensemble) and len(a.model.members) == 2
-    assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+    assert all(
+        torch.equal(x, y)
+        for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values())
+    )
     single = train_run(RunConfig(**{**cfg.to_dict(), "members": 1, "init_seed": 2}), tiny)
-    assert all(torch.equal(x, y) for x, y in zip(a.model.members[1].state_dict().values(),
-                                                 single.model.state_dict().values()))
+    assert all(
+        torch.equal(x, y)
+        for x, y in zip(
+            a.model.members[1].state_dict().values(), single.model.state_dict().values()
+        )
+    )
     assert a.metrics.test_acc is None and 0 <= a.metrics.val_acc <= 100
-    assert a.metrics.member_val_acc[1] == single.metrics.val_acc and a.metrics.member_selected_epochs == [2, 2]
+    assert a.metrics.member_val_acc[
+        1
+    ] == single.metrics.val_acc and a.metrics.member_selected_epochs == [2, 2]
     assert {r["member"] for r in a.history} == {0, 1} and len(a.history) == 4
     with pytest.raises(ValueError, match="differ"):
-        RunConfig(members=3, data_seed=2, init_seed=1)     # member 1 would take the data seed
+        RunConfig(members=3, data_seed=2, init_seed=1)  # member 1 would take the data seed
 
 
 def test_an_ensembles_record_keeps_its_members_metrics(tiny, tmp_path):
@@ -114,8 +145,18 @@ def test_an_ensembles_record_keeps_its_members_metrics(tiny, tmp_path):
     record has no member fields at all (older records keep their bytes)."""
     from digitpair.lab import records
     from digitpair.lab.records import RunSpec
-    cfg = RunConfig(variant="shared_aux", members=2, epochs=2, n_pairs=100, val_pairs=20, batch_size=20,
-                    test=False, data_seed=0, init_seed=1)
+
+    cfg = RunConfig(
+        variant="shared_aux",
+        members=2,
+        epochs=2,
+        n_pairs=100,
+        val_pairs=20,
+        batch_size=20,
+        test=False,
+        data_seed=0,
+        init_seed=1,
+    )
     result = train_run(cfg, tiny)
     prov = provenance("abc1234", now(), "cpu", tiny.source)
     folder = records.write(tmp_path, RunSpec("s", "e2", 0, cfg), result, prov)

@@ -1,4 +1,5 @@
-"""digitpair/guard/__init__.py and its fitting (guard_fit.py): the limits land where the data says, the fit
+"""digitpair/guard/__init__.py and its fitting (guard_fit.py): the limits land where the data says,
+the fit
 is reproducible to the byte, and a guard loads only whole and only for the networks it was fitted
 for."""
 
@@ -12,18 +13,17 @@ import torch
 
 from digitpair import guard
 from digitpair.core import pen
-from digitpair.guard import data as guard_data
-from digitpair.guard import doodles
-from digitpair.guard import fit as guard_fit
 from digitpair.core.drawing import DrawingError, preprocess
-from digitpair.guard import Judgement, Limits
 from digitpair.core.weights import HUB_FILES, NETWORKS
+from digitpair.guard import Judgement, Limits, doodles
+from digitpair.guard import data as guard_data
+from digitpair.guard import fit as guard_fit
 from digitpair.guard.pretrained import load_pretrained
 
 from .conftest import write_guard
 
-
 # --- choosing limits on data whose answer is known ---------------------------------------------
+
 
 def test_a_limit_lets_through_at_most_its_budget_of_every_set():
     rng = np.random.default_rng(0)
@@ -34,7 +34,7 @@ def test_a_limit_lets_through_at_most_its_budget_of_every_set():
     assert (b > limit).mean() <= 0.01 and (a > limit).mean() < 0.001
     low = guard_fit.limit_below([a, b], 1.0)
     assert low == pytest.approx(-2.326, abs=0.03) and (a < low).mean() <= 0.01
-    assert guard_fit.limit_above([np.arange(10.0)], 0.0) == 9.0   # nothing above the largest
+    assert guard_fit.limit_above([np.arange(10.0)], 0.0) == 9.0  # nothing above the largest
 
 
 def blobs(n: int, seed: int) -> guard_fit.Labelled:
@@ -46,7 +46,7 @@ def blobs(n: int, seed: int) -> guard_fit.Labelled:
     x = torch.rand(n, 28, 28, generator=g) * 30
     for i, label in enumerate(y.tolist()):
         if label < guard.OTHER:
-            x[i, 2 * label:2 * label + 6, 2:10] += 200
+            x[i, 2 * label : 2 * label + 6, 2:10] += 200
         else:
             x[i, 8:20, 16:26] += 200
     return guard_fit.Labelled(x, y)
@@ -54,15 +54,24 @@ def blobs(n: int, seed: int) -> guard_fit.Labelled:
 
 def test_fitting_separable_data_learns_it_and_is_reproducible_to_the_byte(tmp_path):
     train, held = blobs(3000, 0), blobs(1000, 1)
-    fit = lambda: guard_fit.train_guard({"blobs": train}, members=2, epochs=3, epoch=3000, seed=7)
+
+    def fit():
+        return guard_fit.train_guard({"blobs": train}, members=2, epochs=3, epoch=3000, seed=7)
+
     net = fit()
     p = net.probabilities(held.x).numpy()
     assert (p.argmax(1) == held.y.numpy()).mean() > 0.95
     other, digit = p[held.y == guard.OTHER, guard.OTHER], p[held.y < guard.OTHER, guard.OTHER]
     limit = guard_fit.limit_above([digit], 1.0)
-    assert limit < 0.5 and (other > limit).mean() > 0.99   # the limit lands between the two blobs
-    record = {"networks": {"ours": {"fingerprints": {}, "limits": {"max_odds": limit, "weight": 0.0,
-                                                                   "min_agreement": 0.5}}}}
+    assert limit < 0.5 and (other > limit).mean() > 0.99  # the limit lands between the two blobs
+    record = {
+        "networks": {
+            "ours": {
+                "fingerprints": {},
+                "limits": {"max_odds": limit, "weight": 0.0, "min_agreement": 0.5},
+            }
+        }
+    }
     first = [path.read_bytes() for path in guard_fit.write(tmp_path / "a", net, record)]
     again = [path.read_bytes() for path in guard_fit.write(tmp_path / "b", fit(), record)]
     assert first == again
@@ -82,7 +91,7 @@ def test_the_limits_word_each_judgement_and_name_two_digits():
     assert {d.judgement for d in judged(x, readers, Limits(100.0, 0.0, 2.0))} == {Judgement.UNSURE}
     said = judged(x, readers, Limits(100.0, 0.0, -1.0))
     assert {d.judgement for d in said} == {Judgement.DIGIT}
-    for d in said:   # the readers' digit first, with their probability; then the guard's, or theirs
+    for d in said:  # the readers' digit first, with their probability; then the guard's, or theirs
         assert d.digits[0] == (4, pytest.approx(0.7)) and d.digits[1][0] in set(range(10)) - {4}
     assert said[0].to_json()["judgement"] == "digit" and json.dumps(said[0].to_json())
     unjudged = guard.unjudged(readers)
@@ -90,6 +99,7 @@ def test_the_limits_word_each_judgement_and_name_two_digits():
 
 
 # --- the files: beside the weights, whole, for these networks ----------------------------------
+
 
 def test_a_guard_loads_with_the_weights_from_a_folder(weights, tmp_path):
     folder = shutil.copytree(weights, tmp_path / "weights")
@@ -103,8 +113,9 @@ def test_a_guard_loads_with_the_weights_from_a_folder(weights, tmp_path):
         assert models.judge.limits == Limits(0.3, 0.5, 0.2)
 
 
-@pytest.mark.parametrize("damage", ["missing", "flipped bit", "other fit", "not json",
-                                    "other networks"])
+@pytest.mark.parametrize(
+    "damage", ["missing", "flipped bit", "other fit", "not json", "other networks"]
+)
 def test_a_missing_damaged_or_mismatched_guard_is_named_never_raised(weights, tmp_path, damage):
     folder = shutil.copytree(weights, tmp_path / "weights")
     net_path, record_path = write_guard(folder)
@@ -124,8 +135,10 @@ def test_a_missing_damaged_or_mismatched_guard_is_named_never_raised(weights, tm
         record_path.write_bytes(b"{\xff")
         said = "guard.json can't be read as JSON"
     else:
-        other = {n: {k: torch.nn.Linear(1, 1) for k in m} for n, m in
-                 ((n, load_pretrained(folder, networks=n)) for n in NETWORKS)}
+        other = {
+            n: {k: torch.nn.Linear(1, 1) for k in m}
+            for n, m in ((n, load_pretrained(folder, networks=n)) for n in NETWORKS)
+        }
         write_guard(folder, networks=other)
         said = "the guard was fitted for other 'ours' networks than these"
     models = load_pretrained(folder)
@@ -156,6 +169,7 @@ def test_the_guard_travels_with_the_weights_through_the_hub_cache(weights, tmp_p
 
 # --- the generated non-digits ------------------------------------------------------------------
 
+
 def test_every_kind_of_non_digit_is_drawn_with_the_pen_and_reaches_the_networks():
     rng = np.random.default_rng(0)
     digits = pen.load("digits")
@@ -166,7 +180,7 @@ def test_every_kind_of_non_digit_is_drawn_with_the_pen_and_reaches_the_networks(
                 assert image.shape == (280, 280) and image.dtype == np.uint8 and image.min() == 0
                 try:
                     x = preprocess(image)
-                except DrawingError:   # only a dot, which the page says
+                except DrawingError:  # only a dot, which the page says
                     assert kind in ("dot", "dots")
                     continue
                 assert x.shape == (14, 14) and x.max() > 100
@@ -176,9 +190,11 @@ def test_every_kind_of_non_digit_is_drawn_with_the_pen_and_reaches_the_networks(
 
 def test_writers_and_characters_split_by_a_stable_hash():
     assert {guard_data.writer_role(f"lab/{i}") for i in range(200)} == set(guard_data.ROLES)
-    shares = np.mean([[guard_data.writer_role(f"lab/{i}") == r for r in guard_data.ROLES]
-                      for i in range(5000)], 0)
+    shares = np.mean(
+        [[guard_data.writer_role(f"lab/{i}") == r for r in guard_data.ROLES] for i in range(5000)],
+        0,
+    )
     assert shares == pytest.approx([0.6, 0.2, 0.2], abs=0.03)
     assert guard_data.writer_role("apb/x") == guard_data.writer_role("apb/x")
-    assert hashlib.sha256(b"a").hexdigest()   # the roles come from sha256, not Python's salted hash
+    assert hashlib.sha256(b"a").hexdigest()  # the roles come from sha256, not Python's salted hash
     assert not set("AEHKMNPRTWXYaehkmnrtwx") & guard_data.DIGIT_LIKE

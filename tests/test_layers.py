@@ -17,8 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "digitpair"
 GROUPS = ("core", "guard", "lab", "page")
 # group -> the groups it may import (itself included)
-ALLOWED = {"core": {"core"}, "guard": {"core", "guard"}, "lab": {"core", "guard", "lab"},
-           "page": {"core", "guard", "page"}}
+ALLOWED = {
+    "core": {"core"},
+    "guard": {"core", "guard"},
+    "lab": {"core", "guard", "lab"},
+    "page": {"core", "guard", "page"},
+}
 
 
 def module_name(path: Path) -> str:
@@ -35,14 +39,23 @@ def imports(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "digitpair"}
         elif isinstance(node, ast.ImportFrom):
-            base = (package[:len(package) - node.level + 1] + ([node.module] if node.module else [])
-                    if node.level else [node.module or ""])
+            base = (
+                package[: len(package) - node.level + 1] + ([node.module] if node.module else [])
+                if node.level
+                else [node.module or ""]
+            )
             base = ".".join(base)
             if base.split(".")[0] != "digitpair":
                 continue
             # `from digitpair.lab import records` imports digitpair.lab.records
-            found |= {f"{base}.{a.name}" if (PACKAGE.parent / f"{base}.{a.name}".replace(".", "/")).with_suffix(
-                ".py").is_file() else base for a in node.names}
+            found |= {
+                f"{base}.{a.name}"
+                if (PACKAGE.parent / f"{base}.{a.name}".replace(".", "/"))
+                .with_suffix(".py")
+                .is_file()
+                else base
+                for a in node.names
+            }
     return found
 
 
@@ -63,13 +76,19 @@ def test_every_module_belongs_to_a_group():
 @pytest.mark.parametrize("layer", GROUPS)
 def test_a_group_imports_only_what_it_may(layer):
     graph = modules()
-    wrong = sorted((m, i) for m, found in graph.items() if group(m) == layer
-                   for i in found if group(i) is not None and group(i) not in ALLOWED[layer])
+    wrong = sorted(
+        (m, i)
+        for m, found in graph.items()
+        if group(m) == layer
+        for i in found
+        if group(i) is not None and group(i) not in ALLOWED[layer]
+    )
     assert not wrong, f"{layer} may import {sorted(ALLOWED[layer])}; it imports: {wrong}"
 
 
 def test_the_rules_are_seen_by_the_test():
-    """The parser sees relative imports at every depth, lazy ones and `from package import module`."""
+    """The parser sees relative imports at every depth, lazy ones and `from package import
+    module`."""
     graph = modules()
     assert "digitpair.core.models" in graph["digitpair.core.config"]
     assert "digitpair.core.weights" in graph["digitpair.guard.pretrained"]
@@ -80,9 +99,14 @@ def test_the_rules_are_seen_by_the_test():
 def test_the_page_runs_without_the_lab():
     """Importing the page and the Space's entry point loads no lab module (nor matplotlib, which
     only the reports draw with)."""
-    code = ("import sys, app\n"
-            "lab = sorted(m for m in sys.modules if m.startswith('digitpair.lab') or m == 'matplotlib')\n"
-            "print(lab)\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    code = (
+        "import sys, app\n"
+        "lab = sorted(m for m in sys.modules if m.startswith('digitpair.lab') or m == "
+        "'matplotlib')\n"
+        "print(lab)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout

@@ -1,4 +1,5 @@
-"""The issue-13 levers of RunConfig: off by default (training as before), each changes something when on."""
+"""The issue-13 levers of RunConfig: off by default (training as before), each changes something
+when on."""
 
 import dataclasses
 
@@ -6,7 +7,6 @@ import pytest
 import torch
 
 from digitpair.core.config import RunConfig
-
 from digitpair.lab.training import evaluate, train_run
 
 # Small runs on the synthetic fixture; never the test pairs.
@@ -18,14 +18,18 @@ def params(model) -> list[torch.Tensor]:
 
 
 def same_run(a, b) -> bool:
-    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]   # noqa: E731
-    return strip(a.history) == strip(b.history) and all(torch.equal(x, y) for x, y in zip(params(a.model), params(b.model)))
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    return strip(a.history) == strip(b.history) and all(
+        torch.equal(x, y) for x, y in zip(params(a.model), params(b.model))
+    )
 
 
 def test_levers_default_off(tiny):
     """Explicit defaults are the default config and train the same network, bit for bit."""
     defaults = dict(label_smoothing=0.0, ema=0.0, val_fold=0, tta=0, members=1)
-    assert {f.name: f.default for f in dataclasses.fields(RunConfig) if f.name in defaults} == defaults
+    assert {
+        f.name: f.default for f in dataclasses.fields(RunConfig) if f.name in defaults
+    } == defaults
     a = train_run(RunConfig(variant="shared_aux", **SMALL), tiny)
     b = train_run(RunConfig(variant="shared_aux", **SMALL, **defaults), tiny)
     assert same_run(a, b)
@@ -34,14 +38,20 @@ def test_levers_default_off(tiny):
 def test_val_fold_zero_is_the_last_slice_and_folds_partition(tiny):
     whole = tiny.round(5, 100, 0).train
     fold0 = tiny.round(5, 100, 20)
-    assert torch.equal(fold0.train.input, whole.input[:80]) and torch.equal(fold0.val.input, whole.input[80:])
+    assert torch.equal(fold0.train.input, whole.input[:80]) and torch.equal(
+        fold0.val.input, whole.input[80:]
+    )
     seen = []
     for k in range(5):
         rnd = tiny.round(5, 100, 20, val_fold=k)
-        assert len(rnd.train) == 80 and torch.equal(rnd.val.input, whole.input[80 - 20 * k: 100 - 20 * k])
-        assert torch.equal(torch.cat((rnd.train.input, rnd.val.input)).sort(0).values, whole.input.sort(0).values)
+        assert len(rnd.train) == 80 and torch.equal(
+            rnd.val.input, whole.input[80 - 20 * k : 100 - 20 * k]
+        )
+        assert torch.equal(
+            torch.cat((rnd.train.input, rnd.val.input)).sort(0).values, whole.input.sort(0).values
+        )
         seen.append(rnd.val.input)
-    assert torch.equal(torch.cat(seen[::-1]), whole.input)        # every pair validates exactly once
+    assert torch.equal(torch.cat(seen[::-1]), whole.input)  # every pair validates exactly once
     with pytest.raises(ValueError, match="val_fold"):
         RunConfig(n_pairs=1000, val_pairs=200, val_fold=5)
     with pytest.raises(ValueError, match="val_fold"):
@@ -61,17 +71,22 @@ def test_label_smoothing_changes_the_loss(tiny):
 
 
 def test_ema_averages_without_changing_training(tiny):
-    """The raw weights train exactly as without EMA; what is kept is their average, buffers included."""
+    """The raw weights train exactly as without EMA; what is kept is their average, buffers
+    included."""
     cfg = dict(SMALL, val_pairs=0, selection="last", epochs=3)
     raw = train_run(RunConfig(variant="shared_aux", **cfg), tiny)
     ema = train_run(RunConfig(variant="shared_aux", ema=0.9, **cfg), tiny)
     assert [r["train_loss"] for r in raw.history] == [r["train_loss"] for r in ema.history]
     state_raw, state_ema = raw.model.state_dict(), ema.model.state_dict()
-    assert state_raw.keys() == state_ema.keys()                    # a plain PairNet, exportable as before
+    assert state_raw.keys() == state_ema.keys()  # a plain PairNet, exportable as before
     assert all(torch.isfinite(v.float()).all() for v in state_ema.values())
-    assert not torch.equal(state_raw["encoder.features.0.weight"], state_ema["encoder.features.0.weight"])
-    assert not torch.equal(state_raw["encoder.features.2.running_mean"], state_ema["encoder.features.2.running_mean"])
-    assert torch.equal(state_raw["mean"], state_ema["mean"])        # constant buffers stay put
+    assert not torch.equal(
+        state_raw["encoder.features.0.weight"], state_ema["encoder.features.0.weight"]
+    )
+    assert not torch.equal(
+        state_raw["encoder.features.2.running_mean"], state_ema["encoder.features.2.running_mean"]
+    )
+    assert torch.equal(state_raw["mean"], state_ema["mean"])  # constant buffers stay put
     selected = train_run(RunConfig(variant="shared_aux", ema=0.9, **SMALL), tiny)
     assert selected.metrics.val_acc is not None and 1 <= selected.metrics.selected_epoch <= 2
 
@@ -80,7 +95,9 @@ def test_elastic_trains(tiny):
     safe = train_run(RunConfig(variant="shared_aux", **SMALL), tiny)
     elastic = train_run(RunConfig(variant="shared_aux", augmentation="elastic", **SMALL), tiny)
     assert RunConfig(augmentation="elastic").uses_swap
-    assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in elastic.history) and not same_run(safe, elastic)
+    assert all(
+        torch.isfinite(torch.tensor(r["train_loss"])) for r in elastic.history
+    ) and not same_run(safe, elastic)
 
 
 @pytest.mark.parametrize("variant", ["shared_aux", "shared"])
@@ -90,7 +107,7 @@ def test_tta_averages_views_at_evaluation_only(tiny, variant):
     plain, again = evaluate(run.model, val), evaluate(run.model, val, tta=0)
     assert plain == again
     a, b = evaluate(run.model, val, tta=4), evaluate(run.model, val, tta=4)
-    assert a == b and 0 <= a["pair_acc"] <= 100                     # the same views every call
+    assert a == b and 0 <= a["pair_acc"] <= 100  # the same views every call
     with_tta = train_run(RunConfig(variant=variant, tta=2, **SMALL), tiny)
     # Training is untouched: the same weights at every epoch, only the validation scores differ.
     assert [r["train_loss"] for r in with_tta.history] == [r["train_loss"] for r in run.history]

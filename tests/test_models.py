@@ -3,17 +3,28 @@ import json
 import pytest
 import torch
 
+from digitpair.core.config import RunConfig
+from digitpair.core.models import (
+    ENCODERS,
+    HEADS,
+    VARIANTS,
+    PairOutput,
+    build_model,
+    check_build,
+    count_parameters,
+    order_logits,
+)
 from digitpair.core.weights import WeightsError, load_variant, load_weights, save_variant
 from digitpair.guard.pretrained import load_pretrained
-from digitpair.core.models import (ENCODERS, HEADS, VARIANTS, PairOutput, build_model, check_build, count_parameters,
-                              order_logits)
-from digitpair.core.config import RunConfig
 from digitpair.lab.training import loss_fn
 
 NAMES = list(VARIANTS)
-# Every buildable (variant, encoder, head): simple_cnn compares in code and takes only the order head.
-over_registry = pytest.mark.parametrize("name, encoder, head", [(n, e, h) for e in ENCODERS for n, v in VARIANTS.items()
-                                                                for h in v.heads])
+# Every buildable (variant, encoder, head): simple_cnn compares in code and takes only the order
+# head.
+over_registry = pytest.mark.parametrize(
+    "name, encoder, head",
+    [(n, e, h) for e in ENCODERS for n, v in VARIANTS.items() for h in v.heads],
+)
 
 
 def batch(n=8, seed=0):
@@ -72,14 +83,18 @@ def test_order_head_is_exact_on_one_hot():
     expected = (torch.arange(10).repeat_interleave(10) <= torch.arange(10).repeat(10)).float()
     torch.testing.assert_close(p, expected, atol=1e-6, rtol=0)
     # Uniform digits: P(a <= b) = 55/100.
-    torch.testing.assert_close(order_logits(torch.zeros(1, 10), torch.zeros(1, 10)).exp()[0, 1], torch.tensor(0.55))
+    torch.testing.assert_close(
+        order_logits(torch.zeros(1, 10), torch.zeros(1, 10)).exp()[0, 1], torch.tensor(0.55)
+    )
 
 
 def test_fc_head_is_the_reports_one_linear_layer_on_both_outputs():
     head = HEADS["fc"]()
     assert [tuple(p.shape) for p in head.parameters()] == [(2, 20), (2,)]
     la, lb = torch.randn(4, 10), torch.randn(4, 10)
-    torch.testing.assert_close(head(la, lb), torch.cat((la, lb), 1) @ head.fc.weight.T + head.fc.bias)
+    torch.testing.assert_close(
+        head(la, lb), torch.cat((la, lb), 1) @ head.fc.weight.T + head.fc.bias
+    )
     assert not list(HEADS["order"]().parameters())
 
 
@@ -87,29 +102,44 @@ def test_fc_head_is_the_reports_one_linear_layer_on_both_outputs():
 def test_fc_head_keeps_sharing_one_encoder(encoder):
     shared, unshared = build_model("shared", encoder, "fc"), build_model("unshared", encoder, "fc")
     encoder_params = count_parameters(shared.encoder)
-    assert count_parameters(shared) == encoder_params + 42          # one encoder + Linear(20, 2)
+    assert count_parameters(shared) == encoder_params + 42  # one encoder + Linear(20, 2)
     assert count_parameters(unshared) == 2 * encoder_params + 42
     assert count_parameters(build_model("shared", encoder, "order")) == encoder_params
 
 
-@pytest.mark.parametrize("variant, encoder, head, members, message", [
-    ("resnet", "pooled", "order", 1, "variant='resnet'; choose one of simple_cnn, shared"),
-    ("shared", "wide", "order", 1, "encoder='wide'; choose one of "),
-    ("simple_cnn", "pooled", "fc", 1, "head='fc'; choose one of order$"),
-    ("shared", "pooled", "mlp", 1, "head='mlp'; choose one of order, fc$"),
-    ("shared_aux", "pooled", "fc", 3, "members=3 with head='fc': an ensemble averages digit distributions"),
-])
-def test_one_build_rule_for_configs_builders_and_loaders(tmp_path, variant, encoder, head, members, message):
+@pytest.mark.parametrize(
+    "variant, encoder, head, members, message",
+    [
+        ("resnet", "pooled", "order", 1, "variant='resnet'; choose one of simple_cnn, shared"),
+        ("shared", "wide", "order", 1, "encoder='wide'; choose one of "),
+        ("simple_cnn", "pooled", "fc", 1, "head='fc'; choose one of order$"),
+        ("shared", "pooled", "mlp", 1, "head='mlp'; choose one of order, fc$"),
+        (
+            "shared_aux",
+            "pooled",
+            "fc",
+            3,
+            "members=3 with head='fc': an ensemble averages digit distributions",
+        ),
+    ],
+)
+def test_one_build_rule_for_configs_builders_and_loaders(
+    tmp_path, variant, encoder, head, members, message
+):
     with pytest.raises(ValueError, match=message):
         check_build(variant, encoder, head, members)
     with pytest.raises(ValueError, match=message):
         RunConfig(variant=variant, encoder=encoder, head=head, members=members)
-    with pytest.raises(WeightsError, match=f"config.json: {message}"):   # before the file is read
-        load_weights(tmp_path / "missing.safetensors", variant, encoder, head, members, "config.json")
+    with pytest.raises(WeightsError, match=f"config.json: {message}"):  # before the file is read
+        load_weights(
+            tmp_path / "missing.safetensors", variant, encoder, head, members, "config.json"
+        )
     if members == 1:
         with pytest.raises(ValueError, match=message):
             build_model(variant, encoder, head)
-    check_build(variant if variant in VARIANTS else "shared", "pooled", "order", members)   # the rest is buildable
+    check_build(
+        variant if variant in VARIANTS else "shared", "pooled", "order", members
+    )  # the rest is buildable
 
 
 def test_simple_cnn_has_no_pair_head_to_swap():
@@ -128,7 +158,9 @@ def test_weights_from_before_the_head_was_named_load_as_order(tmp_path):
     assert load_variant(tmp_path).head_name == "order"
     fc = build_model("shared_aux", head="fc").eval()
     save_variant(fc, "shared_aux", tmp_path / "fc")
-    (tmp_path / "fc" / "config.json").write_text(json.dumps(config))   # an fc model whose config says nothing
+    (tmp_path / "fc" / "config.json").write_text(
+        json.dumps(config)
+    )  # an fc model whose config says nothing
     with pytest.raises(WeightsError, match="does not match"):
         load_variant(tmp_path / "fc")
 
@@ -138,7 +170,12 @@ def test_save_load_identical(name, encoder, head, tmp_path):
     model = build_model(name, encoder, head)
     model.set_normalization(batch()[0])
     model.eval()
-    save_variant(model, name, tmp_path / name, train_config=RunConfig(variant=name, encoder=encoder, head=head))
+    save_variant(
+        model,
+        name,
+        tmp_path / name,
+        train_config=RunConfig(variant=name, encoder=encoder, head=head),
+    )
     loaded = load_variant(tmp_path / name)
     x = batch(seed=1)[0]
     assert torch.equal(model.predict(x).p_leq, loaded.predict(x).p_leq)
@@ -154,7 +191,7 @@ def test_weights_config_must_name_its_encoder(tmp_path):
     x = batch()[0]
     assert torch.equal(load_variant(tmp_path).predict(x).p_leq, model.predict(x).p_leq)
     config = json.loads((tmp_path / "config.json").read_text())
-    del config["encoder"]                    # never guessed: train/migrate_records.py added it where missing
+    del config["encoder"]  # never guessed: train/migrate_records.py added it where missing
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(WeightsError, match="config.json names no encoder"):
         load_variant(tmp_path)
@@ -178,12 +215,14 @@ def test_predict_outputs_and_mode():
     model = build_model("shared_aux")
     model.train()
     pred = model.predict(batch()[0])
-    assert model.training                                   # predict restores the mode
+    assert model.training  # predict restores the mode
     model.eval()
-    model.encoder.train()                                   # mixed modes: each module comes back as it was
+    model.encoder.train()  # mixed modes: each module comes back as it was
     again = model.predict(batch()[0])
     assert not model.training and model.encoder.training and model.encoder.classifier[1].training
-    torch.testing.assert_close(again.p_leq, pred.p_leq)     # in eval mode both times: dropout off, BN's running stats
+    torch.testing.assert_close(
+        again.p_leq, pred.p_leq
+    )  # in eval mode both times: dropout off, BN's running stats
     assert pred.p_leq.shape == (8,) and ((pred.p_leq >= 0) & (pred.p_leq <= 1)).all()
     torch.testing.assert_close(pred.digit_probs.sum(-1), torch.ones(8, 2))
     assert build_model("shared").predict(batch()[0]).digit_probs is None
@@ -192,7 +231,7 @@ def test_predict_outputs_and_mode():
 def test_predict_in_chunks_equals_one_pass_with_bounded_batches():
     model = build_model("unshared_aux").eval()
     x = batch(50, seed=2)[0]
-    x[3] = 0                                                # a blank pair is raw pixels too
+    x[3] = 0  # a blank pair is raw pixels too
     batches = []
     model.encoder_a.register_forward_hook(lambda module, args, out: batches.append(len(args[0])))
     whole, chunked = model.predict(x, chunk=len(x)), model.predict(x, chunk=16)
@@ -202,18 +241,25 @@ def test_predict_in_chunks_equals_one_pass_with_bounded_batches():
     assert build_model("shared").predict(x, chunk=16).digit_probs is None
 
 
-@pytest.mark.parametrize("bad, error, match", [
-    (torch.zeros(4, 1, 14, 14), ValueError, r"\(N, 2, 14, 14\)"),
-    (torch.zeros(2, 14, 14), ValueError, r"\(N, 2, 14, 14\)"),
-    (torch.zeros(4, 2, 28, 28), ValueError, r"\(N, 2, 14, 14\)"),
-    (torch.zeros(4, 2, 14, 14, dtype=torch.uint8), TypeError, "floating-point"),
-    (torch.full((1, 2, 14, 14), float("nan")), ValueError, "NaN"),
-    (batch()[0] / 255, ValueError, "digit 0 of pair 0 peaks at .* scaled to 0-1"),
-    (torch.cat((batch()[0], batch(seed=1)[0] / 255)), ValueError, r"digit 0 of pair 8 .*\(16 such images\)"),
-    (batch()[0] - 128, ValueError, r"values in \[-128, .*normalised"),
-    (batch()[0] * 257, ValueError, "raw 0-255"),
-    ([[0.0]], TypeError, "torch.Tensor"),
-])
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (torch.zeros(4, 1, 14, 14), ValueError, r"\(N, 2, 14, 14\)"),
+        (torch.zeros(2, 14, 14), ValueError, r"\(N, 2, 14, 14\)"),
+        (torch.zeros(4, 2, 28, 28), ValueError, r"\(N, 2, 14, 14\)"),
+        (torch.zeros(4, 2, 14, 14, dtype=torch.uint8), TypeError, "floating-point"),
+        (torch.full((1, 2, 14, 14), float("nan")), ValueError, "NaN"),
+        (batch()[0] / 255, ValueError, "digit 0 of pair 0 peaks at .* scaled to 0-1"),
+        (
+            torch.cat((batch()[0], batch(seed=1)[0] / 255)),
+            ValueError,
+            r"digit 0 of pair 8 .*\(16 such images\)",
+        ),
+        (batch()[0] - 128, ValueError, r"values in \[-128, .*normalised"),
+        (batch()[0] * 257, ValueError, "raw 0-255"),
+        ([[0.0]], TypeError, "torch.Tensor"),
+    ],
+)
 def test_predict_rejects_bad_input(bad, error, match):
     with pytest.raises(error, match=match):
         build_model("simple_cnn").predict(bad)

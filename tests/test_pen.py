@@ -13,7 +13,7 @@ from digitpair.core.models import Prediction
 
 
 def ink_rows_cols(image: np.ndarray, level: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    inked = image < level   # black ink on white paper
+    inked = image < level  # black ink on white paper
     return np.flatnonzero(inked.any(1)), np.flatnonzero(inked.any(0))
 
 
@@ -23,27 +23,31 @@ def test_a_straight_stroke_is_as_wide_as_the_brush(brush):
     count as half), and as long as the stroke plus a round cap of brush/2 at each end."""
     image = pen.draw([np.array([[60.0, 140.0], [220.0, 140.0]])], brush=brush)
     ink = (255 - image.astype(float)) / 255
-    middle = ink[:, 140]                       # a column through the stroke's middle
+    middle = ink[:, 140]  # a column through the stroke's middle
     assert middle.sum() == pytest.approx(brush, abs=0.5)
     rows, cols = ink_rows_cols(image)
-    assert cols[0] == pytest.approx(60 - brush / 2, abs=1) and cols[-1] == pytest.approx(220 + brush / 2 - 1, abs=1)
-    assert rows[0] == pytest.approx(140 - brush / 2, abs=1) and rows[-1] == pytest.approx(140 + brush / 2 - 1, abs=1)
+    assert cols[0] == pytest.approx(60 - brush / 2, abs=1) and cols[-1] == pytest.approx(
+        220 + brush / 2 - 1, abs=1
+    )
+    assert rows[0] == pytest.approx(140 - brush / 2, abs=1) and rows[-1] == pytest.approx(
+        140 + brush / 2 - 1, abs=1
+    )
 
 
 def test_round_caps_and_joins():
     """A stroke's end is a half disc: the ink at the cap's tip narrows as a circle does, and a
     right-angle corner is rounded on the outside (no ink at the square corner's tip)."""
     image = pen.draw([np.array([[100.0, 100.0], [200.0, 100.0], [200.0, 200.0]])], brush=24)
-    assert image[100, 100 - 11] < 64          # on the axis, just inside the cap: ink
-    assert image[100 - 11, 100 - 11] > 192    # the square cap's corner: paper
-    assert image[100 - 11, 200 + 11] > 192    # the outside of the corner is round: paper
-    assert image[100, 212 - 2] < 64           # but the join's outside at the stroke's side is inked
+    assert image[100, 100 - 11] < 64  # on the axis, just inside the cap: ink
+    assert image[100 - 11, 100 - 11] > 192  # the square cap's corner: paper
+    assert image[100 - 11, 200 + 11] > 192  # the outside of the corner is round: paper
+    assert image[100, 212 - 2] < 64  # but the join's outside at the stroke's side is inked
 
 
 def test_a_known_shape_lands_in_its_box():
     """An L of known proportions placed 200 px tall at (30, 40): its ink box is the trajectory's
     box grown by the brush's radius on each side."""
-    strokes = [np.array([[0.0, 0.0], [0.0, 10.0], [5.0, 10.0]])]   # 5 wide, 10 tall, in device units
+    strokes = [np.array([[0.0, 0.0], [0.0, 10.0], [5.0, 10.0]])]  # 5 wide, 10 tall, in device units
     placed = pen.place(strokes, height=200, corner=(30.0, 40.0))
     np.testing.assert_allclose(np.concatenate(placed).min(0), [30, 40])
     np.testing.assert_allclose(np.concatenate(placed).max(0), [130, 240])
@@ -58,7 +62,9 @@ def test_random_places_keep_the_ink_on_the_paper():
         placed = np.concatenate(pen.random_place(strokes, rng))
         height = np.ptp(placed[:, 1])
         assert height <= pen.HEIGHTS[1] + 1e-6
-        assert (placed.min(0) >= pen.BRUSH / 2 - 1e-6).all() and (placed.max(0) <= pen.PAPER - pen.BRUSH / 2 + 1e-6).all()
+        assert (placed.min(0) >= pen.BRUSH / 2 - 1e-6).all() and (
+            placed.max(0) <= pen.PAPER - pen.BRUSH / 2 + 1e-6
+        ).all()
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +78,8 @@ def digits() -> pen.PenSet:
 
 
 def test_the_pen_digits_are_the_documented_set(digits):
-    """The README's counts: 8,685 digits, each 795-1,011, from 12 labs; strokes index their points."""
+    """The README's counts: 8,685 digits, each 795-1,011, from 12 labs; strokes index their
+    points."""
     assert len(digits) == 8685
     counts = np.unique(digits.label, return_counts=True)[1]
     assert counts.min() == 795 and counts.max() == 1011
@@ -86,7 +93,9 @@ def test_a_subset_keeps_each_characters_strokes(digits):
     part = digits.subset(keep)
     assert len(part) == keep.sum() == 257
     for j, i in enumerate(np.flatnonzero(keep)[:20]):
-        assert all(np.array_equal(a, b) for a, b in zip(part.strokes(j), digits.strokes(i), strict=True))
+        assert all(
+            np.array_equal(a, b) for a, b in zip(part.strokes(j), digits.strokes(i), strict=True)
+        )
 
 
 def test_a_damaged_pen_file_is_refused(digits, tmp_path):

@@ -1,4 +1,5 @@
-"""Other writers' digits (digitpair/core/writers.py) and the drawing path they share with the app."""
+"""Other writers' digits (digitpair/core/writers.py) and the drawing path they share with the
+app."""
 
 import gzip
 import os
@@ -33,7 +34,9 @@ def test_usps_is_the_documented_split(usps):
     counts = torch.bincount(usps.labels, minlength=10).tolist()
     assert counts == [1194, 1005, 731, 658, 652, 556, 664, 645, 542, 644]
     assert usps.images.shape == (7291, 96, 96) and usps.images.dtype == np.uint8
-    border = np.concatenate((usps.images[:, 0], usps.images[:, -1], usps.images[:, :, 0], usps.images[:, :, -1]), 1)
+    border = np.concatenate(
+        (usps.images[:, 0], usps.images[:, -1], usps.images[:, :, 0], usps.images[:, :, -1]), 1
+    )
     assert border.max() == 0 and (usps.images.max((1, 2)) > 200).all()
 
 
@@ -44,12 +47,15 @@ def test_a_damaged_usps_file_is_refused(usps, tmp_path):
     (tmp_path / writers.USPS_FILE).write_bytes(bytes(raw))
     with pytest.raises(writers.WritersError, match="does not match its SHA-256.*damaged"):
         writers.load_usps(tmp_path)
-    with pytest.raises(writers.WritersError, match=f"cannot read the USPS digits.*{writers.USPS_ENV}"):
+    with pytest.raises(
+        writers.WritersError, match=f"cannot read the USPS digits.*{writers.USPS_ENV}"
+    ):
         writers.load_usps(tmp_path / "absent")
 
 
 def test_a_valid_file_with_other_digits_is_refused_too(tmp_path):
-    """The checksum is of the file, so even a well-formed file of other digits is not read as USPS."""
+    """The checksum is of the file, so even a well-formed file of other digits is not read as
+    USPS."""
     (tmp_path / writers.USPS_FILE).write_bytes(gzip.compress(b"1 " + b"-1 " * 256 + b"\n"))
     with pytest.raises(writers.WritersError, match="SHA-256"):
         writers.load_usps(tmp_path)
@@ -72,13 +78,17 @@ class Oracle:
 def test_read_counts_digits_pairs_and_confusions():
     """Digits: each once per position; one 3 read as 8 is 2 wrong of 2n; confusions name it."""
     rng = np.random.default_rng(0)
-    images = np.stack([writers.render((rng.random((8, 8)) > 0.5) * 255.0) for _ in range(20)])  # 20 random shapes
+    images = np.stack(
+        [writers.render((rng.random((8, 8)) > 0.5) * 255.0) for _ in range(20)]
+    )  # 20 random shapes
     labels = torch.arange(20) % 10
     w = writers.Writers("test", "twenty shapes", images, labels)
     model = Oracle(w.inputs, labels, {3: 8})
     got = writers.read(model, w, rounds=4, seed=0)
     assert got.digit_acc == pytest.approx(100 * 38 / 40)
-    assert got.per_digit[3] == pytest.approx(50.0) and all(got.per_digit[d] == 100 for d in range(10) if d != 3)
+    assert got.per_digit[3] == pytest.approx(50.0) and all(
+        got.per_digit[d] == 100 for d in range(10) if d != 3
+    )
     assert got.confusions == ((3, 8, 2),)
     perfect = writers.read(Oracle(w.inputs, labels, {}), w, rounds=4, seed=0)
     assert perfect.pair_acc == 100.0 and perfect.digit_acc == 100.0
@@ -101,13 +111,16 @@ def draw(digit: np.ndarray, size: int, pen: str) -> PIL.Image.Image:
 
 def test_a_drawn_mnist_digit_comes_back_as_itself(mnist):
     """40 MNIST digits drawn at three sizes and three pen widths: preprocess gives back images close
-    to their own 14x14 ones (correlation; measured medians 0.95-0.97, 10th percentiles 0.88-0.95)."""
+    to their own 14x14 ones (correlation; measured medians 0.95-0.97, 10th percentiles
+    0.88-0.95)."""
     for size in (100, 180, 260):
         for pen in ("thin", "as drawn", "thick"):
             corr = []
             for digit in mnist.train_images[:40]:
                 own = F.avg_pool2d(digit[None, None].float(), 2).flatten()
-                corr.append(np.corrcoef(preprocess(draw(digit.numpy(), size, pen)).flatten(), own)[0, 1])
+                corr.append(
+                    np.corrcoef(preprocess(draw(digit.numpy(), size, pen)).flatten(), own)[0, 1]
+                )
             assert np.median(corr) > 0.94 and np.percentile(corr, 10) > 0.85, (size, pen)
 
 

@@ -1,4 +1,5 @@
-"""One-off migration of the records written before digitpair/lab/records.py (kept to show what it did).
+"""One-off migration of the records written before digitpair/lab/records.py (kept to show what it
+did).
 
 For every study folder under train/runs/ and every weights/<variant>/config.json:
 - the RunConfig's variant key `model` becomes `variant`;
@@ -9,7 +10,8 @@ For every study folder under train/runs/ and every weights/<variant>/config.json
   (tests/test_levers.py): `label_smoothing` 0, `ema` 0, `val_fold` 0, `tta` 0, `members` 1;
 - each run's final.json gains `provenance`: its `device` as recorded, "unknown" for everything
   the run never recorded (commit, dirty, machine, torch, times). Invocation-level facts stay in
-  invocations.jsonl and are not copied into runs: which invocation trained which run was not recorded;
+  invocations.jsonl and are not copied into runs: which invocation trained which run was not
+  recorded;
 - each folder's study.toml states `final`: true where its runs scored the test pairs;
 - each weights/<variant>/README.md (its card shows the training config) is rendered again;
 - then the study folder is packed into runs.jsonl.gz (digitpair.lab.records.pack); a study already
@@ -26,19 +28,27 @@ import json
 import re
 from pathlib import Path
 
+from digitpair.core.config import RunConfig
 from digitpair.lab import records
 from digitpair.lab.cards import variant_card
 from digitpair.lab.study import study_folders
-from digitpair.core.config import RunConfig
 
-ADDED = {"encoder": "padded", "precision": "fp32", "head": "order",
-         "label_smoothing": 0.0, "ema": 0.0, "val_fold": 0, "tta": 0, "members": 1}
+ADDED = {
+    "encoder": "padded",
+    "precision": "fp32",
+    "head": "order",
+    "label_smoothing": 0.0,
+    "ema": 0.0,
+    "val_fold": 0,
+    "tta": 0,
+    "members": 1,
+}
 UNRECORDED = ("commit", "dirty", "machine", "torch", "started_at", "finished_at")
 
 
 def migrate_config(train_config: dict) -> dict:
     config = {**ADDED, **{("variant" if k == "model" else k): v for k, v in train_config.items()}}
-    order = [f.name for f in dataclasses.fields(RunConfig)]     # as RunConfig.to_dict writes it
+    order = [f.name for f in dataclasses.fields(RunConfig)]  # as RunConfig.to_dict writes it
     return dict(sorted(config.items(), key=lambda kv: order.index(kv[0])))
 
 
@@ -51,7 +61,10 @@ def migrate_run(run_dir: Path) -> bool:
     config_path.write_text(json.dumps(config, indent=2) + "\n")
     final = json.loads(final_path.read_text())
     if "provenance" not in final:
-        final["provenance"] = {**dict.fromkeys(UNRECORDED, records.UNKNOWN), "device": final.pop("device")}
+        final["provenance"] = {
+            **dict.fromkeys(UNRECORDED, records.UNKNOWN),
+            "device": final.pop("device"),
+        }
         final_path.write_text(json.dumps(final, indent=2) + "\n")
     return config["train_config"]["test"]
 
@@ -59,7 +72,9 @@ def migrate_run(run_dir: Path) -> bool:
 def state_final(study_toml: Path, final: bool) -> None:
     text = study_toml.read_text()
     if not re.search(r"^final\s*=", text, flags=re.M):
-        text = re.sub(r"^(name = .*\n)", rf"\1final = {str(final).lower()}\n", text, count=1, flags=re.M)
+        text = re.sub(
+            r"^(name = .*\n)", rf"\1final = {str(final).lower()}\n", text, count=1, flags=re.M
+        )
         study_toml.write_text(text)
 
 
@@ -82,7 +97,9 @@ def main() -> None:
             raise SystemExit(f"{study_dir}: some runs scored the test pairs and some did not")
         if tested:
             state_final(study_dir / "study.toml", tested.pop())
-        packed = records.load(records.pack(study_dir).parent)   # reads back through RunRecord: complete
+        packed = records.load(
+            records.pack(study_dir).parent
+        )  # reads back through RunRecord: complete
         print(f"{study_dir}: {len(runs)} run folders migrated, {len(packed)} runs packed")
     for config_path in sorted(Path("weights").glob("*/config.json")):
         config = json.loads(config_path.read_text())

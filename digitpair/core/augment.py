@@ -21,7 +21,8 @@ parameters in one go; `tests/test_augment.py` checks them against `torchvision.t
   so the same distortion relative to the digit needs alpha 34 / 4 = 8.5 (displacement length
   1.2 px RMS here, 2.4 px on 28x28, `tests/test_augment.py`). Per digit, no mirroring, so the
   labels are kept; with `swap` as for `safe`.
-- `thick`, `slant`, `style`, `style_elastic`, `style_wide`, `style_erase`, `style_bold`, `style_blur`, `style_warp`:
+- `thick`, `slant`, `style`, `style_elastic`, `style_wide`, `style_erase`, `style_bold`,
+`style_blur`, `style_warp`:
   other writers' styles, still per digit and label-safe
   (`DigitStyle`): the pen's width (each digit blended part way toward its 3x3 grey dilation or
   erosion, the morphology of a thicker or thinner pen at 14x14), wider slant and proportions
@@ -53,23 +54,24 @@ import torch.nn.functional as F
 
 from .conventions import Conventions, draw_conventions
 
-ELASTIC_ALPHA, ELASTIC_SIGMA = 8.5, 2.0   # pixels, for 14x14 digits (see above)
+ELASTIC_ALPHA, ELASTIC_SIGMA = 8.5, 2.0  # pixels, for 14x14 digits (see above)
 
 
 @dataclass(frozen=True)
 class DigitStyle:
     """The ranges of one per-digit, label-safe distortion; each digit draws its own values."""
-    degrees: float = 10.0                    # rotation +-
+
+    degrees: float = 10.0  # rotation +-
     scale: tuple[float, float] = (0.9, 1.1)  # overall size
-    shift_px: float = 2.0                    # translation +-, each axis
-    shear: float = 0.0                       # horizontal shear +- degrees: slant
-    aspect: float = 1.0                      # width/height ratio in [1/aspect, aspect], log-uniform
-    thickness: float = 0.0                   # pen: blend of up to this much toward dilation or erosion
-    elastic: float = 0.0                     # alpha of the elastic field in pixels (sigma ELASTIC_SIGMA); 0: none
-    erase: float = 0.0                       # largest share of the box a paper rectangle covers; 0: none
-    blur: float = 0.0                        # blend of up to this much toward a BLUR_SIGMA Gaussian blur
-    warp: float = 0.0                        # largest shift of the digit's middle, in half-box units
-    conventions: Conventions = Conventions() # writing conventions drawn on digits of their class
+    shift_px: float = 2.0  # translation +-, each axis
+    shear: float = 0.0  # horizontal shear +- degrees: slant
+    aspect: float = 1.0  # width/height ratio in [1/aspect, aspect], log-uniform
+    thickness: float = 0.0  # pen: blend of up to this much toward dilation or erosion
+    elastic: float = 0.0  # alpha of the elastic field in pixels (sigma ELASTIC_SIGMA); 0: none
+    erase: float = 0.0  # largest share of the box a paper rectangle covers; 0: none
+    blur: float = 0.0  # blend of up to this much toward a BLUR_SIGMA Gaussian blur
+    warp: float = 0.0  # largest shift of the digit's middle, in half-box units
+    conventions: Conventions = Conventions()  # writing conventions drawn on digits of their class
 
 
 WIDER = dict(degrees=15.0, shear=20.0, aspect=1.25)
@@ -77,8 +79,10 @@ WIDEST = dict(degrees=20.0, shear=30.0, aspect=1.4)
 # Random erasing (Zhong et al., 2020) with torchvision's aspect range but a smaller area: its
 # default of up to 1/3 of the box takes a 7's bar or an 8's loop, and the label with it.
 ERASE, ERASE_P, ERASE_RATIO = 0.15, 0.5, (0.3, 3.3)
-BLUR_SIGMA = 1.0   # px at 14x14: an 8x8 scan enlarged bilinearly (UCI) is this soft in the 14x14 field
-PEN = 0.7   # a full 3x3 dilation at 14x14 (+2 px at 28x28) fills the loops of a 6 or an 8
+BLUR_SIGMA = (
+    1.0  # px at 14x14: an 8x8 scan enlarged bilinearly (UCI) is this soft in the 14x14 field
+)
+PEN = 0.7  # a full 3x3 dilation at 14x14 (+2 px at 28x28) fills the loops of a 6 or an 8
 PER_DIGIT = {
     "safe": DigitStyle(),
     "elastic": DigitStyle(elastic=ELASTIC_ALPHA),
@@ -90,7 +94,7 @@ PER_DIGIT = {
     "style_erase": DigitStyle(**WIDER, thickness=PEN, erase=ERASE),
     "style_bold": DigitStyle(**WIDER, thickness=1.0),
     "style_blur": DigitStyle(**WIDER, thickness=PEN, blur=1.0),
-    "style_warp": DigitStyle(**WIDER, thickness=PEN, warp=0.2),   # the middle up to 1.4 px
+    "style_warp": DigitStyle(**WIDER, thickness=PEN, warp=0.2),  # the middle up to 1.4 px
 }
 # Writing conventions (digitpair/core/conventions.py) on top of `style`, each alone and together.
 CONVENTIONS = {
@@ -102,47 +106,70 @@ CONVENTIONS = {
     "hook": Conventions(hook=0.5),
     "conventions": Conventions(flag=0.5, foot=0.25, bar=0.5, slash=0.5, hook=0.5),
 }
-PER_DIGIT.update({f"style_{name}": DigitStyle(**WIDER, thickness=PEN, conventions=conventions)
-                  for name, conventions in CONVENTIONS.items()})
+PER_DIGIT.update(
+    {
+        f"style_{name}": DigitStyle(**WIDER, thickness=PEN, conventions=conventions)
+        for name, conventions in CONVENTIONS.items()
+    }
+)
 AUGMENTATIONS = ("none", "seed", *PER_DIGIT)
 
 
 def seed_crop_flip(x: torch.Tensor, g: torch.Generator, padding: int = 4) -> torch.Tensor:
     """v2.RandomCrop(14, padding=4) then v2.RandomHorizontalFlip(), per sample. x: (N, C, H, W)."""
     n, _, h, w = x.shape
-    padded = F.pad(x, (padding,) * 4)                                      # zero fill, as v2.Pad
+    padded = F.pad(x, (padding,) * 4)  # zero fill, as v2.Pad
     top = torch.randint(0, 2 * padding + 1, (n,), generator=g)
     left = torch.randint(0, 2 * padding + 1, (n,), generator=g)
     flip = torch.rand(n, generator=g) < 0.5
     top, left, flip = top.to(x.device), left.to(x.device), flip.to(x.device)
     rows = (top[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (N, H, 1)
-    cols = (left[:, None] + torch.arange(w, device=x.device))[:, None, :] # (N, 1, W)
-    cols = torch.where(flip[:, None, None], cols.flip(-1), cols)          # flip = read columns backwards
-    out = padded[torch.arange(n, device=x.device)[:, None, None], :, rows, cols]          # (N, H, W, C)
+    cols = (left[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (N, 1, W)
+    cols = torch.where(flip[:, None, None], cols.flip(-1), cols)  # flip = read columns backwards
+    out = padded[torch.arange(n, device=x.device)[:, None, None], :, rows, cols]  # (N, H, W, C)
     return out.permute(0, 3, 1, 2).contiguous()
 
 
-def affine_theta(angle: torch.Tensor, scale: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor,
-                 slope: torch.Tensor | None = None, ratio: torch.Tensor | None = None) -> torch.Tensor:
+def affine_theta(
+    angle: torch.Tensor,
+    scale: torch.Tensor,
+    tx: torch.Tensor,
+    ty: torch.Tensor,
+    slope: torch.Tensor | None = None,
+    ratio: torch.Tensor | None = None,
+) -> torch.Tensor:
     """(M, 2, 3) `F.affine_grid` matrices: each digit stretched (width/height ratio**2), sheared
     (x += slope * y), rotated by `angle` radians and scaled about its centre, then shifted by
     (tx, ty) grid units. The matrix holds the inverse map, from output to input coordinates; it
     is torchvision's `affine(angle=-degrees, scale=scale, shear=[-shear_degrees, 0])` without the
     stretch (`tests/test_augment.py`)."""
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    inverse = torch.stack((torch.stack((cos, -sin), 1), torch.stack((sin, cos), 1)), 1)   # (M, 2, 2)
+    inverse = torch.stack((torch.stack((cos, -sin), 1), torch.stack((sin, cos), 1)), 1)  # (M, 2, 2)
     if slope is not None:
         m = len(angle)
-        unshear = torch.stack((torch.stack((torch.ones(m), -slope), 1), torch.stack((torch.zeros(m), torch.ones(m)), 1)), 1)
+        unshear = torch.stack(
+            (
+                torch.stack((torch.ones(m), -slope), 1),
+                torch.stack((torch.zeros(m), torch.ones(m)), 1),
+            ),
+            1,
+        )
         inverse = torch.diag_embed(torch.stack((1 / ratio, ratio), 1)) @ unshear @ inverse
     return torch.cat((inverse, torch.stack((tx, ty), 1)[:, :, None]), 2)
 
 
-def random_affine_grid(x: torch.Tensor, g: torch.Generator, degrees: float = 10.0,
-                       scale: tuple[float, float] = (0.9, 1.1), shift_px: float = 2.0,
-                       shear: float = 0.0, aspect: float = 1.0) -> torch.Tensor:
+def random_affine_grid(
+    x: torch.Tensor,
+    g: torch.Generator,
+    degrees: float = 10.0,
+    scale: tuple[float, float] = (0.9, 1.1),
+    shift_px: float = 2.0,
+    shear: float = 0.0,
+    aspect: float = 1.0,
+) -> torch.Tensor:
     """The sampling grid (M, H, W, 2), on x's device, of an independent small affine per image of x
-    (M, 1, H, W), `affine_theta`'s. Without shear and aspect the draws are exactly the `safe` ones."""
+    (M, 1, H, W), `affine_theta`'s. Without shear and aspect the draws are exactly the `safe`
+    ones."""
     m, _, h, w = x.shape
     angle = (torch.rand(m, generator=g) * 2 - 1) * math.radians(degrees)
     s = scale[0] + torch.rand(m, generator=g) * (scale[1] - scale[0])
@@ -153,7 +180,9 @@ def random_affine_grid(x: torch.Tensor, g: torch.Generator, degrees: float = 10.
     if shear or aspect != 1.0:
         slope = torch.tan((torch.rand(m, generator=g) * 2 - 1) * math.radians(shear))
         ratio = torch.exp((torch.rand(m, generator=g) * 2 - 1) * math.log(aspect)).sqrt()
-    return F.affine_grid(affine_theta(angle, s, tx, ty, slope, ratio).to(x), list(x.shape), align_corners=False)
+    return F.affine_grid(
+        affine_theta(angle, s, tx, ty, slope, ratio).to(x), list(x.shape), align_corners=False
+    )
 
 
 def resample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
@@ -161,20 +190,28 @@ def resample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def random_affine(x: torch.Tensor, g: torch.Generator, degrees: float = 10.0,
-                  scale: tuple[float, float] = (0.9, 1.1), shift_px: float = 2.0) -> torch.Tensor:
+def random_affine(
+    x: torch.Tensor,
+    g: torch.Generator,
+    degrees: float = 10.0,
+    scale: tuple[float, float] = (0.9, 1.1),
+    shift_px: float = 2.0,
+) -> torch.Tensor:
     """An independent small affine per image. x: (M, 1, H, W) -> same shape."""
     return resample(x, random_affine_grid(x, g, degrees, scale, shift_px))
 
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
-    """torchvision's 1-d blur kernel: a Gaussian of std `sigma` px, size int(8 sigma + 1) made odd."""
+    """torchvision's 1-d blur kernel: a Gaussian of std `sigma` px, size int(8 sigma + 1) made
+    odd."""
     size = int(8 * sigma + 1) | 1
     offsets = torch.arange(size, dtype=torch.float32) - size // 2
-    return torch.softmax(-(offsets / sigma) ** 2 / 2, 0)
+    return torch.softmax(-((offsets / sigma) ** 2) / 2, 0)
 
 
-@functools.lru_cache(maxsize=8)   # built once per size: every training batch draws its fields with it
+@functools.lru_cache(
+    maxsize=8
+)  # built once per size: every training batch draws its fields with it
 def blur_matrix(n: int, sigma: float) -> torch.Tensor:
     """(n, n) B with v @ B = v blurred along its length (reflect padding, `gaussian_kernel`).
 
@@ -183,26 +220,35 @@ def blur_matrix(n: int, sigma: float) -> torch.Tensor:
     matrix products it takes 0.4 ms."""
     kernel = gaussian_kernel(sigma)
     pad = kernel.shape[0] // 2
-    basis = F.pad(torch.eye(n)[:, None, :], (pad, pad), mode="reflect")   # (n, 1, n + 2 pad): e_i, padded
-    return F.conv1d(basis, kernel.view(1, 1, -1))[:, 0, :]                # row i: the blur of e_i
+    basis = F.pad(
+        torch.eye(n)[:, None, :], (pad, pad), mode="reflect"
+    )  # (n, 1, n + 2 pad): e_i, padded
+    return F.conv1d(basis, kernel.view(1, 1, -1))[:, 0, :]  # row i: the blur of e_i
 
 
-def elastic_displacement(m: int, h: int, w: int, g: torch.Generator, alpha: float = ELASTIC_ALPHA,
-                         sigma: float = ELASTIC_SIGMA) -> torch.Tensor:
+def elastic_displacement(
+    m: int,
+    h: int,
+    w: int,
+    g: torch.Generator,
+    alpha: float = ELASTIC_ALPHA,
+    sigma: float = ELASTIC_SIGMA,
+) -> torch.Tensor:
     """(M, H, W, 2) grid offsets in [-1, 1] units: v2.ElasticTransform's field, drawn per image.
 
     Uniform noise in [-1, 1], blurred like v2.functional.gaussian_blur (reflect padding), times
     `alpha` pixels = alpha * 2 / size grid units (torchvision's own `alpha` is twice ours: it
     scales by alpha / size, i.e. alpha / 2 pixels)."""
-    noise = torch.rand(2 * m, h, w, generator=g) * 2 - 1                   # dx of each image, then dy
-    field = blur_matrix(h, sigma).T @ noise @ blur_matrix(w, sigma)        # columns, then rows
+    noise = torch.rand(2 * m, h, w, generator=g) * 2 - 1  # dx of each image, then dy
+    field = blur_matrix(h, sigma).T @ noise @ blur_matrix(w, sigma)  # columns, then rows
     dx, dy = field.view(2, m, h, w)
     return torch.stack((dx * alpha * 2 / w, dy * alpha * 2 / h), -1)
 
 
 def pen_width(x: torch.Tensor, g: torch.Generator, amount: float) -> torch.Tensor:
     """Each image (M, 1, H, W) blended toward its 3x3 grey dilation (a thicker pen) or erosion (a
-    thinner one, by at most half as much: a 14x14 MNIST stroke is 1-2 px wide), by a uniform fraction."""
+    thinner one, by at most half as much: a 14x14 MNIST stroke is 1-2 px wide), by a uniform
+    fraction."""
     m = len(x)
     t = (torch.rand(m, generator=g) * 2 - 1).to(x)[:, None, None, None] * amount
     return torch.where(t > 0, x + t * (dilate(x) - x), x + t / 2 * (x - erode(x)))
@@ -214,7 +260,8 @@ def dilate(x: torch.Tensor) -> torch.Tensor:
 
 
 def erode(x: torch.Tensor) -> torch.Tensor:
-    """3x3 grey erosion of images (M, 1, H, W), over the pixels inside the image only: a pixel narrower."""
+    """3x3 grey erosion of images (M, 1, H, W), over the pixels inside the image only: a pixel
+    narrower."""
     return -F.max_pool2d(-x, 3, stride=1, padding=1)
 
 
@@ -224,9 +271,11 @@ def proportion_warp(m: int, h: int, w: int, g: torch.Generator, amount: float) -
     v + b (1 - v^2). A larger head on a shorter tail (a 9, a 7) or the reverse, a wider or narrower
     left side: proportions within a digit, which an affine keeps."""
     b = (torch.rand(2, m, 1, 1, generator=g) * 2 - 1) * amount
-    v = torch.linspace(-1 + 1 / h, 1 - 1 / h, h)[None, :, None]    # the output pixels' centres
+    v = torch.linspace(-1 + 1 / h, 1 - 1 / h, h)[None, :, None]  # the output pixels' centres
     u = torch.linspace(-1 + 1 / w, 1 - 1 / w, w)[None, None, :]
-    return torch.stack(((b[0] * (1 - u ** 2)).expand(m, h, w), (b[1] * (1 - v ** 2)).expand(m, h, w)), -1)
+    return torch.stack(
+        ((b[0] * (1 - u**2)).expand(m, h, w), (b[1] * (1 - v**2)).expand(m, h, w)), -1
+    )
 
 
 def soften(x: torch.Tensor, g: torch.Generator, amount: float) -> torch.Tensor:
@@ -237,7 +286,10 @@ def soften(x: torch.Tensor, g: torch.Generator, amount: float) -> torch.Tensor:
     t = (torch.rand(m, generator=g) * amount).to(x)[:, None, None, None]
     blurred = blur_matrix(h, BLUR_SIGMA).T.to(x) @ x @ blur_matrix(w, BLUR_SIGMA).to(x)
     out = x + t * (blurred - x)
-    peak = lambda v: v.amax((2, 3), keepdim=True)
+
+    def peak(v):
+        return v.amax((2, 3), keepdim=True)
+
     return out * (peak(x) / peak(out).clamp_min(1e-6))
 
 
@@ -248,27 +300,43 @@ def random_erase(x: torch.Tensor, g: torch.Generator, largest: float) -> torch.T
     cut to it where torchvision draws again."""
     m, _, h, w = x.shape
     area = (0.02 + torch.rand(m, generator=g) * (largest - 0.02)) * h * w
-    ratio = torch.exp(math.log(ERASE_RATIO[0]) + torch.rand(m, generator=g) * math.log(ERASE_RATIO[1] / ERASE_RATIO[0]))
+    ratio = torch.exp(
+        math.log(ERASE_RATIO[0])
+        + torch.rand(m, generator=g) * math.log(ERASE_RATIO[1] / ERASE_RATIO[0])
+    )
     high = (area / ratio).sqrt().round().clamp(1, h).long()
     wide = (area * ratio).sqrt().round().clamp(1, w).long()
     top = (torch.rand(m, generator=g) * (h - high + 1)).long()
     left = (torch.rand(m, generator=g) * (w - wide + 1)).long()
     erased = torch.rand(m, generator=g) < ERASE_P
     rows, cols = torch.arange(h)[None, :, None], torch.arange(w)[None, None, :]
-    box = ((rows >= top[:, None, None]) & (rows < (top + high)[:, None, None])
-           & (cols >= left[:, None, None]) & (cols < (left + wide)[:, None, None]) & erased[:, None, None])
+    box = (
+        (rows >= top[:, None, None])
+        & (rows < (top + high)[:, None, None])
+        & (cols >= left[:, None, None])
+        & (cols < (left + wide)[:, None, None])
+        & erased[:, None, None]
+    )
     return x.masked_fill(box[:, None].to(x.device), 0.0)
 
 
-def per_digit_augment(x: torch.Tensor, classes: torch.Tensor, g: torch.Generator, swap: bool,
-                      style: DigitStyle, labelled: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def per_digit_augment(
+    x: torch.Tensor,
+    classes: torch.Tensor,
+    g: torch.Generator,
+    swap: bool,
+    style: DigitStyle,
+    labelled: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Each digit its writing conventions (`labelled` only), pen width, affine (+ elastic field)
     (+ optional swap). Returns (input, target, classes)."""
     n, _, h, w = x.shape
     digits = x.reshape(2 * n, 1, h, w)
     if style.conventions and labelled:
         digits = draw_conventions(digits, classes.reshape(-1), g, style.conventions)
-    grid = random_affine_grid(digits, g, style.degrees, style.scale, style.shift_px, style.shear, style.aspect)
+    grid = random_affine_grid(
+        digits, g, style.degrees, style.scale, style.shift_px, style.shear, style.aspect
+    )
     if style.elastic:
         grid = grid + elastic_displacement(2 * n, h, w, g, style.elastic).to(grid)
     if style.warp:
@@ -288,10 +356,18 @@ def per_digit_augment(x: torch.Tensor, classes: torch.Tensor, g: torch.Generator
     return x, (classes[:, 0] <= classes[:, 1]).long(), classes
 
 
-def augment(kind: str, x: torch.Tensor, target: torch.Tensor, classes: torch.Tensor,
-            g: torch.Generator, swap: bool, labelled: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def augment(
+    kind: str,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    classes: torch.Tensor,
+    g: torch.Generator,
+    swap: bool,
+    labelled: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Apply augmentation `kind` to a training batch; returns (input, target, classes).
-    `labelled`: the network trains on digit labels, so class-dependent variants (conventions) may be drawn."""
+    `labelled`: the network trains on digit labels, so class-dependent variants (conventions) may be
+    drawn."""
     if kind == "none":
         return x, target, classes
     if kind == "seed":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]   # digitpair/core/checkout.py -> the checkout
+ROOT = Path(__file__).resolve().parents[2]  # digitpair/core/checkout.py -> the checkout
 
 
 def source_url(root: Path | None = None) -> str | None:

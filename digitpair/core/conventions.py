@@ -1,7 +1,8 @@
 """Writing conventions drawn onto training digits: label-safe variants MNIST's writers rarely wrote.
 
 MNIST's writers were American Census employees and students (LeCun et al., 1998). Elsewhere
-people learn other conventions, and the pen digits (`digitpair/core/pen.py`, validation) show them: a
+people learn other conventions, and the pen digits (`digitpair/core/pen.py`, validation) show them:
+a
 1 with a long flag (and sometimes a foot), a 7 with a bar across its stem, a slashed 0, a 9 whose
 stem hooks left at the bottom. A network that saw none of them reads a flagged 1 as a 7, a
 slashed 0 as an 8, a hooked 9 as a 3. Each convention is drawn onto a digit of its class, so the
@@ -11,7 +12,8 @@ label holds by construction:
   the digit's height, straight or slightly curved;
 - `foot`: a short horizontal stroke across the 1's bottom;
 - `bar`: a stroke across the 7's stem, 45-65 % of the way down, about level;
-- `slash`: a stroke through the 0's middle, bottom left to top right, about as long as the 0 is tall;
+- `slash`: a stroke through the 0's middle, bottom left to top right, about as long as the 0 is
+tall;
 - `hook`: the 9's stem continued at the bottom by a curve to the left, 30-60 % of its height.
 
 Each is drawn at 14x14 in the digit's own pen and ink: the stroke width (2 x area / perimeter of
@@ -27,18 +29,19 @@ from dataclasses import dataclass, fields
 
 import torch
 
-INK = 0.5        # of a digit's peak: its strokes, for the box, the anchors and the pen's width
+INK = 0.5  # of a digit's peak: its strokes, for the box, the anchors and the pen's width
 BEZIER_STEPS = 6  # a curved stroke as this many straight pieces
 
 
 @dataclass(frozen=True)
 class Conventions:
     """The probability that a digit of the convention's class gets it; 0: never."""
-    flag: float = 0.0    # 1s
-    foot: float = 0.0    # 1s
-    bar: float = 0.0     # 7s
-    slash: float = 0.0   # 0s
-    hook: float = 0.0    # 9s
+
+    flag: float = 0.0  # 1s
+    foot: float = 0.0  # 1s
+    bar: float = 0.0  # 7s
+    slash: float = 0.0  # 0s
+    hook: float = 0.0  # 9s
 
     def __bool__(self) -> bool:
         return any(getattr(self, f.name) > 0 for f in fields(self))
@@ -50,14 +53,15 @@ CLASS = {"flag": 1, "foot": 1, "bar": 7, "slash": 0, "hook": 9}
 @dataclass(frozen=True)
 class Ink:
     """What the conventions are anchored on, per digit (M,), in pixels (x right, y down)."""
-    top: torch.Tensor       # first row with ink
-    bottom: torch.Tensor    # last row with ink
+
+    top: torch.Tensor  # first row with ink
+    bottom: torch.Tensor  # last row with ink
     left: torch.Tensor
     right: torch.Tensor
-    top_x: torch.Tensor     # the ink's column in its top two rows (weighted by ink)
+    top_x: torch.Tensor  # the ink's column in its top two rows (weighted by ink)
     bottom_x: torch.Tensor  # the same in its bottom two rows
-    width: torch.Tensor     # the pen: mean stroke width, px
-    level: torch.Tensor     # the ink of its strokes, 0-255
+    width: torch.Tensor  # the pen: mean stroke width, px
+    level: torch.Tensor  # the ink of its strokes, 0-255
 
     @property
     def height(self) -> torch.Tensor:
@@ -68,9 +72,9 @@ def ink_of(x: torch.Tensor) -> Ink:
     """x: (M, H, W) raw 0-255 digits -> their `Ink`."""
     m, h, w = x.shape
     peak = x.amax((1, 2), keepdim=True).clamp_min(1e-6)
-    inked = x > INK * peak                                             # (M, H, W)
+    inked = x > INK * peak  # (M, H, W)
     rows, cols = torch.arange(h, dtype=x.dtype), torch.arange(w, dtype=x.dtype)
-    any_row, any_col = inked.any(2), inked.any(1)                      # (M, H), (M, W)
+    any_row, any_col = inked.any(2), inked.any(1)  # (M, H), (M, W)
     top = torch.where(any_row, rows, h).amin(1)
     bottom = torch.where(any_row, rows, -1).amax(1)
     left = torch.where(any_col, cols, w).amin(1)
@@ -83,8 +87,9 @@ def ink_of(x: torch.Tensor) -> Ink:
     top_x = column((rows >= top[:, None]) & (rows <= top[:, None] + 1))
     bottom_x = column((rows <= bottom[:, None]) & (rows >= bottom[:, None] - 1))
     padded = torch.nn.functional.pad(inked, (1, 1, 1, 1))
-    perimeter = ((padded[:, 1:] != padded[:, :-1]).sum((1, 2))
-                 + (padded[:, :, 1:] != padded[:, :, :-1]).sum((1, 2)))
+    perimeter = (padded[:, 1:] != padded[:, :-1]).sum((1, 2)) + (
+        padded[:, :, 1:] != padded[:, :, :-1]
+    ).sum((1, 2))
     width = (2.0 * inked.sum((1, 2)) / perimeter.clamp_min(1)).clamp(0.8, 3.0)
     strokes = torch.where(inked, x, torch.nan).flatten(1)
     level = strokes.nanquantile(0.9, dim=1)
@@ -94,7 +99,7 @@ def ink_of(x: torch.Tensor) -> Ink:
 def column_at(x: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
     """(M,) the ink's column (weighted mean) in row `row` (M,) of digits x (M, H, W)."""
     m, h, w = x.shape
-    line = x[torch.arange(m), row.long().clamp(0, h - 1)]             # (M, W)
+    line = x[torch.arange(m), row.long().clamp(0, h - 1)]  # (M, W)
     cols = torch.arange(w, dtype=x.dtype)
     return (line * cols).sum(1) / line.sum(1).clamp_min(1e-6)
 
@@ -102,23 +107,24 @@ def column_at(x: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
 def bezier(start: torch.Tensor, control: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
     """(M, BEZIER_STEPS + 1, 2) points along quadratic Bezier curves; each argument (M, 2)."""
     t = torch.linspace(0, 1, BEZIER_STEPS + 1, dtype=start.dtype)[None, :, None]
-    return ((1 - t) ** 2 * start[:, None] + 2 * (1 - t) * t * control[:, None]
-            + t ** 2 * end[:, None])
+    return (1 - t) ** 2 * start[:, None] + 2 * (1 - t) * t * control[:, None] + t**2 * end[:, None]
 
 
-def stroke(x: torch.Tensor, points: torch.Tensor, width: torch.Tensor,
-           level: torch.Tensor) -> torch.Tensor:
+def stroke(
+    x: torch.Tensor, points: torch.Tensor, width: torch.Tensor, level: torch.Tensor
+) -> torch.Tensor:
     """Digits x (M, H, W) with a polyline `points` (M, K, 2) drawn over them: round pen `width`
     (M,) px, ink `level` (M,); a pixel is inked by how much of it the pen covers (its centre's
     distance to the line, +-0.5 px), and keeps the darker of its own ink and the stroke's."""
     m, h, w = x.shape
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=x.dtype), torch.arange(w, dtype=x.dtype),
-                            indexing="ij")
-    pixel = torch.stack((xs, ys), -1).reshape(1, 1, h * w, 2)            # (1, 1, HW, 2)
-    a, b = points[:, :-1, None], points[:, 1:, None]                   # (M, K-1, 1, 2)
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=x.dtype), torch.arange(w, dtype=x.dtype), indexing="ij"
+    )
+    pixel = torch.stack((xs, ys), -1).reshape(1, 1, h * w, 2)  # (1, 1, HW, 2)
+    a, b = points[:, :-1, None], points[:, 1:, None]  # (M, K-1, 1, 2)
     along = b - a
     t = (((pixel - a) * along).sum(-1) / (along * along).sum(-1).clamp_min(1e-9)).clamp(0, 1)
-    distance = (pixel - (a + t[..., None] * along)).norm(dim=-1).amin(1)   # (M, HW)
+    distance = (pixel - (a + t[..., None] * along)).norm(dim=-1).amin(1)  # (M, HW)
     cover = (width[:, None] / 2 + 0.5 - distance).clamp(0, 1)
     return torch.maximum(x, (cover * level[:, None]).view(m, h, w))
 
@@ -132,12 +138,17 @@ def flag(x: torch.Tensor, ink: Ink, g: torch.Generator) -> torch.Tensor:
     # The flag leaves the stem's top 30-70 degrees to the left of the stem, whatever its slant.
     turn = uniform(m, g, math.radians(30), math.radians(70))
     length = uniform(m, g, 0.3, 0.7) * ink.height
-    bend = uniform(m, g, -0.15, 0.15) * length      # the curve: the middle off the straight line
+    bend = uniform(m, g, -0.15, 0.15) * length  # the curve: the middle off the straight line
     start = torch.stack((ink.top_x, ink.top.to(x.dtype)), 1)
     down = torch.stack((ink.bottom_x - ink.top_x, ink.height.to(x.dtype)), 1)
     down = down / down.norm(dim=1, keepdim=True)
-    direction = torch.stack((down[:, 0] * torch.cos(turn) - down[:, 1] * torch.sin(turn),
-                             down[:, 0] * torch.sin(turn) + down[:, 1] * torch.cos(turn)), 1)
+    direction = torch.stack(
+        (
+            down[:, 0] * torch.cos(turn) - down[:, 1] * torch.sin(turn),
+            down[:, 0] * torch.sin(turn) + down[:, 1] * torch.cos(turn),
+        ),
+        1,
+    )
     normal = torch.stack((direction[:, 1], -direction[:, 0]), 1)
     end = start + length[:, None] * direction
     control = (start + end) / 2 + bend[:, None] * normal
@@ -149,8 +160,12 @@ def foot(x: torch.Tensor, ink: Ink, g: torch.Generator) -> torch.Tensor:
     y = ink.bottom.to(x.dtype)
     left = ink.bottom_x - uniform(m, g, 0.15, 0.3) * ink.height
     right = ink.bottom_x + uniform(m, g, 0.15, 0.3) * ink.height
-    return stroke(x, torch.stack((torch.stack((left, y), 1), torch.stack((right, y), 1)), 1),
-                  ink.width, ink.level)
+    return stroke(
+        x,
+        torch.stack((torch.stack((left, y), 1), torch.stack((right, y), 1)), 1),
+        ink.width,
+        ink.level,
+    )
 
 
 def bar(x: torch.Tensor, ink: Ink, g: torch.Generator) -> torch.Tensor:
@@ -169,16 +184,16 @@ def slash(x: torch.Tensor, ink: Ink, g: torch.Generator) -> torch.Tensor:
     angle = uniform(m, g, math.radians(50), math.radians(80))
     half = uniform(m, g, 0.45, 0.65) * ink.height
     centre = torch.stack(((ink.left + ink.right) / 2, (ink.top + ink.bottom) / 2), 1).to(x.dtype)
-    offset = half[:, None] * torch.stack((torch.cos(angle), -torch.sin(angle)), 1)   # up-right
+    offset = half[:, None] * torch.stack((torch.cos(angle), -torch.sin(angle)), 1)  # up-right
     return stroke(x, torch.stack((centre - offset, centre + offset), 1), ink.width, ink.level)
 
 
 def hook(x: torch.Tensor, ink: Ink, g: torch.Generator) -> torch.Tensor:
     m = len(x)
     start = torch.stack((ink.bottom_x, ink.bottom.to(x.dtype)), 1)
-    drop = uniform(m, g, 0.0, 0.15) * ink.height       # how far the curve dips below the stem
-    reach = uniform(m, g, 0.3, 0.6) * ink.height       # how far left it ends
-    rise = uniform(m, g, 0.0, 0.25) * ink.height       # how far up it ends
+    drop = uniform(m, g, 0.0, 0.15) * ink.height  # how far the curve dips below the stem
+    reach = uniform(m, g, 0.3, 0.6) * ink.height  # how far left it ends
+    rise = uniform(m, g, 0.0, 0.25) * ink.height  # how far up it ends
     control = start + torch.stack((-0.3 * reach, 2 * drop), 1)
     end = start + torch.stack((-reach, -rise), 1)
     return stroke(x, bezier(start, control, end), ink.width, ink.level)
@@ -187,8 +202,9 @@ def hook(x: torch.Tensor, ink: Ink, g: torch.Generator) -> torch.Tensor:
 DRAW = {"flag": flag, "foot": foot, "bar": bar, "slash": slash, "hook": hook}
 
 
-def draw_conventions(digits: torch.Tensor, classes: torch.Tensor, g: torch.Generator,
-                     conventions: Conventions) -> torch.Tensor:
+def draw_conventions(
+    digits: torch.Tensor, classes: torch.Tensor, g: torch.Generator, conventions: Conventions
+) -> torch.Tensor:
     """digits (M, 1, H, W) raw 0-255 of `classes` (M,): each digit of a convention's class gets it
     with its probability (drawn in the order of CLASS). Returns a new tensor."""
     out = digits[:, 0].clone()

@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 DATA_ENV = "DIGITPAIR_DATA"
-SYNTHETIC = "synthetic"   # MNIST.source of synthetic_mnist's random digits, recorded in every run trained on them
+# MNIST.source of synthetic_mnist's random digits, recorded in every run trained on them
+SYNTHETIC = "synthetic"
 DEFAULT_ROOT = Path.home() / ".cache" / "digitpair"
 
 # (file stem, IDX magic number, item count) per split; the magic is 0x00000803 for 3-d uint8
@@ -38,8 +39,8 @@ class DataError(RuntimeError):
 
 @dataclass(frozen=True)
 class PairSet:
-    input: torch.Tensor    # (N, 2, 14, 14) float32, raw 0-255
-    target: torch.Tensor   # (N,) int64, 1 iff class of digit 0 <= class of digit 1
+    input: torch.Tensor  # (N, 2, 14, 14) float32, raw 0-255
+    target: torch.Tensor  # (N,) int64, 1 iff class of digit 0 <= class of digit 1
     classes: torch.Tensor  # (N, 2) int64, the two digit classes
 
     def __len__(self) -> int:
@@ -71,18 +72,20 @@ def _read_idx(path: Path, magic: int, count: int, expected_sha256: str | None) -
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (zlib.error, EOFError, gzip.BadGzipFile) as e:   # a flipped bit or a cut-off download
+    except (zlib.error, EOFError, gzip.BadGzipFile) as e:  # a flipped bit or a cut-off download
         raise DataError(f"{path} is damaged ({type(e).__name__}: {e}); fetch it again") from None
     except OSError as e:
         raise DataError(f"cannot read {path}: {e}") from None
     if expected_sha256 and hashlib.sha256(raw).hexdigest() != expected_sha256:
-        raise DataError(f"{path} does not match its SHA256SUMS entry: the file is damaged; fetch it again")
+        raise DataError(
+            f"{path} does not match its SHA256SUMS entry: the file is damaged; fetch it again"
+        )
     header = int.from_bytes(raw[:4], "big")
     ndim = header & 0xFF
     if header != magic or int.from_bytes(raw[4:8], "big") != count:
         raise DataError(f"{path} is not an MNIST IDX file of {count} items (magic {header:#x})")
-    shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    data = raw[4 + 4 * ndim:]
+    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    data = raw[4 + 4 * ndim :]
     expected = 1
     for s in shape:
         expected *= s
@@ -102,14 +105,19 @@ def _checksums(folder: Path) -> dict[str, str]:
 def ways_to_provide(root: Path) -> str:
     """The ways to give this project MNIST, one a line, for the errors that find none."""
     names = ", ".join(f"{stem}[.gz]" for split in (True, False) for stem, _, _ in _FILES[split])
-    return "\n".join([
-        f"MNIST is four IDX files ({names}). Provide them in one of these ways:",
-        f"  1. put them in {root}, or in {root / 'MNIST' / 'raw'} (torchvision's layout);",
-        f"  2. point --data-dir or ${DATA_ENV} at the folder that holds them;",
-        f"  3. give neither, and they are downloaded into {DEFAULT_ROOT} on first use (needs network access);",
-        "  4. on a machine with network access, run python -c \"from torchvision.datasets import MNIST; "
-        "MNIST('mnist', download=True); MNIST('mnist', train=False, download=True)\", "
-        "then copy its folder mnist/MNIST/raw here and use 1 or 2."])
+    return "\n".join(
+        [
+            f"MNIST is four IDX files ({names}). Provide them in one of these ways:",
+            f"  1. put them in {root}, or in {root / 'MNIST' / 'raw'} (torchvision's layout);",
+            f"  2. point --data-dir or ${DATA_ENV} at the folder that holds them;",
+            f"  3. give neither, and they are downloaded into {DEFAULT_ROOT} on first use (needs "
+            "network access);",
+            '  4. on a machine with network access, run python -c "from torchvision.datasets '
+            "import MNIST; "
+            "MNIST('mnist', download=True); MNIST('mnist', train=False, download=True)\", "
+            "then copy its folder mnist/MNIST/raw here and use 1 or 2.",
+        ]
+    )
 
 
 def _download(root: Path, train: bool) -> None:
@@ -117,22 +125,32 @@ def _download(root: Path, train: bool) -> None:
     created = next((p for p in (root, root / "MNIST") if not p.exists()), None)
     try:
         from torchvision.datasets import MNIST
+
         MNIST(str(root), train=train, download=True)
     except Exception as e:  # no network, no torchvision: the caller explains what to do
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
-        reason = " ".join(str(e).split()) or "no message"   # torchvision's message spans lines: one line here
-        raise DataError(f"MNIST not found under {root}, and downloading it failed:\n"
-                        f"  {type(e).__name__}: {reason}\n{ways_to_provide(root)}") from None
+        reason = (
+            " ".join(str(e).split()) or "no message"
+        )  # torchvision's message spans lines: one line here
+        raise DataError(
+            f"MNIST not found under {root}, and downloading it failed:\n"
+            f"  {type(e).__name__}: {reason}\n{ways_to_provide(root)}"
+        ) from None
 
 
-def load_mnist(train: bool, data_dir: str | os.PathLike | None = None,
-               download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def load_mnist(
+    train: bool, data_dir: str | os.PathLike | None = None, download: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(images (N, 28, 28) uint8, labels (N,) int64) of one MNIST split, verified."""
     root = data_root(data_dir)
-    if (data_dir or os.environ.get(DATA_ENV)) and not root.is_dir():   # a folder named, not the default cache
-        raise DataError(f"{root}: no such folder (named by --data-dir or ${DATA_ENV}); nothing was created\n"
-                        f"{ways_to_provide(root)}")
+    if (
+        data_dir or os.environ.get(DATA_ENV)
+    ) and not root.is_dir():  # a folder named, not the default cache
+        raise DataError(
+            f"{root}: no such folder (named by --data-dir or ${DATA_ENV}); nothing was created\n"
+            f"{ways_to_provide(root)}"
+        )
     paths = [_find(root, stem) for stem, _, _ in _FILES[train]]
     if None in paths:
         if not download:
@@ -148,7 +166,8 @@ def load_mnist(train: bool, data_dir: str | os.PathLike | None = None,
 
 
 def draw_pairs(n: int, count: int, generator: torch.Generator) -> torch.Tensor:
-    """(n, 2) indices of distinct images out of `count`: the course's draw, the first 2n of a permutation."""
+    """(n, 2) indices of distinct images out of `count`: the course's draw, the first 2n of a
+    permutation."""
     if not 0 < 2 * n <= count:
         raise ValueError(f"cannot draw {n} pairs of distinct images from {count} images")
     return torch.randperm(count, generator=generator)[: 2 * n].view(n, 2)
@@ -166,21 +185,24 @@ def folds(n_pairs: int, val_pairs: int, val_fold: int) -> tuple[torch.Tensor, sl
     if not 0 <= val_pairs < n_pairs:
         raise ValueError(f"val_pairs must be in [0, {n_pairs}), got {val_pairs}")
     if not 0 <= val_fold < fold_count(n_pairs, val_pairs):
-        raise ValueError(f"val_fold {val_fold} is not one of the {n_pairs} pairs' folds of {val_pairs}")
+        raise ValueError(
+            f"val_fold {val_fold} is not one of the {n_pairs} pairs' folds of {val_pairs}"
+        )
     start, stop = n_pairs - (val_fold + 1) * val_pairs, n_pairs - val_fold * val_pairs
     return torch.cat((torch.arange(start), torch.arange(stop, n_pairs))), slice(start, stop)
 
 
-def mnist_to_pairs(n: int, images: torch.Tensor, labels: torch.Tensor,
-                   generator: torch.Generator) -> PairSet:
+def mnist_to_pairs(
+    n: int, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+) -> PairSet:
     """The course's `mnist_to_pairs`, with an explicit generator."""
     idx = draw_pairs(n, len(images), generator)
-    classes = labels[idx]                                                  # (n, 2)
+    classes = labels[idx]  # (n, 2)
     # The course pools the whole split, then indexes; pooling only the 2n drawn images gives the
     # same values (each output pixel is the mean of its own 2x2 block) at a fraction of the cost.
-    x = F.avg_pool2d(images[idx].view(2 * n, 1, 28, 28).float(), kernel_size=2)   # (2n, 1, 14, 14)
+    x = F.avg_pool2d(images[idx].view(2 * n, 1, 28, 28).float(), kernel_size=2)  # (2n, 1, 14, 14)
     return PairSet(
-        input=x.view(n, 2, 14, 14),                                        # (n, 2, 14, 14)
+        input=x.view(n, 2, 14, 14),  # (n, 2, 14, 14)
         target=(classes[:, 0] <= classes[:, 1]).long(),
         classes=classes,
     )
@@ -189,37 +211,45 @@ def mnist_to_pairs(n: int, images: torch.Tensor, labels: torch.Tensor,
 @dataclass(frozen=True)
 class RoundData:
     train: PairSet
-    val: PairSet   # carved from the training pairs; every selection decision looks here only
+    val: PairSet  # carved from the training pairs; every selection decision looks here only
     test: PairSet  # looked at once per run, after selection
 
 
 class MNIST:
     """Both MNIST splits in memory, so a study loads them once and draws many rounds."""
+
     source = "mnist"
 
     def __init__(self, data_dir: str | os.PathLike | None = None, download: bool = True):
         self.train_images, self.train_labels = load_mnist(True, data_dir, download)
         self.test_images, self.test_labels = load_mnist(False, data_dir, download)
 
-    def round(self, data_seed: int, n_pairs: int = 1000, val_pairs: int = 200, val_fold: int = 0) -> RoundData:
-        """`generate_pair_sets(n_pairs)` under `data_seed`, `val_pairs` train pairs held out (`folds`)."""
+    def round(
+        self, data_seed: int, n_pairs: int = 1000, val_pairs: int = 200, val_fold: int = 0
+    ) -> RoundData:
+        """`generate_pair_sets(n_pairs)` under `data_seed`, `val_pairs` train pairs held out
+        (`folds`)."""
         kept, held = folds(n_pairs, val_pairs, val_fold)
         g = torch.Generator().manual_seed(data_seed)
         train = mnist_to_pairs(n_pairs, self.train_images, self.train_labels, g)
         test = mnist_to_pairs(n_pairs, self.test_images, self.test_labels, g)
         return RoundData(train=train[kept], val=train[held], test=test)
 
-    def round_digits(self, data_seed: int, n_pairs: int = 1000, val_pairs: int = 200,
-                     val_fold: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    def round_digits(
+        self, data_seed: int, n_pairs: int = 1000, val_pairs: int = 200, val_fold: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Which MNIST-train images `round` pairs up: (training digits, validation digits), flat
         indices into `train_images`, in the order of `round(...).train` and `.val`."""
         kept, held = folds(n_pairs, val_pairs, val_fold)
-        index = draw_pairs(n_pairs, len(self.train_images), torch.Generator().manual_seed(data_seed))
+        index = draw_pairs(
+            n_pairs, len(self.train_images), torch.Generator().manual_seed(data_seed)
+        )
         return index[kept].flatten(), index[held].flatten()
 
 
 def synthetic_mnist(n_train: int = 600, n_test: int = 200, seed: int = 0) -> MNIST:
-    """A tiny stand-in with MNIST's shapes, for `--dry-run` and unit tests that need no real digits."""
+    """A tiny stand-in with MNIST's shapes, for `--dry-run` and unit tests that need no real
+    digits."""
     g = torch.Generator().manual_seed(seed)
     fake = MNIST.__new__(MNIST)
     fake.source = SYNTHETIC

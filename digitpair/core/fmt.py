@@ -1,10 +1,16 @@
 """How numbers and tables are written in reports, cards and the app: one place, so the same
 quantity reads the same everywhere (and the regeneration tests pin every byte of it)."""
+
 from __future__ import annotations
 
 
-def fmt(mean: float | None, std: float | None = None, n: int | None = None, digits: int = 2,
-        signed: bool = False) -> str:
+def fmt(
+    mean: float | None,
+    std: float | None = None,
+    n: int | None = None,
+    digits: int = 2,
+    signed: bool = False,
+) -> str:
     """'98.12 ± 0.40' (mean ± sample std, in points), '+0.50 ± 1.20' for a difference, ' (n=10)'
     appended where the number of rounds is given; '-' where there is no mean."""
     if mean is None:
@@ -25,11 +31,15 @@ def pct_or_none(value: float | None) -> str:
 
 
 def as_printed(pair) -> str:
-    """A published [mean, std] exactly as its source printed it: '86.4 ± 1.2'; '-' where it gave none."""
+    """A published [mean, std] exactly as its source printed it: '86.4 ± 1.2'; '-' where it gave
+    none."""
     return f"{pair[0]} ± {pair[1]}" if pair else "-"
 
 
 def md_table(header: list[str], rows) -> list[str]:
     """A markdown table's lines: the header, its rule, a line per row of cells."""
-    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
-            *("| " + " | ".join(cells) + " |" for cells in rows)]
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + " --- |" * len(header),
+        *("| " + " | ".join(cells) + " |" for cells in rows),
+    ]

@@ -35,13 +35,13 @@ PREDICT_CHUNK = 1024
 
 
 class PairOutput(NamedTuple):
-    pair_logits: torch.Tensor           # (N, 2): index 1 = "first <= second"
-    digit_logits: torch.Tensor | None   # (N, 2, 10), or None without a digit head
+    pair_logits: torch.Tensor  # (N, 2): index 1 = "first <= second"
+    digit_logits: torch.Tensor | None  # (N, 2, 10), or None without a digit head
 
 
 class Prediction(NamedTuple):
-    p_leq: torch.Tensor                 # (N,) P(first <= second)
-    digit_probs: torch.Tensor | None    # (N, 2, 10), or None
+    p_leq: torch.Tensor  # (N,) P(first <= second)
+    digit_probs: torch.Tensor | None  # (N, 2, 10), or None
 
 
 # --- the encoder: one 14x14 digit -> 10 logits ----------------------------------------------
@@ -50,26 +50,36 @@ class Prediction(NamedTuple):
 # the first studies ran with, `strided` a cheaper one rejected on validation accuracy. Their
 # records name theirs (RunConfig.encoder).
 
+
 def pooled_trunk(c1: int = 32, c2: int = 32) -> nn.Sequential:
     """0.53 M multiply-adds a digit. Each max-pool comes straight after its convolution, so batch
     norm and ReLU run on a quarter of the values: on a CPU those memory-bound ops, not the
     convolutions, took most of a training step (benchmarks/README.md). ReLU commutes with max, so
-    the one difference from conv-BN-ReLU-pool is that batch norm's statistics are the pooled map's."""
+    the one difference from conv-BN-ReLU-pool is that batch norm's statistics are the pooled
+    map's."""
     return nn.Sequential(
-        nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.MaxPool2d(2),                 # (N, c1, 7, 7)
-        nn.BatchNorm2d(c1), nn.ReLU(),
-        nn.Conv2d(c1, c2, 3, padding=1, bias=False), nn.MaxPool2d(2),                # (N, c2, 3, 3)
-        nn.BatchNorm2d(c2), nn.ReLU(),
+        nn.Conv2d(1, c1, 3, padding=1, bias=False),
+        nn.MaxPool2d(2),  # (N, c1, 7, 7)
+        nn.BatchNorm2d(c1),
+        nn.ReLU(),
+        nn.Conv2d(c1, c2, 3, padding=1, bias=False),
+        nn.MaxPool2d(2),  # (N, c2, 3, 3)
+        nn.BatchNorm2d(c2),
+        nn.ReLU(),
     )
 
 
 def padded_trunk(c1: int = 32, c2: int = 64) -> nn.Sequential:
     """1.0 M multiply-adds a digit: two 'same'-padded conv blocks at 14x14 and 7x7."""
     return nn.Sequential(
-        nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1), nn.ReLU(),    # (N, c1, 14, 14)
-        nn.MaxPool2d(2),                                                              # (N, c1, 7, 7)
-        nn.Conv2d(c1, c2, 3, padding=1, bias=False), nn.BatchNorm2d(c2), nn.ReLU(),   # (N, c2, 7, 7)
-        nn.MaxPool2d(2),                                                              # (N, c2, 3, 3)
+        nn.Conv2d(1, c1, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c1),
+        nn.ReLU(),  # (N, c1, 14, 14)
+        nn.MaxPool2d(2),  # (N, c1, 7, 7)
+        nn.Conv2d(c1, c2, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c2),
+        nn.ReLU(),  # (N, c2, 7, 7)
+        nn.MaxPool2d(2),  # (N, c2, 3, 3)
     )
 
 
@@ -78,9 +88,13 @@ def strided_trunk(c1: int = 32, c2: int = 64) -> nn.Sequential:
     padding. The fastest, but 0.2-1.8 points below `padded` on validation over `best`'s 15 rounds
     (train/runs/evidence/best-strided): not used."""
     return nn.Sequential(
-        nn.Conv2d(1, c1, 3, stride=2, bias=False), nn.BatchNorm2d(c1), nn.ReLU(),        # (N, c1, 6, 6)
-        nn.Conv2d(c1, c2, 3, bias=False),                                                 # (N, c2, 4, 4)
-        nn.MaxPool2d(2), nn.BatchNorm2d(c2), nn.ReLU(),                                   # (N, c2, 2, 2)
+        nn.Conv2d(1, c1, 3, stride=2, bias=False),
+        nn.BatchNorm2d(c1),
+        nn.ReLU(),  # (N, c1, 6, 6)
+        nn.Conv2d(c1, c2, 3, bias=False),  # (N, c2, 4, 4)
+        nn.MaxPool2d(2),
+        nn.BatchNorm2d(c2),
+        nn.ReLU(),  # (N, c2, 2, 2)
     )
 
 
@@ -106,11 +120,12 @@ class Encoder(nn.Module):
         build_trunk, features = ENCODERS[trunk]
         self.features = build_trunk()
         self.classifier = nn.Sequential(
-            nn.Flatten(),                                                                 # (N, features)
+            nn.Flatten(),  # (N, features)
             nn.Dropout(dropout),
-            nn.Linear(features, hidden), nn.ReLU(),                                       # (N, hidden)
+            nn.Linear(features, hidden),
+            nn.ReLU(),  # (N, hidden)
             nn.Dropout(dropout),
-            nn.Linear(hidden, 10),                                                        # (N, 10)
+            nn.Linear(hidden, 10),  # (N, 10)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,9 +133,10 @@ class Encoder(nn.Module):
         # comparison head and the losses stay in full precision.
         return self.classifier(self.features(x)).float()
 
+
 # --- the comparison heads: two (N, 10) digit outputs -> (N, 2) pair logits -------------------
 
-_LEQ = torch.ones(10, 10).triu().bool()   # _LEQ[i, j] = i <= j
+_LEQ = torch.ones(10, 10).triu().bool()  # _LEQ[i, j] = i <= j
 
 
 def order_logits(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
@@ -129,29 +145,33 @@ def order_logits(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor
     Log-probabilities are valid logits: softmax of them gives back the probabilities, so the
     pair cross-entropy is exactly -log P(target). Computed with logsumexp, stable at any scale.
     """
-    joint = F.log_softmax(logits_a, 1)[:, :, None] + F.log_softmax(logits_b, 1)[:, None, :]  # (N, 10, 10)
+    joint = (
+        F.log_softmax(logits_a, 1)[:, :, None] + F.log_softmax(logits_b, 1)[:, None, :]
+    )  # (N, 10, 10)
     leq = _LEQ.to(joint.device)
-    log_leq = joint.masked_fill(~leq, float("-inf")).flatten(1).logsumexp(1)   # (N,)
-    log_gt = joint.masked_fill(leq, float("-inf")).flatten(1).logsumexp(1)     # (N,)
+    log_leq = joint.masked_fill(~leq, float("-inf")).flatten(1).logsumexp(1)  # (N,)
+    log_gt = joint.masked_fill(leq, float("-inf")).flatten(1).logsumexp(1)  # (N,)
     return torch.stack((log_gt, log_leq), dim=1)
 
 
 class OrderHead(nn.Module):
-    """Ours: the probability that digit a <= digit b, from the two digit distributions. No parameters."""
+    """Ours: the probability that digit a <= digit b, from the two digit distributions. No
+    parameters."""
 
     def forward(self, logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
-        return order_logits(logits_a, logits_b)                                       # (N, 2)
+        return order_logits(logits_a, logits_b)  # (N, 2)
 
 
 class FCHead(nn.Module):
-    """The 2020 report's: one fully connected layer on the two concatenated outputs, 42 parameters."""
+    """The 2020 report's: one fully connected layer on the two concatenated outputs, 42
+    parameters."""
 
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(2 * 10, 2)
 
     def forward(self, logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.cat((logits_a, logits_b), 1))                           # (N, 20) -> (N, 2)
+        return self.fc(torch.cat((logits_a, logits_b), 1))  # (N, 20) -> (N, 2)
 
 
 HEADS: dict[str, Callable[[], nn.Module]] = {"order": OrderHead, "fc": FCHead}
@@ -160,6 +180,7 @@ DEFAULT_HEAD = "order"
 
 # --- the variants ----------------------------------------------------------------------------
 
+
 class PairNet(nn.Module):
     """Base: raw 0-255 input, normalisation as a buffer (training statistics), the outputs of two
     digits' logits, `predict`. `digit_outputs`: the logits are returned as digit logits (the
@@ -167,7 +188,10 @@ class PairNet(nn.Module):
 
     def __init__(self, digit_outputs: bool, encoder: str, head: str):
         super().__init__()
-        self.encoder_name, self.head_name = encoder, head   # which trunk and head: saved beside the weights
+        self.encoder_name, self.head_name = (
+            encoder,
+            head,
+        )  # which trunk and head: saved beside the weights
         self.digit_outputs = digit_outputs
         # Set from the training pairs by `set_normalization`; saved with the weights, so exported
         # models take raw 0-255 pixels like the course's data.
@@ -184,14 +208,16 @@ class PairNet(nn.Module):
         return x[:, 0:1], x[:, 1:2]
 
     def outputs(self, la: torch.Tensor, lb: torch.Tensor) -> PairOutput:
-        """The two digits' (N, 10) logits -> the head's pair logits, and the digit logits if exposed."""
-        digits = torch.stack((la, lb), 1) if self.digit_outputs else None    # (N, 2, 10)
+        """The two digits' (N, 10) logits -> the head's pair logits, and the digit logits if
+        exposed."""
+        digits = torch.stack((la, lb), 1) if self.digit_outputs else None  # (N, 2, 10)
         return PairOutput(self.head(la, lb), digits)
 
     def predict(self, x: torch.Tensor, chunk: int = PREDICT_CHUNK) -> Prediction:
         """x: (N, 2, 14, 14) float, raw 0-255 pixels -> P(first <= second) and digit probabilities
         (see `predict`)."""
         return predict(self, x, chunk)
+
 
 class SharedNet(PairNet):
     """Siamese: ONE encoder applied to both digits, then the comparison head.
@@ -209,8 +235,9 @@ class SharedNet(PairNet):
         a, b = self.split(x)
         # The one encoder sees both digits as one batch of 2N: half the kernel launches of two
         # calls, and BatchNorm normalises digits in either position with the same statistics.
-        la, lb = self.encoder(torch.cat((a, b))).chunk(2)                    # (N, 10) each
+        la, lb = self.encoder(torch.cat((a, b))).chunk(2)  # (N, 10) each
         return self.outputs(la, lb)
+
 
 class UnsharedNet(PairNet):
     """Two encoders of the same shape, one per position, no parameter in common; then the head."""
@@ -222,14 +249,15 @@ class UnsharedNet(PairNet):
 
     def forward(self, x: torch.Tensor) -> PairOutput:
         a, b = self.split(x)
-        la, lb = self.encoder_a(a), self.encoder_b(b)                        # (N, 10) each
+        la, lb = self.encoder_a(a), self.encoder_b(b)  # (N, 10) each
         return self.outputs(la, lb)
+
 
 @dataclass(frozen=True)
 class Variant:
-    net: type[PairNet]   # the architecture: SharedNet or UnsharedNet
-    pair_loss: bool      # trained on the <= target, through its comparison head
-    digit_loss: bool     # trained on the digit classes (auxiliary loss, or the only loss)
+    net: type[PairNet]  # the architecture: SharedNet or UnsharedNet
+    pair_loss: bool  # trained on the <= target, through its comparison head
+    digit_loss: bool  # trained on the digit classes (auxiliary loss, or the only loss)
     description: str
 
     def build(self, encoder: str, head: str) -> PairNet:
@@ -245,26 +273,50 @@ class Variant:
 
 # The registry, in the study's table order. The CLI, the reports, the app and the tests iterate it.
 VARIANTS: dict[str, Variant] = {
-    "simple_cnn": Variant(SharedNet, pair_loss=False, digit_loss=True,
-                          description="a digit classifier applied to each digit; <= computed from the two digit distributions"),
-    "shared": Variant(SharedNet, pair_loss=True, digit_loss=False,
-                      description="siamese: one encoder for both digits, trained on the <= target only"),
-    "shared_aux": Variant(SharedNet, pair_loss=True, digit_loss=True,
-                          description="siamese + auxiliary digit losses"),
-    "unshared": Variant(UnsharedNet, pair_loss=True, digit_loss=False,
-                        description="two separate encoders, trained on the <= target only"),
-    "unshared_aux": Variant(UnsharedNet, pair_loss=True, digit_loss=True,
-                            description="two separate encoders + auxiliary digit losses"),
+    "simple_cnn": Variant(
+        SharedNet,
+        pair_loss=False,
+        digit_loss=True,
+        description="a digit classifier applied to each digit; <= computed from the two digit "
+        "distributions",
+    ),
+    "shared": Variant(
+        SharedNet,
+        pair_loss=True,
+        digit_loss=False,
+        description="siamese: one encoder for both digits, trained on the <= target only",
+    ),
+    "shared_aux": Variant(
+        SharedNet, pair_loss=True, digit_loss=True, description="siamese + auxiliary digit losses"
+    ),
+    "unshared": Variant(
+        UnsharedNet,
+        pair_loss=True,
+        digit_loss=False,
+        description="two separate encoders, trained on the <= target only",
+    ),
+    "unshared_aux": Variant(
+        UnsharedNet,
+        pair_loss=True,
+        digit_loss=True,
+        description="two separate encoders + auxiliary digit losses",
+    ),
 }
 
 
-def check_build(variant: str, encoder: str = DEFAULT_ENCODER, head: str = DEFAULT_HEAD, members: int = 1) -> None:
+def check_build(
+    variant: str, encoder: str = DEFAULT_ENCODER, head: str = DEFAULT_HEAD, members: int = 1
+) -> None:
     """The one rule of which networks exist, checked by every config, builder and loader: a variant
     of VARIANTS, an encoder of ENCODERS, a head the variant takes (`Variant.heads`), and for an
     ensemble (members > 1) the order head, since an Ensemble applies the order rule to its members'
     averaged digit distributions. A ValueError names the field: "head='fc'; choose one of order"."""
     heads = VARIANTS[variant].heads if variant in VARIANTS else tuple(HEADS)
-    for field, value, choices in (("variant", variant, VARIANTS), ("encoder", encoder, ENCODERS), ("head", head, heads)):
+    for field, value, choices in (
+        ("variant", variant, VARIANTS),
+        ("encoder", encoder, ENCODERS),
+        ("head", head, heads),
+    ):
         if value not in choices:
             raise ValueError(f"{field}={value!r}; choose one of {', '.join(choices)}")
     if members > 1:
@@ -276,8 +328,10 @@ def check_ensemble(head: str, members: int) -> None:
     rule to their averaged digit distributions, so they take the order head. Checked by check_build
     for configs and by the Ensemble of the networks it is given."""
     if head != "order":
-        raise ValueError(f"members={members} with head={head!r}: an ensemble averages digit "
-                         "distributions under the order head")
+        raise ValueError(
+            f"members={members} with head={head!r}: an ensemble averages digit "
+            "distributions under the order head"
+        )
 
 
 def build_model(name: str, encoder: str = DEFAULT_ENCODER, head: str = DEFAULT_HEAD) -> PairNet:
@@ -301,19 +355,25 @@ def check_pixels(x: torch.Tensor) -> None:
     if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
         raise ValueError(f"predict expects shape (N, 2, 14, 14), got {tuple(x.shape)}")
     if not x.is_floating_point():
-        raise TypeError(f"predict expects a floating-point tensor of raw 0-255 pixels, got {x.dtype}")
+        raise TypeError(
+            f"predict expects a floating-point tensor of raw 0-255 pixels, got {x.dtype}"
+        )
     if not torch.isfinite(x).all():
         raise ValueError("predict got NaN or infinite pixels")
-    if len(x) and (x.min() < 0 or x.max() > 255.5):   # half a grey level of slack for float rounding
-        raise ValueError(f"predict expects raw 0-255 pixels, got values in [{float(x.min()):.4g}, "
-                         f"{float(x.max()):.4g}] (normalised, or 16-bit?)")
-    peaks = x.amax((2, 3))                                                # (N, 2)
+    if len(x) and (x.min() < 0 or x.max() > 255.5):  # half a grey level of slack for float rounding
+        raise ValueError(
+            f"predict expects raw 0-255 pixels, got values in [{float(x.min()):.4g}, "
+            f"{float(x.max()):.4g}] (normalised, or 16-bit?)"
+        )
+    peaks = x.amax((2, 3))  # (N, 2)
     scaled = ((peaks > 0) & (peaks <= 1)).nonzero()
     if len(scaled):
         pair, digit = scaled[0].tolist()
-        raise ValueError(f"predict expects raw 0-255 pixels, but digit {digit} of pair {pair} peaks at "
-                         f"{float(peaks[pair, digit]):.3g} ({len(scaled)} such images): scaled to 0-1? "
-                         "multiply by 255")
+        raise ValueError(
+            f"predict expects raw 0-255 pixels, but digit {digit} of pair {pair} peaks at "
+            f"{float(peaks[pair, digit]):.3g} ({len(scaled)} such images): scaled to 0-1? "
+            "multiply by 255"
+        )
 
 
 def in_eval(model: nn.Module, fn: Callable, x: torch.Tensor, chunk: int) -> list:
@@ -336,7 +396,11 @@ def in_eval(model: nn.Module, fn: Callable, x: torch.Tensor, chunk: int) -> list
 def prediction(outs: list[PairOutput]) -> Prediction:
     """The outputs of consecutive chunks of pairs -> one Prediction."""
     p_leq = torch.cat([out.pair_logits.softmax(1)[:, 1] for out in outs])
-    digits = None if outs[0].digit_logits is None else torch.cat([out.digit_logits.softmax(-1) for out in outs])
+    digits = (
+        None
+        if outs[0].digit_logits is None
+        else torch.cat([out.digit_logits.softmax(-1) for out in outs])
+    )
     return Prediction(p_leq=p_leq, digit_probs=digits)
 
 
@@ -352,12 +416,15 @@ def predict(model: nn.Module, x: torch.Tensor, chunk: int = PREDICT_CHUNK) -> Pr
 
 # --- ensembles: k networks of one variant, one model -----------------------------------------
 
+
 def average_outputs(outs: list[PairOutput]) -> PairOutput:
     """Several outputs for the same pairs -> one: the mean digit distributions compared by the order
     rule, or, without digit outputs, the mean P(a <= b). Log-probabilities, valid logits."""
     if outs[0].digit_logits is None:
-        return PairOutput(torch.stack([o.pair_logits.softmax(1) for o in outs]).mean(0).log(), None)   # (N, 2)
-    log_p = torch.stack([o.digit_logits.softmax(-1) for o in outs]).mean(0).log()                    # (N, 2, 10)
+        return PairOutput(
+            torch.stack([o.pair_logits.softmax(1) for o in outs]).mean(0).log(), None
+        )  # (N, 2)
+    log_p = torch.stack([o.digit_logits.softmax(-1) for o in outs]).mean(0).log()  # (N, 2, 10)
     return PairOutput(order_logits(log_p[:, 0], log_p[:, 1]), log_p)
 
 
@@ -378,10 +445,15 @@ class Ensemble(nn.Module):
         super().__init__()
         names = {(type(m), m.encoder_name, m.head_name, m.digit_outputs) for m in members}
         if not members or len(names) != 1:
-            raise ValueError("an Ensemble needs one or more networks of one variant, encoder and head")
+            raise ValueError(
+                "an Ensemble needs one or more networks of one variant, encoder and head"
+            )
         check_ensemble(members[0].head_name, len(members))
         self.members = nn.ModuleList(members)
-        self.encoder_name, self.head_name = members[0].encoder_name, members[0].head_name   # saved beside the weights
+        self.encoder_name, self.head_name = (
+            members[0].encoder_name,
+            members[0].head_name,
+        )  # saved beside the weights
 
     def forward(self, x: torch.Tensor) -> PairOutput:
         return average_outputs([m(x) for m in self.members])

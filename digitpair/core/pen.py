@@ -27,10 +27,12 @@ import PIL.Image
 import PIL.ImageDraw
 
 PEN_ENV = "DIGITPAIR_PEN"
-SHARED_PEN = Path(__file__).resolve().parents[3] / "shared" / "data" / "pen"   # beside the repository
+SHARED_PEN = (
+    Path(__file__).resolve().parents[3] / "shared" / "data" / "pen"
+)  # beside the repository
 SETS = ("digits", "characters")
-PAPER, BRUSH = 280, 24           # app.py: a 280x280 canvas, brush radius 12
-HEIGHTS = (110, 230)             # px: the trajectory's height, from a small digit to one filling the box
+PAPER, BRUSH = 280, 24  # app.py: a 280x280 canvas, brush radius 12
+HEIGHTS = (110, 230)  # px: the trajectory's height, from a small digit to one filling the box
 SUPERSAMPLE = 4
 
 
@@ -41,12 +43,13 @@ class PenError(RuntimeError):
 @dataclass(frozen=True)
 class PenSet:
     """Characters as strokes, in the file's arrays (the pen README's format table)."""
-    points: np.ndarray        # (P, 2) float32 x, y; y down; device units
+
+    points: np.ndarray  # (P, 2) float32 x, y; y down; device units
     stroke_start: np.ndarray  # (S,) int64: where each stroke starts in `points`
     sample_start: np.ndarray  # (N,) int64: where each character's strokes start in `stroke_start`
-    label: np.ndarray         # (N,) str: the character
-    source: np.ndarray        # (N,) str: "lab/file", the lab and the writer's (or session's) file
-    quality: np.ndarray       # (N,) str: "OK" (checked) or "?" (not checked)
+    label: np.ndarray  # (N,) str: the character
+    source: np.ndarray  # (N,) str: "lab/file", the lab and the writer's (or session's) file
+    quality: np.ndarray  # (N,) str: "OK" (checked) or "?" (not checked)
 
     def __len__(self) -> int:
         return len(self.label)
@@ -60,7 +63,7 @@ class PenSet:
         """Character i as a list of (k, 2) float32 arrays, one per stroke."""
         first = self.sample_start[i]
         last = self.sample_start[i + 1] if i + 1 < len(self) else len(self.stroke_start)
-        bounds = np.append(self.stroke_start, len(self.points))[first: last + 1]
+        bounds = np.append(self.stroke_start, len(self.points))[first : last + 1]
         return [self.points[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
 
     def subset(self, keep: np.ndarray) -> "PenSet":
@@ -70,10 +73,14 @@ class PenSet:
         counts = [len(s) for s in strokes]
         flat = [stroke for character in strokes for stroke in character]
         lengths = [len(stroke) for stroke in flat]
-        return PenSet(points=np.concatenate(flat) if flat else self.points[:0],
-                      stroke_start=np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64),
-                      sample_start=np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64),
-                      label=self.label[index], source=self.source[index], quality=self.quality[index])
+        return PenSet(
+            points=np.concatenate(flat) if flat else self.points[:0],
+            stroke_start=np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64),
+            sample_start=np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64),
+            label=self.label[index],
+            source=self.source[index],
+            quality=self.quality[index],
+        )
 
 
 def pen_folder(folder: str | os.PathLike | None = None) -> Path:
@@ -89,17 +96,27 @@ def load(name: str = "digits", folder: str | os.PathLike | None = None) -> PenSe
     path = root / f"{name}.npz"
     try:
         raw = path.read_bytes()
-        sums = dict(line.split()[::-1] for line in (root / "SHA256SUMS").read_text().splitlines() if line.strip())
+        sums = dict(
+            line.split()[::-1]
+            for line in (root / "SHA256SUMS").read_text().splitlines()
+            if line.strip()
+        )
     except OSError as e:
-        raise PenError(f"cannot read the pen data at {path.parent} ({e.strerror or e}); "
-                       f"point ${PEN_ENV} at the folder holding {name}.npz and SHA256SUMS") from None
+        raise PenError(
+            f"cannot read the pen data at {path.parent} ({e.strerror or e}); "
+            f"point ${PEN_ENV} at the folder holding {name}.npz and SHA256SUMS"
+        ) from None
     if hashlib.sha256(raw).hexdigest() != sums.get(path.name):
-        raise PenError(f"{path} does not match its SHA256SUMS entry: the file is damaged; copy it again")
+        raise PenError(
+            f"{path} does not match its SHA256SUMS entry: the file is damaged; copy it again"
+        )
     with np.load(path) as arrays:
         return PenSet(**{field: arrays[field] for field in PenSet.__dataclass_fields__})
 
 
-def place(strokes: list[np.ndarray], height: float, corner: tuple[float, float]) -> list[np.ndarray]:
+def place(
+    strokes: list[np.ndarray], height: float, corner: tuple[float, float]
+) -> list[np.ndarray]:
     """Strokes scaled (aspect kept) so that their trajectory is `height` px tall, or as wide as fits
     the paper beside the pen, its box's top-left at `corner` (px)."""
     points = np.concatenate(strokes)
@@ -112,8 +129,12 @@ def place(strokes: list[np.ndarray], height: float, corner: tuple[float, float])
     return [(s - low) * scale + np.asarray(corner) for s in strokes]
 
 
-def random_place(strokes: list[np.ndarray], rng: np.random.Generator,
-                 heights: tuple[float, float] = HEIGHTS, brush: float = BRUSH) -> list[np.ndarray]:
+def random_place(
+    strokes: list[np.ndarray],
+    rng: np.random.Generator,
+    heights: tuple[float, float] = HEIGHTS,
+    brush: float = BRUSH,
+) -> list[np.ndarray]:
     """`place` at a height uniform in `heights`, anywhere the ink stays on the paper."""
     placed = place(strokes, rng.uniform(*heights), (0.0, 0.0))
     extent = np.concatenate(placed).max(0)
@@ -133,7 +154,7 @@ def draw(strokes: list[np.ndarray], brush: float = BRUSH, paper: int = PAPER) ->
         xy = [(float(x) * k, float(y) * k) for x, y in stroke]
         if len(xy) > 1:
             pen.line(xy, fill=0, width=max(1, round(brush * k)), joint="curve")
-        for x, y in (xy[0], xy[-1]):   # round caps (and a dab where the pen only touched)
+        for x, y in (xy[0], xy[-1]):  # round caps (and a dab where the pen only touched)
             pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=0)
     return np.asarray(image.reduce(k))
 

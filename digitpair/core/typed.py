@@ -3,7 +3,8 @@ study files (TOML), summary.csv cells and `--set KEY=VALUE` (text), and `RunConf
 
 A value fits a field when it has the type the dataclass declares: `true` is never a number (to
 Python it is an int), an integer is a number, a union takes any of its members, a Literal its
-values, a list checks each item, a nested dataclass is read from a table. A value that does not fit is a `ValueError`
+values, a list checks each item, a nested dataclass is read from a table. A value that does not fit
+is a `ValueError`
 in one wording: "epochs = 'ten': a whole number expected", its place named as the caller gives it.
 """
 
@@ -15,8 +16,15 @@ import types
 import typing
 
 NONE = type(None)
-KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
-         list: "an array", dict: "a table", NONE: "null"}
+KINDS = {
+    bool: "true or false",
+    int: "a whole number",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+    dict: "a table",
+    NONE: "null",
+}
 BOOLEANS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
 
 
@@ -28,12 +36,14 @@ def kinds(hint) -> list:
 
 def expected(hint) -> str:
     """'a number or null': what a field of type `hint` takes, in words."""
+
     def words(kind) -> str:
         if dataclasses.is_dataclass(kind):
             return "a table"
         if typing.get_origin(kind) is typing.Literal:
             return " or ".join(repr(v) for v in typing.get_args(kind))
         return KINDS[typing.get_origin(kind) or kind]
+
     return " or ".join(dict.fromkeys(words(k) for k in kinds(hint)))
 
 
@@ -77,7 +87,9 @@ def from_text(text: str, hint, name: str):
                 return kind(text)
             except ValueError:
                 continue
-        if kind is str or (typing.get_origin(kind) is typing.Literal and text in typing.get_args(kind)):
+        if kind is str or (
+            typing.get_origin(kind) is typing.Literal and text in typing.get_args(kind)
+        ):
             return text
     raise mismatch(name, text, hint)
 
@@ -85,7 +97,8 @@ def from_text(text: str, hint, name: str):
 def from_mapping(cls, mapping: dict, where: str = "", absent: tuple = (None,)):
     """A dataclass `cls` from a table, every field checked (`check`): a field may be absent only
     where its default is one of `absent` (what the data says "not recorded" with); a key that is
-    no field is not read. The class's own checks (RunConfig's ranges and choices) run as it is built."""
+    no field is not read. The class's own checks (RunConfig's ranges and choices) run as it is
+    built."""
     hints = typing.get_type_hints(cls)
     values = {}
     for f in dataclasses.fields(cls):
@@ -95,7 +108,7 @@ def from_mapping(cls, mapping: dict, where: str = "", absent: tuple = (None,)):
                 raise ValueError(f"{name} is missing")
             continue
         hint = hints[f.name]
-        if f.default is None:   # where absence means "not recorded", null is no value of the field's
+        if f.default is None:  # where absence means "not recorded", null is no value of the field's
             hint = typing.Union[tuple(k for k in kinds(hint) if k is not NONE)]
         values[f.name] = check(mapping[f.name], hint, name, absent)
     try:

@@ -29,11 +29,20 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .models import (DEFAULT_HEAD, ENCODERS, HEADS, VARIANTS, Ensemble, PairNet, build_model, check_build, count_members,
-                     count_parameters)
+from .config import UNKNOWN, Metrics, Provenance, RunConfig
+from .models import (
+    DEFAULT_HEAD,
+    ENCODERS,
+    HEADS,
+    VARIANTS,
+    Ensemble,
+    PairNet,
+    build_model,
+    check_build,
+    count_members,
+    count_parameters,
+)
 from .typed import from_mapping
-from .config import UNKNOWN, Provenance
-from .config import Metrics, RunConfig
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -43,17 +52,22 @@ CONFIG_NAME = "config.json"
 # networks (its fully connected comparison head) in `fc/`. simple_cnn compares its digits in code in
 # both; the `fc/` one is the run of the report-head setting (best.toml's recipe_fc).
 # Beside them, `guard/`: the "not a digit" guard fitted for these networks (digitpair/guard/).
-NETWORKS = {"ours": "", "report": "fc"}   # set name -> subfolder
+NETWORKS = {"ours": "", "report": "fc"}  # set name -> subfolder
 GUARD_FOLDER = "guard"
 GUARD_FILES = (f"{GUARD_FOLDER}/{WEIGHTS_NAME}", f"{GUARD_FOLDER}/guard.json")
-HUB_FILES = [f"{sub}/{name}/{file}".lstrip("/") for sub in NETWORKS.values() for name in VARIANTS
-             for file in (WEIGHTS_NAME, CONFIG_NAME)] + list(GUARD_FILES)
+HUB_FILES = [
+    f"{sub}/{name}/{file}".lstrip("/")
+    for sub in NETWORKS.values()
+    for name in VARIANTS
+    for file in (WEIGHTS_NAME, CONFIG_NAME)
+] + list(GUARD_FILES)
 
 
 @dataclass(frozen=True)
 class StudySummary:
     """A variant's numbers over its study's rounds in the exported setting (its summary.csv row's,
     records.Summary): mean and sample std, None where no round measured it."""
+
     rounds: int
     val_acc_mean: float | None
     val_acc_std: float | None
@@ -71,13 +85,16 @@ class VariantConfig:
     """A variant folder's config.json, typed: what rebuilds the network, its weights' SHA-256, and
     what its run and export recorded beside them. None: this file does not record it (a run folder's
     holds no metrics, they are in its final.json; `train --save` writes no study; an export all)."""
+
     variant: str
     encoder: str
     head: str
     members: int
-    weights_sha256: str | None = None    # checked on load; folders exported before it was recorded load unchecked
-    description: str | None = None       # the variant's (models.VARIANTS)
-    parameters: int | None = None        # as the run counted them; checked against the network on load
+    weights_sha256: str | None = (
+        None  # checked on load; folders exported before it was recorded load unchecked
+    )
+    description: str | None = None  # the variant's (models.VARIANTS)
+    parameters: int | None = None  # as the run counted them; checked against the network on load
     # The run: its study, setting, round and name, and how export chose it among the study's runs.
     study: str | None = None
     setting: str | None = None
@@ -87,13 +104,16 @@ class VariantConfig:
     train_config: RunConfig | None = None
     metrics: Metrics | None = None
     provenance: Provenance | None = None
-    study_summary: StudySummary | None = None   # its setting's mean ± std, for the card
-    commit: str | None = None            # the code export ran from
+    study_summary: StudySummary | None = None  # its setting's mean ± std, for the card
+    commit: str | None = None  # the code export ran from
 
     def to_dict(self) -> dict:
         """As config.json holds it: in field order, what this file does not record left out."""
-        return {f.name: value.to_dict() if dataclasses.is_dataclass(value) else value
-                for f in dataclasses.fields(self) if (value := getattr(self, f.name)) is not None}
+        return {
+            f.name: value.to_dict() if dataclasses.is_dataclass(value) else value
+            for f in dataclasses.fields(self)
+            if (value := getattr(self, f.name)) is not None
+        }
 
 
 def from_json(cls, value: dict, where: str = ""):
@@ -103,11 +123,13 @@ def from_json(cls, value: dict, where: str = ""):
 
 
 class WeightsError(RuntimeError):
-    """A weights folder is missing, damaged or does not match its config; the message names the file."""
+    """A weights folder is missing, damaged or does not match its config; the message names the
+    file."""
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """`path` holds the old text or the new, never part of one (a full disk, a kill); no leftover."""
+    """`path` holds the old text or the new, never part of one (a full disk, a kill); no
+    leftover."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         tmp.write_text(text)
@@ -141,8 +163,14 @@ def save_variant(model: PairNet, name: str, folder: str | os.PathLike, **recorde
         os.replace(tmp, folder / WEIGHTS_NAME)
     finally:
         tmp.unlink(missing_ok=True)
-    config = VariantConfig(variant=name, encoder=model.encoder_name, head=model.head_name, members=count_members(model),
-                           weights_sha256=sha256, **recorded)
+    config = VariantConfig(
+        variant=name,
+        encoder=model.encoder_name,
+        head=model.head_name,
+        members=count_members(model),
+        weights_sha256=sha256,
+        **recorded,
+    )
     atomic_write_text(folder / CONFIG_NAME, json.dumps(config.to_dict(), indent=2) + "\n")
     return config
 
@@ -155,32 +183,42 @@ def read_config(path: Path) -> VariantConfig:
         config = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise WeightsError(f"{path} is missing") from None
-    except OSError as e:   # a directory, no permission
+    except OSError as e:  # a directory, no permission
         raise WeightsError(f"{path} can't be read ({e.strerror or e})") from None
     except UnicodeDecodeError as e:
         raise WeightsError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     except (json.JSONDecodeError, RecursionError) as e:
         raise WeightsError(f"{path} is not valid JSON ({e})") from None
     if not isinstance(config, dict):
-        raise WeightsError(f"{path} is not a digitpair config: a JSON object is expected, got {type(config).__name__}")
+        raise WeightsError(
+            f"{path} is not a digitpair config: a JSON object is expected, got "
+            f"{type(config).__name__}"
+        )
     if "variant" not in config:
         raise WeightsError(f"{path} is not a digitpair config: it names no variant")
     if "encoder" not in config:
-        raise WeightsError(f"{path} names no encoder: a folder written before encoders were named; migrate it "
-                           "(train/migrate_records.py) or export it again")
-    # Folders written before the fc head and ensembles existed: every one an order-head single network.
+        raise WeightsError(
+            f"{path} names no encoder: a folder written before encoders were named; migrate it "
+            "(train/migrate_records.py) or export it again"
+        )
+    # Folders written before the fc head and ensembles existed: every one an order-head single
+    # network.
     config = {"head": DEFAULT_HEAD, "members": 1, **config}
     for field, choices in (("variant", VARIANTS), ("encoder", ENCODERS), ("head", HEADS)):
         value = config[field]
         if not (isinstance(value, str) and value in choices):
-            raise WeightsError(f"{path}: {field} {reprlib.repr(value)} is not one of {', '.join(choices)}")
+            raise WeightsError(
+                f"{path}: {field} {reprlib.repr(value)} is not one of {', '.join(choices)}"
+            )
     try:
         typed = from_json(VariantConfig, config)
     except ValueError as e:
         raise WeightsError(f"{path}: {e}") from None
     if typed.weights_sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", typed.weights_sha256):
-        raise WeightsError(f"{path}: weights_sha256 {reprlib.repr(typed.weights_sha256)} is not a SHA-256 "
-                           "(64 lowercase hex digits)")
+        raise WeightsError(
+            f"{path}: weights_sha256 {reprlib.repr(typed.weights_sha256)} is not a SHA-256 "
+            "(64 lowercase hex digits)"
+        )
     return typed
 
 
@@ -207,27 +245,48 @@ def check_state(state: dict[str, torch.Tensor], model: PairNet, path: Path, what
             continue
         want = expected[key]
         if tuple(tensor.shape) != tuple(want.shape) or tensor.dtype != want.dtype:
-            problems.append(f"{key} is {str(tensor.dtype).removeprefix('torch.')} {tuple(tensor.shape)}, "
-                            f"expected {str(want.dtype).removeprefix('torch.')} {tuple(want.shape)}")
+            problems.append(
+                f"{key} is {str(tensor.dtype).removeprefix('torch.')} {tuple(tensor.shape)}, "
+                f"expected {str(want.dtype).removeprefix('torch.')} {tuple(want.shape)}"
+            )
         elif tensor.is_floating_point() and not torch.isfinite(tensor).all():
             problems.append(f"{key} holds NaN or infinite values")
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise WeightsError(f"{path} does not match the {what} architecture: {'; '.join(problems[:3])}{more}")
+        raise WeightsError(
+            f"{path} does not match the {what} architecture: {'; '.join(problems[:3])}{more}"
+        )
 
 
 def load_variant(folder: str | os.PathLike) -> PairNet:
     """Rebuild one variant from its folder, every part checked (`read_config`, `check_state`, the
-    weights' SHA-256 where config.json records one); every failure is a `WeightsError` naming the file."""
+    weights' SHA-256 where config.json records one); every failure is a `WeightsError` naming the
+    file."""
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     c = read_config(config_path)
-    return load_weights(weights_path, c.variant, c.encoder, c.head, c.members, config_path, c.parameters, c.weights_sha256)
+    return load_weights(
+        weights_path,
+        c.variant,
+        c.encoder,
+        c.head,
+        c.members,
+        config_path,
+        c.parameters,
+        c.weights_sha256,
+    )
 
 
-def load_weights(weights_path: Path, name: str, encoder: str, head: str = DEFAULT_HEAD, members: int = 1,
-                 config_path: Path | str = "its record", parameters: int | None = None,
-                 sha256: str | None = None) -> PairNet:
+def load_weights(
+    weights_path: Path,
+    name: str,
+    encoder: str,
+    head: str = DEFAULT_HEAD,
+    members: int = 1,
+    config_path: Path | str = "its record",
+    parameters: int | None = None,
+    sha256: str | None = None,
+) -> PairNet:
     """Build variant `name` (`encoder`, `head`, `members` networks) and load `weights_path` into it,
     every tensor checked (`check_state`); `config_path` names where the architecture came from, in
     messages, `parameters` is the count it states, if any, and `sha256` the file's recorded hash.
@@ -237,7 +296,9 @@ def load_weights(weights_path: Path, name: str, encoder: str, head: str = DEFAUL
     stays a finite number of the right dtype). Folders exported before config.json recorded it
     load unchecked."""
     if type(members) is not int or members < 1:
-        raise WeightsError(f"{config_path} says members={reprlib.repr(members)}; expected a whole number >= 1")
+        raise WeightsError(
+            f"{config_path} says members={reprlib.repr(members)}; expected a whole number >= 1"
+        )
     try:
         check_build(name, encoder, head, members)
     except ValueError as e:
@@ -246,16 +307,27 @@ def load_weights(weights_path: Path, name: str, encoder: str, head: str = DEFAUL
     # simple_cnn and shared_aux have the same tensors as shared: only the name save_variant wrote
     # into the file tells a swapped config.json apart. Files without that metadata skip this check.
     if recorded is not None and recorded != name:
-        raise WeightsError(f"{config_path} says {name!r} but {weights_path} holds {reprlib.repr(recorded)} weights")
-    model = (build_model(name, encoder, head) if members == 1
-             else Ensemble([build_model(name, encoder, head) for _ in range(members)]))
-    check_state(state, model, weights_path, f"{name!r} ({encoder}, {head} head, {members} member(s))")
+        raise WeightsError(
+            f"{config_path} says {name!r} but {weights_path} holds {reprlib.repr(recorded)} weights"
+        )
+    model = (
+        build_model(name, encoder, head)
+        if members == 1
+        else Ensemble([build_model(name, encoder, head) for _ in range(members)])
+    )
+    check_state(
+        state, model, weights_path, f"{name!r} ({encoder}, {head} head, {members} member(s))"
+    )
     if sha256 is not None and (actual := file_sha256(weights_path)) != sha256:
-        raise WeightsError(f"{weights_path} is damaged or was replaced: its SHA-256 is {actual[:12]}..., "
-                           f"{config_path} records {sha256[:12]}... for it")
+        raise WeightsError(
+            f"{weights_path} is damaged or was replaced: its SHA-256 is {actual[:12]}..., "
+            f"{config_path} records {sha256[:12]}... for it"
+        )
     if parameters is not None and parameters != count_parameters(model):
-        raise WeightsError(f"{config_path} says {parameters:,} parameters; the {name!r} ({encoder}, {head} head) "
-                           f"model has {count_parameters(model):,}")
+        raise WeightsError(
+            f"{config_path} says {parameters:,} parameters; the {name!r} ({encoder}, {head} head) "
+            f"model has {count_parameters(model):,}"
+        )
     model.load_state_dict(state, strict=True)
     return model.eval()
 
@@ -268,8 +340,12 @@ def _hub_snapshot(repo_id: str, revision: str | None) -> Path:
     """
     # Imported here: `import digitpair` (and every training worker) doesn't need the Hub client.
     from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     where = f"{repo_id} is not a local folder, and as a Hub repo (revision {revision or 'main'!r})"
     try:
@@ -277,11 +353,15 @@ def _hub_snapshot(repo_id: str, revision: str | None) -> Path:
     except RevisionNotFoundError:
         raise WeightsError(f"{where} it has no such revision") from None
     except RepositoryNotFoundError:
-        raise WeightsError(f"{where} it was not found: no such repo, or a private one and no token with "
-                           f"access is set (HF_TOKEN or `hf auth login`)") from None
+        raise WeightsError(
+            f"{where} it was not found: no such repo, or a private one and no token with "
+            f"access is set (HF_TOKEN or `hf auth login`)"
+        ) from None
     except LocalEntryNotFoundError:
-        raise WeightsError(f"{where} it is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and the "
-                           f"Hub can't be reached (HF_HUB_OFFLINE is set, or no network)") from None
+        raise WeightsError(
+            f"{where} it is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and the "
+            f"Hub can't be reached (HF_HUB_OFFLINE is set, or no network)"
+        ) from None
     except HfHubHTTPError as e:
         raise WeightsError(f"{where} the Hub answered HTTP {e.response.status_code}") from None
 
@@ -289,28 +369,37 @@ def _hub_snapshot(repo_id: str, revision: str | None) -> Path:
 def is_repo_id(source: str) -> bool:
     """Whether `source` reads as a Hub repo id ORG/NAME (not whether the repo exists)."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
+
     try:
         validate_repo_id(source)
     except HFValidationError:
         return False
-    return source.count("/") == 1   # ORG/NAME: a bare name is more likely a mistyped folder
+    return source.count("/") == 1  # ORG/NAME: a bare name is more likely a mistyped folder
 
 
 def weights_folder(source: str | os.PathLike, revision: str | None = None) -> Path:
     """The local folder of `source`: a folder of pretrained variants as it is, or a Hub repo id
-    ("ORG/NAME", at `revision`) downloaded or read from the HF cache; `WeightsError` where neither."""
+    ("ORG/NAME", at `revision`) downloaded or read from the HF cache; `WeightsError` where
+    neither."""
     root = Path(source)
     if root.is_dir():
         if revision is not None:
-            raise WeightsError(f"{root} is a local folder: a revision ({revision!r}) applies to Hub repos only")
+            raise WeightsError(
+                f"{root} is a local folder: a revision ({revision!r}) applies to Hub repos only"
+            )
         return root
     if is_repo_id(str(source)):
         return _hub_snapshot(str(source), revision)
-    raise WeightsError(f"{source} is neither a folder of pretrained variants nor a Hub repo id (ORG/NAME)")
+    raise WeightsError(
+        f"{source} is neither a folder of pretrained variants nor a Hub repo id (ORG/NAME)"
+    )
 
 
-def load_networks(root: Path, networks: str = "ours", errors: dict | None = None) -> dict[str, PairNet]:
-    """{variant name: model} in registry order, from the `networks` set of the weights folder `root`:
+def load_networks(
+    root: Path, networks: str = "ours", errors: dict | None = None
+) -> dict[str, PairNet]:
+    """{variant name: model} in registry order, from the `networks` set of the weights folder
+    `root`:
     "ours" (the order head) or "report" (the 2020 report's FC head, the `fc/` subfolder).
 
     With `errors` (a dict), a variant that fails to load is recorded there as {name: message}

@@ -54,8 +54,8 @@ from ..core.weights import GUARD_FILES, GUARD_FOLDER
 # The guard's files beside the networks, in the weights folder's (and Hub repo's) layout.
 FOLDER, FILES = GUARD_FOLDER, GUARD_FILES
 WEIGHTS_NAME, RECORD_NAME = (file.removeprefix(f"{FOLDER}/") for file in FILES)
-FORMAT = 1   # guard.json's layout
-OTHER = 10   # the background class's output: "not a digit"
+FORMAT = 1  # guard.json's layout
+OTHER = 10  # the background class's output: "not a digit"
 # %: real digits flagged at most, non-digits called "not a digit" at least (the issue's goals);
 # the About panel and the README quote them beside the measured rates.
 GOALS = {"flagged": 1.0, "uci_flagged": 2.0, "not_a_digit": 95.0, "misread_flagged": 50.0}
@@ -71,6 +71,7 @@ class Judgement(str, enum.Enum):
 class Limits:
     """A set of networks' limits: "not a digit" above `max_odds` of logit(other) - `weight` x
     logit(agreement); "unsure" under `min_agreement`."""
+
     max_odds: float
     weight: float
     min_agreement: float
@@ -80,12 +81,15 @@ class Limits:
 class Drawing:
     """What the page and `/compare` say of one drawing: its judgement (None: not judged) and its
     two digits, [(digit, probability)] x 2, likeliest first (None without a reading)."""
+
     judgement: Judgement | None
     digits: tuple[tuple[int, float], tuple[int, float]] | None
 
     def to_json(self) -> dict:
-        return {"judgement": None if self.judgement is None else self.judgement.value,
-                "digits": None if self.digits is None else [list(d) for d in self.digits]}
+        return {
+            "judgement": None if self.judgement is None else self.judgement.value,
+            "digits": None if self.digits is None else [list(d) for d in self.digits],
+        }
 
 
 class GuardError(RuntimeError):
@@ -102,10 +106,20 @@ class Reader(nn.Module):
         super().__init__()
         c1, c2, c3 = channels
         self.features = nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),          # 14x14
-            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),         # 7x7
-            nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),         # 3x3
-            nn.Flatten(), nn.Linear(9 * c3, hidden), nn.ReLU(), nn.Linear(hidden, OTHER + 1))
+            nn.Conv2d(1, c1, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # 14x14
+            nn.Conv2d(c1, c2, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # 7x7
+            nn.Conv2d(c2, c3, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # 3x3
+            nn.Flatten(),
+            nn.Linear(9 * c3, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, OTHER + 1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x[:, None] / 255.0)
@@ -115,8 +129,9 @@ class GuardNet(nn.Module):
     """`members` Readers trained alike from different seeds, their probabilities averaged: under
     a millisecond a drawing on one CPU thread."""
 
-    def __init__(self, members: int = 3, channels: tuple[int, int, int] = (16, 32, 64),
-                 hidden: int = 64):
+    def __init__(
+        self, members: int = 3, channels: tuple[int, int, int] = (16, 32, 64), hidden: int = 64
+    ):
         super().__init__()
         self.readers = nn.ModuleList(Reader(channels, hidden) for _ in range(members))
         self.channels, self.hidden = tuple(channels), hidden
@@ -130,15 +145,15 @@ class GuardNet(nn.Module):
 @dataclass(frozen=True)
 class Guard:
     net: GuardNet
-    limits: dict[str, Limits]                  # {set of networks: its limits}
-    fingerprints: dict[str, dict[str, str]]    # {set: {variant: fingerprint}} they were chosen with
-    record: dict                               # guard.json as read
-
+    limits: dict[str, Limits]  # {set of networks: its limits}
+    fingerprints: dict[str, dict[str, str]]  # {set: {variant: fingerprint}} they were chosen with
+    record: dict  # guard.json as read
 
 
 @dataclass(frozen=True)
 class Judge:
     """A guard with the limits of one set of networks: what the page and `/compare` judge by."""
+
     guard: Guard
     limits: Limits
 
@@ -151,9 +166,11 @@ class Judge:
         recorded = guard.fingerprints[networks]
         other = [name for name, model in models.items() if recorded.get(name) != fingerprint(model)]
         if other:
-            raise GuardError(f"the guard was fitted for other {networks!r} networks than these "
-                             f"({', '.join(other)}): fit it again (digitpair-train fit-guard) "
-                             "after exporting weights")
+            raise GuardError(
+                f"the guard was fitted for other {networks!r} networks than these "
+                f"({', '.join(other)}): fit it again (digitpair-train fit-guard) "
+                "after exporting weights"
+            )
         return cls(guard, guard.limits[networks])
 
     def __call__(self, x: torch.Tensor, readers: torch.Tensor | None) -> list[Drawing]:
@@ -179,8 +196,9 @@ def odds(other: torch.Tensor, agreement: torch.Tensor, limits: Limits) -> torch.
     return logit(other) - limits.weight * logit(agreement)
 
 
-def judge(guard: Guard, limits: Limits, x: torch.Tensor,
-          readers: torch.Tensor | None) -> list[Drawing]:
+def judge(
+    guard: Guard, limits: Limits, x: torch.Tensor, readers: torch.Tensor | None
+) -> list[Drawing]:
     """Drawings x (N, 28, 28) raw 0-255, boxed and centred, and the readers' mean digit
     distributions (N, 10) (None: no reader loaded; the guard's own reading stands in) -> a judged
     `Drawing` each."""
@@ -236,18 +254,21 @@ def load(folder: str | os.PathLike) -> Guard:
     except OSError as e:
         raise GuardError(f"{path} can't be read ({e.strerror or e})") from None
     if hashlib.sha256(data).hexdigest() != record.get("weights", {}).get("sha256"):
-        raise GuardError(f"{path} is not the file {RECORD_NAME} was written with (damaged, or "
-                         "another fit's)")
+        raise GuardError(
+            f"{path} is not the file {RECORD_NAME} was written with (damaged, or another fit's)"
+        )
     try:
         arch = record["architecture"]
         net = GuardNet(arch["members"], tuple(arch["channels"]), arch["hidden"])
         net.load_state_dict(load_tensors(data), strict=True)
         limits = {name: Limits(**chosen["limits"]) for name, chosen in record["networks"].items()}
-        fingerprints = {name: dict(chosen["fingerprints"])
-                        for name, chosen in record["networks"].items()}
+        fingerprints = {
+            name: dict(chosen["fingerprints"]) for name, chosen in record["networks"].items()
+        }
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as e:
-        raise GuardError(f"{folder} holds a guard this code can't read "
-                         f"({type(e).__name__}: {e})") from None
+        raise GuardError(
+            f"{folder} holds a guard this code can't read ({type(e).__name__}: {e})"
+        ) from None
     return Guard(net.eval(), limits, fingerprints, record)
 
 
@@ -256,16 +277,17 @@ def rates_markdown(record: dict) -> str:
     the About panel."""
     lines = []
     for networks, chosen in record.get("networks", {}).items():
-        if "rates" not in chosen:   # a record written without measuring (tests' guards)
+        if "rates" not in chosen:  # a record written without measuring (tests' guards)
             continue
         r = chosen["rates"]
         digits = r["digits"]
-        right = ", ".join(f"{digits[name]['read_right_flagged']} % of {TITLES[name]}"
-                          for name in DIGIT_SETS)
+        right = ", ".join(
+            f"{digits[name]['read_right_flagged']} % of {TITLES[name]}" for name in DIGIT_SETS
+        )
         every = ", ".join(f"{digits[name]['flagged']} %" for name in DIGIT_SETS)
         lines.append(
             f"- {networks} networks (held-out validation: writers and kinds of drawing the guard "
-            f"was neither fitted nor chosen on): \"not a digit\" for "
+            f'was neither fitted nor chosen on): "not a digit" for '
             f"{r['pen_characters']['not_a_digit']} % of pen letters and symbols "
             f"({r['pen_characters_unseen']['not_a_digit']} % of the characters it never learned "
             f"from) and {r['doodles']['not_a_digit']} % of drawn non-digits of kinds it never saw "
@@ -273,11 +295,16 @@ def rates_markdown(record: dict) -> str:
             f"{right} (goal: at most {GOALS['flagged']:g} %, UCI {GOALS['uci_flagged']:g} %; all "
             f"real digits, misread ones too: {every}); of the pen digits the networks misread "
             f"({digits['pen']['misread']} %), {digits['pen']['misread_flagged']} % flagged "
-            f"(goal: {GOALS['misread_flagged']:g} %).")
+            f"(goal: {GOALS['misread_flagged']:g} %)."
+        )
     return "\n".join(lines)
 
 
 DIGIT_SETS = ("pen", "mnist", "mnist_pen", "usps", "uci")
-TITLES = {"pen": "pen digits", "mnist": "MNIST test digits drawn on the canvas",
-          "mnist_pen": "the same redrawn with the pad's pen", "usps": "USPS digits",
-          "uci": "UCI digits"}
+TITLES = {
+    "pen": "pen digits",
+    "mnist": "MNIST test digits drawn on the canvas",
+    "mnist_pen": "the same redrawn with the pad's pen",
+    "usps": "USPS digits",
+    "uci": "UCI digits",
+}

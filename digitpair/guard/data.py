@@ -32,12 +32,9 @@ import numpy as np
 import PIL.Image
 import torch
 
-from . import doodles
-
-from ..core import pen
-
-from ..core import writers
+from ..core import pen, writers
 from ..core.drawing import FIELD, DrawingError, mnist_field
+from . import doodles
 
 CACHE_ENV = "DIGITPAIR_GUARD_CACHE"
 CACHE = Path(__file__).resolve().parents[2] / ".cache" / "guard"
@@ -46,14 +43,17 @@ CACHE = Path(__file__).resolve().parents[2] / ".cache" / "guard"
 # 9: g q): neither taught to the guard as "not a digit" nor counted in its rates.
 DIGIT_LIKE = frozenset("OoDQIl|ij!/\\()[]{}'`,ZzSs$bGB&gq")
 ROLES = ("fit", "choose", "report")
-MNIST_CHOOSE = 5000   # MNIST training digits kept out of fitting, to choose the limits on
+MNIST_CHOOSE = 5000  # MNIST training digits kept out of fitting, to choose the limits on
 # The code that draws each part (by its name's start): a change to it changes the part's cache key.
 # LAYOUT is what this module makes of it, raised when it changes what a part holds.
-DRAWING_CODE = {"pen_": ("core/pen.py", "core/drawing.py"), "mnist_": ("core/drawing.py",),
-                "doodles_": ("guard/doodles.py", "core/pen.py", "core/drawing.py"),
-                "": ("core/writers.py", "core/pen.py", "core/drawing.py")}
+DRAWING_CODE = {
+    "pen_": ("core/pen.py", "core/drawing.py"),
+    "mnist_": ("core/drawing.py",),
+    "doodles_": ("guard/doodles.py", "core/pen.py", "core/drawing.py"),
+    "": ("core/writers.py", "core/pen.py", "core/drawing.py"),
+}
 LAYOUT = 2
-BRUSHES = (16, 32)   # px: the brush widths drawings are made with (the pad's is pen.BRUSH, 24)
+BRUSHES = (16, 32)  # px: the brush widths drawings are made with (the pad's is pen.BRUSH, 24)
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,7 @@ class Part:
     """Drawings boxed and centred: `x` (N, 28, 28) float32 raw 0-255 (zeros where `accepted` is
     False: preprocess refused it, as a dot); `label` (N,) str: the digit, the character or the
     kind; `source` (N,) str: who drew it ("" where unknown)."""
+
     x: np.ndarray
     accepted: np.ndarray
     label: np.ndarray
@@ -122,10 +123,12 @@ class Drawn:
 def pen_drawings(penset: pen.PenSet, seed: int, brush: float | None = None) -> Drawn:
     """Each character drawn at a random place and height with `brush` px, or a brush of
     BRUSHES drawn for each, from a generator of its own (seed, i)."""
+
     def make(i: int) -> np.ndarray:
         rng = np.random.default_rng([seed, i])
         width = random_brush(rng) if brush is None else brush
         return pen.draw(pen.random_place(penset.strokes(i), rng, pen.HEIGHTS, width), width)
+
     return Drawn(len(penset), make)
 
 
@@ -153,8 +156,9 @@ def pen_drawn(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         padded = np.pad(dark, [(size // 2 + 1, size // 2) if a == axis else (0, 0) for a in (0, 1)])
         running = padded.cumsum(axis)
         length = running.shape[axis]
-        dark = (np.take(running, range(size, length), axis)
-                - np.take(running, range(length - size), axis))
+        dark = np.take(running, range(size, length), axis) - np.take(
+            running, range(length - size), axis
+        )
     return np.where(dark > 0, 0, 255).astype(np.uint8)
 
 
@@ -173,14 +177,24 @@ def doodle_drawings(kind: str, n: int, digits: pen.PenSet, seed: int) -> Drawn:
         rng = np.random.default_rng([seed, index.index(kind), i])
         digit = digits.strokes(int(rng.integers(len(digits)))) if kind in doodles.CROSSED else None
         return doodles.draw(kind, rng, random_brush(rng), digit)
+
     return Drawn(n, make)
 
 
 # Generated drawings per kind: the fitting kinds' are what the guard learns "not a digit" from.
 PER_KIND = {"fit": 4000, "choose": 600, "report": 600}
-PARTS = ("pen_digits", "pen_digits_brushes", "pen_characters", "mnist_train", "mnist_train_pen",
-         "mnist_test", "mnist_test_pen", "usps", "uci",
-         *(f"doodles_{k}" for group in doodles.GROUPS.values() for k in group))
+PARTS = (
+    "pen_digits",
+    "pen_digits_brushes",
+    "pen_characters",
+    "mnist_train",
+    "mnist_train_pen",
+    "mnist_test",
+    "mnist_test_pen",
+    "usps",
+    "uci",
+    *(f"doodles_{k}" for group in doodles.GROUPS.values() for k in group),
+)
 
 
 def cache_folder() -> Path:
@@ -189,7 +203,7 @@ def cache_folder() -> Path:
 
 def code_version(name: str) -> str:
     """The cache key of part `name`: the code that draws it, and LAYOUT."""
-    here = Path(__file__).resolve().parents[1]   # digitpair/
+    here = Path(__file__).resolve().parents[1]  # digitpair/
     files = next(files for start, files in DRAWING_CODE.items() if name.startswith(start))
     code = b"".join((here / file).read_bytes() for file in files)
     return hashlib.sha256(code + f"layout {LAYOUT}".encode()).hexdigest()[:12]
@@ -219,8 +233,11 @@ def build(name: str, mnist) -> Part:
     group = next(g for g, kinds in doodles.GROUPS.items() if kind in kinds)
     # A crossed-out digit is one of its group's writers' digits: the report's strike out digits
     # by writers the guard never saw.
-    struck = digits.subset(np.array([writer_role(s) == group for s in digits.source])) \
-        if kind in doodles.CROSSED else None
+    struck = (
+        digits.subset(np.array([writer_role(s) == group for s in digits.source]))
+        if kind in doodles.CROSSED
+        else None
+    )
     n = PER_KIND[group]
     return Part(*through_app(doodle_drawings(kind, n, struck, 5)), np.full(n, kind), np.full(n, ""))
 
@@ -233,6 +250,7 @@ def load(name: str, mnist=None) -> Part:
             return Part(f["x"], f["accepted"], f["label"], f["source"])
     if mnist is None and name.startswith("mnist_"):
         from ..core.data import MNIST
+
         mnist = MNIST()
     part = build(name, mnist)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """Drawings that are not digits, made as a visitor makes them: strokes of the page's pen.
 
-The guard (digitpair/guard/__init__.py) learns "not a digit" from pen-drawn letters and symbols and from
+The guard (digitpair/guard/__init__.py) learns "not a digit" from pen-drawn letters and symbols and
+from
 these: each kind a seeded generator of strokes in paper pixels (280x280, y down), drawn with the
 pad's round brush by `pen.draw`, so they reach `drawing.preprocess` as a person's drawing does.
 Shapes are written in the unit square and drawn at a random size, place, turn, slant and aspect,
@@ -24,8 +25,15 @@ Strokes = list[np.ndarray]
 PAPER = pen.PAPER
 
 
-def arc(cx: float, cy: float, rx: float, ry: float, start: float = 0.0, end: float = 2 * math.pi,
-        steps: int = 16) -> list[tuple[float, float]]:
+def arc(
+    cx: float,
+    cy: float,
+    rx: float,
+    ry: float,
+    start: float = 0.0,
+    end: float = 2 * math.pi,
+    steps: int = 16,
+) -> list[tuple[float, float]]:
     """Points on an ellipse's arc, in the unit square's units; angles clockwise from 3 o'clock."""
     return [(cx + rx * math.cos(a), cy + ry * math.sin(a)) for a in np.linspace(start, end, steps)]
 
@@ -46,12 +54,24 @@ LETTERS = {
     "W": [[(0.05, 0.1), (0.25, 0.9), (0.5, 0.35), (0.75, 0.9), (0.95, 0.1)]],
     "X": [[(0.15, 0.1), (0.85, 0.9)], [(0.85, 0.1), (0.15, 0.9)]],
     "Y": [[(0.15, 0.1), (0.5, 0.5), (0.85, 0.1)], [(0.5, 0.5), (0.5, 0.9)]],
-    "e": [[(0.2, 0.6), (0.8, 0.6), (0.75, 0.4), (0.5, 0.3), (0.25, 0.45), (0.25, 0.75), (0.5, 0.9),
-           (0.8, 0.82)]],
+    "e": [
+        [
+            (0.2, 0.6),
+            (0.8, 0.6),
+            (0.75, 0.4),
+            (0.5, 0.3),
+            (0.25, 0.45),
+            (0.25, 0.75),
+            (0.5, 0.9),
+            (0.8, 0.82),
+        ]
+    ],
     "h": [[(0.25, 0.05), (0.25, 0.9)], [(0.25, 0.55), (0.5, 0.4), (0.75, 0.5), (0.75, 0.9)]],
     "k": [[(0.25, 0.05), (0.25, 0.9)], [(0.75, 0.4), (0.25, 0.65), (0.75, 0.9)]],
-    "m": [[(0.1, 0.9), (0.1, 0.4), (0.3, 0.35), (0.5, 0.45), (0.5, 0.9)],
-          [(0.5, 0.45), (0.7, 0.35), (0.9, 0.45), (0.9, 0.9)]],
+    "m": [
+        [(0.1, 0.9), (0.1, 0.4), (0.3, 0.35), (0.5, 0.45), (0.5, 0.9)],
+        [(0.5, 0.45), (0.7, 0.35), (0.9, 0.45), (0.9, 0.9)],
+    ],
     "w": [[(0.1, 0.4), (0.3, 0.9), (0.5, 0.55), (0.7, 0.9), (0.9, 0.4)]],
     "x": [[(0.2, 0.4), (0.8, 0.9)], [(0.8, 0.4), (0.2, 0.9)]],
 }
@@ -61,70 +81,129 @@ SHAPES = {
     "square": [[(0.15, 0.15), (0.85, 0.15), (0.85, 0.85), (0.15, 0.85), (0.15, 0.15)]],
     "diamond": [[(0.5, 0.05), (0.9, 0.5), (0.5, 0.95), (0.1, 0.5), (0.5, 0.05)]],
     "star": [[(0.5, 0.05), (0.65, 0.9), (0.1, 0.35), (0.9, 0.35), (0.35, 0.9), (0.5, 0.05)]],
-    "heart": [[(0.5, 0.9), (0.1, 0.45), (0.25, 0.15), (0.5, 0.3), (0.75, 0.15), (0.9, 0.45),
-               (0.5, 0.9)]],
+    "heart": [
+        [(0.5, 0.9), (0.1, 0.45), (0.25, 0.15), (0.5, 0.3), (0.75, 0.15), (0.9, 0.45), (0.5, 0.9)]
+    ],
     "arrow": [[(0.1, 0.5), (0.9, 0.5)], [(0.65, 0.25), (0.9, 0.5), (0.65, 0.75)]],
 }
 FIGURES = {
     "plus": [[(0.5, 0.1), (0.5, 0.9)], [(0.1, 0.5), (0.9, 0.5)]],
-    "hash": [[(0.35, 0.1), (0.3, 0.9)], [(0.7, 0.1), (0.65, 0.9)], [(0.1, 0.35), (0.9, 0.35)],
-             [(0.1, 0.65), (0.9, 0.65)]],
+    "hash": [
+        [(0.35, 0.1), (0.3, 0.9)],
+        [(0.7, 0.1), (0.65, 0.9)],
+        [(0.1, 0.35), (0.9, 0.35)],
+        [(0.1, 0.65), (0.9, 0.65)],
+    ],
     "pentagon": [[(0.5, 0.08), (0.9, 0.4), (0.75, 0.9), (0.25, 0.9), (0.1, 0.4), (0.5, 0.08)]],
     "check": [[(0.1, 0.55), (0.4, 0.85), (0.9, 0.15)]],
 }
 SIGNS = {
-    "smiley": [CIRCLE, [(0.35, 0.38), (0.36, 0.4)], [(0.65, 0.38), (0.66, 0.4)],
-               [(0.3, 0.62), (0.5, 0.75), (0.7, 0.62)]],
-    "moon": [arc(0.5, 0.5, 0.4, 0.4, 0.5 * math.pi, 1.5 * math.pi, 12)
-             + arc(0.62, 0.5, 0.25, 0.4, 1.5 * math.pi, 0.5 * math.pi, 12)],
+    "smiley": [
+        CIRCLE,
+        [(0.35, 0.38), (0.36, 0.4)],
+        [(0.65, 0.38), (0.66, 0.4)],
+        [(0.3, 0.62), (0.5, 0.75), (0.7, 0.62)],
+    ],
+    "moon": [
+        arc(0.5, 0.5, 0.4, 0.4, 0.5 * math.pi, 1.5 * math.pi, 12)
+        + arc(0.62, 0.5, 0.25, 0.4, 1.5 * math.pi, 0.5 * math.pi, 12)
+    ],
     "cross": [[(0.1, 0.1), (0.9, 0.9)], [(0.9, 0.1), (0.1, 0.9)], CIRCLE],
     "asterisk": [[(0.5, 0.1), (0.5, 0.9)], [(0.15, 0.3), (0.85, 0.7)], [(0.85, 0.3), (0.15, 0.7)]],
 }
 THINGS = {
-    "house": [[(0.15, 0.45), (0.15, 0.9), (0.85, 0.9), (0.85, 0.45)],
-              [(0.1, 0.5), (0.5, 0.1), (0.9, 0.5)],
-              [(0.42, 0.9), (0.42, 0.65), (0.58, 0.65), (0.58, 0.9)]],
+    "house": [
+        [(0.15, 0.45), (0.15, 0.9), (0.85, 0.9), (0.85, 0.45)],
+        [(0.1, 0.5), (0.5, 0.1), (0.9, 0.5)],
+        [(0.42, 0.9), (0.42, 0.65), (0.58, 0.65), (0.58, 0.9)],
+    ],
     "pine": [[(0.5, 0.05), (0.15, 0.75), (0.85, 0.75), (0.5, 0.05)], [(0.5, 0.75), (0.5, 0.95)]],
-    "face": [arc(0.5, 0.5, 0.38, 0.45, steps=20), [(0.38, 0.4), (0.39, 0.42)],
-             [(0.62, 0.4), (0.63, 0.42)],
-             [(0.5, 0.45), (0.47, 0.58), (0.52, 0.6)], [(0.38, 0.72), (0.62, 0.72)]],
-    "car": [[(0.05, 0.65), (0.05, 0.45), (0.25, 0.45), (0.35, 0.25), (0.65, 0.25), (0.75, 0.45),
-             (0.95, 0.45), (0.95, 0.65), (0.05, 0.65)], arc(0.27, 0.7, 0.09, 0.09, steps=10),
-            arc(0.73, 0.7, 0.09, 0.09, steps=10)],
-    "fish": [arc(0.42, 0.5, 0.32, 0.2, steps=18),
-             [(0.74, 0.5), (0.95, 0.3), (0.95, 0.7), (0.74, 0.5)],
-             [(0.25, 0.45), (0.26, 0.46)]],
-    "stickman": [arc(0.5, 0.18, 0.12, 0.12, steps=12), [(0.5, 0.3), (0.5, 0.65)],
-                 [(0.2, 0.45), (0.8, 0.45)], [(0.3, 0.95), (0.5, 0.65), (0.7, 0.95)]],
+    "face": [
+        arc(0.5, 0.5, 0.38, 0.45, steps=20),
+        [(0.38, 0.4), (0.39, 0.42)],
+        [(0.62, 0.4), (0.63, 0.42)],
+        [(0.5, 0.45), (0.47, 0.58), (0.52, 0.6)],
+        [(0.38, 0.72), (0.62, 0.72)],
+    ],
+    "car": [
+        [
+            (0.05, 0.65),
+            (0.05, 0.45),
+            (0.25, 0.45),
+            (0.35, 0.25),
+            (0.65, 0.25),
+            (0.75, 0.45),
+            (0.95, 0.45),
+            (0.95, 0.65),
+            (0.05, 0.65),
+        ],
+        arc(0.27, 0.7, 0.09, 0.09, steps=10),
+        arc(0.73, 0.7, 0.09, 0.09, steps=10),
+    ],
+    "fish": [
+        arc(0.42, 0.5, 0.32, 0.2, steps=18),
+        [(0.74, 0.5), (0.95, 0.3), (0.95, 0.7), (0.74, 0.5)],
+        [(0.25, 0.45), (0.26, 0.46)],
+    ],
+    "stickman": [
+        arc(0.5, 0.18, 0.12, 0.12, steps=12),
+        [(0.5, 0.3), (0.5, 0.65)],
+        [(0.2, 0.45), (0.8, 0.45)],
+        [(0.3, 0.95), (0.5, 0.65), (0.7, 0.95)],
+    ],
 }
 SCENES = {
     "sun": [arc(0.5, 0.5, 0.2, 0.2, steps=14)]
-           + [[(0.5 + 0.28 * math.cos(a), 0.5 + 0.28 * math.sin(a)),
-               (0.5 + 0.45 * math.cos(a), 0.5 + 0.45 * math.sin(a))]
-              for a in np.arange(8) * math.pi / 4],
+    + [
+        [
+            (0.5 + 0.28 * math.cos(a), 0.5 + 0.28 * math.sin(a)),
+            (0.5 + 0.45 * math.cos(a), 0.5 + 0.45 * math.sin(a)),
+        ]
+        for a in np.arange(8) * math.pi / 4
+    ],
     "flower": [arc(0.5, 0.35, 0.08, 0.08, steps=10)]
-              + [arc(0.5 + 0.17 * math.cos(a), 0.35 + 0.17 * math.sin(a), 0.09, 0.09, steps=10)
-                 for a in np.arange(6) * math.pi / 3] + [[(0.5, 0.55), (0.5, 0.95)]],
-    "cloud": [arc(0.3, 0.55, 0.18, 0.15, 0.5 * math.pi, 1.6 * math.pi, 10)
-              + arc(0.5, 0.4, 0.2, 0.18, 1.1 * math.pi, 1.9 * math.pi, 10)
-              + arc(0.72, 0.55, 0.18, 0.15, 1.4 * math.pi, 2.5 * math.pi, 10) + [(0.3, 0.7)]],
-    "umbrella": [arc(0.5, 0.5, 0.42, 0.35, math.pi, 2 * math.pi, 14) + [(0.08, 0.5)],
-                 [(0.5, 0.5), (0.5, 0.85), (0.42, 0.92), (0.36, 0.85)]],
+    + [
+        arc(0.5 + 0.17 * math.cos(a), 0.35 + 0.17 * math.sin(a), 0.09, 0.09, steps=10)
+        for a in np.arange(6) * math.pi / 3
+    ]
+    + [[(0.5, 0.55), (0.5, 0.95)]],
+    "cloud": [
+        arc(0.3, 0.55, 0.18, 0.15, 0.5 * math.pi, 1.6 * math.pi, 10)
+        + arc(0.5, 0.4, 0.2, 0.18, 1.1 * math.pi, 1.9 * math.pi, 10)
+        + arc(0.72, 0.55, 0.18, 0.15, 1.4 * math.pi, 2.5 * math.pi, 10)
+        + [(0.3, 0.7)]
+    ],
+    "umbrella": [
+        arc(0.5, 0.5, 0.42, 0.35, math.pi, 2 * math.pi, 14) + [(0.08, 0.5)],
+        [(0.5, 0.5), (0.5, 0.85), (0.42, 0.92), (0.36, 0.85)],
+    ],
 }
 OBJECTS = {
-    "cat": [arc(0.5, 0.55, 0.32, 0.3, steps=18), [(0.22, 0.4), (0.25, 0.1), (0.42, 0.27)],
-            [(0.58, 0.27), (0.75, 0.1), (0.78, 0.4)], [(0.05, 0.6), (0.35, 0.62)],
-            [(0.65, 0.62), (0.95, 0.6)]],
-    "cup": [[(0.2, 0.2), (0.28, 0.9), (0.68, 0.9), (0.76, 0.2), (0.2, 0.2)],
-            arc(0.78, 0.5, 0.14, 0.16, 1.5 * math.pi, 2.5 * math.pi, 10)],
-    "boat": [[(0.05, 0.6), (0.95, 0.6), (0.75, 0.85), (0.25, 0.85), (0.05, 0.6)],
-             [(0.5, 0.6), (0.5, 0.1), (0.85, 0.5), (0.5, 0.5)]],
-    "glasses": [arc(0.27, 0.5, 0.18, 0.15, steps=14), arc(0.73, 0.5, 0.18, 0.15, steps=14),
-                [(0.45, 0.5), (0.55, 0.5)]],
+    "cat": [
+        arc(0.5, 0.55, 0.32, 0.3, steps=18),
+        [(0.22, 0.4), (0.25, 0.1), (0.42, 0.27)],
+        [(0.58, 0.27), (0.75, 0.1), (0.78, 0.4)],
+        [(0.05, 0.6), (0.35, 0.62)],
+        [(0.65, 0.62), (0.95, 0.6)],
+    ],
+    "cup": [
+        [(0.2, 0.2), (0.28, 0.9), (0.68, 0.9), (0.76, 0.2), (0.2, 0.2)],
+        arc(0.78, 0.5, 0.14, 0.16, 1.5 * math.pi, 2.5 * math.pi, 10),
+    ],
+    "boat": [
+        [(0.05, 0.6), (0.95, 0.6), (0.75, 0.85), (0.25, 0.85), (0.05, 0.6)],
+        [(0.5, 0.6), (0.5, 0.1), (0.85, 0.5), (0.5, 0.5)],
+    ],
+    "glasses": [
+        arc(0.27, 0.5, 0.18, 0.15, steps=14),
+        arc(0.73, 0.5, 0.18, 0.15, steps=14),
+        [(0.45, 0.5), (0.55, 0.5)],
+    ],
     "ladder": [[(0.3, 0.05), (0.3, 0.95)], [(0.7, 0.05), (0.7, 0.95)]]
-              + [[(0.3, y), (0.7, y)] for y in (0.2, 0.4, 0.6, 0.8)],
-    "envelope": [[(0.1, 0.25), (0.9, 0.25), (0.9, 0.8), (0.1, 0.8), (0.1, 0.25), (0.5, 0.55),
-                  (0.9, 0.25)]],
+    + [[(0.3, y), (0.7, y)] for y in (0.2, 0.4, 0.6, 0.8)],
+    "envelope": [
+        [(0.1, 0.25), (0.9, 0.25), (0.9, 0.8), (0.1, 0.8), (0.1, 0.25), (0.5, 0.55), (0.9, 0.25)]
+    ],
 }
 
 
@@ -162,9 +241,16 @@ def smooth(points: np.ndarray, steps: int = 8) -> np.ndarray:
     """A Catmull-Rom curve through `points`, as a hand draws through them."""
     p = np.concatenate([points[:1], points, points[-1:]])
     t = np.linspace(0, 1, steps, endpoint=False)[:, None]
-    curve = [0.5 * (2 * p1 + (p2 - p0) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t ** 2
-                    + (3 * p1 - p0 - 3 * p2 + p3) * t ** 3)
-             for p0, p1, p2, p3 in zip(p, p[1:], p[2:], p[3:])]
+    curve = [
+        0.5
+        * (
+            2 * p1
+            + (p2 - p0) * t
+            + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2
+            + (3 * p1 - p0 - 3 * p2 + p3) * t**3
+        )
+        for p0, p1, p2, p3 in zip(p, p[1:], p[2:], p[3:])
+    ]
     return np.concatenate([*curve, points[-1:]])
 
 
@@ -180,8 +266,10 @@ def dot(rng) -> Strokes:
 
 def dots(rng) -> Strokes:
     """2-6 dabs scattered over the paper."""
-    return [np.array([p, p + rng.normal(0, 3, 2)], np.float32)
-            for p in rng.uniform(30, 250, (rng.integers(2, 7), 2))]
+    return [
+        np.array([p, p + rng.normal(0, 3, 2)], np.float32)
+        for p in rng.uniform(30, 250, (rng.integers(2, 7), 2))
+    ]
 
 
 def blob(rng) -> Strokes:
@@ -198,8 +286,11 @@ def hatch(rng) -> Strokes:
     """A patch scribbled over back and forth (how one scribbles something out)."""
     (x0, y0), (wide, high) = rng.uniform(30, 120, 2), rng.uniform(70, 200, 2)
     n = int(rng.integers(5, 14))
-    points = [(x0 + wide * side + rng.uniform(-12, 12), y0 + high * (i + side / 2) / n)
-              for i in range(n) for side in (0, 1)]
+    points = [
+        (x0 + wide * side + rng.uniform(-12, 12), y0 + high * (i + side / 2) / n)
+        for i in range(n)
+        for side in (0, 1)
+    ]
     return [np.clip(np.array(points), 16, PAPER - 16).astype(np.float32)]
 
 
@@ -211,8 +302,13 @@ def scribble(rng) -> Strokes:
 def zigzag(rng) -> Strokes:
     k, x0 = int(rng.integers(4, 10)), rng.uniform(20, 120)
     x1, (y0, y1) = x0 + rng.uniform(100, 150), np.sort(rng.uniform(40, 240, 2))
-    points = [(x0 + (x1 - x0) * i / (k - 1) + rng.uniform(-8, 8),
-               (y0 if i % 2 else y1) + rng.uniform(-15, 15)) for i in range(k)]
+    points = [
+        (
+            x0 + (x1 - x0) * i / (k - 1) + rng.uniform(-8, 8),
+            (y0 if i % 2 else y1) + rng.uniform(-15, 15),
+        )
+        for i in range(k)
+    ]
     return [np.array(points, np.float32)]
 
 
@@ -228,8 +324,13 @@ def wave(rng) -> Strokes:
     """A wavy line of 1.5-4 periods, or two of them (water)."""
     periods, lines = rng.uniform(1.5, 4), int(rng.integers(1, 3))
     x = np.linspace(0.05, 0.95, 40)
-    return hand(rng, [np.stack([x, 0.5 + 0.3 * k + 0.12 * np.sin(2 * math.pi * periods * x)], 1)
-                      for k in range(lines)])
+    return hand(
+        rng,
+        [
+            np.stack([x, 0.5 + 0.3 * k + 0.12 * np.sin(2 * math.pi * periods * x)], 1)
+            for k in range(lines)
+        ],
+    )
 
 
 def letter(rng) -> Strokes:
@@ -241,8 +342,15 @@ def word(rng) -> Strokes:
     n = int(rng.integers(2, 5))
     shapes = [pick(rng, LETTERS) for _ in range(n)]
     # Each letter in its own cell of a row n cells wide; `hand` then sizes and places the row.
-    return hand(rng, [[((k + 0.1 + 0.8 * x) / n, 0.3 + 0.4 * y) for x, y in stroke]
-                      for k, shape in enumerate(shapes) for stroke in shape], size=(220, 270))
+    return hand(
+        rng,
+        [
+            [((k + 0.1 + 0.8 * x) / n, 0.3 + 0.4 * y) for x, y in stroke]
+            for k, shape in enumerate(shapes)
+            for stroke in shape
+        ],
+        size=(220, 270),
+    )
 
 
 def strokes(rng) -> Strokes:
@@ -262,6 +370,7 @@ def family(shapes: dict) -> Callable[[np.random.Generator], Strokes]:
 def crossed(how: str) -> Callable[[np.random.Generator, Strokes], Strokes]:
     """A digit's strokes struck out: `x` (an X over it), `lines` (2-4 strokes across it) or
     `scribble` (a back-and-forth scribble over it)."""
+
     def strike(rng, digit: Strokes) -> Strokes:
         placed = pen.random_place(digit, rng)
         (x0, y0), (x1, y1) = np.concatenate(placed).min(0), np.concatenate(placed).max(0)
@@ -272,40 +381,75 @@ def crossed(how: str) -> Callable[[np.random.Generator, Strokes], Strokes]:
         elif how == "lines":
             margin = 0.2 * (bottom - top)
             ys = np.linspace(top + margin, bottom - margin, rng.integers(2, 5))
-            marks = [[(left, y + rng.uniform(-10, 10)), (right, y + rng.uniform(-10, 10))]
-                     for y in ys]
+            marks = [
+                [(left, y + rng.uniform(-10, 10)), (right, y + rng.uniform(-10, 10))] for y in ys
+            ]
         else:
             n = int(rng.integers(4, 9))
-            marks = [[(left + (right - left) * (i % 2), top + (bottom - top) * (i + 0.5) / n)
-                      for i in range(n)]]
-        marks = [np.clip(np.array(m, float) + rng.normal(0, 4, (len(m), 2)), 12, PAPER - 12)
-                 for m in marks]
+            marks = [
+                [
+                    (left + (right - left) * (i % 2), top + (bottom - top) * (i + 0.5) / n)
+                    for i in range(n)
+                ]
+            ]
+        marks = [
+            np.clip(np.array(m, float) + rng.normal(0, 4, (len(m), 2)), 12, PAPER - 12)
+            for m in marks
+        ]
         return [s.astype(np.float32) for s in placed + marks]
+
     return strike
 
 
 # Kinds of non-digit, each {name: strokes from a generator}; CROSSED kinds strike out a digit.
 KINDS: dict[str, Callable] = {
-    "dot": dot, "dots": dots, "blob": blob, "hatch": hatch, "scribble": scribble, "zigzag": zigzag,
-    "spiral": spiral, "wave": wave, "letter": letter, "word": word, "strokes": strokes,
-    "shape": family(SHAPES), "figure": family(FIGURES),
-    "sign": family(SIGNS), "thing": family(THINGS), "scene": family(SCENES),
+    "dot": dot,
+    "dots": dots,
+    "blob": blob,
+    "hatch": hatch,
+    "scribble": scribble,
+    "zigzag": zigzag,
+    "spiral": spiral,
+    "wave": wave,
+    "letter": letter,
+    "word": word,
+    "strokes": strokes,
+    "shape": family(SHAPES),
+    "figure": family(FIGURES),
+    "sign": family(SIGNS),
+    "thing": family(THINGS),
+    "scene": family(SCENES),
     "object": family(OBJECTS),
 }
-CROSSED = {"crossed_x": crossed("x"), "crossed_lines": crossed("lines"),
-           "crossed_scribble": crossed("scribble")}
+CROSSED = {
+    "crossed_x": crossed("x"),
+    "crossed_lines": crossed("lines"),
+    "crossed_scribble": crossed("scribble"),
+}
 # Which kinds the guard fits on, which choose its limits, and which only measure it: held out
 # whole, so its stated rates are for kinds of drawing it never saw.
 GROUPS = {
-    "fit": ("dot", "blob", "hatch", "scribble", "zigzag", "letter", "word", "strokes", "shape",
-            "thing", "crossed_x"),
+    "fit": (
+        "dot",
+        "blob",
+        "hatch",
+        "scribble",
+        "zigzag",
+        "letter",
+        "word",
+        "strokes",
+        "shape",
+        "thing",
+        "crossed_x",
+    ),
     "choose": ("dots", "spiral", "figure", "scene", "crossed_lines"),
     "report": ("wave", "sign", "object", "crossed_scribble"),
 }
 
 
-def draw(kind: str, rng: np.random.Generator, brush: float,
-         digit: Strokes | None = None) -> np.ndarray:
+def draw(
+    kind: str, rng: np.random.Generator, brush: float, digit: Strokes | None = None
+) -> np.ndarray:
     """One drawing of `kind` (280x280 uint8, black on white) with a `brush` px wide; a CROSSED
     kind strikes out `digit`'s strokes (a pen digit's, in its own units)."""
     marks = CROSSED[kind](rng, digit) if kind in CROSSED else KINDS[kind](rng)

@@ -1,4 +1,5 @@
-"""Fitting the guard (digitpair/guard/__init__.py): its network, its limits, its measured rates, its files.
+"""Fitting the guard (digitpair/guard/__init__.py): its network, its limits, its measured rates, its
+files.
 
 `digitpair-train fit-guard` runs `fit`, from the parts of digitpair/guard/data.py:
 
@@ -37,25 +38,29 @@ import numpy as np
 import torch
 from safetensors.torch import save as save_tensors
 
-from . import doodles
-
 from .. import guard
-from . import data as gd
-from ..guard import Judgement, Limits
 from ..core.models import VARIANTS
 from ..core.weights import NETWORKS
+from ..guard import Judgement, Limits
+from . import data as gd
+from . import doodles
 from .pretrained import load_pretrained
 
 # Each epoch's draw from each source, in %: digits half, non-digits half (`training_set`).
-SHARES = {"mnist_train": 15, "mnist_train_pen": 10, "pen_digits": 25, "pen_characters": 25,
-          "doodles": 25}
+SHARES = {
+    "mnist_train": 15,
+    "mnist_train_pen": 10,
+    "pen_digits": 25,
+    "pen_characters": 25,
+    "doodles": 25,
+}
 MEMBERS, EPOCH, EPOCHS, BATCH, LR = 3, 100_000, 4, 128, 2e-3
-TURN, SLANT, SCALE = 0.2, 0.2, 0.1   # `jitter`: radians, shear, share of the size
+TURN, SLANT, SCALE = 0.2, 0.2, 0.1  # `jitter`: radians, shear, share of the size
 # % of each budgeted set's digits read right that may be flagged: a margin under the goal's 1 %,
 # for limits chosen on one set of writers and applied to others.
 TARGET = 0.7
-SHARES_OTHER = (0.5, 0.7, 0.9)   # of TARGET, tried for "not a digit"; the rest goes to "unsure"
-WEIGHTS = (0.0, 0.5, 1.0)        # of logit(agreement) in the odds, tried
+SHARES_OTHER = (0.5, 0.7, 0.9)  # of TARGET, tried for "not a digit"; the rest goes to "unsure"
+WEIGHTS = (0.0, 0.5, 1.0)  # of logit(agreement) in the odds, tried
 # The choosing writers' pen digits, MNIST's training digits kept to choose (scanned and penned).
 BUDGETED = ("pen", "mnist", "mnist_pen")
 
@@ -63,6 +68,7 @@ BUDGETED = ("pen", "mnist", "mnist_pen")
 @dataclasses.dataclass(frozen=True)
 class Labelled:
     """Drawings (N, 28, 28) raw 0-255 and their classes (N,): a digit 0-9, or guard.OTHER."""
+
     x: torch.Tensor
     y: torch.Tensor
 
@@ -70,7 +76,7 @@ class Labelled:
 def mnist_split(n: int, seed: int = 0) -> np.ndarray:
     """(n,) bool over MNIST's training digits: True for the MNIST_CHOOSE kept to choose limits."""
     chosen = np.zeros(n, bool)
-    chosen[np.random.default_rng(seed).permutation(n)[:gd.MNIST_CHOOSE]] = True
+    chosen[np.random.default_rng(seed).permutation(n)[: gd.MNIST_CHOOSE]] = True
     return chosen
 
 
@@ -104,30 +110,51 @@ def training_set(load: Callable[[str], gd.Part]) -> dict[str, Labelled]:
     fit_mnist = ~mnist_split(len(train))
     pen_digits = [load(name) for name in ("pen_digits", "pen_digits_brushes")]
     characters = load("pen_characters")
-    return {"mnist_train": digits_of(train, fit_mnist),
-            "mnist_train_pen": digits_of(load("mnist_train_pen"), fit_mnist),
-            "pen_digits": cat([digits_of(p, roles(p) == "fit") for p in pen_digits]),
-            "pen_characters": others_of(characters, fitting_characters(characters)),
-            "doodles": cat([others_of(p, np.ones(len(p), bool))
-                            for p in (load(f"doodles_{k}") for k in doodles.GROUPS["fit"])])}
+    return {
+        "mnist_train": digits_of(train, fit_mnist),
+        "mnist_train_pen": digits_of(load("mnist_train_pen"), fit_mnist),
+        "pen_digits": cat([digits_of(p, roles(p) == "fit") for p in pen_digits]),
+        "pen_characters": others_of(characters, fitting_characters(characters)),
+        "doodles": cat(
+            [
+                others_of(p, np.ones(len(p), bool))
+                for p in (load(f"doodles_{k}") for k in doodles.GROUPS["fit"])
+            ]
+        ),
+    }
 
 
 def jitter(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Each drawing (N, H, W) turned, slanted and scaled a little, as another hand draws it: up
     to TURN radians, SLANT, SCALE, about its centre (preprocess has centred it)."""
     n = len(x)
-    u = lambda span: (torch.rand(n, generator=g) * 2 - 1) * span
+
+    def u(span):
+        return (torch.rand(n, generator=g) * 2 - 1) * span
+
     turn, slant, scale = u(TURN), u(SLANT), 1 + u(SCALE)
     cos, sin, zero = torch.cos(turn), torch.sin(turn), torch.zeros(n)
-    theta = torch.stack([torch.stack([cos / scale, (slant - sin) / scale, zero], 1),
-                         torch.stack([sin / scale, cos / scale, zero], 1)], 1)
+    theta = torch.stack(
+        [
+            torch.stack([cos / scale, (slant - sin) / scale, zero], 1),
+            torch.stack([sin / scale, cos / scale, zero], 1),
+        ],
+        1,
+    )
     grid = torch.nn.functional.affine_grid(theta, (n, 1, *x.shape[1:]), align_corners=False)
     return torch.nn.functional.grid_sample(x[:, None], grid, align_corners=False)[:, 0]
 
 
-def train(sources: dict[str, Labelled], shares: dict[str, float], epochs: int = EPOCHS,
-          epoch: int = EPOCH, seed: int = 0, lr: float = LR, batch: int = BATCH,
-          log: Callable[[str], None] = lambda line: None) -> guard.Reader:
+def train(
+    sources: dict[str, Labelled],
+    shares: dict[str, float],
+    epochs: int = EPOCHS,
+    epoch: int = EPOCH,
+    seed: int = 0,
+    lr: float = LR,
+    batch: int = BATCH,
+    log: Callable[[str], None] = lambda line: None,
+) -> guard.Reader:
     """A Reader trained by cross-entropy over its 11 classes, each epoch `epoch` drawings drawn
     (with replacement) from the sources in proportion to `shares`, each `jitter`ed; AdamW, a
     one-cycle schedule. One thread, seeded: the same sources give the same weights."""
@@ -145,16 +172,21 @@ def train(sources: dict[str, Labelled], shares: dict[str, float], epochs: int = 
         counts = [round(epoch * shares[n] / total) for n in names]
         steps = epochs * -(-sum(counts) // batch)
         optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps,
-                                                       pct_start=0.1)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, lr, total_steps=steps, pct_start=0.1
+        )
         net.train()
         for e in range(epochs):
-            index = torch.cat([offsets[i] + torch.randint(int(sizes[i]), (k,), generator=g)
-                               for i, k in enumerate(counts)])
+            index = torch.cat(
+                [
+                    offsets[i] + torch.randint(int(sizes[i]), (k,), generator=g)
+                    for i, k in enumerate(counts)
+                ]
+            )
             index = index[torch.randperm(len(index), generator=g)]
             loss_sum = 0.0
             for start in range(0, len(index), batch):
-                part = index[start:start + batch]
+                part = index[start : start + batch]
                 logits = net(jitter(whole.x[part], g))
                 loss = torch.nn.functional.cross_entropy(logits, whole.y[part])
                 optimizer.zero_grad()
@@ -168,9 +200,14 @@ def train(sources: dict[str, Labelled], shares: dict[str, float], epochs: int = 
         torch.set_num_threads(threads)
 
 
-def train_guard(sources: dict[str, Labelled], members: int = MEMBERS, seed: int = 0,
-                epochs: int = EPOCHS, epoch: int = EPOCH,
-                log: Callable[[str], None] = lambda line: None) -> guard.GuardNet:
+def train_guard(
+    sources: dict[str, Labelled],
+    members: int = MEMBERS,
+    seed: int = 0,
+    epochs: int = EPOCHS,
+    epoch: int = EPOCH,
+    log: Callable[[str], None] = lambda line: None,
+) -> guard.GuardNet:
     """A GuardNet of `members` Readers, trained from seeds seed * members + k; the sources in
     SHARES (any others alike)."""
     net = guard.GuardNet(members)
@@ -181,6 +218,7 @@ def train_guard(sources: dict[str, Labelled], members: int = MEMBERS, seed: int 
 
 
 # --- the readers, as the page shows them ------------------------------------------------------
+
 
 def readers(models: dict[str, torch.nn.Module]) -> dict[str, torch.nn.Module]:
     """The variants with digit outputs among a set's `models`: whose readings the page shows."""
@@ -204,6 +242,7 @@ def reading(models: dict[str, torch.nn.Module], fields: np.ndarray) -> np.ndarra
 
 # --- choosing the limits ---------------------------------------------------------------------
 
+
 def limit_above(scores: list[np.ndarray], budget: float) -> float:
     """The least limit that at most `budget` % of each set of `scores` lies above: the largest of
     the sets' (100 - budget) % quantiles ("higher": a value that is in the set)."""
@@ -220,6 +259,7 @@ class Judged:
     """One set of drawings, read, over the drawings preprocess accepts: the guard's probabilities
     (n, 11), the readers' distributions per box (2, n, 10), the labels (n,) str (the digit, the
     character or the kind); and `refused`, how many preprocess refused (a dot: the page says so)."""
+
     p: np.ndarray
     readers: np.ndarray
     labels: np.ndarray
@@ -227,7 +267,7 @@ class Judged:
 
     def agreement(self) -> np.ndarray:
         """(2, n): the guard's share of its digit distribution on the readers' likeliest digit."""
-        digits = self.p[:, :guard.OTHER]
+        digits = self.p[:, : guard.OTHER]
         own = digits / np.maximum(digits.sum(1, keepdims=True), 1e-12)
         read = self.readers.argmax(-1)[..., None]
         return np.take_along_axis(own[None].repeat(2, 0), read, -1)[..., 0]
@@ -247,12 +287,16 @@ def judgements(s: Judged, limits: Limits) -> np.ndarray:
     """(2, n) Judgement values, per box."""
     not_a_digit = s.odds(limits.weight) > limits.max_odds
     unsure = s.agreement() < limits.min_agreement
-    return np.where(not_a_digit, Judgement.NOT_A_DIGIT.value,
-                    np.where(unsure, Judgement.UNSURE.value, Judgement.DIGIT.value))
+    return np.where(
+        not_a_digit,
+        Judgement.NOT_A_DIGIT.value,
+        np.where(unsure, Judgement.UNSURE.value, Judgement.DIGIT.value),
+    )
 
 
-def limits_at(digits: dict[str, Judged], weight: float, share: float,
-              target: float = TARGET) -> Limits:
+def limits_at(
+    digits: dict[str, Judged], weight: float, share: float, target: float = TARGET
+) -> Limits:
     """The limits that flag at most `share` x `target` % of each set's digits read right as "not a
     digit", and at most `target` % in all (both boxes of every drawing count)."""
     right = {name: ~s.misread() for name, s in digits.items()}
@@ -260,10 +304,13 @@ def limits_at(digits: dict[str, Judged], weight: float, share: float,
     # Among the read-right digits the "not a digit" limit spares, those "unsure" may flag: what
     # is left of the budget, as a share of them.
     spared = {n: right[n] & (s.odds(weight) <= max_odds) for n, s in digits.items()}
-    left = {n: (target * right[n].sum() / 100 - (right[n] & ~spared[n]).sum())
-            / max(spared[n].sum(), 1) for n in digits}
-    min_agreement = min(limit_below([digits[n].agreement()[spared[n]]], 100 * max(left[n], 0))
-                        for n in digits)
+    left = {
+        n: (target * right[n].sum() / 100 - (right[n] & ~spared[n]).sum()) / max(spared[n].sum(), 1)
+        for n in digits
+    }
+    min_agreement = min(
+        limit_below([digits[n].agreement()[spared[n]]], 100 * max(left[n], 0)) for n in digits
+    )
     return Limits(max_odds=max_odds, weight=weight, min_agreement=min_agreement)
 
 
@@ -272,15 +319,19 @@ def choose(digits: dict[str, Judged], others: dict[str, Judged]) -> Limits:
     call the most of `others` "not a digit" (the mean over its sets), among those that flag
     GOALS["misread_flagged"] % of the pen digits the readers misread, where any do."""
     tried = [limits_at(digits, weight, share) for weight in WEIGHTS for share in SHARES_OTHER]
-    caught = [np.mean([other_rates(s, limits)["not_a_digit"] for s in others.values()])
-              for limits in tried]
+    caught = [
+        np.mean([other_rates(s, limits)["not_a_digit"] for s in others.values()])
+        for limits in tried
+    ]
     doubted = [digit_rates(digits["pen"], limits)["misread_flagged"] or 0.0 for limits in tried]
-    enough = ([i for i, d in enumerate(doubted) if d >= guard.GOALS["misread_flagged"]]
-              or range(len(tried)))
+    enough = [i for i, d in enumerate(doubted) if d >= guard.GOALS["misread_flagged"]] or range(
+        len(tried)
+    )
     return tried[max(enough, key=lambda i: (caught[i], doubted[i], -i))]
 
 
 # --- measuring -------------------------------------------------------------------------------
+
 
 def pct(part, whole) -> float | None:
     return None if whole == 0 else round(100 * float(part) / float(whole), 2)
@@ -292,13 +343,16 @@ def digit_rates(s: Judged, limits: Limits) -> dict:
     readers read right and those they misread; `refused`: drawings preprocess refused (a dot)."""
     said, wrong = judgements(s, limits), s.misread()
     flagged = said != Judgement.DIGIT.value
-    return {"judged": int(flagged.size), "refused": s.refused,
-            "flagged": pct(flagged.sum(), flagged.size),
-            "not_a_digit": pct((said == Judgement.NOT_A_DIGIT.value).sum(), flagged.size),
-            "unsure": pct((said == Judgement.UNSURE.value).sum(), flagged.size),
-            "misread": pct(wrong.sum(), wrong.size),
-            "read_right_flagged": pct((flagged & ~wrong).sum(), (~wrong).sum()),
-            "misread_flagged": pct((flagged & wrong).sum(), wrong.sum())}
+    return {
+        "judged": int(flagged.size),
+        "refused": s.refused,
+        "flagged": pct(flagged.sum(), flagged.size),
+        "not_a_digit": pct((said == Judgement.NOT_A_DIGIT.value).sum(), flagged.size),
+        "unsure": pct((said == Judgement.UNSURE.value).sum(), flagged.size),
+        "misread": pct(wrong.sum(), wrong.size),
+        "read_right_flagged": pct((flagged & ~wrong).sum(), (~wrong).sum()),
+        "misread_flagged": pct((flagged & wrong).sum(), wrong.sum()),
+    }
 
 
 def other_rates(s: Judged, limits: Limits) -> dict:
@@ -307,19 +361,28 @@ def other_rates(s: Judged, limits: Limits) -> dict:
     dot)."""
     said = judgements(s, limits) == Judgement.NOT_A_DIGIT.value
     labels = np.concatenate([s.labels, s.labels])
-    out = {"judged": int(said.size), "refused": s.refused,
-           "not_a_digit": pct(said.sum() + 2 * s.refused, said.size + 2 * s.refused)}
+    out = {
+        "judged": int(said.size),
+        "refused": s.refused,
+        "not_a_digit": pct(said.sum() + 2 * s.refused, said.size + 2 * s.refused),
+    }
     if len(set(labels)) > 1:
-        out["per_label"] = {str(k): pct(said.ravel()[labels == k].sum(), (labels == k).sum())
-                            for k in sorted(set(labels))}
+        out["per_label"] = {
+            str(k): pct(said.ravel()[labels == k].sum(), (labels == k).sum())
+            for k in sorted(set(labels))
+        }
     return out
 
 
 def guard_probabilities(net: guard.GuardNet, fields: np.ndarray) -> np.ndarray:
     if not len(fields):
         return np.zeros((0, guard.OTHER + 1))
-    return torch.cat([net.probabilities(torch.from_numpy(fields[i:i + 4096]))
-                      for i in range(0, len(fields), 4096)]).numpy()
+    return torch.cat(
+        [
+            net.probabilities(torch.from_numpy(fields[i : i + 4096]))
+            for i in range(0, len(fields), 4096)
+        ]
+    ).numpy()
 
 
 def held_out(load: Callable[[str], gd.Part]) -> dict[str, dict[str, tuple[gd.Part, np.ndarray]]]:
@@ -328,63 +391,102 @@ def held_out(load: Callable[[str], gd.Part]) -> dict[str, dict[str, tuple[gd.Par
     pen_digits, characters, train = load("pen_digits"), load("pen_characters"), load("mnist_train")
     writer, char_writer, chosen = roles(pen_digits), roles(characters), mnist_split(len(train))
     unseen = np.array([gd.character_role(c) != "fit" for c in characters.label])
-    every = lambda part: np.ones(len(part), bool)
-    doodle = lambda group: {k: (p, every(p)) for k in doodles.GROUPS[group]
-                            for p in [load(f"doodles_{k}")]}
-    measured = (("mnist", "mnist_test"), ("mnist_pen", "mnist_test_pen"), ("usps", "usps"),
-                ("uci", "uci"))
+
+    def every(part):
+        return np.ones(len(part), bool)
+
+    def doodle(group):
+        return {k: (p, every(p)) for k in doodles.GROUPS[group] for p in [load(f"doodles_{k}")]}
+
+    measured = (
+        ("mnist", "mnist_test"),
+        ("mnist_pen", "mnist_test_pen"),
+        ("usps", "usps"),
+        ("uci", "uci"),
+    )
     return {
-        "choose": {"pen": (pen_digits, writer == "choose"), "mnist": (train, chosen),
-                   "mnist_pen": (load("mnist_train_pen"), chosen),
-                   "pen_characters": (characters, (char_writer == "choose") & ~unseen),
-                   **doodle("choose")},
-        "report": {"pen": (pen_digits, writer == "report"),
-                   **{name: (p, every(p)) for name, part in measured for p in [load(part)]},
-                   "pen_characters": (characters, char_writer == "report"),
-                   "pen_characters_unseen": (characters, (char_writer == "report") & unseen),
-                   **doodle("report")}}
+        "choose": {
+            "pen": (pen_digits, writer == "choose"),
+            "mnist": (train, chosen),
+            "mnist_pen": (load("mnist_train_pen"), chosen),
+            "pen_characters": (characters, (char_writer == "choose") & ~unseen),
+            **doodle("choose"),
+        },
+        "report": {
+            "pen": (pen_digits, writer == "report"),
+            **{name: (p, every(p)) for name, part in measured for p in [load(part)]},
+            "pen_characters": (characters, char_writer == "report"),
+            "pen_characters_unseen": (characters, (char_writer == "report") & unseen),
+            **doodle("report"),
+        },
+    }
 
 
-def measure(net: guard.GuardNet, weights: str | os.PathLike, load: Callable[[str], gd.Part],
-            limits: dict[str, Limits] | None = None,
-            log: Callable[[str], None] = lambda line: None) -> dict:
+def measure(
+    net: guard.GuardNet,
+    weights: str | os.PathLike,
+    load: Callable[[str], gd.Part],
+    limits: dict[str, Limits] | None = None,
+    log: Callable[[str], None] = lambda line: None,
+) -> dict:
     """Per set of networks: its networks' fingerprints, the limits chosen on the choosing split
     (or given: `limits`, {set: Limits}) and the rates on both splits."""
     splits = held_out(load)
-    fields = {(split, name): part.x[keep & part.accepted] for split, sets in splits.items()
-              for name, (part, keep) in sets.items()}
+    fields = {
+        (split, name): part.x[keep & part.accepted]
+        for split, sets in splits.items()
+        for name, (part, keep) in sets.items()
+    }
     probs = {key: guard_probabilities(net, f) for key, f in fields.items()}
     out = {}
     for networks in NETWORKS:
-        models = load_pretrained(weights, networks=networks)   # all must load
+        models = load_pretrained(weights, networks=networks)  # all must load
         digit_readers = readers(models)
-        sets = {split: {name: Judged(probs[split, name],
-                                     reading(digit_readers, fields[split, name]),
-                                     part.label[keep & part.accepted],
-                                     int((keep & ~part.accepted).sum()))
-                        for name, (part, keep) in named.items()} for split, named in splits.items()}
-        digits = {split: {n: s for n, s in named.items() if n in guard.DIGIT_SETS}
-                  for split, named in sets.items()}
-        others = {split: {n: s for n, s in named.items() if n not in guard.DIGIT_SETS}
-                  for split, named in sets.items()}
+        sets = {
+            split: {
+                name: Judged(
+                    probs[split, name],
+                    reading(digit_readers, fields[split, name]),
+                    part.label[keep & part.accepted],
+                    int((keep & ~part.accepted).sum()),
+                )
+                for name, (part, keep) in named.items()
+            }
+            for split, named in splits.items()
+        }
+        digits = {
+            split: {n: s for n, s in named.items() if n in guard.DIGIT_SETS}
+            for split, named in sets.items()
+        }
+        others = {
+            split: {n: s for n, s in named.items() if n not in guard.DIGIT_SETS}
+            for split, named in sets.items()
+        }
         chosen = limits[networks] if limits else choose(digits["choose"], others["choose"])
         rates = {}
         for split in splits:
             said = {n: other_rates(s, chosen) for n, s in others[split].items()}
-            kinds = {n: r["not_a_digit"] for n, r in said.items()
-                     if not n.startswith("pen_characters")}
+            kinds = {
+                n: r["not_a_digit"] for n, r in said.items() if not n.startswith("pen_characters")
+            }
             mean = round(float(np.mean(list(kinds.values()))), 2)
-            rates[split] = {"digits": {n: digit_rates(s, chosen) for n, s in digits[split].items()},
-                            **{n: r for n, r in said.items() if n.startswith("pen_characters")},
-                            "doodles": {"not_a_digit": mean, "per_kind": kinds}}
-        out[networks] = {"fingerprints": {name: guard.fingerprint(m) for name, m in models.items()},
-                         "limits": dataclasses.asdict(chosen), "rates": rates["report"],
-                         "choice": rates["choose"]}
+            rates[split] = {
+                "digits": {n: digit_rates(s, chosen) for n, s in digits[split].items()},
+                **{n: r for n, r in said.items() if n.startswith("pen_characters")},
+                "doodles": {"not_a_digit": mean, "per_kind": kinds},
+            }
+        out[networks] = {
+            "fingerprints": {name: guard.fingerprint(m) for name, m in models.items()},
+            "limits": dataclasses.asdict(chosen),
+            "rates": rates["report"],
+            "choice": rates["choose"],
+        }
         log(f"{networks}: limits {json.dumps(out[networks]['limits'])}")
     return out
 
 
 # --- the files -------------------------------------------------------------------------------
+
 
 def write(folder: str | os.PathLike, net: guard.GuardNet, record: dict) -> list[Path]:
     """`folder/model.safetensors` and `folder/guard.json` (the record with the network's SHA-256
@@ -393,10 +495,16 @@ def write(folder: str | os.PathLike, net: guard.GuardNet, record: dict) -> list[
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
     data = save_tensors(state, metadata={"format": "digitpair guard"})
-    record = {**record, "format": guard.FORMAT,
-              "weights": {"file": guard.WEIGHTS_NAME, "sha256": hashlib.sha256(data).hexdigest()},
-              "architecture": {"members": len(net.readers), "channels": list(net.channels),
-                               "hidden": net.hidden}}
+    record = {
+        **record,
+        "format": guard.FORMAT,
+        "weights": {"file": guard.WEIGHTS_NAME, "sha256": hashlib.sha256(data).hexdigest()},
+        "architecture": {
+            "members": len(net.readers),
+            "channels": list(net.channels),
+            "hidden": net.hidden,
+        },
+    }
     paths = [folder / guard.WEIGHTS_NAME, folder / guard.RECORD_NAME]
     text = json.dumps(record, indent=1, sort_keys=True) + "\n"
     for path, content in zip(paths, (data, text.encode())):
@@ -406,25 +514,41 @@ def write(folder: str | os.PathLike, net: guard.GuardNet, record: dict) -> list[
     return paths
 
 
-def fit(weights: str | os.PathLike, epochs: int = EPOCHS, seed: int = 0,
-        log: Callable[[str], None] = lambda line: None, mnist=None) -> list[Path]:
+def fit(
+    weights: str | os.PathLike,
+    epochs: int = EPOCHS,
+    seed: int = 0,
+    log: Callable[[str], None] = lambda line: None,
+    mnist=None,
+) -> list[Path]:
     """The whole fit (this module's docstring): trains, chooses, measures, and writes
     `weights/guard/`; `mnist` a data.MNIST (None: found as data.MNIST finds it). Returns the
     files written."""
-    load = lambda name: gd.load(name, mnist)
+
+    def load(name):
+        return gd.load(name, mnist)
+
     sources = training_set(load)
     log("fitting on " + ", ".join(f"{name} {len(s.y)}" for name, s in sources.items()))
     net = train_guard(sources, seed=seed, epochs=epochs, log=log)
     held = {c for c in load("pen_characters").label if gd.character_role(c) != "fit"}
-    fitted_on = {"sources": {name: len(s.y) for name, s in sources.items()}, "shares": SHARES,
-                 "digit_like_left_out": "".join(sorted(gd.DIGIT_LIKE)),
-                 "characters_held_out": "".join(sorted(held)),
-                 "kinds": {group: list(kinds) for group, kinds in doodles.GROUPS.items()},
-                 "writers": "pen writers (source files) by a hash of the name: 60 % fit, "
-                            "20 % choose, 20 % report",
-                 "mnist": f"MNIST training digits, {gd.MNIST_CHOOSE} of them kept to choose; "
-                          "MNIST test digits are measured only",
-                 "budget": {"target": TARGET, "sets": list(BUDGETED)}}
-    record = {"command": "digitpair-train fit-guard", "seed": seed, "epochs": epochs,
-              "networks": measure(net, weights, load, log=log), "fitted_on": fitted_on}
+    fitted_on = {
+        "sources": {name: len(s.y) for name, s in sources.items()},
+        "shares": SHARES,
+        "digit_like_left_out": "".join(sorted(gd.DIGIT_LIKE)),
+        "characters_held_out": "".join(sorted(held)),
+        "kinds": {group: list(kinds) for group, kinds in doodles.GROUPS.items()},
+        "writers": "pen writers (source files) by a hash of the name: 60 % fit, "
+        "20 % choose, 20 % report",
+        "mnist": f"MNIST training digits, {gd.MNIST_CHOOSE} of them kept to choose; "
+        "MNIST test digits are measured only",
+        "budget": {"target": TARGET, "sets": list(BUDGETED)},
+    }
+    record = {
+        "command": "digitpair-train fit-guard",
+        "seed": seed,
+        "epochs": epochs,
+        "networks": measure(net, weights, load, log=log),
+        "fitted_on": fitted_on,
+    }
     return write(Path(weights) / guard.FOLDER, net, record)

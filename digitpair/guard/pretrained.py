@@ -20,8 +20,12 @@ class Pretrained(dict):
         self.judge, self.unjudged = judge, unjudged
 
 
-def load_pretrained(source: str | os.PathLike, revision: str | None = None,
-                    errors: dict | None = None, networks: str = "ours") -> Pretrained:
+def load_pretrained(
+    source: str | os.PathLike,
+    revision: str | None = None,
+    errors: dict | None = None,
+    networks: str = "ours",
+) -> Pretrained:
     """{variant name: model} in registry order, from a folder holding one subfolder per variant,
     or from a Hub repo id ("ORG/NAME", at `revision`) whose files have that layout. `networks`:
     "ours" (the order head) or "report" (the 2020 report's FC head, the `fc/` subfolder). The

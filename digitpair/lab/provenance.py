@@ -1,4 +1,5 @@
-"""Provenance: where, with what and from which code a run trained, read by the process that trained it.
+"""Provenance: where, with what and from which code a run trained, read by the process that trained
+it.
 
 Every field a run's record could not know is "unknown" (`UNKNOWN`): runs recorded before a field
 was read keep saying so, and nothing fills it in later.
@@ -16,6 +17,7 @@ import torch
 
 from ..core.config import UNKNOWN, Provenance
 
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -30,9 +32,15 @@ def machine() -> dict:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
-            "platform": platform.platform()}
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 class UnknownCode(Exception):
@@ -41,8 +49,9 @@ class UnknownCode(Exception):
 
 def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     # errors="replace": a diff of a file that is not UTF-8 is still text to record.
-    return subprocess.run(["git", *args], capture_output=True, text=True, errors="replace",
-                          check=check, cwd=root)
+    return subprocess.run(
+        ["git", *args], capture_output=True, text=True, errors="replace", check=check, cwd=root
+    )
 
 
 def checkout() -> Path:
@@ -55,8 +64,10 @@ def checkout() -> Path:
     except (OSError, subprocess.CalledProcessError):
         top = ""
     if not top or Path(top).resolve() != root:
-        raise UnknownCode(f"digitpair is imported from {root}, which is not a git checkout: the "
-                          "commit of its code cannot be known")
+        raise UnknownCode(
+            f"digitpair is imported from {root}, which is not a git checkout: the "
+            "commit of its code cannot be known"
+        )
     return root
 
 
@@ -81,8 +92,10 @@ def _split(root: Path, paths: list[Path]) -> tuple[list[str], list[str]]:
     """`paths` resolved: those in the checkout at `root`, and those outside it (never git's)."""
     resolved = [p.resolve() for p in paths]
     inside = [p.is_relative_to(root.resolve()) for p in resolved]
-    return ([str(p) for p, i in zip(resolved, inside) if i],
-            [str(p) for p, i in zip(resolved, inside) if not i])
+    return (
+        [str(p) for p, i in zip(resolved, inside) if i],
+        [str(p) for p, i in zip(resolved, inside) if not i],
+    )
 
 
 def _status(root: Path, inside: list[str]) -> list[tuple[str, str]]:
@@ -92,8 +105,9 @@ def _status(root: Path, inside: list[str]) -> list[tuple[str, str]]:
     if not inside:
         return []
     # -z: file names as they are, unquoted; a rename's entry is followed by its source's name.
-    fields = _git(root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--",
-                  *inside).stdout
+    fields = _git(
+        root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *inside
+    ).stdout
     entries, parts = [], iter(fields.split("\0"))
     for part in parts:
         if part:
@@ -123,8 +137,17 @@ def uncommitted_patch(root: Path, paths: list[Path]) -> str:
 
 def _new_file_diff(root: Path, file: str) -> str:
     # --no-index exits 1 when the two differ, as a file and /dev/null do.
-    done = _git(root, "diff", "--no-color", "--no-ext-diff", "--no-index", "--", os.devnull, file,
-                check=False)
+    done = _git(
+        root,
+        "diff",
+        "--no-color",
+        "--no-ext-diff",
+        "--no-index",
+        "--",
+        os.devnull,
+        file,
+        check=False,
+    )
     if done.returncode != 1:
         raise subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
     return done.stdout
@@ -139,8 +162,10 @@ def uncommitted(paths: list[Path]) -> dict:
     named = os.environ.get("DIGITPAIR_COMMIT")
     if named:
         if named.endswith("-dirty"):
-            raise UnknownCode(f"DIGITPAIR_COMMIT={named} names changes to that commit, which this "
-                              "copy of the code cannot list")
+            raise UnknownCode(
+                f"DIGITPAIR_COMMIT={named} names changes to that commit, which this "
+                "copy of the code cannot list"
+            )
         return {"files": [], "patch": ""}
     root = checkout()
     try:
@@ -155,7 +180,13 @@ def provenance(commit: str, started_at: str, device: str, data: str) -> Provenan
     """Call in the process that trained the run, right after training: the machine, torch version
     and finish time are read here. `commit` is `git_commit()` as the invocation read it; `data`
     the source of the digits it trained on (`MNIST.source`)."""
-    return Provenance(commit=commit.removesuffix("-dirty"),
-                      dirty=UNKNOWN if commit == UNKNOWN else commit.endswith("-dirty"),
-                      machine=machine(), torch=torch.__version__, device=device,
-                      started_at=started_at, finished_at=now(), data=data)
+    return Provenance(
+        commit=commit.removesuffix("-dirty"),
+        dirty=UNKNOWN if commit == UNKNOWN else commit.endswith("-dirty"),
+        machine=machine(),
+        torch=torch.__version__,
+        device=device,
+        started_at=started_at,
+        finished_at=now(),
+        data=data,
+    )

@@ -54,25 +54,26 @@ from typing import Literal
 from safetensors import SafetensorError
 
 from ..core import typed
-from ..core.config import UNKNOWN, Provenance
-
-from .provenance import now
-from ..core.config import Metrics, RunConfig
-from .training import RunResult
+from ..core.config import UNKNOWN, Metrics, Provenance, RunConfig
 from ..core.weights import CONFIG_NAME, WEIGHTS_NAME, WeightsError, read_config, save_variant
+from .provenance import now
+from .training import RunResult
 
 DONE = "done"
 PACK = "runs.jsonl.gz"
 LOCK = ".lock"
-PARTIAL = ".partial-"      # <name>.partial-<pid>: a run being written; never a finished run, even with `done`
+PARTIAL = (
+    ".partial-"  # <name>.partial-<pid>: a run being written; never a finished run, even with `done`
+)
 INVOCATIONS = "invocations.jsonl"
 SUMMARY = "summary.csv"
-Unknown = Literal["unknown"]   # UNKNOWN as a type: what a file does not record
+Unknown = Literal["unknown"]  # UNKNOWN as a type: what a file does not record
 
 
 @dataclass(frozen=True)
 class RunSpec:
     """One cell of a study's grid: which run, with which config."""
+
     study: str
     setting: str
     round: int
@@ -91,7 +92,7 @@ class RunRecord:
     config: RunConfig
     metrics: Metrics
     provenance: Provenance
-    history: tuple[dict, ...]        # one dict per epoch: train_loss, train_acc, lr, val_acc, ...
+    history: tuple[dict, ...]  # one dict per epoch: train_loss, train_acc, lr, val_acc, ...
 
     @property
     def variant(self) -> str:
@@ -106,9 +107,15 @@ class RunRecord:
         return self.spec.name
 
     def to_dict(self) -> dict:
-        return {"study": self.study, "setting": self.setting, "round": self.round,
-                "config": self.config.to_dict(), "metrics": self.metrics.to_dict(),
-                "provenance": self.provenance.to_dict(), "history": list(self.history)}
+        return {
+            "study": self.study,
+            "setting": self.setting,
+            "round": self.round,
+            "config": self.config.to_dict(),
+            "metrics": self.metrics.to_dict(),
+            "provenance": self.provenance.to_dict(),
+            "history": list(self.history),
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunRecord":
@@ -116,23 +123,34 @@ class RunRecord:
         # older run (train/migrate_records.py adds what older records lacked, once, in the open).
         missing = {f.name for f in dataclasses.fields(RunConfig)} - set(d["config"])
         if missing:
-            raise ValueError(f"record {d['setting']}-r{d['round']:02d} of {d['study']!r} lacks config fields "
-                             f"{sorted(missing)}: migrate it (train/migrate_records.py)")
-        return cls(study=d["study"], setting=d["setting"], round=d["round"],
-                   config=RunConfig.from_dict(d["config"]), metrics=Metrics(**d["metrics"]),
-                   provenance=Provenance(**d["provenance"]), history=tuple(d["history"]))
+            raise ValueError(
+                f"record {d['setting']}-r{d['round']:02d} of {d['study']!r} lacks config fields "
+                f"{sorted(missing)}: migrate it (train/migrate_records.py)"
+            )
+        return cls(
+            study=d["study"],
+            setting=d["setting"],
+            round=d["round"],
+            config=RunConfig.from_dict(d["config"]),
+            metrics=Metrics(**d["metrics"]),
+            provenance=Provenance(**d["provenance"]),
+            history=tuple(d["history"]),
+        )
 
 
 # --- writing ----------------------------------------------------------------------------------
 
+
 class WriteError(RuntimeError):
-    """A folder can't be written (read-only, full, no permission); the message names it and the cause."""
+    """A folder can't be written (read-only, full, no permission); the message names it and the
+    cause."""
 
 
 def _cause(e: OSError | SafetensorError) -> str:
     if isinstance(e, OSError):
         return e.strerror or str(e)
-    # safetensors reports the OS error inside its own text: "... I/O error: No space left on device (os error 28)"
+    # safetensors reports the OS error inside its own text: "... I/O error: No space left on device
+    # (os error 28)"
     code = re.search(r"\(os error (\d+)\)", str(e))
     return os.strerror(int(code.group(1))) if code else str(e)
 
@@ -147,29 +165,40 @@ def writing(folder: Path, what: str = "", partial: Path | None = None):
         if partial is not None:
             shutil.rmtree(partial, ignore_errors=True)
         removed = f"; the partial {partial.name} was removed" if partial is not None else ""
-        raise WriteError(f"can't write {what + ' in ' if what else 'to '}{folder}: {_cause(e)}{removed}") from None
+        raise WriteError(
+            f"can't write {what + ' in ' if what else 'to '}{folder}: {_cause(e)}{removed}"
+        ) from None
 
 
 # --- one run folder -----------------------------------------------------------------------------
 
+
 def write(out: Path, spec: RunSpec, result: RunResult, prov: Provenance) -> Path:
-    """Write a finished run into `out/<name>/`: a partial folder renamed into place (atomic on POSIX).
+    """Write a finished run into `out/<name>/`: a partial folder renamed into place (atomic on
+    POSIX).
     A failed write raises `WriteError` and leaves no partial folder."""
     final_dir = out / spec.name
     tmp = out / f"{spec.name}{PARTIAL}{os.getpid()}"
     with writing(out, f"run {spec.name}", partial=tmp):
         shutil.rmtree(tmp, ignore_errors=True)
-        save_variant(result.model, spec.config.variant, tmp,
-                     study=spec.study, setting=spec.setting, round=spec.round, train_config=spec.config)
+        save_variant(
+            result.model,
+            spec.config.variant,
+            tmp,
+            study=spec.study,
+            setting=spec.setting,
+            round=spec.round,
+            train_config=spec.config,
+        )
         with open(tmp / "metrics.jsonl", "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in result.history)
         final = {**result.metrics.to_dict(), "provenance": prov.to_dict()}
         (tmp / "final.json").write_text(json.dumps(final, indent=2) + "\n")
         (tmp / DONE).write_text("")
-        for path in tmp.iterdir():          # durable before the rename makes it visible
+        for path in tmp.iterdir():  # durable before the rename makes it visible
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
-        if final_dir.exists():              # an unfinished leftover without `done`
+        if final_dir.exists():  # an unfinished leftover without `done`
             shutil.rmtree(final_dir)
         os.rename(tmp, final_dir)
     return final_dir
@@ -182,17 +211,29 @@ def is_done(run_dir: Path) -> bool:
 def read_run(run_dir: Path) -> RunRecord:
     try:
         config = read_config(run_dir / CONFIG_NAME)
-    except WeightsError as e:   # a ValueError, as a bad row of a pack is: the commands report it in one line
+    except (
+        WeightsError
+    ) as e:  # a ValueError, as a bad row of a pack is: the commands report it in one line
         raise ValueError(str(e)) from None
     final = json.loads((run_dir / "final.json").read_text())
     prov = final.pop("provenance")
-    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
-    return RunRecord(study=config.study, setting=config.setting, round=config.round, config=config.train_config,
-                     metrics=Metrics(**final), provenance=Provenance(**prov), history=tuple(history))
+    history = [
+        json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line
+    ]
+    return RunRecord(
+        study=config.study,
+        setting=config.setting,
+        round=config.round,
+        config=config.train_config,
+        metrics=Metrics(**final),
+        provenance=Provenance(**prov),
+        history=tuple(history),
+    )
 
 
 def weights_path(out: str | os.PathLike, record: RunRecord) -> Path:
-    """Where a run's weights are, if this machine trained it (they are never packed or committed)."""
+    """Where a run's weights are, if this machine trained it (they are never packed or
+    committed)."""
     return Path(out) / record.name / WEIGHTS_NAME
 
 
@@ -206,6 +247,7 @@ def clean_partials(out: Path) -> int:
 
 # --- a study folder -----------------------------------------------------------------------------
 
+
 def load(out: str | os.PathLike) -> list[RunRecord]:
     """Every finished run of a study folder, packed or not, sorted by name."""
     out = Path(out)
@@ -216,9 +258,15 @@ def load(out: str | os.PathLike) -> list[RunRecord]:
                 rec = RunRecord.from_dict(json.loads(line))
                 records[rec.name] = rec
     for run_dir in out.iterdir() if out.is_dir() else ():
-        # A partial folder holds `done` just before its rename: a kill there leaves a complete-looking
+        # A partial folder holds `done` just before its rename: a kill there leaves a
+        # complete-looking
         # run that is not in place, which the next invocation deletes (`clean_partials`) and redoes.
-        if run_dir.name not in records and PARTIAL not in run_dir.name and run_dir.is_dir() and is_done(run_dir):
+        if (
+            run_dir.name not in records
+            and PARTIAL not in run_dir.name
+            and run_dir.is_dir()
+            and is_done(run_dir)
+        ):
             records[run_dir.name] = read_run(run_dir)
     return [records[name] for name in sorted(records)]
 
@@ -251,6 +299,7 @@ def try_lock(f) -> bool:
         import fcntl
     except ImportError:
         import msvcrt
+
         try:
             f.seek(0)
             msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
@@ -265,7 +314,8 @@ def try_lock(f) -> bool:
 
 
 def holder(f) -> str:
-    """What the holder of the lock on `f` wrote about itself (Windows may refuse to read a locked byte)."""
+    """What the holder of the lock on `f` wrote about itself (Windows may refuse to read a locked
+    byte)."""
     try:
         f.seek(0)
         return f.read().strip() or "pid unknown"
@@ -281,8 +331,10 @@ def lock(out: Path):
         f = open(out / LOCK, "a+")
     with f:
         if not try_lock(f):
-            raise ValueError(f"{out} is in use by another study invocation ({holder(f)}); "
-                             "wait for it to finish, or use another output folder (--out)")
+            raise ValueError(
+                f"{out} is in use by another study invocation ({holder(f)}); "
+                "wait for it to finish, or use another output folder (--out)"
+            )
         with writing(out):
             f.truncate(0)
             f.write(f"pid {os.getpid()} on {platform.node()}, since {now()}\n")
@@ -294,6 +346,7 @@ def lock(out: Path):
 
 
 # --- the invocation log ------------------------------------------------------------------------
+
 
 def new_invocation() -> str:
     """A study command's id: on its two lines of invocations.jsonl and in every run it records."""
@@ -314,7 +367,7 @@ def log_invocation(out: Path, line: dict) -> None:
                     if f.read(1) != b"\n":
                         data = b"\n" + data
             while data:
-                data = data[os.write(fd, data):]
+                data = data[os.write(fd, data) :]
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -328,7 +381,9 @@ def read_invocations(out: str | os.PathLike) -> list[dict]:
     an invocation the log does not hold, and a report counts them as accounted for by none."""
     path = Path(out) / INVOCATIONS
     merged: dict = {}
-    for n, text in enumerate(path.read_text(errors="replace").splitlines() if path.is_file() else ()):
+    for n, text in enumerate(
+        path.read_text(errors="replace").splitlines() if path.is_file() else ()
+    ):
         try:
             line = json.loads(text)
         except json.JSONDecodeError:
@@ -350,25 +405,42 @@ def check_config(record: RunRecord, spec: RunSpec) -> None:
     recorded = {"study": record.study, **record.config.to_dict()}
     asked = {"study": spec.study, **spec.config.to_dict()}
     if recorded != asked:
-        raise ValueError(f"run {spec.name} was recorded with a different config ({differences(recorded, asked)}); "
-                         f"use another output folder (--out) for a changed study")
+        raise ValueError(
+            f"run {spec.name} was recorded with a different config "
+            f"({differences(recorded, asked)}); "
+            f"use another output folder (--out) for a changed study"
+        )
 
 
 def differences(recorded: dict, asked: dict) -> str:
     """'epochs 15 recorded, 16 asked; ...' for the keys whose values differ."""
-    return "; ".join(f"{k} {recorded.get(k)!r} recorded, {asked.get(k)!r} asked"
-                     for k in sorted(recorded.keys() | asked.keys()) if recorded.get(k) != asked.get(k))
+    return "; ".join(
+        f"{k} {recorded.get(k)!r} recorded, {asked.get(k)!r} asked"
+        for k in sorted(recorded.keys() | asked.keys())
+        if recorded.get(k) != asked.get(k)
+    )
 
 
 # --- selection ----------------------------------------------------------------------------------
 
-def select(records: list[RunRecord], setting: str | None = None, variant: str | None = None) -> list[RunRecord]:
+
+def select(
+    records: list[RunRecord], setting: str | None = None, variant: str | None = None
+) -> list[RunRecord]:
     """The records of one setting and/or variant, in round order."""
-    return sorted((r for r in records if (setting is None or r.setting == setting)
-                   and (variant is None or r.variant == variant)), key=lambda r: r.round)
+    return sorted(
+        (
+            r
+            for r in records
+            if (setting is None or r.setting == setting)
+            and (variant is None or r.variant == variant)
+        ),
+        key=lambda r: r.round,
+    )
 
 
 # --- a study's summary (summary.csv) -------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -376,6 +448,7 @@ class Summary:
     its numbers over its rounds: mean and sample std, None where no round measured it (a std also
     where one round gives none). Read back from a file, what it does not record (a column it lacks,
     an empty cell of a column that is written full) is UNKNOWN."""
+
     setting: str
     variant: str
     optimizer: str
@@ -402,14 +475,19 @@ def write_summary(path: Path, rows: list[Summary]) -> None:
         w = csv.DictWriter(f, fieldnames=[field.name for field in dataclasses.fields(Summary)])
         w.writeheader()
         for row in rows:
-            # Full precision: whatever rounds these numbers (report.md, the README) rounds them once.
+            # Full precision: whatever rounds these numbers (report.md, the README) rounds them
+            # once.
             w.writerow({k: ("" if v is None else v) for k, v in dataclasses.asdict(row).items()})
 
 
 def read_summary(path: str | os.PathLike) -> list[Summary]:
-    """A summary.csv's rows, typed; a cell that is not of its column's type is a ValueError naming it."""
+    """A summary.csv's rows, typed; a cell that is not of its column's type is a ValueError naming
+    it."""
     with open(path, newline="") as f:
-        return [_summary_row(cells, f"{path} line {n}") for n, cells in enumerate(csv.DictReader(f), start=2)]
+        return [
+            _summary_row(cells, f"{path} line {n}")
+            for n, cells in enumerate(csv.DictReader(f), start=2)
+        ]
 
 
 def _summary_row(cells: dict[str, str | None], where: str) -> Summary:

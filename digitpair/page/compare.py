@@ -29,18 +29,22 @@ BOXES = ("first", "second")
 class Answer:
     """One network's answer for the pair: P(first <= second), its digit distributions where it
     has digit outputs, and how it answers (its comparison head, how many networks average)."""
+
     p_leq: float
-    digit_probs: torch.Tensor | None   # (2, 10): the first box's, the second's; None: no digits
-    head: str                          # models.HEADS: "order" or "fc"
-    members: int                       # networks averaged into it (an ensemble's), else 1
+    digit_probs: torch.Tensor | None  # (2, 10): the first box's, the second's; None: no digits
+    head: str  # models.HEADS: "order" or "fc"
+    members: int  # networks averaged into it (an ensemble's), else 1
 
     @property
     def first_is_leq(self) -> bool:
         return self.p_leq >= 0.5
 
     def to_json(self) -> dict:
-        digits = None if self.digit_probs is None else {
-            box: top3(self.digit_probs[i]) for i, box in enumerate(BOXES)}
+        digits = (
+            None
+            if self.digit_probs is None
+            else {box: top3(self.digit_probs[i]) for i, box in enumerate(BOXES)}
+        )
         return {"p_leq": self.p_leq, "first_is_leq": self.first_is_leq, "digits": digits}
 
 
@@ -48,16 +52,17 @@ class Answer:
 class Comparison:
     """What one set of networks makes of two drawings. Where a box can't be read (`problems`) or
     no network loaded (`loaded` empty), there are no answers and no judgements."""
-    networks: str                       # which set: a key of weights.NETWORKS
-    source: str                         # where the set was loaded from
-    loaded: tuple[str, ...]             # the set's variants that loaded, registry order
-    missing: dict[str, str]             # {variant: why it did not load}
-    seen: dict[str, torch.Tensor]       # {box: (14, 14) raw 0-255}: what the networks see
-    problems: dict[str, DrawingError]   # {box: why it can't be read}
-    answers: dict[str, Answer]          # {variant: its answer}, registry order
-    drawings: dict[str, Drawing]        # {box: the guard's judgement and its two digits}
-    not_judged: str | None              # why the drawings are not judged; None where judged
-    example: Example | None = None      # the known example the boxes show, unchanged
+
+    networks: str  # which set: a key of weights.NETWORKS
+    source: str  # where the set was loaded from
+    loaded: tuple[str, ...]  # the set's variants that loaded, registry order
+    missing: dict[str, str]  # {variant: why it did not load}
+    seen: dict[str, torch.Tensor]  # {box: (14, 14) raw 0-255}: what the networks see
+    problems: dict[str, DrawingError]  # {box: why it can't be read}
+    answers: dict[str, Answer]  # {variant: its answer}, registry order
+    drawings: dict[str, Drawing]  # {box: the guard's judgement and its two digits}
+    not_judged: str | None  # why the drawings are not judged; None where judged
+    example: Example | None = None  # the known example the boxes show, unchanged
 
     def to_json(self) -> dict:
         """`/compare`'s answer: {"networks", "models": {variant: {"p_leq", "first_is_leq",
@@ -65,15 +70,20 @@ class Comparison:
         "missing"}. Raises `WeightsError` where no network loaded, then `DrawingError` where a
         box can't be read: a comparison without answers has no JSON."""
         if not self.loaded:
-            raise WeightsError(f"no model is loaded from {self.source} ({self.networks!r} "
-                               "networks): " + "; ".join(self.missing.values()))
+            raise WeightsError(
+                f"no model is loaded from {self.source} ({self.networks!r} "
+                "networks): " + "; ".join(self.missing.values())
+            )
         if self.problems:
             raise DrawingError("; ".join(f"{box} image: {e}" for box, e in self.problems.items()))
-        return {"networks": self.networks,
-                "models": {name: answer.to_json() for name, answer in self.answers.items()},
-                "drawings": {box: d.to_json() for box, d in self.drawings.items()},
-                "judged": self.not_judged is None, "not_judged": self.not_judged,
-                "missing": dict(self.missing)}
+        return {
+            "networks": self.networks,
+            "models": {name: answer.to_json() for name, answer in self.answers.items()},
+            "drawings": {box: d.to_json() for box, d in self.drawings.items()},
+            "judged": self.not_judged is None,
+            "not_judged": self.not_judged,
+            "missing": dict(self.missing),
+        }
 
 
 def compare(served: NetworkSet, first, second, known: tuple[Example, ...] = ()) -> Comparison:
@@ -88,12 +98,25 @@ def compare(served: NetworkSet, first, second, known: tuple[Example, ...] = ()) 
         example = known_example(x[0], known)
         for name, model in served.models.items():
             pred = model.predict(x)
-            answers[name] = Answer(float(pred.p_leq[0]),
-                                   None if pred.digit_probs is None else pred.digit_probs[0],
-                                   model.head_name, count_members(model))
+            answers[name] = Answer(
+                float(pred.p_leq[0]),
+                None if pred.digit_probs is None else pred.digit_probs[0],
+                model.head_name,
+                count_members(model),
+            )
         drawings = judge_drawings(served, fields, answers)
-    return Comparison(served.networks, served.source, tuple(served.models), dict(served.missing),
-                      seen, problems, answers, drawings, served.not_judged, example)
+    return Comparison(
+        served.networks,
+        served.source,
+        tuple(served.models),
+        dict(served.missing),
+        seen,
+        problems,
+        answers,
+        drawings,
+        served.not_judged,
+        example,
+    )
 
 
 def read_fields(first, second) -> tuple[dict[str, torch.Tensor], dict[str, DrawingError]]:
@@ -115,13 +138,14 @@ def with_digit_outputs(answers: dict[str, Answer]) -> dict[str, Answer]:
     return {name: answer for name, answer in answers.items() if VARIANTS[name].digit_loss}
 
 
-def judge_drawings(served: NetworkSet, fields: dict[str, torch.Tensor],
-                   answers: dict[str, Answer]) -> dict[str, Drawing]:
+def judge_drawings(
+    served: NetworkSet, fields: dict[str, torch.Tensor], answers: dict[str, Answer]
+) -> dict[str, Drawing]:
     """{box: its Drawing}: the mean digit distribution of each box over the variants with digit
     outputs (each ensemble averaged first, as the cards show them), judged by the set's guard;
     not judged (judgement None) where the set has none."""
     probs = [answer.digit_probs for answer in with_digit_outputs(answers).values()]
-    reading = torch.stack(probs).mean(0) if probs else None   # (2, 10)
+    reading = torch.stack(probs).mean(0) if probs else None  # (2, 10)
     if served.judge is not None:
         drawings = served.judge(torch.stack([fields[box] for box in BOXES]), reading)
     else:
@@ -142,11 +166,22 @@ def uploaded_image(value):
     or a URL it downloads); a bare path, or a dict without that marker, could name any file on
     the server, so it is refused. A Sketchpad dict is vetted image by image.
     """
-    images = ([value.get("composite"), value.get("background")]
-              if isinstance(value, dict) and "composite" in value else [value])
-    if not all(image is None or (isinstance(image, dict) and isinstance(image.get("path"), str)
-                                 and (image.get("meta") or {}).get("_type") == "gradio.FileData")
-               for image in images):
-        raise DrawingError("send each image as gradio_client's handle_file(path or URL), or as a "
-                           "Sketchpad dict {'background', 'layers', 'composite'} of such files")
+    images = (
+        [value.get("composite"), value.get("background")]
+        if isinstance(value, dict) and "composite" in value
+        else [value]
+    )
+    if not all(
+        image is None
+        or (
+            isinstance(image, dict)
+            and isinstance(image.get("path"), str)
+            and (image.get("meta") or {}).get("_type") == "gradio.FileData"
+        )
+        for image in images
+    ):
+        raise DrawingError(
+            "send each image as gradio_client's handle_file(path or URL), or as a "
+            "Sketchpad dict {'background', 'layers', 'composite'} of such files"
+        )
     return value

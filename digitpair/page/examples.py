@@ -22,13 +22,15 @@ SAME_EXAMPLE = 8.0
 class Example:
     """A pair in examples/: `pair<k>_first_<digit>.png` and `pair<k>_second_<digit>.png` name
     their digits."""
+
     first: Path
     second: Path
 
     @property
     def digits(self) -> tuple[int, int]:
-        return tuple(int(re.search(r"_(\d)\.png$", p.name).group(1))
-                     for p in (self.first, self.second))
+        return tuple(
+            int(re.search(r"_(\d)\.png$", p.name).group(1)) for p in (self.first, self.second)
+        )
 
     @property
     def label(self) -> str:
@@ -42,8 +44,10 @@ class Example:
 
 def examples(folder: Path = EXAMPLES_DIR) -> list[Example]:
     firsts = sorted(folder.glob("pair*_first_[0-9].png"))
-    return [Example(f, next(folder.glob(f.name.split("_first_")[0] + "_second_[0-9].png")))
-            for f in firsts]
+    return [
+        Example(f, next(folder.glob(f.name.split("_first_")[0] + "_second_[0-9].png")))
+        for f in firsts
+    ]
 
 
 def known_example(pair: torch.Tensor, known) -> Example | None:

@@ -13,8 +13,14 @@ from dataclasses import dataclass, field
 from .. import guard
 from ..core.checkout import ROOT
 from ..core.models import VARIANTS, PairNet
-from ..core.weights import CONFIG_NAME, NETWORKS, VariantConfig, WeightsError, read_config, \
-    weights_folder
+from ..core.weights import (
+    CONFIG_NAME,
+    NETWORKS,
+    VariantConfig,
+    WeightsError,
+    read_config,
+    weights_folder,
+)
 from ..guard.pretrained import load_pretrained
 
 WEIGHTS_DIR = ROOT / "weights"
@@ -29,21 +35,23 @@ log = logging.getLogger(__name__)
 class NetworkSet:
     """One set of networks as served: the variants that loaded, the ones that did not and why,
     the guard that judges drawings for them, and each loaded variant's config.json."""
-    models: dict[str, PairNet]   # the variants that loaded, registry order
-    missing: dict[str, str]      # {variant: why it did not load}
-    source: str                  # the folder or Hub repo id it was loaded from
-    networks: str = DEFAULT_NETWORKS          # which set: a key of weights.NETWORKS
-    judge: guard.Judge | None = None          # the guard fitted for these networks; None: none
-    not_judged: str | None = "no guard loaded"   # why drawings are not judged; None where judged
-    configs: dict[str, VariantConfig] = field(default_factory=dict)   # {variant: its config.json}
+
+    models: dict[str, PairNet]  # the variants that loaded, registry order
+    missing: dict[str, str]  # {variant: why it did not load}
+    source: str  # the folder or Hub repo id it was loaded from
+    networks: str = DEFAULT_NETWORKS  # which set: a key of weights.NETWORKS
+    judge: guard.Judge | None = None  # the guard fitted for these networks; None: none
+    not_judged: str | None = "no guard loaded"  # why drawings are not judged; None where judged
+    configs: dict[str, VariantConfig] = field(default_factory=dict)  # {variant: its config.json}
 
 
 class ChoiceError(ValueError):
     """`/compare` was asked for a set of networks the page does not have."""
 
 
-def load_set(source: str | None = None, revision: str | None = None,
-             networks: str = DEFAULT_NETWORKS) -> NetworkSet:
+def load_set(
+    source: str | None = None, revision: str | None = None, networks: str = DEFAULT_NETWORKS
+) -> NetworkSet:
     """One set of networks (weights.NETWORKS) from `weights/` by default, from
     $DIGITPAIR_MODEL_REPO when set: a Hub repo id (at $DIGITPAIR_MODEL_REVISION), or a local folder
     of the same layout (`load_pretrained` takes either; a revision applies to Hub repos only).
@@ -62,19 +70,20 @@ def load_set(source: str | None = None, revision: str | None = None,
         folder = weights_folder(source, revision)
         models = load_pretrained(folder, errors=missing, networks=networks)
         judge, not_judged = models.judge, models.unjudged or None
-    except WeightsError as e:   # the whole source is missing, or the Hub repo can't be resolved
+    except WeightsError as e:  # the whole source is missing, or the Hub repo can't be resolved
         models, missing = {}, {name: str(e) for name in VARIANTS}
         judge, not_judged = None, str(e)
-    for name in models:   # read and checked once already, as the variant loaded
+    for name in models:  # read and checked once already, as the variant loaded
         try:
             configs[name] = read_config(folder / NETWORKS[networks] / name / CONFIG_NAME)
-        except WeightsError as e:   # changed on disk since: the About panel says it is unknown
+        except WeightsError as e:  # changed on disk since: the About panel says it is unknown
             log.warning("digitpair: %s", e)
     for name, why in missing.items():
         log.warning("digitpair: variant %s not loaded (%s networks): %s", name, networks, why)
     if judge is None and models:
-        log.warning("digitpair: drawings are not judged for the %s networks: %s", networks,
-                    not_judged)
+        log.warning(
+            "digitpair: drawings are not judged for the %s networks: %s", networks, not_judged
+        )
     return NetworkSet(dict(models), missing, source, networks, judge, not_judged, configs)
 
 
@@ -87,6 +96,8 @@ def load_sets(source: str | None = None, revision: str | None = None) -> dict[st
 def choose(sets: dict[str, NetworkSet], networks) -> NetworkSet:
     """The set `networks` names; anything else is a `ChoiceError` listing the choices."""
     if not (isinstance(networks, str) and networks in sets):
-        raise ChoiceError(f"networks={networks!r} is not a set of networks here; choose one of "
-                          + ", ".join(f"{key!r} ({CHOICES[key]})" for key in sets))
+        raise ChoiceError(
+            f"networks={networks!r} is not a set of networks here; choose one of "
+            + ", ".join(f"{key!r} ({CHOICES[key]})" for key in sets)
+        )
     return sets[networks]

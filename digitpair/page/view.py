@@ -18,23 +18,25 @@ from ..guard import Drawing, Judgement
 from .compare import BOXES, Answer, Comparison
 
 HERE = Path(__file__).parent
-PAGE_CSS = (HERE / "page.css").read_text()     # the page: its pads, footer and About panel
-CARDS_CSS = (HERE / "cards.css").read_text()   # the cards, handed to their HTML component
+PAGE_CSS = (HERE / "page.css").read_text()  # the page: its pads, footer and About panel
+CARDS_CSS = (HERE / "cards.css").read_text()  # the cards, handed to their HTML component
 LEQ, GT = "first ≤ second", "first > second"
 # What each card leads with: how the variant works, in plain words (its code name is in the
 # folded "how it works" line).
-PLAIN_NAMES = {"simple_cnn": "Reads each digit, compares in code",
-               "shared": "One reader for both, taught only ≤",
-               "shared_aux": "One reader for both + digit labels",
-               "unshared": "A reader per digit, taught only ≤",
-               "unshared_aux": "A reader per digit + digit labels"}
+PLAIN_NAMES = {
+    "simple_cnn": "Reads each digit, compares in code",
+    "shared": "One reader for both, taught only ≤",
+    "shared_aux": "One reader for both + digit labels",
+    "unshared": "A reader per digit, taught only ≤",
+    "unshared_aux": "A reader per digit + digit labels",
+}
 
 
 @dataclass(frozen=True)
 class PageView:
     headline: str
-    cards: str                                                # HTML: one card per network
-    previews: tuple[np.ndarray | None, np.ndarray | None]    # the 14x14 digits the networks see
+    cards: str  # HTML: one card per network
+    previews: tuple[np.ndarray | None, np.ndarray | None]  # the 14x14 digits the networks see
 
 
 def page_view(comparison: Comparison) -> PageView:
@@ -56,20 +58,31 @@ def page_view(comparison: Comparison) -> PageView:
     if c.problems:
         blank = [box for box, e in c.problems.items() if isinstance(e, BlankDrawing)]
         if len(blank) == len(c.problems):
-            text = ("Draw a digit in both boxes." if len(blank) == 2
-                    else f"Now draw a digit in the {blank[0]} box.")
+            text = (
+                "Draw a digit in both boxes."
+                if len(blank) == 2
+                else f"Now draw a digit in the {blank[0]} box."
+            )
         else:
-            text = "; ".join(f"{box} image: {e}" for box, e in c.problems.items()
-                             if not isinstance(e, BlankDrawing))
+            text = "; ".join(
+                f"{box} image: {e}"
+                for box, e in c.problems.items()
+                if not isinstance(e, BlankDrawing)
+            )
         return PageView(text, "".join(failed[name] for name in card_order(failed)), previews)
     truth = c.example.digits if c.example else None
     drawings = {} if c.example else c.drawings
     not_judged = None if c.example else c.not_judged
-    cards = {**failed, **{name: card(name, answer, truth, drawings)
-                          for name, answer in c.answers.items()}}
+    cards = {
+        **failed,
+        **{name: card(name, answer, truth, drawings) for name, answer in c.answers.items()},
+    }
     verdicts = {name: answer.first_is_leq for name, answer in c.answers.items()}
-    return PageView(headline(verdicts, truth, drawings, not_judged),
-                    "".join(cards[name] for name in card_order(cards)), previews)
+    return PageView(
+        headline(verdicts, truth, drawings, not_judged),
+        "".join(cards[name] for name in card_order(cards)),
+        previews,
+    )
 
 
 def order_name(leq: bool) -> str:
@@ -89,8 +102,12 @@ def doubt_line(drawings: dict[str, Drawing]) -> str:
     return "; ".join(parts)
 
 
-def headline(verdicts: dict[str, bool], truth: tuple[int, int] | None,
-             drawings: dict[str, Drawing] | None = None, not_judged: str | None = None) -> str:
+def headline(
+    verdicts: dict[str, bool],
+    truth: tuple[int, int] | None,
+    drawings: dict[str, Drawing] | None = None,
+    not_judged: str | None = None,
+) -> str:
     """One line over all models: how many say which; with an example, the truth and how many got
     it; first, what the guard doubts about the drawings; last, where they are not judged
     (`not_judged`: why), that they are not."""
@@ -100,16 +117,20 @@ def headline(verdicts: dict[str, bool], truth: tuple[int, int] | None,
         a, b = truth
         right = sum(v == (a <= b) for v in verdicts.values())
         says = "says" if right == 1 else "say"
-        line = (f"Example {a} and {b}: the answer is **{order_name(a <= b)}** "
-                f"({a} {'≤' if a <= b else '>'} {b}); "
-                + (f"all {n} {models} say so." if right == n
-                   else f"{right} of {n} {models} {says} so."))
+        line = (
+            f"Example {a} and {b}: the answer is **{order_name(a <= b)}** "
+            f"({a} {'≤' if a <= b else '>'} {b}); "
+            + (f"all {n} {models} say so." if right == n else f"{right} of {n} {models} {says} so.")
+        )
     elif leq in (0, n):
-        line = (f"**{order_name(bool(leq))}**: "
-                + (f"all {n} models agree." if n > 1 else "the model says so."))
+        line = f"**{order_name(bool(leq))}**: " + (
+            f"all {n} models agree." if n > 1 else "the model says so."
+        )
     else:
+
         def says(k):
             return f"{k} says" if k == 1 else f"{k} say"
+
         line = f"**Split**: {says(leq)} {LEQ}, {says(n - leq)} {GT}."
     if not_judged:
         line += f" *Drawings are not judged: {not_judged}.*"
@@ -131,20 +152,33 @@ def joint_svg(probs: torch.Tensor, cell: int = 14) -> str:
     joint = (probs[0][:, None] * probs[1][None, :]).tolist()
     pad, size = 16, 10 * cell
     side = pad + size + 1
-    parts = [f'<svg class="joint" viewBox="0 0 {side} {side}" width="{side}" height="{side}" '
-             'role="img"><title>P(first = row, second = column)</title>']
-    parts += [f'<text x="{pad + j * cell + cell / 2}" y="12" class="axis">{j}</text>'
-              for j in range(10)]
-    parts += [f'<text x="8" y="{pad + i * cell + cell * 0.8}" class="axis">{i}</text>'
-              for i in range(10)]
-    parts += [f'<rect x="{pad + j * cell}" y="{pad + i * cell}" width="{cell}" height="{cell}" '
-              f'class="{"leq" if i <= j else "gt"}" fill-opacity="{p ** 0.5:.3f}"/>'
-              for i, row in enumerate(joint) for j, p in enumerate(row) if p >= 1e-4]
+    parts = [
+        f'<svg class="joint" viewBox="0 0 {side} {side}" width="{side}" height="{side}" '
+        'role="img"><title>P(first = row, second = column)</title>'
+    ]
+    parts += [
+        f'<text x="{pad + j * cell + cell / 2}" y="12" class="axis">{j}</text>' for j in range(10)
+    ]
+    parts += [
+        f'<text x="8" y="{pad + i * cell + cell * 0.8}" class="axis">{i}</text>' for i in range(10)
+    ]
+    parts += [
+        f'<rect x="{pad + j * cell}" y="{pad + i * cell}" width="{cell}" height="{cell}" '
+        f'class="{"leq" if i <= j else "gt"}" fill-opacity="{p**0.5:.3f}"/>'
+        for i, row in enumerate(joint)
+        for j, p in enumerate(row)
+        if p >= 1e-4
+    ]
     # The staircase under the diagonal: the edge of the i <= j triangle.
-    steps = " ".join(f"{pad + i * cell},{pad + (i + 1) * cell} "
-                     f"{pad + (i + 1) * cell},{pad + (i + 1) * cell}" for i in range(10))
-    parts += [f'<rect x="{pad}" y="{pad}" width="{size}" height="{size}" class="frame"/>',
-              f'<polyline points="{pad},{pad} {steps}" class="edge"/>', "</svg>"]
+    steps = " ".join(
+        f"{pad + i * cell},{pad + (i + 1) * cell} {pad + (i + 1) * cell},{pad + (i + 1) * cell}"
+        for i in range(10)
+    )
+    parts += [
+        f'<rect x="{pad}" y="{pad}" width="{size}" height="{size}" class="frame"/>',
+        f'<polyline points="{pad},{pad} {steps}" class="edge"/>',
+        "</svg>",
+    ]
     return "".join(parts)
 
 
@@ -155,8 +189,10 @@ def head_line(name: str, head: str, members: int = 1) -> str:
     if not VARIANTS[name].pair_loss:
         how = "no pair head: its two digit readings are compared in code (the order rule)"
     elif head == "fc":
-        how = ("FC head: one fully connected layer, Linear(20, 2), on its two 10-way outputs; "
-               "its verdict comes from that layer, so it can disagree with its own digit reading")
+        how = (
+            "FC head: one fully connected layer, Linear(20, 2), on its two 10-way outputs; "
+            "its verdict comes from that layer, so it can disagree with its own digit reading"
+        )
     else:
         how = "order head: P = sum over i ≤ j of p_first(i) p_second(j)"
     return f"{name}: {ensemble}; {how}"
@@ -179,8 +215,12 @@ def reading_line(probs: torch.Tensor, drawings: dict[str, Drawing]) -> str:
     return "reads " + ", ".join(parts)
 
 
-def card(name: str, answer: Answer, truth: tuple[int, int] | None,
-         drawings: dict[str, Drawing] | None = None) -> str:
+def card(
+    name: str,
+    answer: Answer,
+    truth: tuple[int, int] | None,
+    drawings: dict[str, Drawing] | None = None,
+) -> str:
     """One network's card: its plain name, verdict (right/wrong with an example), P(first <=
     second), its digit reading with the guard's doubts (or, without digit outputs, those doubts
     alone), the picture of the two readings with its key, and a detail line (code name, networks,
@@ -190,24 +230,36 @@ def card(name: str, answer: Answer, truth: tuple[int, int] | None,
     mark = ""
     if truth is not None:
         right = leq == (truth[0] <= truth[1])
-        mark = (f' <span class="mark {"right" if right else "wrong"}">'
-                f'{"✓ right" if right else "✗ wrong"}</span>')
-    lines = [f'<div class="card" id="card-{html.escape(name)}">',
-             f'<div class="name">{html.escape(PLAIN_NAMES.get(name, name))}</div>',
-             f'<div class="verdict">{order_name(leq)}{mark}</div>',
-             f'<div class="prob">P(first ≤ second) = {p:.2f}'
-             f'<div class="bar"><div style="width:{100 * p:.0f}%"></div></div></div>']
+        mark = (
+            f' <span class="mark {"right" if right else "wrong"}">'
+            f"{'✓ right' if right else '✗ wrong'}</span>"
+        )
+    lines = [
+        f'<div class="card" id="card-{html.escape(name)}">',
+        f'<div class="name">{html.escape(PLAIN_NAMES.get(name, name))}</div>',
+        f'<div class="verdict">{order_name(leq)}{mark}</div>',
+        f'<div class="prob">P(first ≤ second) = {p:.2f}'
+        f'<div class="bar"><div style="width:{100 * p:.0f}%"></div></div></div>',
+    ]
     if answer.digit_probs is None:
         said = doubt_line(drawings)
-        lines.append('<div class="reading">never told what a digit is: no digit reading'
-                     + (f'; the guard says {html.escape(said)}' if said else "") + "</div>")
+        lines.append(
+            '<div class="reading">never told what a digit is: no digit reading'
+            + (f"; the guard says {html.escape(said)}" if said else "")
+            + "</div>"
+        )
     else:
         probs = answer.digit_probs
         mass = float((probs[0][:, None] * probs[1][None, :]).triu().sum())
-        key = ('rows: first digit, columns: second; <span class="key leq">blue</span>: first ≤ '
-               f'second (in all {mass:.2f}), <span class="key gt">orange</span>: first > second')
-        lines += [f'<div class="reading">{reading_line(probs, drawings)}</div>', joint_svg(probs),
-                  f'<div class="caption">{key}</div>']
+        key = (
+            'rows: first digit, columns: second; <span class="key leq">blue</span>: first ≤ '
+            f'second (in all {mass:.2f}), <span class="key gt">orange</span>: first > second'
+        )
+        lines += [
+            f'<div class="reading">{reading_line(probs, drawings)}</div>',
+            joint_svg(probs),
+            f'<div class="caption">{key}</div>',
+        ]
     # Folded, so the cards of both sets are the same height whatever their heads' explanations.
     detail = html.escape(head_line(name, answer.head, answer.members))
     lines.append(f'<details class="head"><summary>how it works</summary>{detail}</details>')
@@ -215,10 +267,12 @@ def card(name: str, answer: Answer, truth: tuple[int, int] | None,
 
 
 def failed_card(name: str, message: str) -> str:
-    return (f'<div class="card failed" id="card-{html.escape(name)}">'
-            f'<div class="name">{html.escape(PLAIN_NAMES.get(name, name))}</div>'
-            f'<div class="reading">{html.escape(name)} not loaded: {html.escape(message)}</div>'
-            '</div>')
+    return (
+        f'<div class="card failed" id="card-{html.escape(name)}">'
+        f'<div class="name">{html.escape(PLAIN_NAMES.get(name, name))}</div>'
+        f'<div class="reading">{html.escape(name)} not loaded: {html.escape(message)}</div>'
+        "</div>"
+    )
 
 
 def card_order(names) -> list[str]:
