@@ -1,16 +1,15 @@
 """The app's two speed targets, measured: one request <= 30 ms, ready to serve <= 10 s after start.
 
 One request = what the `/compare` handler (`app.compare`) does once Gradio has the two uploaded
-files: decode both drawings (280x280 PNGs, the canvas's size), preprocess them, run all five
-models and the guard's judgement of both drawings (digitpair/guard/__init__.py); in process, with
-the app's
+files: decode both drawings (280x280 PNGs, the canvas's size), preprocess them, run all five models
+and the guard's judgement of both drawings (digitpair/guard/__init__.py); in process, with the app's
 own settings, median over --requests. One page request = what a drawing on the page runs
 (`app.show`: the same, plus the cards, their 10x10 pictures, the example check and the two 14x14
-views; its drawings are two examples' digits from different pairs, so no example is recognised
-and both are judged). Both are timed for each set of networks the app serves (ours, the report's).
-The same request through HTTP (gradio_client: uploads, queue and event
-stream included, our networks) is printed too. Start-up (both sets loaded) = from launching
-`python app.py` to its first HTTP 200, median over --starts.
+views; its drawings are two examples' digits from different pairs, so no example is recognised and
+both are judged). Both are timed for each set of networks the app serves (ours, the report's). The
+same request through HTTP (gradio_client: uploads, queue and event stream included, our networks) is
+printed too. Start-up (both sets loaded) = from launching `python app.py` to its first HTTP 200,
+median over --starts.
 
     python benchmarks/bench_app.py
 """

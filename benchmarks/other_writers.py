@@ -1,14 +1,13 @@
 """Real drawings are not MNIST: the app's whole path on handwriting by writers no run trained on.
 
 Three validation sets (`digitpair/core/writers.py`, used for choices only, never trained on): the
-USPS
-train split (7291 digits), scikit-learn's UCI digits (1797 digits, 13 writers) and the pen-drawn
-digits (8,685 digits by the writers of 12 labs, `digitpair/core/pen.py`), the last drawn with the
-page's pen (24 px) and again with a thinner and a thicker one (12 and 36 px). Each digit goes
-through `digitpair.core.drawing.preprocess` exactly as the app calls it, and is read by the exported
-networks as the app loads them (`load_pretrained`), every exported set (ours in `weights/`, the
-2020 report's head in `weights/fc/`). Per variant: digit accuracy, pair accuracy on random pairs,
-each digit's accuracy, each lab's (pen) and the most frequent confusions (protocol in
+USPS train split (7291 digits), scikit-learn's UCI digits (1797 digits, 13 writers) and the
+pen-drawn digits (8,685 digits by the writers of 12 labs, `digitpair/core/pen.py`), the last drawn
+with the page's pen (24 px) and again with a thinner and a thicker one (12 and 36 px). Each digit
+goes through `digitpair.core.drawing.preprocess` exactly as the app calls it, and is read by the
+exported networks as the app loads them (`load_pretrained`), every exported set (ours in `weights/`,
+the 2020 report's head in `weights/fc/`). Per variant: digit accuracy, pair accuracy on random
+pairs, each digit's accuracy, each lab's (pen) and the most frequent confusions (protocol in
 `digitpair/core/writers.py`).
 
 The tables go to stdout and, with each exported run's MNIST test accuracy and provenance, to

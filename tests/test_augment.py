@@ -122,8 +122,7 @@ def test_elastic_keeps_labels_and_digits_apart():
 
 def test_affine_with_shear_is_torchvision_affine():
     """Rotation, scale and shear (no stretch, no shift): torchvision's affine, with its angle and
-    shear
-    measured the other way round."""
+    shear measured the other way round."""
     import math
 
     from torchvision.transforms import InterpolationMode
@@ -182,8 +181,7 @@ def test_stretch_changes_the_width_to_height_ratio():
 
 def test_pen_width_is_grey_dilation_and_erosion():
     """Each digit blended by its drawn fraction toward scipy's 3x3 grey dilation (a thicker pen) or,
-    by
-    half as much, its erosion (a thinner one) over the pixels inside the image."""
+    by half as much, its erosion (a thinner one) over the pixels inside the image."""
     from scipy import ndimage
 
     from digitpair.core.augment import pen_width
@@ -222,8 +220,7 @@ def test_pen_width_is_grey_dilation_and_erosion():
 def test_style_augmentations_keep_labels_and_digits_apart(kind):
     """Per digit, no mirroring: each output channel depends on its own input channel only, a bar on
     the left stays in the left half and one at the top in the top half, classes untouched without
-    swap,
-    targets recomputed from the classes with it; finite, within 0-255."""
+    swap, targets recomputed from the classes with it; finite, within 0-255."""
     n = 300
     x = torch.zeros(n, 2, 14, 14)
     x[:, 0, 3:11, 2:5] = 255

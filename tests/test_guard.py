@@ -1,7 +1,6 @@
-"""digitpair/guard/__init__.py and its fitting (guard_fit.py): the limits land where the data says,
-the fit
-is reproducible to the byte, and a guard loads only whole and only for the networks it was fitted
-for."""
+"""digitpair/guard/__init__.py and its fitting (digitpair/guard/fit.py): the limits land where the
+data says, the fit is reproducible to the byte, and a guard loads only whole and only for the
+networks it was fitted for."""
 
 import hashlib
 import json

@@ -628,9 +628,8 @@ def test_a_summary_says_unknown_for_what_it_does_not_record(tmp_path):
 
 def test_readme_results_blocks_match_their_sources():
     """The generated tables (the README's short results table, the study index's full one, and
-    docs/other-writers.md's table) are what `python train/readme_tables.py` writes from the
-    reports' summaries and benchmarks/other_writers.json, each in the file that holds its
-    markers."""
+    docs/other-writers.md's table) are what `python train/readme_tables.py` writes from the reports'
+    summaries and benchmarks/other_writers.json, each in the file that holds its markers."""
     sys.path.insert(0, "train")
     from readme_tables import BEGIN, OTHER_BEGIN, SHORT_BEGIN, blocks
 

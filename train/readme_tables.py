@@ -99,9 +99,8 @@ OTHER_BEGIN, OTHER_END = (
 def readme_other_writers(path: Path = OTHER_WRITERS) -> str:
     """The README's table of the exported networks on other writers' digits (validation, used for
     choices), from benchmarks/other_writers.py's output, beside each exported run's MNIST test
-    pairs:
-    digits / pairs (%) of each set at the page's pen, the pen digits' worst digit, and their digits
-    drawn with a thinner and a thicker pen."""
+    pairs: digits / pairs (%) of each set at the page's pen, the pen digits' worst digit, and their
+    digits drawn with a thinner and a thicker pen."""
     report = json.loads(path.read_text())
     labels = {"ours": "ours", "report": "the report's head"}
     main_sets = [name for name in report["sets"] if not name.startswith("pen") or name == "pen"]

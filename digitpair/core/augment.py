@@ -365,9 +365,8 @@ def augment(
     swap: bool,
     labelled: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Apply augmentation `kind` to a training batch; returns (input, target, classes).
-    `labelled`: the network trains on digit labels, so class-dependent variants (conventions) may be
-    drawn."""
+    """Apply augmentation `kind` to a training batch; returns (input, target, classes). `labelled`:
+    the network trains on digit labels, so class-dependent variants (conventions) may be drawn."""
     if kind == "none":
         return x, target, classes
     if kind == "seed":

@@ -215,8 +215,7 @@ class Metrics:
 
     def to_dict(self) -> dict:
         """As recorded: an optional metric that was not read is left out, not written as null, so
-        the
-        records of runs that never read it stay as they were written."""
+        the records of runs that never read it stay as they were written."""
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)

@@ -1,12 +1,11 @@
 """Writing conventions drawn onto training digits: label-safe variants MNIST's writers rarely wrote.
 
-MNIST's writers were American Census employees and students (LeCun et al., 1998). Elsewhere
-people learn other conventions, and the pen digits (`digitpair/core/pen.py`, validation) show them:
-a
-1 with a long flag (and sometimes a foot), a 7 with a bar across its stem, a slashed 0, a 9 whose
-stem hooks left at the bottom. A network that saw none of them reads a flagged 1 as a 7, a
-slashed 0 as an 8, a hooked 9 as a 3. Each convention is drawn onto a digit of its class, so the
-label holds by construction:
+MNIST's writers were American Census employees and students (LeCun et al., 1998). Elsewhere people
+learn other conventions, and the pen digits (`digitpair/core/pen.py`, validation) show them: a 1
+with a long flag (and sometimes a foot), a 7 with a bar across its stem, a slashed 0, a 9 whose stem
+hooks left at the bottom. A network that saw none of them reads a flagged 1 as a 7, a slashed 0 as
+an 8, a hooked 9 as a 3. Each convention is drawn onto a digit of its class, so the label holds by
+construction:
 
 - `flag`: from the 1's top, a stroke down and to the left, 30-70 degrees off the stem, 30-70 % of
   the digit's height, straight or slightly curved;
@@ -113,9 +112,9 @@ def bezier(start: torch.Tensor, control: torch.Tensor, end: torch.Tensor) -> tor
 def stroke(
     x: torch.Tensor, points: torch.Tensor, width: torch.Tensor, level: torch.Tensor
 ) -> torch.Tensor:
-    """Digits x (M, H, W) with a polyline `points` (M, K, 2) drawn over them: round pen `width`
-    (M,) px, ink `level` (M,); a pixel is inked by how much of it the pen covers (its centre's
-    distance to the line, +-0.5 px), and keeps the darker of its own ink and the stroke's."""
+    """Digits x (M, H, W) with a polyline `points` (M, K, 2) drawn over them: round pen `width` (M,)
+    px, ink `level` (M,); a pixel is inked by how much of it the pen covers (its centre's distance
+    to the line, +-0.5 px), and keeps the darker of its own ink and the stroke's."""
     m, h, w = x.shape
     ys, xs = torch.meshgrid(
         torch.arange(h, dtype=x.dtype), torch.arange(w, dtype=x.dtype), indexing="ij"

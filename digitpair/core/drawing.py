@@ -9,12 +9,10 @@ white digit on black, exactly like `mnist_to_pairs`' inputs.
 A step MNIST did not need, measured and left off: the pen. Boxing a digit to 20 px scales its
 strokes with it, so a small digit drawn with a broad pen arrives with strokes thicker than most
 MNIST writers' (the UCI digits' median width is 3.1 px in the 28x28 field, MNIST's 1.95, USPS's
-2.25). `even_pen` brings a drawing's stroke width into a band of MNIST's widths by a fractional
-grey erosion or dilation. It lifts networks trained with the `safe` augmentation on UCI digits by
-1-3 points, and costs networks trained with pen-width augmentation (`style`, as the served ones)
-0.7-3.3 points
-(benchmarks/pen_screen.py, validation): they read a drawing best with its own pen.
-"""
+2.25). `even_pen` brings a drawing's stroke width into a band of MNIST's widths by a fractional grey
+erosion or dilation. It lifts networks trained with the `safe` augmentation on UCI digits by 1-3
+points, and costs networks trained with pen-width augmentation (`style`, as the served ones) 0.7-3.3
+points (benchmarks/pen_screen.py, validation): they read a drawing best with its own pen."""
 
 from __future__ import annotations
 
@@ -132,10 +130,8 @@ def ink(image: PIL.Image.Image) -> np.ndarray:
 def preprocess(value, pen: tuple[float, float] | None = None) -> torch.Tensor:
     """Any drawing `load_image` accepts -> (14, 14) float32, raw 0-255, white digit on black.
 
-    Raises `DrawingError` for a blank image, a dot, a non-image or an oversized image.
-    `pen`: a band of stroke widths to bring the drawing's pen into (`even_pen`); None (the app's)
-    leaves it.
-    """
+    Raises `DrawingError` for a blank image, a dot, a non-image or an oversized image. `pen`: a band
+    of stroke widths to bring the drawing's pen into (`even_pen`); None (the app's) leaves it."""
     field = mnist_field(value)
     if pen is not None:
         field = even_pen(field, *pen)
@@ -148,8 +144,8 @@ def pool(field: np.ndarray) -> torch.Tensor:
 
 
 def stroke_width(field: np.ndarray) -> float:
-    """Mean stroke width in pixels of a digit image: 2 x area / perimeter of its ink (above half
-    its peak), exact for a long stroke of constant width (area = length x width, perimeter ~ 2 x
+    """Mean stroke width in pixels of a digit image: 2 x area / perimeter of its ink (above half its
+    peak), exact for a long stroke of constant width (area = length x width, perimeter ~ 2 x
     length)."""
     inked = np.pad(field > field.max() / 2, 1)
     perimeter = (inked[1:] != inked[:-1]).sum() + (inked[:, 1:] != inked[:, :-1]).sum()

@@ -4,9 +4,8 @@ study files (TOML), summary.csv cells and `--set KEY=VALUE` (text), and `RunConf
 A value fits a field when it has the type the dataclass declares: `true` is never a number (to
 Python it is an int), an integer is a number, a union takes any of its members, a Literal its
 values, a list checks each item, a nested dataclass is read from a table. A value that does not fit
-is a `ValueError`
-in one wording: "epochs = 'ten': a whole number expected", its place named as the caller gives it.
-"""
+is a `ValueError` in one wording: "epochs = 'ten': a whole number expected", its place named as the
+caller gives it."""
 
 from __future__ import annotations
 
@@ -96,8 +95,8 @@ def from_text(text: str, hint, name: str):
 
 def from_mapping(cls, mapping: dict, where: str = "", absent: tuple = (None,)):
     """A dataclass `cls` from a table, every field checked (`check`): a field may be absent only
-    where its default is one of `absent` (what the data says "not recorded" with); a key that is
-    no field is not read. The class's own checks (RunConfig's ranges and choices) run as it is
+    where its default is one of `absent` (what the data says "not recorded" with); a key that is no
+    field is not read. The class's own checks (RunConfig's ranges and choices) run as it is
     built."""
     hints = typing.get_type_hints(cls)
     values = {}

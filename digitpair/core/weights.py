@@ -399,8 +399,7 @@ def load_networks(
     root: Path, networks: str = "ours", errors: dict | None = None
 ) -> dict[str, PairNet]:
     """{variant name: model} in registry order, from the `networks` set of the weights folder
-    `root`:
-    "ours" (the order head) or "report" (the 2020 report's FC head, the `fc/` subfolder).
+    `root`: "ours" (the order head) or "report" (the 2020 report's FC head, the `fc/` subfolder).
 
     With `errors` (a dict), a variant that fails to load is recorded there as {name: message}
     and the others are still returned; without it the first failure raises `WeightsError`.

@@ -1,9 +1,8 @@
 """Drawings that are not digits, made as a visitor makes them: strokes of the page's pen.
 
 The guard (digitpair/guard/__init__.py) learns "not a digit" from pen-drawn letters and symbols and
-from
-these: each kind a seeded generator of strokes in paper pixels (280x280, y down), drawn with the
-pad's round brush by `pen.draw`, so they reach `drawing.preprocess` as a person's drawing does.
+from these: each kind a seeded generator of strokes in paper pixels (280x280, y down), drawn with
+the pad's round brush by `pen.draw`, so they reach `drawing.preprocess` as a person's drawing does.
 Shapes are written in the unit square and drawn at a random size, place, turn, slant and aspect,
 each point a little off, half of them smoothed, as a hand draws (`hand`).
 
@@ -450,7 +449,7 @@ GROUPS = {
 def draw(
     kind: str, rng: np.random.Generator, brush: float, digit: Strokes | None = None
 ) -> np.ndarray:
-    """One drawing of `kind` (280x280 uint8, black on white) with a `brush` px wide; a CROSSED
-    kind strikes out `digit`'s strokes (a pen digit's, in its own units)."""
+    """One drawing of `kind` (280x280 uint8, black on white) with a `brush` px wide; a CROSSED kind
+    strikes out `digit`'s strokes (a pen digit's, in its own units)."""
     marks = CROSSED[kind](rng, digit) if kind in CROSSED else KINDS[kind](rng)
     return pen.draw(marks, brush)

@@ -643,7 +643,7 @@ def fit_guard_command(
     ),
     data_dir: Optional[Path] = DataDirOption,
     epochs: Optional[int] = typer.Option(
-        None, min=1, show_default="guard_fit.EPOCHS", help="Epochs of the guard's network."
+        None, min=1, show_default="guard.fit.EPOCHS", help="Epochs of the guard's network."
     ),
     seed: int = typer.Option(0, help="The seed of its initialisation and its training's draws."),
 ):

@@ -175,8 +175,7 @@ def writing(folder: Path, what: str = "", partial: Path | None = None):
 
 def write(out: Path, spec: RunSpec, result: RunResult, prov: Provenance) -> Path:
     """Write a finished run into `out/<name>/`: a partial folder renamed into place (atomic on
-    POSIX).
-    A failed write raises `WriteError` and leaves no partial folder."""
+    POSIX). A failed write raises `WriteError` and leaves no partial folder."""
     final_dir = out / spec.name
     tmp = out / f"{spec.name}{PARTIAL}{os.getpid()}"
     with writing(out, f"run {spec.name}", partial=tmp):

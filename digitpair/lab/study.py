@@ -508,13 +508,12 @@ def run_study(
     uncommitted: dict | None = None,
 ) -> dict:
     """Train every unfinished run of `specs` with `executor` (see digitpair/lab/executors.py;
-    default:
-    one after the other in this process, on real MNIST) and write each run's record here, in the
-    driver, as its result comes back, naming this invocation, which is on record (invocations.jsonl)
-    before anything trains and again when it ends. Returns {"completed", "failed" (names),
-    "skipped", "wall_seconds"}. A write that fails is a `records.WriteError`. `uncommitted`: the
-    changes git does not hold that the code trains with (`provenance.uncommitted`), recorded in the
-    invocation's start line where given.
+    default: one after the other in this process, on real MNIST) and write each run's record here,
+    in the driver, as its result comes back, naming this invocation, which is on record
+    (invocations.jsonl) before anything trains and again when it ends. Returns {"completed",
+    "failed" (names), "skipped", "wall_seconds"}. A write that fails is a `records.WriteError`.
+    `uncommitted`: the changes git does not hold that the code trains with
+    (`provenance.uncommitted`), recorded in the invocation's start line where given.
 
     Only scheduling and records: what to show is the caller's, through `callbacks`. One
     invocation at a time per folder (`records.lock`)."""

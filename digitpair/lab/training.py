@@ -7,13 +7,11 @@ carved from the training pairs), then evaluate that checkpoint on the test pairs
 `selection="last"` reproduces the 2020 report, which trained on all 1000 pairs and reported
 the last epoch.
 
-Levers beyond the report's recipe, each off by default, so a config that names none trains the
-plain recipe (and the records of the runs without a lever read the same): label smoothing of the
-cross-entropies, an exponential moving average of
-the weights (evaluated, selected and kept instead of the raw weights), a validation fold (which
-slice of the training pairs is held out, for k-fold selection), and ensembles of `members`
-networks trained on the same pairs.
-"""
+Levers beyond the report's recipe, each off by default, so a config that names none trains the plain
+recipe (and the records of the runs without a lever read the same): label smoothing of the
+cross-entropies, an exponential moving average of the weights (evaluated, selected and kept instead
+of the raw weights), a validation fold (which slice of the training pairs is held out, for k-fold
+selection), and ensembles of `members` networks trained on the same pairs."""
 
 from __future__ import annotations
 
@@ -266,8 +264,8 @@ def train_ensemble(
 ) -> RunResult:
     """`cfg.members` networks on the same round's pairs, member i initialised (and its batches
     drawn) with init_seed + i, so member 0 is the single model of this config; each member selects
-    its epoch on validation as a single run would. The ensemble averages their digit
-    distributions (models.Ensemble) and is evaluated as one model: the test pairs once, by it."""
+    its epoch on validation as a single run would. The ensemble averages their digit distributions
+    (models.Ensemble) and is evaluated as one model: the test pairs once, by it."""
     t0 = time.perf_counter()
     device = device or pick_device()
     members = []
