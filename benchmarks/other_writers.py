@@ -113,7 +113,7 @@ def main() -> None:
                 "run": config.run,
                 "export_commit": config.commit,
                 **{
-                    w.name: dataclasses.asdict(writers.read(model, w, args.rounds, args.seed))
+                    w.name: dataclasses.asdict(writers.score(model, w, args.rounds, args.seed))
                     for w in sets
                 },
             }

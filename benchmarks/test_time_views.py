@@ -151,7 +151,7 @@ def main() -> None:
                     )
                 }
                 for w in sets
-                for r in [writers.read(Transformed(models[name], transform), w, args.rounds)]
+                for r in [writers.score(Transformed(models[name], transform), w, args.rounds)]
             }
             result["levers"].setdefault(name, {})[lever] = row
             print(name, lever, json.dumps(row), flush=True)

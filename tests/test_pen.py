@@ -135,6 +135,6 @@ def test_a_refused_drawing_counts_as_misread():
             probs[..., 1] = 1
             return Prediction(p_leq=torch.ones(len(x)), digit_probs=probs)
 
-    reading = writers.read(Ones(), w, rounds=1)
+    reading = writers.score(Ones(), w, rounds=1)
     assert reading.digit_acc == 50.0 and reading.per_group == {"a": 100.0, "b": 0.0}
     assert reading.per_digit[1] == 50.0

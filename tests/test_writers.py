@@ -84,13 +84,13 @@ def test_read_counts_digits_pairs_and_confusions():
     labels = torch.arange(20) % 10
     w = writers.Writers("test", "twenty shapes", images, labels)
     model = Oracle(w.inputs, labels, {3: 8})
-    got = writers.read(model, w, rounds=4, seed=0)
+    got = writers.score(model, w, rounds=4, seed=0)
     assert got.digit_acc == pytest.approx(100 * 38 / 40)
     assert got.per_digit[3] == pytest.approx(50.0) and all(
         got.per_digit[d] == 100 for d in range(10) if d != 3
     )
     assert got.confusions == ((3, 8, 2),)
-    perfect = writers.read(Oracle(w.inputs, labels, {}), w, rounds=4, seed=0)
+    perfect = writers.score(Oracle(w.inputs, labels, {}), w, rounds=4, seed=0)
     assert perfect.pair_acc == 100.0 and perfect.digit_acc == 100.0
 
 

@@ -258,7 +258,7 @@ def check_state(state: dict[str, torch.Tensor], model: PairNet, path: Path, what
         )
 
 
-def load_variant(folder: str | os.PathLike) -> PairNet:
+def load_variant(folder: str | os.PathLike) -> PairNet | Ensemble:
     """Rebuild one variant from its folder, every part checked (`read_config`, `check_state`, the
     weights' SHA-256 where config.json records one); every failure is a `WeightsError` naming the
     file."""
@@ -286,7 +286,7 @@ def load_weights(
     config_path: Path | str = "its record",
     parameters: int | None = None,
     sha256: str | None = None,
-) -> PairNet:
+) -> PairNet | Ensemble:
     """Build variant `name` (`encoder`, `head`, `members` networks) and load `weights_path` into it,
     every tensor checked (`check_state`); `config_path` names where the architecture came from, in
     messages, `parameters` is the count it states, if any, and `sha256` the file's recorded hash.

@@ -199,7 +199,7 @@ class Reading:
     )
 
 
-def read(model, writers: Writers, rounds: int = 10, seed: int = 0, top: int = 5) -> Reading:
+def score(model, writers: Writers, rounds: int = 10, seed: int = 0, top: int = 5) -> Reading:
     """`model` (anything with `predict`) on `writers`, by the protocol in this module's
     docstring."""
     x, labels, refused = writers.inputs, writers.labels, writers.refused
@@ -259,7 +259,7 @@ def read_other_writers(model) -> dict[str, float | None]:
     """{usps_digit_acc, usps_pair_acc, uci_digit_acc, uci_pair_acc} of `model`, as run records hold
     them (training.Metrics); a set that cannot be loaded gives None, as for a model without
     digits."""
-    readings = {w.name: read(model, w) for w in validation_sets()}
+    readings = {w.name: score(model, w) for w in validation_sets()}
     found = {
         f"{name}_{what}": (getattr(readings[name], what) if name in readings else None)
         for name in LOADERS
