@@ -81,6 +81,30 @@ def judged(x, readers, limits):
     return guard.Judge(g, limits)(x, readers)
 
 
+def own_entropy(net: guard.GuardNet, x: torch.Tensor) -> torch.Tensor:
+    """The entropy (nats) of the guard's own digit distribution, the background left out."""
+    p = net.probabilities(x)[:, : guard.OTHER]
+    p = p / p.sum(1, keepdim=True)
+    return -(p * p.clamp_min(1e-12).log()).sum(1)
+
+
+def test_the_entropic_term_leaves_a_non_digits_digits_flat_and_the_digits_learned():
+    train, held = blobs(3000, 0), blobs(1000, 1)
+
+    def fit(entropic):
+        sources = {"blobs": train}
+        return guard_fit.train_guard(sources, members=1, epochs=3, epoch=3000, entropic=entropic)
+
+    plain, entropic = fit(0.0), fit(1.0)
+    p = entropic.probabilities(held.x).numpy()
+    assert (p.argmax(1) == held.y.numpy()).mean() > 0.95  # digits and non-digits still learned
+    others, digits = held.x[held.y == guard.OTHER], held.x[held.y < guard.OTHER]
+    # Ten equal digit outputs: an entropy of log 10 = 2.30 nats; the background class alone
+    # leaves a non-digit's digit outputs wherever they fall.
+    assert own_entropy(entropic, others).mean() > 2.2 > own_entropy(plain, others).mean()
+    assert own_entropy(entropic, digits).mean() < 1.0  # a digit's outputs still pick it
+
+
 def test_the_limits_word_each_judgement_and_name_two_digits():
     x = torch.rand(3, 28, 28) * 255
     readers = torch.zeros(3, 10)

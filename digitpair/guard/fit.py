@@ -55,6 +55,8 @@ SHARES = {
     "doodles": 25,
 }
 MEMBERS, EPOCH, EPOCHS, BATCH, LR = 3, 100_000, 4, 128, 2e-3
+# The weight of the entropic open-set term (`train`): 0, the background class alone.
+ENTROPIC = 0.0
 TURN, SLANT, SCALE = 0.2, 0.2, 0.1  # `jitter`: radians, shear, share of the size
 # % of each budgeted set's digits read right that may be flagged: a margin under the goal's 1 %,
 # for limits chosen on one set of writers and applied to others.
@@ -154,10 +156,17 @@ def train(
     lr: float = LR,
     batch: int = BATCH,
     log: Callable[[str], None] = lambda line: None,
+    entropic: float = ENTROPIC,
 ) -> guard.Reader:
     """A Reader trained by cross-entropy over its 11 classes, each epoch `epoch` drawings drawn
     (with replacement) from the sources in proportion to `shares`, each `jitter`ed; AdamW, a
-    one-cycle schedule. One thread, seeded: the same sources give the same weights."""
+    one-cycle schedule. One thread, seeded: the same sources give the same weights.
+
+    With `entropic` above 0, each non-digit also adds that weight times the cross-entropy of its
+    ten digit outputs to the uniform distribution (the entropic open-set loss, Dhamija et al.,
+    2018, "Reducing Network Agnostophobia", beside the background class): a non-digit's digit
+    outputs learn to say nothing, so the guard's own digit distribution of a drawing unlike
+    anything it learned is flat rather than sure."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -188,7 +197,11 @@ def train(
             for start in range(0, len(index), batch):
                 part = index[start : start + batch]
                 logits = net(jitter(whole.x[part], g))
-                loss = torch.nn.functional.cross_entropy(logits, whole.y[part])
+                y = whole.y[part]
+                loss = torch.nn.functional.cross_entropy(logits, y)
+                if entropic:
+                    flat = -logits[y == guard.OTHER, : guard.OTHER].log_softmax(1).mean(1)
+                    loss = loss + entropic * flat.sum() / len(y)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -207,13 +220,15 @@ def train_guard(
     epochs: int = EPOCHS,
     epoch: int = EPOCH,
     log: Callable[[str], None] = lambda line: None,
+    entropic: float = ENTROPIC,
 ) -> guard.GuardNet:
     """A GuardNet of `members` Readers, trained from seeds seed * members + k; the sources in
     SHARES (any others alike)."""
     net = guard.GuardNet(members)
     shares = {name: SHARES.get(name, 1) for name in sources}
     for k in range(members):
-        net.readers[k] = train(sources, shares, epochs, epoch, seed * members + k, log=log)
+        seed_k = seed * members + k
+        net.readers[k] = train(sources, shares, epochs, epoch, seed_k, log=log, entropic=entropic)
     return net.eval()
 
 
@@ -422,6 +437,21 @@ def held_out(load: Callable[[str], gd.Part]) -> dict[str, dict[str, tuple[gd.Par
     }
 
 
+def split_rates(digits: dict[str, Judged], others: dict[str, Judged], limits: Limits) -> dict:
+    """The rates of one split's sets under `limits`: each digit set's, the pen characters' and
+    the doodles' (the mean over the kinds, and each kind's)."""
+    said = {n: other_rates(s, limits) for n, s in others.items()}
+    kinds = {n: r["not_a_digit"] for n, r in said.items() if not n.startswith("pen_characters")}
+    return {
+        "digits": {n: digit_rates(s, limits) for n, s in digits.items()},
+        **{n: r for n, r in said.items() if n.startswith("pen_characters")},
+        "doodles": {
+            "not_a_digit": round(float(np.mean(list(kinds.values()))), 2),
+            "per_kind": kinds,
+        },
+    }
+
+
 def measure(
     net: guard.GuardNet,
     weights: str | os.PathLike,
@@ -463,18 +493,7 @@ def measure(
             for split, named in sets.items()
         }
         chosen = limits[networks] if limits else choose(digits["choose"], others["choose"])
-        rates = {}
-        for split in splits:
-            said = {n: other_rates(s, chosen) for n, s in others[split].items()}
-            kinds = {
-                n: r["not_a_digit"] for n, r in said.items() if not n.startswith("pen_characters")
-            }
-            mean = round(float(np.mean(list(kinds.values()))), 2)
-            rates[split] = {
-                "digits": {n: digit_rates(s, chosen) for n, s in digits[split].items()},
-                **{n: r for n, r in said.items() if n.startswith("pen_characters")},
-                "doodles": {"not_a_digit": mean, "per_kind": kinds},
-            }
+        rates = {split: split_rates(digits[split], others[split], chosen) for split in splits}
         out[networks] = {
             "fingerprints": {name: guard.fingerprint(m) for name, m in models.items()},
             "limits": dataclasses.asdict(chosen),
@@ -520,17 +539,20 @@ def fit(
     seed: int = 0,
     log: Callable[[str], None] = lambda line: None,
     mnist=None,
+    entropic: float = ENTROPIC,
+    out: str | os.PathLike | None = None,
 ) -> list[Path]:
-    """The whole fit (this module's docstring): trains, chooses, measures, and writes
-    `weights/guard/`; `mnist` a data.MNIST (None: found as data.MNIST finds it). Returns the
-    files written."""
+    """The whole fit (this module's docstring): trains (`entropic`: `train`'s), chooses,
+    measures, and writes `weights/guard/` (or `out`: a folder to compare, the served guard left
+    as it is); `mnist` a data.MNIST (None: found as data.MNIST finds it). Returns the files
+    written."""
 
     def load(name):
         return gd.load(name, mnist)
 
     sources = training_set(load)
     log("fitting on " + ", ".join(f"{name} {len(s.y)}" for name, s in sources.items()))
-    net = train_guard(sources, seed=seed, epochs=epochs, log=log)
+    net = train_guard(sources, seed=seed, epochs=epochs, log=log, entropic=entropic)
     held = {c for c in load("pen_characters").label if gd.character_role(c) != "fit"}
     fitted_on = {
         "sources": {name: len(s.y) for name, s in sources.items()},
@@ -543,6 +565,7 @@ def fit(
         "mnist": f"MNIST training digits, {gd.MNIST_CHOOSE} of them kept to choose; "
         "MNIST test digits are measured only",
         "budget": {"target": TARGET, "sets": list(BUDGETED)},
+        "entropic": entropic,
     }
     record = {
         "command": "digitpair-train fit-guard",
@@ -551,4 +574,4 @@ def fit(
         "networks": measure(net, weights, load, log=log),
         "fitted_on": fitted_on,
     }
-    return write(Path(weights) / guard.FOLDER, net, record)
+    return write(Path(weights) / guard.FOLDER if out is None else out, net, record)

@@ -646,6 +646,17 @@ def fit_guard_command(
         None, min=1, show_default="guard.fit.EPOCHS", help="Epochs of the guard's network."
     ),
     seed: int = typer.Option(0, help="The seed of its initialisation and its training's draws."),
+    entropic: float = typer.Option(
+        0.0,
+        min=0.0,
+        help="Weight of the entropic open-set term beside the background class (0: none).",
+    ),
+    out: Optional[Path] = typer.Option(
+        None,
+        "--out",
+        show_default="WEIGHTS/guard",
+        help="Write the guard's files here instead, to compare with the served one.",
+    ),
 ):
     """Fit the 'not a digit' guard beside exported weights: network, limits, held-out rates."""
     from ..core.pen import PenError
@@ -655,7 +666,15 @@ def fit_guard_command(
 
     mnist = load_data(data_dir)
     try:
-        files = fit(weights, epochs or EPOCHS, seed, log=console.print, mnist=mnist)
+        files = fit(
+            weights,
+            epochs or EPOCHS,
+            seed,
+            log=console.print,
+            mnist=mnist,
+            entropic=entropic,
+            out=out,
+        )
     except (PenError, WritersError, WeightsError) as e:
         raise fail(str(e)) from None
     console.print(f"wrote {', '.join(str(f) for f in files)}")
