@@ -1,0 +1,239 @@
+"""Other "not a digit" scores for the guard in weights/guard/, under fit-guard's protocol; prints a
+table.
+
+The guard calls a drawing "not a digit" where its background class's odds, less a weight times
+the odds of the digit the networks read, pass a limit (digitpair/guard/__init__.py). This script
+puts other scores of the same network in the background odds' place and judges each as
+`digitpair-train fit-guard` does (digitpair/guard/fit.py, reused, not copied): the limits chosen
+on the choosing writers and kinds (`fit.choose`: every weight and share of the 0.7 % budget of
+digits read right, the most non-digits caught), the rates measured on the others (`fit.held_out`).
+A score is picked on the choosing split alone (the mean of "not a digit" over its characters and
+kinds, as `fit.choose` ranks limits); the measuring split's rates are printed for the background
+odds and that pick only. Every score is "higher: less like a digit"; over the members' logits
+L (members, n, 11), their softmax P and its mean p:
+
+- background: logit(p_other), what the guard judges by;
+- background, member mean / min / max: logit(P_other) of each member, then their mean, least or
+  greatest (a member's doubt alone does or does not carry);
+- not the likeliest digit: logit(1 - max p_digit) (max softmax, Hendrycks & Gimpel, 2017);
+- own doubt: -logit(the guard's likeliest digit, of its digits alone) (no background at all);
+- energy: -logsumexp of each member's 10 digit logits, averaged (Liu et al., 2020);
+- max logit: -max of each member's 10 digit logits, averaged (Hendrycks et al., 2022);
+- background margin: each member's background logit less its greatest digit logit, averaged;
+- background + c x entropy: logit(p_other) + c x the entropy (nats) of the guard's own digits;
+- kNN: the mean over members of the distance from a drawing's normalized features (the hidden
+  layer) to its k-th nearest fitting digit (Sun et al., 2022), a sample of the digits fit-guard
+  learns from.
+
+    python benchmarks/guard_scores.py [--weights weights] [--networks ours] [--guard FOLDER]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: this checkout's digitpair
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from digitpair import guard  # noqa: E402
+from digitpair.guard import data as guard_data  # noqa: E402
+from digitpair.guard import fit as guard_fit  # noqa: E402
+from digitpair.guard.pretrained import load_pretrained  # noqa: E402
+
+OTHER = guard.OTHER
+KNN_K, KNN_BANK = 50, 20_000  # the k-th neighbour, and how many fitting digits are searched
+ENTROPY_WEIGHTS = (1.0, 2.0, 4.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scored(guard_fit.Judged):
+    """A judged set whose "not a digit" odds are `score` (n,), less the weight times
+    logit(agreement), in the background odds' place."""
+
+    score: np.ndarray
+
+    def odds(self, weight: float) -> np.ndarray:
+        agreement = torch.from_numpy(self.agreement()).double()
+        score = torch.from_numpy(self.score).double()
+        return (score[None] - weight * guard.logit(agreement)).numpy()
+
+
+@dataclasses.dataclass(frozen=True)
+class Read:
+    """What the guard's members make of one set: their logits (members, n, 11), the guard's
+    averaged probabilities (n, 11) as fit-guard computes them, and the kNN distances (n,)."""
+
+    logits: torch.Tensor
+    p: np.ndarray
+    knn: np.ndarray
+
+
+def features(reader: guard.Reader, x: torch.Tensor) -> torch.Tensor:
+    """(N, 28, 28) raw -> (N, hidden): a reader's hidden layer, normalized to length 1."""
+    hidden = reader.features[:-1](x[:, None] / 255.0)
+    return torch.nn.functional.normalize(hidden, dim=1)
+
+
+@torch.inference_mode()
+def read(net: guard.GuardNet, fields: np.ndarray, banks: list[torch.Tensor]) -> Read:
+    x = torch.from_numpy(fields).float()
+    chunks = [x[i : i + 4096] for i in range(0, len(x), 4096)]
+    logits = (
+        torch.stack([torch.cat([r.eval()(c) for c in chunks]) for r in net.readers])
+        if len(x)
+        else torch.zeros(len(net.readers), 0, OTHER + 1)
+    )
+    knn = np.zeros(len(x))
+    for reader, bank in zip(net.readers, banks):
+        for i, c in enumerate(chunks):
+            distance = torch.cdist(features(reader, c), bank)
+            kth = distance.kthvalue(KNN_K, dim=1).values
+            knn[i * 4096 : i * 4096 + len(c)] += kth.double().numpy() / len(net.readers)
+    return Read(logits, guard_fit.guard_probabilities(net, fields), knn)
+
+
+def digit_logits(r: Read) -> torch.Tensor:
+    return r.logits[..., :OTHER].double()
+
+
+def entropy(r: Read) -> torch.Tensor:
+    own = torch.from_numpy(r.p[:, :OTHER]).double()
+    own = own / own.sum(1, keepdim=True).clamp_min(1e-12)
+    return -(own * own.clamp_min(1e-12).log()).sum(1)
+
+
+def background(r: Read) -> torch.Tensor:
+    return guard.logit(torch.from_numpy(r.p[:, OTHER]).double())
+
+
+def member_background(r: Read) -> torch.Tensor:
+    return guard.logit(r.logits.double().softmax(-1)[..., OTHER])
+
+
+SCORES: dict[str, Callable[[Read], torch.Tensor]] = {
+    "background": background,
+    "background, member mean": lambda r: member_background(r).mean(0),
+    "background, member min": lambda r: member_background(r).min(0).values,
+    "background, member max": lambda r: member_background(r).max(0).values,
+    "not the likeliest digit": lambda r: guard.logit(
+        1 - torch.from_numpy(r.p[:, :OTHER]).double().max(1).values
+    ),
+    "own doubt": lambda r: (
+        -guard.logit(
+            torch.from_numpy(r.p[:, :OTHER] / r.p[:, :OTHER].sum(1, keepdims=True))
+            .double()
+            .max(1)[0]
+        )
+    ),
+    "energy": lambda r: -digit_logits(r).logsumexp(-1).mean(0),
+    "max logit": lambda r: -digit_logits(r).max(-1).values.mean(0),
+    "background margin": lambda r: (
+        r.logits[..., OTHER].double() - digit_logits(r).max(-1).values
+    ).mean(0),
+    **{
+        f"background + {c:g} x entropy": (lambda r, c=c: background(r) + c * entropy(r))
+        for c in ENTROPY_WEIGHTS
+    },
+    "kNN": lambda r: torch.from_numpy(r.knn),
+}
+
+
+def knn_banks(net: guard.GuardNet, load, seed: int = 0) -> list[torch.Tensor]:
+    """Each member's features of KNN_BANK digits drawn from those fit-guard learns from."""
+    sources = guard_fit.training_set(load)
+    digits = guard_fit.cat([sources[n] for n in ("mnist_train", "mnist_train_pen", "pen_digits")])
+    pick = torch.randperm(len(digits.y), generator=torch.Generator().manual_seed(seed))
+    x = digits.x[pick[:KNN_BANK]].float()
+    with torch.inference_mode():
+        return [features(r.eval(), x) for r in net.readers]
+
+
+def chosen_mean(rates: dict) -> float:
+    """The mean of "not a digit" over a split's characters and each kind: what fit.choose ranks
+    limits by (the choosing split's characters are those it learned from)."""
+    kinds = rates["doodles"]["per_kind"].values()
+    return float(np.mean([rates["pen_characters"]["not_a_digit"], *kinds]))
+
+
+def row(name: str, limits: guard.Limits, rates: dict) -> str:
+    d = rates["digits"]
+    right = " ".join(f"{d[n]['read_right_flagged']:>5}" for n in d)
+    return (
+        f"{name:<28} {chosen_mean(rates):>6.2f} {rates['pen_characters']['not_a_digit']:>6} "
+        f"{rates['doodles']['not_a_digit']:>6} {d['pen']['misread_flagged']:>6} {right}  "
+        f"w {limits.weight:g}, limit {limits.max_odds:.3f}, agreement {limits.min_agreement:.2g}"
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--weights", type=Path, default=ROOT / "weights")
+    p.add_argument("--networks", default="ours")
+    p.add_argument("--guard", type=Path, help="the guard's folder [default: WEIGHTS/guard]")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    start = time.time()
+
+    net = guard.load(args.guard or args.weights / guard.FOLDER).net
+    banks = knn_banks(net, guard_data.load)
+    splits = guard_fit.held_out(guard_data.load)
+    models = guard_fit.readers(load_pretrained(args.weights, networks=args.networks))
+    sets = {}
+    for split, named in splits.items():
+        for name, (part, keep) in named.items():
+            fields = part.x[keep & part.accepted]
+            sets[split, name] = (
+                read(net, fields, banks),
+                guard_fit.reading(models, fields),
+                part.label[keep & part.accepted],
+                int((keep & ~part.accepted).sum()),
+            )
+    print(f"read every set in {time.time() - start:.0f} s", file=sys.stderr)
+
+    def scored(score: str, split: str, digit_sets: bool) -> dict[str, Scored]:
+        return {
+            name: Scored(r.p, readers, labels, refused, SCORES[score](r).numpy())
+            for (s, name), (r, readers, labels, refused) in sets.items()
+            if s == split and (name in guard.DIGIT_SETS) == digit_sets
+        }
+
+    print(
+        f"choosing split, {args.networks} networks, % (limits chosen on it, fit.choose): mean of "
+        "characters and kinds, characters, kinds, misread pen digits flagged, read right flagged "
+        f"({', '.join(guard_fit.BUDGETED)})"
+    )
+    chosen = {}
+    for score in SCORES:
+        digits, others = scored(score, "choose", True), scored(score, "choose", False)
+        limits = guard_fit.choose(digits, others)
+        rates = guard_fit.split_rates(digits, others, limits)
+        chosen[score] = (limits, chosen_mean(rates), rates["digits"]["pen"]["misread_flagged"])
+        print(row(score, limits, rates), flush=True)
+
+    enough = [s for s, c in chosen.items() if c[2] >= guard.GOALS["misread_flagged"]]
+    best = max(enough or chosen, key=lambda s: chosen[s][1:])
+    print(f"\npicked on the choosing split: {best}")
+    table = importlib.util.spec_from_file_location("guard_benchmark", ROOT / "benchmarks/guard.py")
+    benchmark = importlib.util.module_from_spec(table)
+    table.loader.exec_module(benchmark)
+    for score in dict.fromkeys(["background", best]):
+        limits = chosen[score][0]
+        rates = guard_fit.split_rates(
+            scored(score, "report", True), scored(score, "report", False), limits
+        )
+        print(f"\nmeasuring split (validation), {score}: limits {json.dumps(vars(limits))}")
+        print("\n".join(benchmark.table(rates)))
+
+
+if __name__ == "__main__":
+    main()
