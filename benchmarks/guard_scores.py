@@ -52,7 +52,7 @@ from digitpair.guard.pretrained import load_pretrained  # noqa: E402
 
 OTHER = guard.OTHER
 KNN_K, KNN_BANK = 50, 20_000  # the k-th neighbour, and how many fitting digits are searched
-ENTROPY_WEIGHTS = (1.0, 2.0, 4.0)
+ENTROPY_WEIGHTS = (1.0, 2.0, 4.0, 8.0)
 
 
 @dataclasses.dataclass(frozen=True)
