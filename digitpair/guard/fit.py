@@ -55,8 +55,10 @@ SHARES = {
     "doodles": 25,
 }
 MEMBERS, EPOCH, EPOCHS, BATCH, LR = 3, 100_000, 4, 128, 2e-3
-# The weight of the entropic open-set term (`train`): 0, the background class alone.
-ENTROPIC = 0.0
+# The weight of the entropic open-set term (`train`; 0: the background class alone). Chosen on
+# the choosing writers and kinds: 58.91 % of their non-digits "not a digit" at 1, against 49.21 %
+# with the background class alone, the digits' budget held (benchmarks/README.md).
+ENTROPIC = 1.0
 TURN, SLANT, SCALE = 0.2, 0.2, 0.1  # `jitter`: radians, shear, share of the size
 # % of each budgeted set's digits read right that may be flagged: a margin under the goal's 1 %,
 # for limits chosen on one set of writers and applied to others.

@@ -646,9 +646,10 @@ def fit_guard_command(
         None, min=1, show_default="guard.fit.EPOCHS", help="Epochs of the guard's network."
     ),
     seed: int = typer.Option(0, help="The seed of its initialisation and its training's draws."),
-    entropic: float = typer.Option(
-        0.0,
+    entropic: Optional[float] = typer.Option(
+        None,
         min=0.0,
+        show_default="guard.fit.ENTROPIC",
         help="Weight of the entropic open-set term beside the background class (0: none).",
     ),
     out: Optional[Path] = typer.Option(
@@ -662,7 +663,7 @@ def fit_guard_command(
     from ..core.pen import PenError
     from ..core.weights import WeightsError
     from ..core.writers import WritersError
-    from ..guard.fit import EPOCHS, fit
+    from ..guard.fit import ENTROPIC, EPOCHS, fit
 
     mnist = load_data(data_dir)
     try:
@@ -672,7 +673,7 @@ def fit_guard_command(
             seed,
             log=console.print,
             mnist=mnist,
-            entropic=entropic,
+            entropic=ENTROPIC if entropic is None else entropic,
             out=out,
         )
     except (PenError, WritersError, WeightsError) as e:
