@@ -262,10 +262,15 @@ def load_variant(folder: str | os.PathLike) -> PairNet | Ensemble:
     """Rebuild one variant from its folder, every part checked (`read_config`, `check_state`, the
     weights' SHA-256 where config.json records one); every failure is a `WeightsError` naming the
     file."""
+    return load_variant_and_config(folder)[0]
+
+
+def load_variant_and_config(folder: str | os.PathLike) -> tuple[PairNet | Ensemble, VariantConfig]:
+    """`load_variant`, and the config.json it was rebuilt from (read once)."""
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     c = read_config(config_path)
-    return load_weights(
+    model = load_weights(
         weights_path,
         c.variant,
         c.encoder,
@@ -275,6 +280,7 @@ def load_variant(folder: str | os.PathLike) -> PairNet | Ensemble:
         c.parameters,
         c.weights_sha256,
     )
+    return model, c
 
 
 def load_weights(
@@ -396,22 +402,29 @@ def weights_folder(source: str | os.PathLike, revision: str | None = None) -> Pa
 
 
 def load_networks(
-    root: Path, networks: str = "ours", errors: dict | None = None
-) -> dict[str, PairNet]:
+    root: Path,
+    networks: str = "ours",
+    errors: dict | None = None,
+    configs: dict | None = None,
+) -> dict[str, PairNet | Ensemble]:
     """{variant name: model} in registry order, from the `networks` set of the weights folder
     `root`: "ours" (the order head) or "report" (the 2020 report's FC head, the `fc/` subfolder).
 
     With `errors` (a dict), a variant that fails to load is recorded there as {name: message}
     and the others are still returned; without it the first failure raises `WeightsError`.
+    With `configs` (a dict), each loaded variant's config.json is kept there as {name: config}.
     """
     if networks not in NETWORKS:
         raise WeightsError(f"networks={networks!r}; choose one of {', '.join(NETWORKS)}")
     models = {}
     for name in VARIANTS:
         try:
-            models[name] = load_variant(root / NETWORKS[networks] / name)
+            models[name], config = load_variant_and_config(root / NETWORKS[networks] / name)
         except WeightsError as e:
             if errors is None:
                 raise
             errors[name] = str(e)
+            continue
+        if configs is not None:
+            configs[name] = config
     return models

@@ -7,17 +7,24 @@ import os
 
 from torch import nn
 
-from ..core.weights import GUARD_FOLDER, load_networks, weights_folder
+from ..core.weights import GUARD_FOLDER, VariantConfig, load_networks, weights_folder
 from . import GuardError, Judge, load
 
 
 class Pretrained(dict):
-    """{variant name: model}, as `load_pretrained` returns them, and the guard fitted for them:
-    `judge` (the guard with this set's limits) or None, `unjudged` saying why not."""
+    """{variant name: model}, as `load_pretrained` returns them, the guard fitted for them:
+    `judge` (the guard with this set's limits) or None, `unjudged` saying why not, and `configs`,
+    each loaded variant's config.json as it was read to rebuild it."""
 
-    def __init__(self, models: dict[str, nn.Module], judge: Judge | None, unjudged: str):
+    def __init__(
+        self,
+        models: dict[str, nn.Module],
+        judge: Judge | None,
+        unjudged: str,
+        configs: dict[str, VariantConfig],
+    ):
         super().__init__(models)
-        self.judge, self.unjudged = judge, unjudged
+        self.judge, self.unjudged, self.configs = judge, unjudged, configs
 
 
 def load_pretrained(
@@ -37,9 +44,10 @@ def load_pretrained(
     A source that can't be found at all always raises `WeightsError`.
     """
     root = weights_folder(source, revision)
-    models = load_networks(root, networks, errors)
+    configs: dict[str, VariantConfig] = {}
+    models = load_networks(root, networks, errors, configs)
     try:
         judge = Judge.of(load(root / GUARD_FOLDER), networks, models)
     except GuardError as e:
-        return Pretrained(models, None, str(e))
-    return Pretrained(models, judge, "")
+        return Pretrained(models, None, str(e), configs)
+    return Pretrained(models, judge, "", configs)

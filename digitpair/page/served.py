@@ -13,14 +13,7 @@ from dataclasses import dataclass, field
 from .. import guard
 from ..core.checkout import ROOT
 from ..core.models import VARIANTS, PairNet
-from ..core.weights import (
-    CONFIG_NAME,
-    NETWORKS,
-    VariantConfig,
-    WeightsError,
-    read_config,
-    weights_folder,
-)
+from ..core.weights import NETWORKS, VariantConfig, WeightsError
 from ..guard.pretrained import load_pretrained
 
 WEIGHTS_DIR = ROOT / "weights"
@@ -65,19 +58,12 @@ def load_set(
         revision = revision or os.environ.get(MODEL_REVISION_ENV) or None
     source = str(source or WEIGHTS_DIR)
     missing: dict[str, str] = {}
-    configs: dict[str, VariantConfig] = {}
     try:
-        folder = weights_folder(source, revision)
-        models = load_pretrained(folder, errors=missing, networks=networks)
-        judge, not_judged = models.judge, models.unjudged or None
+        models = load_pretrained(source, revision, errors=missing, networks=networks)
+        judge, not_judged, configs = models.judge, models.unjudged or None, models.configs
     except WeightsError as e:  # the whole source is missing, or the Hub repo can't be resolved
         models, missing = {}, {name: str(e) for name in VARIANTS}
-        judge, not_judged = None, str(e)
-    for name in models:  # read and checked once already, as the variant loaded
-        try:
-            configs[name] = read_config(folder / NETWORKS[networks] / name / CONFIG_NAME)
-        except WeightsError as e:  # changed on disk since: the About panel says it is unknown
-            log.warning("digitpair: %s", e)
+        judge, not_judged, configs = None, str(e), {}
     for name, why in missing.items():
         log.warning("digitpair: variant %s not loaded (%s networks): %s", name, networks, why)
     if judge is None and models:
