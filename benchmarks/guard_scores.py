@@ -1,18 +1,18 @@
 """Other "not a digit" scores for the guard in weights/guard/, under fit-guard's protocol; prints a
 table.
 
-The guard calls a drawing "not a digit" where its background class's odds, less a weight times
-the odds of the digit the networks read, pass a limit (digitpair/guard/__init__.py). This script
-puts other scores of the same network in the background odds' place and judges each as
-`digitpair-train fit-guard` does (digitpair/guard/fit.py, reused, not copied): the limits chosen
-on the choosing writers and kinds (`fit.choose`: every weight and share of the 0.7 % budget of
-digits read right, the most non-digits caught), the rates measured on the others (`fit.held_out`).
-A score is picked on the choosing split alone (the mean of "not a digit" over its characters and
-kinds, as `fit.choose` ranks limits); the measuring split's rates are printed for the background
-odds and that pick only. Every score is "higher: less like a digit"; over the members' logits
-L (members, n, 11), their softmax P and its mean p:
+The guard calls a drawing "not a digit" where a score (guard.SCORES: the background class's odds,
+or the energy of its digit outputs), less a weight times the odds of the digit the networks read,
+passes a limit (digitpair/guard/__init__.py). This script puts other scores of the same network
+in that place and judges each alone as `digitpair-train fit-guard` does (digitpair/guard/fit.py,
+reused, not copied): the limits chosen on the choosing writers and kinds (`fit.choose`: every
+weight and share of the 0.7 % budget of digits read right, the most non-digits caught), the rates
+measured on the others (`fit.held_out`). A score is picked on the choosing split alone (the mean
+of "not a digit" over its characters and kinds, as `fit.choose` ranks limits); the measuring
+split's rates are printed for the background odds and that pick only. Every score is "higher:
+less like a digit"; over the members' logits L (members, n, 11), their softmax P and its mean p:
 
-- background: logit(p_other), what the guard judges by;
+- background: logit(p_other), the background class alone;
 - background, member mean / min / max: logit(P_other) of each member, then their mean, least or
   greatest (a member's doubt alone does or does not carry);
 - not the likeliest digit: logit(1 - max p_digit) (max softmax, Hendrycks & Gimpel, 2017);
@@ -56,19 +56,6 @@ ENTROPY_WEIGHTS = (1.0, 2.0, 4.0, 8.0)
 
 
 @dataclasses.dataclass(frozen=True)
-class Scored(guard_fit.Judged):
-    """A judged set whose "not a digit" odds are `score` (n,), less the weight times
-    logit(agreement), in the background odds' place."""
-
-    score: np.ndarray
-
-    def odds(self, weight: float) -> np.ndarray:
-        agreement = torch.from_numpy(self.agreement()).double()
-        score = torch.from_numpy(self.score).double()
-        return (score[None] - weight * guard.logit(agreement)).numpy()
-
-
-@dataclasses.dataclass(frozen=True)
 class Read:
     """What the guard's members make of one set: their logits (members, n, 11), the guard's
     averaged probabilities (n, 11) as fit-guard computes them, and the kNN distances (n,)."""
@@ -99,7 +86,7 @@ def read(net: guard.GuardNet, fields: np.ndarray, banks: list[torch.Tensor]) -> 
             distance = torch.cdist(features(reader, c), bank)
             kth = distance.kthvalue(KNN_K, dim=1).values
             knn[i * 4096 : i * 4096 + len(c)] += kth.double().numpy() / len(net.readers)
-    return Read(logits, guard_fit.guard_probabilities(net, fields), knn)
+    return Read(logits, guard.probabilities(logits).numpy(), knn)
 
 
 def digit_logits(r: Read) -> torch.Tensor:
@@ -113,7 +100,7 @@ def entropy(r: Read) -> torch.Tensor:
 
 
 def background(r: Read) -> torch.Tensor:
-    return guard.logit(torch.from_numpy(r.p[:, OTHER]).double())
+    return guard.SCORES["background"](r.logits.double())
 
 
 def member_background(r: Read) -> torch.Tensor:
@@ -135,7 +122,7 @@ SCORES: dict[str, Callable[[Read], torch.Tensor]] = {
             .max(1)[0]
         )
     ),
-    "energy": lambda r: -digit_logits(r).logsumexp(-1).mean(0),
+    "energy": lambda r: guard.SCORES["energy"](r.logits.double()),
     "max logit": lambda r: -digit_logits(r).max(-1).values.mean(0),
     "background margin": lambda r: (
         r.logits[..., OTHER].double() - digit_logits(r).max(-1).values
@@ -200,9 +187,9 @@ def main() -> None:
             )
     print(f"read every set in {time.time() - start:.0f} s", file=sys.stderr)
 
-    def scored(score: str, split: str, digit_sets: bool) -> dict[str, Scored]:
+    def scored(score: str, split: str, digit_sets: bool) -> dict[str, guard_fit.Judged]:
         return {
-            name: Scored(r.p, readers, labels, refused, SCORES[score](r).numpy())
+            name: guard_fit.Judged(r.p, {score: SCORES[score](r).numpy()}, readers, labels, refused)
             for (s, name), (r, readers, labels, refused) in sets.items()
             if s == split and (name in guard.DIGIT_SETS) == digit_sets
         }
@@ -215,7 +202,7 @@ def main() -> None:
     chosen = {}
     for score in SCORES:
         digits, others = scored(score, "choose", True), scored(score, "choose", False)
-        limits = guard_fit.choose(digits, others)
+        limits = guard_fit.choose(digits, others, scores=(score,))
         rates = guard_fit.split_rates(digits, others, limits)
         chosen[score] = (limits, chosen_mean(rates), rates["digits"]["pen"]["misread_flagged"])
         print(row(score, limits, rates), flush=True)

@@ -76,6 +76,52 @@ def test_fitting_separable_data_learns_it_and_is_reproducible_to_the_byte(tmp_pa
     assert first == again
 
 
+def sets_scored(separating: str, n: int = 20_000) -> tuple[dict, dict]:
+    """Judged digit and non-digit sets whose answer is known: by every score but `separating`
+    non-digits are digits' twins (N(0, 1) both); by `separating` they lie 4 above (N(4, 1))."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, n)
+    p = np.full((n, guard.OTHER + 1), 0.01)
+    p[np.arange(n), labels] = 0.9
+    readers = np.eye(10)[labels][None].repeat(2, 0)  # every digit read right
+
+    def judged(shift):
+        scores = {s: rng.normal(shift if s == separating else 0, 1, n) for s in guard.SCORES}
+        return guard_fit.Judged(p, scores, readers, labels.astype(str), 0)
+
+    return {"pen": judged(0), "mnist": judged(0)}, {"doodles": judged(4)}
+
+
+@pytest.mark.parametrize("separating", list(guard.SCORES))
+def test_the_limits_are_chosen_by_the_score_that_tells_non_digits_apart(separating):
+    digits, others = sets_scored(separating)
+    limits = guard_fit.choose(digits, others)
+    assert limits.score == separating
+    # At most 0.7 % of the digits read right flagged; by the score 4 sigma apart, nine in ten of
+    # the non-digits caught (N(4, 1) above the 99.3-99.7 % quantile of N(0, 1), 2.5-2.7).
+    for s in digits.values():
+        assert guard_fit.digit_rates(s, limits)["read_right_flagged"] <= guard_fit.TARGET
+    assert guard_fit.other_rates(others["doodles"], limits)["not_a_digit"] > 90
+
+
+@pytest.mark.parametrize("score", list(guard.SCORES))
+def test_the_page_judges_as_the_fit_measured(score):
+    """guard.judge (the page, /compare) and fit.judgements (the limits' choice and the rates) say
+    the same of every drawing, under either score."""
+    torch.manual_seed(0)
+    net = guard.GuardNet(members=2)
+    x = torch.rand(500, 28, 28) * 255
+    readers = torch.rand(500, 10).softmax(1)
+    p, scores = guard_fit.guard_read(net, x.numpy())
+    s = guard_fit.Judged(p, scores, readers[None].repeat(2, 1, 1).numpy(), np.zeros(500, str), 0)
+    odds, agreement = s.odds(score, 0.5)[0], s.agreement()[0]
+    limits = Limits(float(np.quantile(odds, 0.7)), 0.5, float(np.quantile(agreement, 0.4)), score)
+    g = guard.Guard(net, {"ours": limits}, {"ours": {}}, {})
+    page = [d.judgement.value for d in guard.Judge(g, limits)(x, readers)]
+    assert page == list(guard_fit.judgements(s, limits)[0])
+    assert set(page) == {j.value for j in Judgement}  # the limits split the drawings three ways
+
+
 def judged(x, readers, limits):
     g = guard.Guard(guard.GuardNet(members=2), {"ours": limits}, {"ours": {}}, {})
     return guard.Judge(g, limits)(x, readers)
@@ -137,7 +183,7 @@ def test_a_guard_loads_with_the_weights_from_a_folder(weights, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "damage", ["missing", "flipped bit", "other fit", "not json", "other networks"]
+    "damage", ["missing", "flipped bit", "other fit", "not json", "unknown score", "other networks"]
 )
 def test_a_missing_damaged_or_mismatched_guard_is_named_never_raised(weights, tmp_path, damage):
     folder = shutil.copytree(weights, tmp_path / "weights")
@@ -157,6 +203,9 @@ def test_a_missing_damaged_or_mismatched_guard_is_named_never_raised(weights, tm
     elif damage == "not json":
         record_path.write_bytes(b"{\xff")
         said = "guard.json can't be read as JSON"
+    elif damage == "unknown score":
+        write_guard(folder, Limits(0.0, 0.0, 0.0, score="entropy"))
+        said = "score entropy is not one of background, energy"
     else:
         other = {
             n: {k: torch.nn.Linear(1, 1) for k in m}

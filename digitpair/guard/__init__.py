@@ -13,13 +13,13 @@ Need?"): a guard that reads pen digits well is also a better judge, so it learns
 may learn from, not the networks' 1000 pairs; and it reads the 28x28 field the networks' 14x14
 input is pooled from, where a letter's strokes are still apart.
 
-Each drawing gets a `Judgement` under its set's `Limits`, from two numbers: `other`, the guard's
-probability of "not a digit", and `agreement`, the share of its digit distribution on the digit
-the readers read (the set's networks with digit outputs, their mean distribution, as the page
-shows it):
-- "not a digit": odds = logit(other) - weight x logit(agreement) above `max_odds` (with `weight`
-  0, the guard's background class alone; above 0, a drawing whose reading the guard does not
-  share needs less of it: the readers' evidence combined with the guard's);
+Each drawing gets a `Judgement` under its set's `Limits`, from two numbers: a score of how little
+it looks like a digit to the guard (`SCORES`, the one its limits name), and `agreement`, the share
+of the guard's digit distribution on the digit the readers read (the set's networks with digit
+outputs, their mean distribution, as the page shows it):
+- "not a digit": odds = score - weight x logit(agreement) above `max_odds` (with `weight` 0, the
+  guard's score alone; above 0, a drawing whose reading the guard does not share needs less of
+  it: the readers' evidence combined with the guard's);
 - "unsure": `agreement` under `min_agreement`: the guard doubts the readers' digit, or reads
   another (a wrong answer said with doubt is better than one said with confidence);
 - "digit" otherwise.
@@ -69,12 +69,13 @@ class Judgement(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Limits:
-    """A set of networks' limits: "not a digit" above `max_odds` of logit(other) - `weight` x
+    """A set of networks' limits: "not a digit" above `max_odds` of SCORES[`score`] - `weight` x
     logit(agreement); "unsure" under `min_agreement`."""
 
     max_odds: float
     weight: float
     min_agreement: float
+    score: str = "background"
 
 
 @dataclass(frozen=True)
@@ -137,9 +138,18 @@ class GuardNet(nn.Module):
         self.channels, self.hidden = tuple(channels), hidden
 
     @torch.inference_mode()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 28, 28) raw 0-255 -> (members, N, 11): each reader's logits."""
+        return torch.stack([reader.eval()(x.float()) for reader in self.readers])
+
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 28, 28) raw 0-255 -> (N, 11): the ten digits and "not a digit"."""
-        return torch.stack([reader.eval()(x.float()).softmax(1) for reader in self.readers]).mean(0)
+        return probabilities(self.logits(x))
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """(members, N, 11) logits -> (N, 11): the members' probabilities averaged."""
+    return logits.softmax(-1).mean(0)
 
 
 @dataclass(frozen=True)
@@ -191,9 +201,22 @@ def logit(p: torch.Tensor) -> torch.Tensor:
     return p.log() - (1 - p).log()
 
 
-def odds(other: torch.Tensor, agreement: torch.Tensor, limits: Limits) -> torch.Tensor:
-    """What "not a digit" is judged on: logit(other) - weight x logit(agreement)."""
-    return logit(other) - limits.weight * logit(agreement)
+# Scores of how little a drawing looks like a digit to the guard, from its members' logits
+# (members, N, 11) -> (N,), higher: less like a digit. Each set's limits name theirs, chosen on the
+# choosing writers and kinds (fit.choose).
+SCORES = {
+    # The odds of the background class, the members' probabilities averaged (outlier exposure).
+    "background": lambda logits: logit(probabilities(logits)[:, OTHER]),
+    # The free energy of the ten digit outputs, -logsumexp, averaged over the members (Liu et al.,
+    # 2020, "Energy-based Out-of-distribution Detection"): under the entropic term a non-digit's
+    # digit logits are flat and low, a digit's one logit high.
+    "energy": lambda logits: -logits[..., :OTHER].logsumexp(-1).mean(0),
+}
+
+
+def odds(score: torch.Tensor, agreement: torch.Tensor, weight: float) -> torch.Tensor:
+    """What "not a digit" is judged on: the score - weight x logit(agreement)."""
+    return score - weight * logit(agreement)
 
 
 def judge(
@@ -202,12 +225,14 @@ def judge(
     """Drawings x (N, 28, 28) raw 0-255, boxed and centred, and the readers' mean digit
     distributions (N, 10) (None: no reader loaded; the guard's own reading stands in) -> a judged
     `Drawing` each."""
-    p = guard.net.probabilities(x)
+    logits = guard.net.logits(x)
+    p = probabilities(logits)
     own = p[:, :OTHER] / p[:, :OTHER].sum(1, keepdim=True).clamp_min(1e-12)
     reading = own if readers is None else readers
     order = reading.sort(dim=1, descending=True, stable=True).indices
     agreement = own.gather(1, order[:, :1])[:, 0]
-    not_a_digit = odds(p[:, OTHER], agreement, limits) > limits.max_odds
+    score = SCORES[limits.score](logits.double())
+    not_a_digit = odds(score, agreement.double(), limits.weight) > limits.max_odds
     out = []
     for i in range(len(x)):
         if not_a_digit[i]:
@@ -262,6 +287,9 @@ def load(folder: str | os.PathLike) -> Guard:
         net = GuardNet(arch["members"], tuple(arch["channels"]), arch["hidden"])
         net.load_state_dict(load_tensors(data), strict=True)
         limits = {name: Limits(**chosen["limits"]) for name, chosen in record["networks"].items()}
+        unknown = sorted({lim.score for lim in limits.values()} - set(SCORES))
+        if unknown:
+            raise ValueError(f"score {', '.join(unknown)} is not one of {', '.join(SCORES)}")
         fingerprints = {
             name: dict(chosen["fingerprints"]) for name, chosen in record["networks"].items()
         }

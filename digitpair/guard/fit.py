@@ -10,13 +10,14 @@ files.
    kinds of generated non-digit; each source a fixed share of every epoch (`SHARES`), digits and
    non-digits half each; each drawing turned, slanted and scaled a little (`jitter`).
 2. The limits are chosen for each set of networks on the choosing writers and kinds, which the
-   network never saw (`choose`): for each `WEIGHTS` and share of the budget, "not a digit" where
-   its odds flag at most that share of TARGET % of each budgeted set's digits that the networks
-   read right, "unsure" where the rest of TARGET % is flagged; of those, the limits that call the
-   most choosing non-digits "not a digit" (the mean over the characters and each kind of doodle)
-   among those that flag GOALS["misread_flagged"] % of the pen digits the networks misread, if any
-   do. A misread digit flagged is no false alarm: the page's answer was wrong, and doubt is the
-   right thing to show, so the budget counts the digits read right.
+   network never saw (`choose`): for each score (guard.SCORES), `WEIGHTS` and share of the
+   budget, "not a digit" where its odds flag at most that share of TARGET % of each budgeted
+   set's digits that the networks read right, "unsure" where the rest of TARGET % is flagged; of
+   those, the limits that call the most choosing non-digits "not a digit" (the mean over the
+   characters and each kind of doodle) among those that flag GOALS["misread_flagged"] % of the
+   pen digits the networks misread, if any do. A misread digit flagged is no false alarm: the
+   page's answer was wrong, and doubt is the right thing to show, so the budget counts the
+   digits read right.
 3. The rates are measured on the reporting writers (pen digits and characters), the characters
    never fitted on, the reporting kinds of generated non-digit, MNIST's test digits, USPS and UCI:
    drawings of writers and kinds neither the fitting nor the choice saw (`measure`).
@@ -274,10 +275,12 @@ def limit_below(scores: list[np.ndarray], budget: float) -> float:
 @dataclasses.dataclass(frozen=True)
 class Judged:
     """One set of drawings, read, over the drawings preprocess accepts: the guard's probabilities
-    (n, 11), the readers' distributions per box (2, n, 10), the labels (n,) str (the digit, the
-    character or the kind); and `refused`, how many preprocess refused (a dot: the page says so)."""
+    (n, 11) and scores ({name: (n,)}, guard.SCORES), the readers' distributions per box (2, n, 10),
+    the labels (n,) str (the digit, the character or the kind); and `refused`, how many preprocess
+    refused (a dot: the page says so)."""
 
     p: np.ndarray
+    scores: dict[str, np.ndarray]
     readers: np.ndarray
     labels: np.ndarray
     refused: int
@@ -289,11 +292,10 @@ class Judged:
         read = self.readers.argmax(-1)[..., None]
         return np.take_along_axis(own[None].repeat(2, 0), read, -1)[..., 0]
 
-    def odds(self, weight: float) -> np.ndarray:
+    def odds(self, score: str, weight: float) -> np.ndarray:
         """(2, n): what "not a digit" is judged on (guard.odds)."""
-        other = torch.from_numpy(self.p[None, :, guard.OTHER]).double()
         agreement = torch.from_numpy(self.agreement()).double()
-        return guard.odds(other, agreement, Limits(0.0, weight, 0.0)).numpy()
+        return guard.odds(torch.from_numpy(self.scores[score][None]), agreement, weight).numpy()
 
     def misread(self) -> np.ndarray:
         """(2, n): the readers' likeliest digit is not the label (a digit set's)."""
@@ -302,7 +304,7 @@ class Judged:
 
 def judgements(s: Judged, limits: Limits) -> np.ndarray:
     """(2, n) Judgement values, per box."""
-    not_a_digit = s.odds(limits.weight) > limits.max_odds
+    not_a_digit = s.odds(limits.score, limits.weight) > limits.max_odds
     unsure = s.agreement() < limits.min_agreement
     return np.where(
         not_a_digit,
@@ -312,15 +314,16 @@ def judgements(s: Judged, limits: Limits) -> np.ndarray:
 
 
 def limits_at(
-    digits: dict[str, Judged], weight: float, share: float, target: float = TARGET
+    digits: dict[str, Judged], score: str, weight: float, share: float, target: float = TARGET
 ) -> Limits:
-    """The limits that flag at most `share` x `target` % of each set's digits read right as "not a
-    digit", and at most `target` % in all (both boxes of every drawing count)."""
+    """The limits by `score` that flag at most `share` x `target` % of each set's digits read
+    right as "not a digit", and at most `target` % in all (both boxes of every drawing count)."""
     right = {name: ~s.misread() for name, s in digits.items()}
-    max_odds = limit_above([s.odds(weight)[right[n]] for n, s in digits.items()], share * target)
+    odds = {name: s.odds(score, weight) for name, s in digits.items()}
+    max_odds = limit_above([odds[n][right[n]] for n in digits], share * target)
     # Among the read-right digits the "not a digit" limit spares, those "unsure" may flag: what
     # is left of the budget, as a share of them.
-    spared = {n: right[n] & (s.odds(weight) <= max_odds) for n, s in digits.items()}
+    spared = {n: right[n] & (odds[n] <= max_odds) for n in digits}
     left = {
         n: (target * right[n].sum() / 100 - (right[n] & ~spared[n]).sum()) / max(spared[n].sum(), 1)
         for n in digits
@@ -328,14 +331,24 @@ def limits_at(
     min_agreement = min(
         limit_below([digits[n].agreement()[spared[n]]], 100 * max(left[n], 0)) for n in digits
     )
-    return Limits(max_odds=max_odds, weight=weight, min_agreement=min_agreement)
+    return Limits(max_odds=max_odds, weight=weight, min_agreement=min_agreement, score=score)
 
 
-def choose(digits: dict[str, Judged], others: dict[str, Judged]) -> Limits:
-    """The limits (this module's docstring, 2): of every `WEIGHTS` x `SHARES_OTHER`, the ones that
-    call the most of `others` "not a digit" (the mean over its sets), among those that flag
-    GOALS["misread_flagged"] % of the pen digits the readers misread, where any do."""
-    tried = [limits_at(digits, weight, share) for weight in WEIGHTS for share in SHARES_OTHER]
+def choose(
+    digits: dict[str, Judged],
+    others: dict[str, Judged],
+    scores: tuple[str, ...] = tuple(guard.SCORES),
+) -> Limits:
+    """The limits (this module's docstring, 2): of every score x `WEIGHTS` x `SHARES_OTHER`, the
+    ones that call the most of `others` "not a digit" (the mean over its sets), among those that
+    flag GOALS["misread_flagged"] % of the pen digits the readers misread, where any do; on a tie
+    the first tried."""
+    tried = [
+        limits_at(digits, score, weight, share)
+        for score in scores
+        for weight in WEIGHTS
+        for share in SHARES_OTHER
+    ]
     caught = [
         np.mean([other_rates(s, limits)["not_a_digit"] for s in others.values()])
         for limits in tried
@@ -391,15 +404,17 @@ def other_rates(s: Judged, limits: Limits) -> dict:
     return out
 
 
-def guard_probabilities(net: guard.GuardNet, fields: np.ndarray) -> np.ndarray:
-    if not len(fields):
-        return np.zeros((0, guard.OTHER + 1))
-    return torch.cat(
-        [
-            net.probabilities(torch.from_numpy(fields[i : i + 4096]))
-            for i in range(0, len(fields), 4096)
-        ]
-    ).numpy()
+def guard_read(net: guard.GuardNet, fields: np.ndarray) -> tuple[np.ndarray, dict]:
+    """(N, 28, 28) fields -> the guard's probabilities (N, 11) and scores {name: (N,)}, as
+    guard.judge computes them."""
+    x = torch.from_numpy(fields)
+    logits = (
+        torch.cat([net.logits(x[i : i + 4096]) for i in range(0, len(x), 4096)], 1)
+        if len(x)
+        else torch.zeros(len(net.readers), 0, guard.OTHER + 1)
+    )
+    scores = {name: score(logits.double()).numpy() for name, score in guard.SCORES.items()}
+    return guard.probabilities(logits).numpy(), scores
 
 
 def held_out(load: Callable[[str], gd.Part]) -> dict[str, dict[str, tuple[gd.Part, np.ndarray]]]:
@@ -469,7 +484,7 @@ def measure(
         for split, sets in splits.items()
         for name, (part, keep) in sets.items()
     }
-    probs = {key: guard_probabilities(net, f) for key, f in fields.items()}
+    read = {key: guard_read(net, f) for key, f in fields.items()}
     out = {}
     for networks in NETWORKS:
         models = load_pretrained(weights, networks=networks)  # all must load
@@ -477,7 +492,7 @@ def measure(
         sets = {
             split: {
                 name: Judged(
-                    probs[split, name],
+                    *read[split, name],
                     reading(digit_readers, fields[split, name]),
                     part.label[keep & part.accepted],
                     int((keep & ~part.accepted).sum()),
@@ -568,6 +583,7 @@ def fit(
         "MNIST test digits are measured only",
         "budget": {"target": TARGET, "sets": list(BUDGETED)},
         "entropic": entropic,
+        "scores": list(guard.SCORES),
     }
     record = {
         "command": "digitpair-train fit-guard",
