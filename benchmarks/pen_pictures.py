@@ -8,6 +8,11 @@ digits a setting's networks still misread (validation).
   networks of `--setting` misread, round 0's `shared_aux` run: one row per digit class, as the
   network sees them after `drawing.preprocess`; `misread.md` lists what each was read as.
 
+It also prints, per digit, the share of round 0's MNIST training digits and of the pen digits
+whose ink (above 40 % of the peak, at 14x14) is in two or more 8-connected pieces of 2 px or more,
+and the share that encloses a hole: what a 5 with its bar apart, a 4 in two strokes or a closed
+4 would show.
+
     python benchmarks/pen_pictures.py [--runs train/runs/pen] [--setting conventions] [--out
     docs/pen]
 """
@@ -20,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import torch
+from scipy import ndimage
 
 from digitpair.core import writers
 from digitpair.core.conventions import CLASS, Conventions, draw_conventions
-from digitpair.core.data import MNIST
+from digitpair.core.data import MNIST, PairSet
 from digitpair.core.weights import load_weights
 from digitpair.lab import records
 
@@ -50,11 +56,43 @@ def conventions_picture(mnist: MNIST) -> PIL.Image.Image:
     digits, classes = train.input.reshape(-1, 1, 14, 14), train.classes.reshape(-1)
     rows = []
     g = torch.Generator().manual_seed(0)
-    for name in ("flag", "foot", "bar", "slash", "hook"):
+    for name in CLASS:
         picked = (classes == CLASS[name]).nonzero().flatten()[:COLUMNS]
         drawn = draw_conventions(digits[picked], classes[picked], g, Conventions(**{name: 1.0}))
         rows += [[d[0].numpy() for d in digits[picked]], [d[0].numpy() for d in drawn]]
     return grid(rows)
+
+
+def pieces(x: np.ndarray) -> int:
+    ink = x > 0.4 * x.max()
+    labels, n = ndimage.label(ink, structure=np.ones((3, 3)))
+    return int((np.asarray(ndimage.sum(ink, labels, range(1, n + 1))) >= 2).sum())
+
+
+def holes(x: np.ndarray) -> int:
+    """Pieces of paper (4-connected) that do not reach the border: the ink encloses them."""
+    paper, n = ndimage.label(x <= 0.4 * x.max())
+    border = set(np.concatenate([paper[0], paper[-1], paper[:, 0], paper[:, -1]]).tolist())
+    return len(set(range(1, n + 1)) - border)
+
+
+def shapes(train: PairSet) -> list[str]:
+    """Per digit: % in pieces and % with a hole, MNIST's round-0 training digits and pen digits."""
+    pen = writers.load_pen()
+    sets = {
+        "MNIST": (train.input.reshape(-1, 14, 14).numpy(), train.classes.reshape(-1).numpy()),
+        "pen": (pen.inputs[~pen.refused].numpy(), pen.labels[~pen.refused].numpy()),
+    }
+    lines = ["digit | MNIST: in pieces, with a hole (%) | pen: in pieces, with a hole (%)"]
+    for digit in range(10):
+        cells = []
+        for x, labels in sets.values():
+            of = x[labels == digit]
+            split = np.mean([pieces(d) >= 2 for d in of])
+            closed = np.mean([holes(d) >= 1 for d in of])
+            cells.append(f"{100 * split:5.1f}, {100 * closed:5.1f}")
+        lines.append(f"{digit} | " + " | ".join(cells))
+    return lines
 
 
 def misread(runs: Path, setting: str) -> tuple[PIL.Image.Image, list[str]]:
@@ -97,9 +135,9 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    conventions_picture(MNIST(args.data_dir, download=False)).save(
-        out / "conventions.png", optimize=True
-    )
+    mnist = MNIST(args.data_dir, download=False)
+    conventions_picture(mnist).save(out / "conventions.png", optimize=True)
+    print("\n".join(shapes(mnist.round(0, 1000, 0, 0).train)))
     picture, lines = misread(Path(args.runs), args.setting)
     picture.save(out / "misread.png", optimize=True)
     (out / "misread.md").write_text(

@@ -4,6 +4,7 @@ drawn where the convention puts them."""
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from digitpair.core.augment import PER_DIGIT, augment
 from digitpair.core.conventions import CLASS, Conventions, draw_conventions, ink_of
@@ -43,6 +44,26 @@ def nine() -> torch.Tensor:
         x[round(4 + 2 * np.sin(a)), round(7 + 2 * np.cos(a))] = 255.0
     line(x, [(9, 4), (9, 11)])
     return x
+
+
+def five() -> torch.Tensor:
+    x = torch.zeros(14, 14)
+    line(x, [(10, 2), (4, 2), (4, 6), (8, 6), (10, 8), (9, 11), (3, 11)])
+    return x
+
+
+def four() -> torch.Tensor:
+    x = torch.zeros(14, 14)
+    line(x, [(3, 2), (3, 8), (11, 8)])  # the arm and the bar, one stroke
+    line(x, [(9, 2), (9, 12)])  # the stem
+    return x
+
+
+def pieces(x: torch.Tensor) -> int:
+    """Ink above 40 % of the peak in 8-connected pieces of 2 px or more."""
+    ink = (x > 0.4 * x.max()).numpy()
+    labels, n = ndimage.label(ink, structure=np.ones((3, 3)))
+    return int((np.asarray(ndimage.sum(ink, labels, range(1, n + 1))) >= 2).sum())
 
 
 def drawn(digit: torch.Tensor, name: str, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,6 +114,27 @@ def test_a_hook_bends_the_nines_stem_left_at_the_bottom(seed):
     assert cols.min() < 8  # to the left of the stem (column 9)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_a_gap_lifts_the_fives_bar_off_its_stem(seed):
+    before = five()
+    assert pieces(before) == 1
+    out, _ = drawn(before, "gap", seed)
+    assert pieces(out) == 2
+    assert (out[2, 5:11] > 128).all() and (out[11] > 128).sum() >= 5  # the bar and belly stay
+    assert out.sum() > 0.85 * before.sum()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_apart_parts_the_fours_stem_from_its_arm_and_bar(seed):
+    before = four()
+    assert pieces(before) == 1
+    out, _ = drawn(before, "apart", seed)
+    assert pieces(out) == 2
+    assert (out[2:13, 9] > 128).all()  # the stem whole
+    assert (out[2:8, 3] > 128).all() and (out[8, 3:7] > 128).all()  # the arm and most of the bar
+    assert out.sum() > 0.85 * before.sum()
+
+
 def test_a_foot_lies_across_the_ones_bottom():
     out, added = drawn(one(), "foot")
     rows, cols = torch.nonzero(added > 64, as_tuple=True)
@@ -111,13 +153,13 @@ def test_a_convention_is_drawn_in_the_digits_own_ink():
 def test_only_digits_of_the_conventions_class_change():
     """Each convention touches its own class only: every other digit is returned as it was."""
     g = torch.Generator().manual_seed(0)
-    digits = torch.stack([one(), seven(), zero(), nine(), one() * 0.5])[:, None]
-    classes = torch.tensor([3, 5, 6, 8, 2])  # none of the conventions' classes
-    everything = Conventions(flag=1.0, foot=1.0, bar=1.0, slash=1.0, hook=1.0)
+    digits = torch.stack([one(), seven(), zero(), nine(), five(), four(), one() * 0.5])[:, None]
+    classes = torch.tensor([3, 2, 6, 8, 3, 6, 2])  # none of the conventions' classes
+    everything = Conventions(**{name: 1.0 for name in CLASS})
     assert torch.equal(draw_conventions(digits, classes, g, everything), digits)
-    classes = torch.tensor([1, 7, 0, 9, 2])
+    classes = torch.tensor([1, 7, 0, 9, 5, 4, 2])
     out = draw_conventions(digits, classes, g, everything)
-    assert all((out[i] != digits[i]).any() for i in range(4)) and torch.equal(out[4], digits[4])
+    assert all((out[i] != digits[i]).any() for i in range(6)) and torch.equal(out[6], digits[6])
 
 
 def test_conventions_keep_the_labels_through_augment():
