@@ -115,23 +115,20 @@ def test_a_hook_bends_the_nines_stem_left_at_the_bottom(seed):
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_a_gap_lifts_the_fives_bar_off_its_stem(seed):
-    before = five()
+@pytest.mark.parametrize(
+    "digit, name, kept",
+    [
+        (five, "gap", lambda out: (out[2, 5:11] > 128).all() and (out[11] > 128).sum() >= 5),
+        (four, "apart", lambda out: (out[2:13, 9] > 128).all() and (out[2:8, 3] > 128).all()),
+    ],
+    ids=["a gap lifts the 5's bar off its stem", "apart parts the 4's stem from its arm and bar"],
+)
+def test_paper_parts_a_digit_in_two_and_keeps_its_strokes(digit, name, kept, seed):
+    before = digit()
     assert pieces(before) == 1
-    out, _ = drawn(before, "gap", seed)
+    out, _ = drawn(before, name, seed)
     assert pieces(out) == 2
-    assert (out[2, 5:11] > 128).all() and (out[11] > 128).sum() >= 5  # the bar and belly stay
-    assert out.sum() > 0.85 * before.sum()
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_apart_parts_the_fours_stem_from_its_arm_and_bar(seed):
-    before = four()
-    assert pieces(before) == 1
-    out, _ = drawn(before, "apart", seed)
-    assert pieces(out) == 2
-    assert (out[2:13, 9] > 128).all()  # the stem whole
-    assert (out[2:8, 3] > 128).all() and (out[8, 3:7] > 128).all()  # the arm and most of the bar
+    assert kept(out)  # the 5's bar and belly; the 4's whole stem and its arm
     assert out.sum() > 0.85 * before.sum()
 
 
