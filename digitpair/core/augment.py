@@ -36,12 +36,13 @@ parameters in one go; `tests/test_augment.py` checks them against `torchvision.t
   (LeCun et al., 1998); a visitor's pen, slant and proportions vary more, and the networks only
   ever see the 1000 pairs of their round, so the variety has to come from distortions.
 - `style_flag`, `style_flag_foot`, `style_flag_bar`, `style_bar`, `style_slash`, `style_hook`,
-  `style_conventions`, `style_gap`, `style_apart`, `style_conventions_gap_apart`: `style` with
-  writing conventions drawn onto digits of their class first (`digitpair/core/conventions.py`: a
-  flag and a foot on 1s, a bar across 7s, a slash through 0s, a hooked tail on 9s, a 5's bar
-  lifted off its stem, a 4's stem apart from its arm and bar), each with its probability. The
-  class decides what is drawn, so only networks trained with digit labels get them (as only they
-  swap digits); the others train as with `style`.
+  `style_conventions`, `style_gap`, `style_apart`, `style_conventions_gap_apart`,
+  `style_conventions_quarter`, `style_conventions_most`: `style` with writing conventions drawn
+  onto digits of their class first (`digitpair/core/conventions.py`: a flag and a foot on 1s, a
+  bar across 7s, a slash through 0s, a hooked tail on 9s, a 5's bar lifted off its stem, a 4's
+  stem apart from its arm and bar), each with its probability. The class decides what is drawn,
+  so only networks trained with digit labels get them (as only they swap digits); the others
+  train as with `style`.
 """
 
 from __future__ import annotations
@@ -111,6 +112,9 @@ CONVENTIONS = {
     "conventions_gap_apart": Conventions(
         flag=0.5, foot=0.25, bar=0.5, slash=0.5, hook=0.5, gap=0.5, apart=0.5
     ),
+    # `conventions` drawn on a quarter and on three quarters of their digits instead of half.
+    "conventions_quarter": Conventions(flag=0.25, foot=0.125, bar=0.25, slash=0.25, hook=0.25),
+    "conventions_most": Conventions(flag=0.75, foot=0.375, bar=0.75, slash=0.75, hook=0.75),
 }
 PER_DIGIT.update(
     {
