@@ -73,13 +73,9 @@ def features(reader: guard.Reader, x: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def read(net: guard.GuardNet, fields: np.ndarray, banks: list[torch.Tensor]) -> Read:
+    logits = guard_fit.guard_logits(net, fields)
     x = torch.from_numpy(fields).float()
     chunks = [x[i : i + 4096] for i in range(0, len(x), 4096)]
-    logits = (
-        torch.stack([torch.cat([r.eval()(c) for c in chunks]) for r in net.readers])
-        if len(x)
-        else torch.zeros(len(net.readers), 0, OTHER + 1)
-    )
     knn = np.zeros(len(x))
     for reader, bank in zip(net.readers, banks):
         for i, c in enumerate(chunks):

@@ -404,15 +404,18 @@ def other_rates(s: Judged, limits: Limits) -> dict:
     return out
 
 
+def guard_logits(net: guard.GuardNet, fields: np.ndarray) -> torch.Tensor:
+    """(N, 28, 28) fields -> (members, N, 11): GuardNet.logits, 4096 drawings at a time."""
+    x = torch.from_numpy(fields)
+    if not len(x):
+        return torch.zeros(len(net.readers), 0, guard.OTHER + 1)
+    return torch.cat([net.logits(x[i : i + 4096]) for i in range(0, len(x), 4096)], 1)
+
+
 def guard_read(net: guard.GuardNet, fields: np.ndarray) -> tuple[np.ndarray, dict]:
     """(N, 28, 28) fields -> the guard's probabilities (N, 11) and scores {name: (N,)}, as
     guard.judge computes them."""
-    x = torch.from_numpy(fields)
-    logits = (
-        torch.cat([net.logits(x[i : i + 4096]) for i in range(0, len(x), 4096)], 1)
-        if len(x)
-        else torch.zeros(len(net.readers), 0, guard.OTHER + 1)
-    )
+    logits = guard_logits(net, fields)
     scores = {name: score(logits.double()).numpy() for name, score in guard.SCORES.items()}
     return guard.probabilities(logits).numpy(), scores
 

@@ -174,11 +174,10 @@ def guard_note(record: dict | None) -> list[str]:
         "scribbles, shapes, doodles and crossed-out digits; where its answers lean far enough "
         "from every digit (past a limit), the page says 'not a digit', and where it doubts the "
         "digit the networks read (or reads another), 'unsure', naming both. The limits are "
-        "chosen so that at "
-        f"most {target} % of the real digits the networks read right are flagged (a margin "
-        "under the goal's 1 %), on writers and kinds of drawing the guard did not learn from "
-        "(`digitpair-train fit-guard`, `digitpair/guard/__init__.py`); measured on others "
-        "still:",
+        f"chosen so that at most {target} % of the real digits the networks read right are "
+        "flagged (a margin under the goal's 1 %), on writers and kinds of drawing the guard "
+        "did not learn from (`digitpair-train fit-guard`, `digitpair/guard/__init__.py`); "
+        "measured on others still:",
         "",
         rates,
     ]
