@@ -11,6 +11,7 @@ cards between them; the `/compare` API takes it as its optional third argument,
 `networks="ours"` (the default) or `networks="report"`.
 """
 
+import functools
 import os
 import tempfile
 import urllib.parse
@@ -207,7 +208,7 @@ with gr.Blocks(
             api_visibility="private",
             js=browser.set_pads(example.first, example.second),
         ).then(None, js=browser.PAINTED, api_visibility="private").then(
-            lambda networks, now, index=index: show_example(index, networks, now),
+            functools.partial(show_example, index),
             [choice, current],
             [*outputs, generation, current],
             show_progress="hidden",

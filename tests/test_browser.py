@@ -319,12 +319,12 @@ def test_drawing_clearing_and_an_example(served_app, tmp_path):
         expect_cleared(page, expect)
 
         # An example, on blank pads: when its answer shows, the pads already hold its digits, and
-        # the
-        # click asked the server once. Its true digits and answer on the page, each verdict marked.
-        requests = []
+        # the click asked the server once. Its true digits and answer on the page, each verdict
+        # marked.
+        asked = []  # the server functions the page queued, by index
         page.on(
             "request",
-            lambda request: requests.append(request.url) if "/queue/join" in request.url else None,
+            lambda r: "/queue/join" in r.url and asked.append(r.post_data_json["fn_index"]),
         )
         page.locator("#examples-row").get_by_role("button", name="8 and 3").click()
         expect(page.locator("#consensus")).to_contain_text(
@@ -332,7 +332,11 @@ def test_drawing_clearing_and_an_example(served_app, tmp_path):
         )
         assert all(ink(page, box) > blank + 3000 for box in ("first", "second"))
         page.wait_for_timeout(1000)  # nothing else is asked for later
-        assert len(requests) == 1, requests
+        # Besides the example's one request, only a drawing's request read before the Clear may
+        # arrive late, on a loaded machine; the server answers it with no change (app.PAGE).
+        fns = [getattr(f.fn, "func", f.fn) for f in map(served_app[0].demo.fns.get, asked)]
+        assert fns.count(served_app[0].show_example) == 1, fns
+        assert set(fns) <= {served_app[0].show_example, served_app[0].show}, fns
         expect_marked(page, expect)
         assert page.locator("#consensus").bounding_box()["y"] < 900  # the answer is in view
 
