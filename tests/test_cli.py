@@ -88,6 +88,17 @@ def test_bad_overrides_are_one_clear_error(command, override, message, tmp_path)
     assert not list(tmp_path.iterdir())  # refused before anything is trained or written
 
 
+@pytest.mark.parametrize("channels", ["32,64", "32,64,x", "0,8,8"])
+def test_a_bad_guard_width_is_one_clear_error_before_any_fitting(channels, tmp_path):
+    result = CliRunner().invoke(
+        app,
+        ["fit-guard", "--weights", str(tmp_path), "--channels", channels, "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 2, result.output
+    assert "--channels wants three positive whole numbers" in result.output
+    assert "Traceback" not in result.output and not list(tmp_path.iterdir())
+
+
 def test_study_refuses_seed_overrides(tmp_path):
     result = CliRunner().invoke(
         app,

@@ -2,6 +2,7 @@
 data says, the fit is reproducible to the byte, and a guard loads only whole and only for the
 networks it was fitted for."""
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -19,7 +20,7 @@ from digitpair.guard import data as guard_data
 from digitpair.guard import fit as guard_fit
 from digitpair.guard.pretrained import load_pretrained
 
-from .conftest import write_guard
+from .conftest import NEVER, write_guard
 
 # --- choosing limits on data whose answer is known ---------------------------------------------
 
@@ -74,6 +75,18 @@ def test_fitting_separable_data_learns_it_and_is_reproducible_to_the_byte(tmp_pa
     first = [path.read_bytes() for path in guard_fit.write(tmp_path / "a", net, record)]
     again = [path.read_bytes() for path in guard_fit.write(tmp_path / "b", fit(), record)]
     assert first == again
+
+
+def test_a_guard_of_another_width_is_written_and_loaded_at_its_width(tmp_path):
+    train, held = blobs(3000, 0), blobs(200, 1)
+    net = guard_fit.train_guard(
+        {"blobs": train}, members=1, epochs=1, epoch=1000, channels=(4, 8, 8), hidden=16
+    )
+    record = {"networks": {"ours": {"fingerprints": {}, "limits": dataclasses.asdict(NEVER)}}}
+    guard_fit.write(tmp_path, net, record)
+    loaded = guard.load(tmp_path).net
+    assert (len(loaded.readers), loaded.channels, loaded.hidden) == (1, (4, 8, 8), 16)
+    assert torch.equal(loaded.logits(held.x), net.logits(held.x))
 
 
 def sets_scored(separating: str, n: int = 20_000) -> tuple[dict, dict]:

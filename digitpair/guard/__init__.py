@@ -98,12 +98,16 @@ class GuardError(RuntimeError):
     which."""
 
 
+# The Reader's width: its three convolutions' channels and its hidden layer's units.
+CHANNELS, HIDDEN = (16, 32, 64), 64
+
+
 class Reader(nn.Module):
     """(N, 28, 28) raw 0-255 drawings, boxed and centred as `drawing.mnist_field` makes them ->
     (N, 11) logits: the ten digits and "not a digit". Three 3x3 convolutions (`channels`), each
-    followed by a 2x2 max-pool, and one hidden layer: 61k parameters."""
+    followed by a 2x2 max-pool, and one hidden layer: 61k parameters at CHANNELS and HIDDEN."""
 
-    def __init__(self, channels: tuple[int, int, int] = (16, 32, 64), hidden: int = 64):
+    def __init__(self, channels: tuple[int, int, int] = CHANNELS, hidden: int = HIDDEN):
         super().__init__()
         c1, c2, c3 = channels
         self.features = nn.Sequential(
@@ -131,7 +135,7 @@ class GuardNet(nn.Module):
     a millisecond a drawing on one CPU thread."""
 
     def __init__(
-        self, members: int = 3, channels: tuple[int, int, int] = (16, 32, 64), hidden: int = 64
+        self, members: int = 3, channels: tuple[int, int, int] = CHANNELS, hidden: int = HIDDEN
     ):
         super().__init__()
         self.readers = nn.ModuleList(Reader(channels, hidden) for _ in range(members))

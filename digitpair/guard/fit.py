@@ -160,6 +160,8 @@ def train(
     batch: int = BATCH,
     log: Callable[[str], None] = lambda line: None,
     entropic: float = ENTROPIC,
+    channels: tuple[int, int, int] = guard.CHANNELS,
+    hidden: int = guard.HIDDEN,
 ) -> guard.Reader:
     """A Reader trained by cross-entropy over its 11 classes, each epoch `epoch` drawings drawn
     (with replacement) from the sources in proportion to `shares`, each `jitter`ed; AdamW, a
@@ -174,7 +176,7 @@ def train(
     torch.set_num_threads(1)
     try:
         torch.manual_seed(seed)
-        net = guard.Reader()
+        net = guard.Reader(channels, hidden)
         g = torch.Generator().manual_seed(seed)
         names = list(sources)
         whole = cat([sources[n] for n in names])
@@ -224,14 +226,25 @@ def train_guard(
     epoch: int = EPOCH,
     log: Callable[[str], None] = lambda line: None,
     entropic: float = ENTROPIC,
+    channels: tuple[int, int, int] = guard.CHANNELS,
+    hidden: int = guard.HIDDEN,
 ) -> guard.GuardNet:
-    """A GuardNet of `members` Readers, trained from seeds seed * members + k; the sources in
-    SHARES (any others alike)."""
-    net = guard.GuardNet(members)
+    """A GuardNet of `members` Readers of the given width, trained from seeds seed * members + k;
+    the sources in SHARES (any others alike)."""
+    net = guard.GuardNet(members, channels, hidden)
     shares = {name: SHARES.get(name, 1) for name in sources}
     for k in range(members):
-        seed_k = seed * members + k
-        net.readers[k] = train(sources, shares, epochs, epoch, seed_k, log=log, entropic=entropic)
+        net.readers[k] = train(
+            sources,
+            shares,
+            epochs,
+            epoch,
+            seed * members + k,
+            log=log,
+            entropic=entropic,
+            channels=channels,
+            hidden=hidden,
+        )
     return net.eval()
 
 
@@ -561,18 +574,23 @@ def fit(
     mnist=None,
     entropic: float = ENTROPIC,
     out: str | os.PathLike | None = None,
+    members: int = MEMBERS,
+    channels: tuple[int, int, int] = guard.CHANNELS,
+    hidden: int = guard.HIDDEN,
 ) -> list[Path]:
-    """The whole fit (this module's docstring): trains (`entropic`: `train`'s), chooses,
-    measures, and writes `weights/guard/` (or `out`: a folder to compare, the served guard left
-    as it is); `mnist` a data.MNIST (None: found as data.MNIST finds it). Returns the files
-    written."""
+    """The whole fit (this module's docstring): trains (`members` readers; `entropic`, `channels`
+    and `hidden`: `train`'s), chooses, measures, and writes `weights/guard/` (or `out`: a folder
+    to compare, the served guard left as it is); `mnist` a data.MNIST (None: found as data.MNIST
+    finds it). Returns the files written."""
 
     def load(name):
         return gd.load(name, mnist)
 
     sources = training_set(load)
     log("fitting on " + ", ".join(f"{name} {len(s.y)}" for name, s in sources.items()))
-    net = train_guard(sources, seed=seed, epochs=epochs, log=log, entropic=entropic)
+    net = train_guard(
+        sources, members, seed, epochs, log=log, entropic=entropic, channels=channels, hidden=hidden
+    )
     held = {c for c in load("pen_characters").label if gd.character_role(c) != "fit"}
     fitted_on = {
         "sources": {name: len(s.y) for name, s in sources.items()},

@@ -97,6 +97,17 @@ def load_data(data_dir: Optional[Path]):
         raise fail(str(e)) from None
 
 
+def parse_channels(text: str) -> tuple[int, int, int]:
+    """'32,64,128' -> (32, 64, 128): the guard's three convolutions."""
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        widths = ()
+    if len(widths) != 3 or min(widths) < 1:
+        raise fail(f"--channels wants three positive whole numbers, like 32,64,128; got {text!r}")
+    return widths
+
+
 def preset_file(name: str, folder: Optional[Path]) -> Path:
     """The study file of preset `name`; the error lists the presets there."""
     folder = folder or STUDIES
@@ -652,6 +663,17 @@ def fit_guard_command(
         show_default="guard.fit.ENTROPIC",
         help="Weight of the entropic open-set term beside the background class (0: none).",
     ),
+    members: Optional[int] = typer.Option(
+        None, min=1, show_default="guard.fit.MEMBERS", help="Readers trained, their odds averaged."
+    ),
+    channels: Optional[str] = typer.Option(
+        None,
+        show_default="guard.CHANNELS",
+        help="Each reader's three convolutions' channels, e.g. 32,64,128.",
+    ),
+    hidden: Optional[int] = typer.Option(
+        None, min=1, show_default="guard.HIDDEN", help="Each reader's hidden units."
+    ),
     out: Optional[Path] = typer.Option(
         None,
         "--out",
@@ -663,8 +685,10 @@ def fit_guard_command(
     from ..core.pen import PenError
     from ..core.weights import WeightsError
     from ..core.writers import WritersError
-    from ..guard.fit import ENTROPIC, EPOCHS, fit
+    from ..guard import CHANNELS, HIDDEN
+    from ..guard.fit import ENTROPIC, EPOCHS, MEMBERS, fit
 
+    widths = CHANNELS if channels is None else parse_channels(channels)
     mnist = load_data(data_dir)
     try:
         files = fit(
@@ -675,6 +699,9 @@ def fit_guard_command(
             mnist=mnist,
             entropic=ENTROPIC if entropic is None else entropic,
             out=out,
+            members=members or MEMBERS,
+            channels=widths,
+            hidden=hidden or HIDDEN,
         )
     except (PenError, WritersError, WeightsError) as e:
         raise fail(str(e)) from None
