@@ -1,0 +1,63 @@
+"""Fitted guards side by side, from their records: the choosing split that ranked them, then the
+held-out rates (validation), as a markdown table.
+
+Each folder is one `digitpair-train fit-guard --out FOLDER` (or `weights/guard/`); its
+guard.json holds the limits `fit.choose` picked on the choosing writers and kinds, and the rates
+on both splits (`fit.measure`). "choosing: mean" is what `fit.choose` ranks limits by: the mean
+of "not a digit" over the choosing split's characters and each of its kinds. Nothing is measured
+again here
+(`benchmarks/guard.py` does that for the served guard).
+
+    python benchmarks/guard_fits.py weights/guard FOLDER [FOLDER ...] [--networks ours]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+DIGITS = ("pen", "mnist", "mnist_pen", "usps", "uci")
+HEADER = (
+    "| guard | readers x width | epochs, seed | score | choosing: mean | validation: characters "
+    "| unseen characters | unseen kinds | misread pen digits flagged "
+    "| read right flagged: pen, MNIST, MNIST penned, USPS, UCI |"
+)
+
+
+def row(folder: Path, networks: str) -> str:
+    record = json.loads((folder / "guard.json").read_text())
+    arch, chosen = record["architecture"], record["networks"][networks]
+    choice, rates = chosen["choice"], chosen["rates"]
+    choosing = np.mean(
+        [choice["pen_characters"]["not_a_digit"], *choice["doodles"]["per_kind"].values()]
+    )
+    digits = rates["digits"]
+    flagged = ", ".join(f"{digits[name]['read_right_flagged']:.2f}" for name in DIGITS)
+    width = f"{arch['members']} x {'/'.join(map(str, arch['channels']))}, {arch['hidden']}"
+    limits = chosen["limits"]
+    return (
+        f"| {folder} | {width} | {record['epochs']}, {record['seed']} "
+        f"| {limits['score']} (weight {limits['weight']}) | {choosing:.2f} "
+        f"| {rates['pen_characters']['not_a_digit']:.2f} "
+        f"| {rates['pen_characters_unseen']['not_a_digit']:.2f} "
+        f"| {rates['doodles']['not_a_digit']:.2f} | {digits['pen']['misread_flagged']:.2f} "
+        f"| {flagged} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="guard folders (guard.json inside)")
+    parser.add_argument("--networks", default="ours", help="the set whose limits and rates")
+    args = parser.parse_args()
+    print(HEADER)
+    print("|" + " --- |" * (HEADER.count("|") - 1))
+    for folder in args.folders:
+        print(row(folder, args.networks))
+
+
+if __name__ == "__main__":
+    main()
