@@ -3,9 +3,8 @@ held-out rates (validation), as a markdown table.
 
 Each folder is one `digitpair-train fit-guard --out FOLDER` (or `weights/guard/`); its
 guard.json holds the limits `fit.choose` picked on the choosing writers and kinds, and the rates
-on both splits (`fit.measure`). "choosing: mean" is what `fit.choose` ranks limits by: the mean
-of "not a digit" over the choosing split's characters and each of its kinds. Nothing is measured
-again here
+on both splits (`fit.measure`). "choosing: mean" is what `fit.choose` ranks limits by
+(`fit.chosen_mean` of the choosing split). Nothing is measured again here
 (`benchmarks/guard.py` does that for the served guard).
 
     python benchmarks/guard_fits.py weights/guard FOLDER [FOLDER ...] [--networks ours]
@@ -15,9 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-import numpy as np
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: this checkout's digitpair
+
+from digitpair.guard import fit as guard_fit  # noqa: E402
 
 DIGITS = ("pen", "mnist", "mnist_pen", "usps", "uci")
 HEADER = (
@@ -31,9 +34,7 @@ def row(folder: Path, networks: str) -> str:
     record = json.loads((folder / "guard.json").read_text())
     arch, chosen = record["architecture"], record["networks"][networks]
     choice, rates = chosen["choice"], chosen["rates"]
-    choosing = np.mean(
-        [choice["pen_characters"]["not_a_digit"], *choice["doodles"]["per_kind"].values()]
-    )
+    choosing = guard_fit.chosen_mean(choice)
     digits = rates["digits"]
     flagged = ", ".join(f"{digits[name]['read_right_flagged']:.2f}" for name in DIGITS)
     width = f"{arch['members']} x {'/'.join(map(str, arch['channels']))}, {arch['hidden']}"

@@ -141,18 +141,12 @@ def knn_banks(net: guard.GuardNet, load, seed: int = 0) -> list[torch.Tensor]:
         return [features(r.eval(), x) for r in net.readers]
 
 
-def chosen_mean(rates: dict) -> float:
-    """The mean of "not a digit" over a split's characters and each kind: what fit.choose ranks
-    limits by (the choosing split's characters are those it learned from)."""
-    kinds = rates["doodles"]["per_kind"].values()
-    return float(np.mean([rates["pen_characters"]["not_a_digit"], *kinds]))
-
-
 def row(name: str, limits: guard.Limits, rates: dict) -> str:
     d = rates["digits"]
     right = " ".join(f"{d[n]['read_right_flagged']:>5}" for n in d)
+    chosen = guard_fit.chosen_mean(rates)
     return (
-        f"{name:<28} {chosen_mean(rates):>6.2f} {rates['pen_characters']['not_a_digit']:>6} "
+        f"{name:<28} {chosen:>6.2f} {rates['pen_characters']['not_a_digit']:>6} "
         f"{rates['doodles']['not_a_digit']:>6} {d['pen']['misread_flagged']:>6} {right}  "
         f"w {limits.weight:g}, limit {limits.max_odds:.3f}, agreement {limits.min_agreement:.2g}"
     )
@@ -200,7 +194,8 @@ def main() -> None:
         digits, others = scored(score, "choose", True), scored(score, "choose", False)
         limits = guard_fit.choose(digits, others, scores=(score,))
         rates = guard_fit.split_rates(digits, others, limits)
-        chosen[score] = (limits, chosen_mean(rates), rates["digits"]["pen"]["misread_flagged"])
+        misread = rates["digits"]["pen"]["misread_flagged"]
+        chosen[score] = (limits, guard_fit.chosen_mean(rates), misread)
         print(row(score, limits, rates), flush=True)
 
     enough = [s for s, c in chosen.items() if c[2] >= guard.GOALS["misread_flagged"]]

@@ -419,6 +419,13 @@ def other_rates(s: Judged, limits: Limits) -> dict:
     return out
 
 
+def chosen_mean(rates: dict) -> float:
+    """A split's rates (`split_rates`) -> the mean of "not a digit" over its characters and each
+    kind: what `choose` ranks limits by, on the choosing split."""
+    kinds = rates["doodles"]["per_kind"].values()
+    return float(np.mean([rates["pen_characters"]["not_a_digit"], *kinds]))
+
+
 def guard_logits(net: guard.GuardNet, fields: np.ndarray) -> torch.Tensor:
     """(N, 28, 28) fields -> (members, N, 11): GuardNet.logits, 4096 drawings at a time."""
     x = torch.from_numpy(fields)
