@@ -45,6 +45,8 @@ def table(rates: dict) -> list[str]:
         for name, r in rates["digits"].items()
     ]
     for name in ("pen_characters", "pen_characters_unseen"):
+        if name not in rates:  # fitted on every character: none held out
+            continue
         r = rates[name]
         least = sorted(r.get("per_label", {}).items(), key=lambda kv: kv[1])[:8]
         lines.append(
@@ -72,7 +74,10 @@ def main() -> None:
         networks: Limits(**chosen["limits"])
         for networks, chosen in fitted.record["networks"].items()
     }
-    measured = guard_fit.measure(fitted.net, args.weights, guard_data.load, limits)
+    hold_out = bool(fitted.record["fitted_on"]["characters_held_out"])
+    measured = guard_fit.measure(
+        fitted.net, args.weights, guard_data.load, limits, hold_out=hold_out
+    )
     for networks, m in measured.items():
         recorded = fitted.record["networks"][networks]
         print(f"{networks} networks, limits {json.dumps(recorded['limits'])}")

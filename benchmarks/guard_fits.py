@@ -39,11 +39,16 @@ def row(folder: Path, networks: str) -> str:
     flagged = ", ".join(f"{digits[name]['read_right_flagged']:.2f}" for name in DIGITS)
     width = f"{arch['members']} x {'/'.join(map(str, arch['channels']))}, {arch['hidden']}"
     limits = chosen["limits"]
+    unseen = (  # "-": fitted on every character, none held out
+        f"{rates['pen_characters_unseen']['not_a_digit']:.2f}"
+        if "pen_characters_unseen" in rates
+        else "-"
+    )
     return (
         f"| {folder} | {width} | {record['epochs']}, {record['seed']} "
         f"| {limits['score']} (weight {limits['weight']}) | {choosing:.2f} "
         f"| {rates['pen_characters']['not_a_digit']:.2f} "
-        f"| {rates['pen_characters_unseen']['not_a_digit']:.2f} "
+        f"| {unseen} "
         f"| {rates['doodles']['not_a_digit']:.2f} | {digits['pen']['misread_flagged']:.2f} "
         f"| {flagged} |"
     )

@@ -319,12 +319,17 @@ def rates_markdown(record: dict) -> str:
             f"{digits[name]['read_right_flagged']} % of {TITLES[name]}" for name in DIGIT_SETS
         )
         every = ", ".join(f"{digits[name]['flagged']} %" for name in DIGIT_SETS)
+        unseen = (  # a guard fitted on every character has none held out to measure
+            f" ({r['pen_characters_unseen']['not_a_digit']} % of the characters it never "
+            "learned from)"
+            if "pen_characters_unseen" in r
+            else ""
+        )
         lines.append(
             f"- {networks} networks (held-out validation: writers and kinds of drawing the guard "
             f'was neither fitted nor chosen on): "not a digit" for '
-            f"{r['pen_characters']['not_a_digit']} % of pen letters and symbols "
-            f"({r['pen_characters_unseen']['not_a_digit']} % of the characters it never learned "
-            f"from) and {r['doodles']['not_a_digit']} % of drawn non-digits of kinds it never saw "
+            f"{r['pen_characters']['not_a_digit']} % of pen letters and symbols{unseen} and "
+            f"{r['doodles']['not_a_digit']} % of drawn non-digits of kinds it never saw "
             f"(goal: {GOALS['not_a_digit']:g} %); real digits the networks read right flagged: "
             f"{right} (goal: at most {GOALS['flagged']:g} %, UCI {GOALS['uci_flagged']:g} %; all "
             f"real digits, misread ones too: {every}); of the pen digits the networks misread "

@@ -70,6 +70,9 @@ SHARES_OTHER = (0.5, 0.7, 0.9)  # of TARGET, tried for "not a digit"; the rest g
 WEIGHTS = (0.0, 0.5, 1.0)  # of logit(agreement) in the odds, tried
 # The choosing writers' pen digits, MNIST's training digits kept to choose (scanned and penned).
 BUDGETED = ("pen", "mnist", "mnist_pen")
+# Keep a fifth of the non-digit-like characters out of fitting (data.character_role), to measure
+# how the guard meets characters it never learned from.
+HOLD_OUT = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,13 +109,15 @@ def cat(sets: list[Labelled]) -> Labelled:
     return Labelled(torch.cat([s.x for s in sets]), torch.cat([s.y for s in sets]))
 
 
-def fitting_characters(characters: gd.Part) -> np.ndarray:
-    fitted = np.array([gd.character_role(c) == "fit" for c in characters.label])
-    return (roles(characters) == "fit") & fitted
+def unseen_characters(characters: gd.Part, hold_out: bool) -> np.ndarray:
+    """(N,) bool: the drawings of the characters held out of fitting (none unless `hold_out`)."""
+    if not hold_out:
+        return np.zeros(len(characters), bool)
+    return np.array([gd.character_role(c) != "fit" for c in characters.label])
 
 
-def training_set(load: Callable[[str], gd.Part]) -> dict[str, Labelled]:
-    """{source of SHARES: its fitting drawings}."""
+def training_set(load: Callable[[str], gd.Part], hold_out: bool = HOLD_OUT) -> dict[str, Labelled]:
+    """{source of SHARES: its fitting drawings}; `hold_out`: leave the held-out characters out."""
     train = load("mnist_train")
     fit_mnist = ~mnist_split(len(train))
     pen_digits = [load(name) for name in ("pen_digits", "pen_digits_brushes")]
@@ -121,7 +126,9 @@ def training_set(load: Callable[[str], gd.Part]) -> dict[str, Labelled]:
         "mnist_train": digits_of(train, fit_mnist),
         "mnist_train_pen": digits_of(load("mnist_train_pen"), fit_mnist),
         "pen_digits": cat([digits_of(p, roles(p) == "fit") for p in pen_digits]),
-        "pen_characters": others_of(characters, fitting_characters(characters)),
+        "pen_characters": others_of(
+            characters, (roles(characters) == "fit") & ~unseen_characters(characters, hold_out)
+        ),
         "doodles": cat(
             [
                 others_of(p, np.ones(len(p), bool))
@@ -442,12 +449,15 @@ def guard_read(net: guard.GuardNet, fields: np.ndarray) -> tuple[np.ndarray, dic
     return guard.probabilities(logits).numpy(), scores
 
 
-def held_out(load: Callable[[str], gd.Part]) -> dict[str, dict[str, tuple[gd.Part, np.ndarray]]]:
+def held_out(
+    load: Callable[[str], gd.Part], hold_out: bool = HOLD_OUT
+) -> dict[str, dict[str, tuple[gd.Part, np.ndarray]]]:
     """{"choose" | "report": {set name: (part, which of its drawings)}}: the digit sets first
-    (guard.DIGIT_SETS), then the non-digits (pen characters, then each kind of doodle)."""
+    (guard.DIGIT_SETS), then the non-digits (pen characters, with `hold_out` the characters never
+    fitted on apart, then each kind of doodle)."""
     pen_digits, characters, train = load("pen_digits"), load("pen_characters"), load("mnist_train")
     writer, char_writer, chosen = roles(pen_digits), roles(characters), mnist_split(len(train))
-    unseen = np.array([gd.character_role(c) != "fit" for c in characters.label])
+    unseen = unseen_characters(characters, hold_out)
 
     def every(part):
         return np.ones(len(part), bool)
@@ -473,7 +483,11 @@ def held_out(load: Callable[[str], gd.Part]) -> dict[str, dict[str, tuple[gd.Par
             "pen": (pen_digits, writer == "report"),
             **{name: (p, every(p)) for name, part in measured for p in [load(part)]},
             "pen_characters": (characters, char_writer == "report"),
-            "pen_characters_unseen": (characters, (char_writer == "report") & unseen),
+            **(
+                {"pen_characters_unseen": (characters, (char_writer == "report") & unseen)}
+                if hold_out
+                else {}
+            ),
             **doodle("report"),
         },
     }
@@ -500,10 +514,11 @@ def measure(
     load: Callable[[str], gd.Part],
     limits: dict[str, Limits] | None = None,
     log: Callable[[str], None] = lambda line: None,
+    hold_out: bool = HOLD_OUT,
 ) -> dict:
     """Per set of networks: its networks' fingerprints, the limits chosen on the choosing split
-    (or given: `limits`, {set: Limits}) and the rates on both splits."""
-    splits = held_out(load)
+    (or given: `limits`, {set: Limits}) and the rates on both splits (`hold_out`: as fitted)."""
+    splits = held_out(load, hold_out)
     fields = {
         (split, name): part.x[keep & part.accepted]
         for split, sets in splits.items()
@@ -586,21 +601,24 @@ def fit(
     members: int = MEMBERS,
     channels: tuple[int, int, int] = guard.CHANNELS,
     hidden: int = guard.HIDDEN,
+    hold_out: bool = HOLD_OUT,
 ) -> list[Path]:
     """The whole fit (this module's docstring): trains (`members` readers; `entropic`, `channels`
     and `hidden`: `train`'s), chooses, measures, and writes `weights/guard/` (or `out`: a folder
     to compare, the served guard left as it is); `mnist` a data.MNIST (None: found as data.MNIST
-    finds it). Returns the files written."""
+    finds it); `hold_out`: keep a fifth of the characters out of fitting, to measure them.
+    Returns the files written."""
 
     def load(name):
         return gd.load(name, mnist)
 
-    sources = training_set(load)
+    sources = training_set(load, hold_out)
     log("fitting on " + ", ".join(f"{name} {len(s.y)}" for name, s in sources.items()))
     net = train_guard(
         sources, members, seed, epochs, log=log, entropic=entropic, channels=channels, hidden=hidden
     )
-    held = {c for c in load("pen_characters").label if gd.character_role(c) != "fit"}
+    characters = load("pen_characters")
+    held = set(characters.label[unseen_characters(characters, hold_out)])
     fitted_on = {
         "sources": {name: len(s.y) for name, s in sources.items()},
         "shares": SHARES,
@@ -619,7 +637,7 @@ def fit(
         "command": "digitpair-train fit-guard",
         "seed": seed,
         "epochs": epochs,
-        "networks": measure(net, weights, load, log=log),
+        "networks": measure(net, weights, load, log=log, hold_out=hold_out),
         "fitted_on": fitted_on,
     }
     return write(Path(weights) / guard.FOLDER if out is None else out, net, record)

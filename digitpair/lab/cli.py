@@ -674,6 +674,13 @@ def fit_guard_command(
     hidden: Optional[int] = typer.Option(
         None, min=1, show_default="guard.HIDDEN", help="Each reader's hidden units."
     ),
+    hold_out: Optional[bool] = typer.Option(
+        None,
+        "--hold-out-characters/--every-character",
+        show_default="guard.fit.HOLD_OUT",
+        help="Keep a fifth of the letters and symbols out of fitting, to measure how it meets "
+        "characters it never learned from, or fit on every one.",
+    ),
     out: Optional[Path] = typer.Option(
         None,
         "--out",
@@ -686,7 +693,7 @@ def fit_guard_command(
     from ..core.weights import WeightsError
     from ..core.writers import WritersError
     from ..guard import CHANNELS, HIDDEN
-    from ..guard.fit import ENTROPIC, EPOCHS, MEMBERS, fit
+    from ..guard.fit import ENTROPIC, EPOCHS, HOLD_OUT, MEMBERS, fit
 
     widths = CHANNELS if channels is None else parse_channels(channels)
     mnist = load_data(data_dir)
@@ -702,6 +709,7 @@ def fit_guard_command(
             members=members or MEMBERS,
             channels=widths,
             hidden=hidden or HIDDEN,
+            hold_out=HOLD_OUT if hold_out is None else hold_out,
         )
     except (PenError, WritersError, WeightsError) as e:
         raise fail(str(e)) from None
