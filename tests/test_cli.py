@@ -99,6 +99,21 @@ def test_a_bad_guard_width_is_one_clear_error_before_any_fitting(channels, tmp_p
     assert "Traceback" not in result.output and not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(
+    "flag, hold_out",
+    [([], True), (["--every-character"], False), (["--hold-out-characters"], True)],
+)
+def test_fit_guard_holds_characters_out_unless_told_to_fit_every_one(
+    flag, hold_out, monkeypatch, tmp_path
+):
+    asked = {}
+    monkeypatch.setattr("digitpair.lab.cli.load_data", lambda data_dir: None)
+    monkeypatch.setattr("digitpair.guard.fit.fit", lambda *a, **kw: asked.update(kw) or [])
+    result = CliRunner().invoke(app, ["fit-guard", "--weights", str(tmp_path), *flag])
+    assert result.exit_code == 0, result.output
+    assert asked["hold_out"] is hold_out
+
+
 def test_study_refuses_seed_overrides(tmp_path):
     result = CliRunner().invoke(
         app,

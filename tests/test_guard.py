@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -283,3 +284,60 @@ def test_writers_and_characters_split_by_a_stable_hash():
     assert guard_data.writer_role("apb/x") == guard_data.writer_role("apb/x")
     assert hashlib.sha256(b"a").hexdigest()  # the roles come from sha256, not Python's salted hash
     assert not set("AEHKMNPRTWXYaehkmnrtwx") & guard_data.DIGIT_LIKE
+
+
+def fake_part(labels: str, sources: list[str]) -> guard_data.Part:
+    """Every (label, source) once, as data.load gives a part: one drawing each, all accepted."""
+    pairs = [(label, source) for label in labels for source in sources]
+    n = len(pairs)
+    return guard_data.Part(
+        np.zeros((n, 28, 28), np.float32),
+        np.ones(n, bool),
+        np.array([label for label, _ in pairs]),
+        np.array([source for _, source in pairs]),
+    )
+
+
+def test_held_out_characters_are_never_fitted_on_and_measured_apart_unless_every_one_is_fitted():
+    sources = [f"lab/{i}" for i in range(40)]  # every writer role, by the hash
+    characters = "AEHKMNPRTWXYaehkmnrtwx*<>#%+"
+    held = {c for c in characters if guard_data.character_role(c) != "fit"}
+    assert held and held != set(characters)
+
+    def load(name):
+        if name == "pen_characters":
+            return fake_part(characters, sources)
+        return fake_part("0123456789", sources)
+
+    def fitted(hold_out):
+        n = len(guard_fit.training_set(load, hold_out)["pen_characters"].y)
+        splits = guard_fit.held_out(load, hold_out)
+        return n, {
+            split: {
+                name: set(part.label[keep]) for name, (part, keep) in sets.items() if "char" in name
+            }
+            for split, sets in splits.items()
+        }
+
+    fit_writers = sum(guard_data.writer_role(s) == "fit" for s in sources)
+    n, measured = fitted(True)
+    assert n == fit_writers * (len(characters) - len(held))
+    assert measured["choose"]["pen_characters"] == set(characters) - held
+    assert measured["report"]["pen_characters_unseen"] == held
+    assert measured["report"]["pen_characters"] == set(characters)
+    n, measured = fitted(False)
+    assert n == fit_writers * len(characters)
+    assert measured["choose"]["pen_characters"] == set(characters)
+    assert "pen_characters_unseen" not in measured["report"]
+
+
+def test_the_rates_line_names_unseen_characters_only_where_some_were_held_out():
+    folder = Path(__file__).resolve().parents[1] / "weights" / guard.FOLDER
+    record = json.loads((folder / guard.RECORD_NAME).read_text())
+    for chosen in record["networks"].values():  # as a fit holding characters out records
+        chosen["rates"]["pen_characters_unseen"] = {"not_a_digit": 12.34}
+    assert "(12.34 % of the characters it never learned from)" in guard.rates_markdown(record)
+    for chosen in record["networks"].values():  # as a fit on every character records
+        del chosen["rates"]["pen_characters_unseen"]
+    line = guard.rates_markdown(record)
+    assert "never learned" not in line and "% of pen letters and symbols and " in line
