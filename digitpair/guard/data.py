@@ -17,8 +17,8 @@ the same bytes rebuilt or read back, since every drawing comes from its own seed
 
 Writers are split by their `source` file (one writer or session), by a hash of its name
 (`writer_role`): fit (60 %), choose (20 %), report (20 %); the non-digit-like characters by a hash
-of the character (`character_role`): 80 % fit, 20 % held out of fitting (measured, never shown
-to the guard). Generated kinds by doodles.GROUPS.
+of the character (`character_role`): 80 % fit, 20 % that a fit may hold out (fit.HOLD_OUT:
+measured, never shown to the guard). Generated kinds by doodles.GROUPS.
 """
 
 from __future__ import annotations

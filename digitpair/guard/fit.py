@@ -6,9 +6,10 @@ files.
 1. Each of the network's MEMBERS learns, with outlier exposure (a background class, Hendrycks et
    al., 2019), from the fitting writers and kinds only: MNIST's training digits (all but
    MNIST_CHOOSE, enlarged onto the paper and redrawn with the pad's pen), the fitting writers' pen
-   digits (two brushes), their letters and symbols of the fitting characters, and the fitting
-   kinds of generated non-digit; each source a fixed share of every epoch (`SHARES`), digits and
-   non-digits half each; each drawing turned, slanted and scaled a little (`jitter`).
+   digits (two brushes), their letters and symbols (where HOLD_OUT, of the fitting characters
+   only), and the fitting kinds of generated non-digit; each source a fixed share of every epoch
+   (`SHARES`), digits and non-digits half each; each drawing turned, slanted and scaled a little
+   (`jitter`).
 2. The limits are chosen for each set of networks on the choosing writers and kinds, which the
    network never saw (`choose`): for each score (guard.SCORES), `WEIGHTS` and share of the
    budget, "not a digit" where its odds flag at most that share of TARGET % of each budgeted
@@ -19,8 +20,9 @@ files.
    page's answer was wrong, and doubt is the right thing to show, so the budget counts the
    digits read right.
 3. The rates are measured on the reporting writers (pen digits and characters), the characters
-   never fitted on, the reporting kinds of generated non-digit, MNIST's test digits, USPS and UCI:
-   drawings of writers and kinds neither the fitting nor the choice saw (`measure`).
+   never fitted on (where HOLD_OUT), the reporting kinds of generated non-digit, MNIST's test
+   digits, USPS and UCI: drawings of writers and kinds neither the fitting nor the choice saw
+   (`measure`).
 
 Everything runs on one thread from fixed seeds, in a fixed order: the same inputs give the same
 bytes (tests/test_guard.py fits twice on synthetic data and compares).
