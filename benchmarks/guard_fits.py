@@ -4,8 +4,10 @@ held-out rates (validation), as a markdown table.
 Each folder is one `digitpair-train fit-guard --out FOLDER` (or `weights/guard/`); its
 guard.json holds the limits `fit.choose` picked on the choosing writers and kinds, and the rates
 on both splits (`fit.measure`). "choosing: mean" is what `fit.choose` ranks limits by
-(`fit.chosen_mean` of the choosing split). Nothing is measured again here
-(`benchmarks/guard.py` does that for the served guard).
+(`fit.chosen_mean` of the choosing split). "learned by all" compares fits whose characters
+differ (`fit-guard --every-character`): the mean of the per-character rates over the characters
+that every listed fit learned from, on the choosing writers, then the held-out ones. Nothing is
+measured again here (`benchmarks/guard.py` does that for the served guard).
 
     python benchmarks/guard_fits.py weights/guard FOLDER [FOLDER ...] [--networks ours]
 """
@@ -25,13 +27,24 @@ from digitpair.guard import fit as guard_fit  # noqa: E402
 DIGITS = ("pen", "mnist", "mnist_pen", "usps", "uci")
 HEADER = (
     "| guard | readers x width | epochs, seed | score | choosing: mean | validation: characters "
-    "| unseen characters | unseen kinds | misread pen digits flagged "
+    "| unseen characters | learned by all: choosing, validation | unseen kinds "
+    "| misread pen digits flagged "
     "| read right flagged: pen, MNIST, MNIST penned, USPS, UCI |"
 )
 
 
-def row(folder: Path, networks: str) -> str:
-    record = json.loads((folder / "guard.json").read_text())
+def learned_by_all(records: list[dict]) -> set[str]:
+    """The characters every record measured on its choosing writers (none held out there)."""
+    return set.intersection(*(set(r["choice"]["pen_characters"]["per_label"]) for r in records))
+
+
+def mean_over(rates: dict, characters: set[str]) -> float:
+    """The unweighted mean of a split's per-character rates over `characters`."""
+    per = rates["pen_characters"]["per_label"]
+    return sum(per[c] for c in characters) / len(characters)
+
+
+def row(folder: Path, record: dict, networks: str, characters: set[str]) -> str:
     arch, chosen = record["architecture"], record["networks"][networks]
     choice, rates = chosen["choice"], chosen["rates"]
     choosing = guard_fit.chosen_mean(choice)
@@ -49,6 +62,7 @@ def row(folder: Path, networks: str) -> str:
         f"| {limits['score']} (weight {limits['weight']}) | {choosing:.2f} "
         f"| {rates['pen_characters']['not_a_digit']:.2f} "
         f"| {unseen} "
+        f"| {mean_over(choice, characters):.2f}, {mean_over(rates, characters):.2f} "
         f"| {rates['doodles']['not_a_digit']:.2f} | {digits['pen']['misread_flagged']:.2f} "
         f"| {flagged} |"
     )
@@ -61,8 +75,10 @@ def main() -> None:
     args = parser.parse_args()
     print(HEADER)
     print("|" + " --- |" * (HEADER.count("|") - 1))
-    for folder in args.folders:
-        print(row(folder, args.networks))
+    records = [json.loads((f / "guard.json").read_text()) for f in args.folders]
+    characters = learned_by_all([r["networks"][args.networks] for r in records])
+    for folder, record in zip(args.folders, records):
+        print(row(folder, record, args.networks, characters))
 
 
 if __name__ == "__main__":

@@ -341,3 +341,18 @@ def test_the_rates_line_names_unseen_characters_only_where_some_were_held_out():
         del chosen["rates"]["pen_characters_unseen"]
     line = guard.rates_markdown(record)
     assert "never learned" not in line and "% of pen letters and symbols and " in line
+
+
+def test_fits_of_consecutive_seeds_hold_the_readers_of_one_fit_with_more_members():
+    # benchmarks/guard_pool.py pools fits of seeds 0 and 1 as the fit of twice the readers.
+    train = blobs(600, 0)
+
+    def fit(members, seed):
+        return guard_fit.train_guard(
+            {"blobs": train}, members, seed, 1, epoch=300, channels=(4, 8, 8), hidden=8
+        )
+
+    both = [*fit(2, 0).readers, *fit(2, 1).readers]
+    for pooled, trained in zip(both, fit(4, 0).readers, strict=True):
+        for a, b in zip(pooled.state_dict().values(), trained.state_dict().values(), strict=True):
+            assert torch.equal(a, b)

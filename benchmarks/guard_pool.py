@@ -1,0 +1,73 @@
+"""Pool the readers of fits of seeds 0, 1, ... into one guard, and choose its limits and measure
+it as `digitpair-train fit-guard` does.
+
+`fit.train_guard` trains reader k of a fit of seed S and M readers from seed S * M + k, so the
+readers of `fit-guard --seed 0` and `--seed 1` (three each) are the six that `fit-guard --members
+6 --seed 0` trains (tests/test_guard.py checks this). This runs `fit.fit` with its training step
+handed those readers: the same limits, rates and files, without training them again.
+
+    python benchmarks/guard_pool.py FIT_SEED_0 FIT_SEED_1 [...] --out FOLDER [--weights weights]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: this checkout's digitpair
+
+import torch  # noqa: E402
+
+from digitpair import guard  # noqa: E402
+from digitpair.guard import fit as guard_fit  # noqa: E402
+
+
+def pooled(folders: list[Path]) -> tuple[guard.GuardNet, dict]:
+    """The readers of fits of seeds 0, 1, ... in seed order, as one GuardNet, and the first fit's
+    record; refused unless the fits differ in their seed alone."""
+    fits = [guard.load(folder) for folder in folders]
+    first = fits[0].record
+    same = ("architecture", "epochs", "fitted_on")
+    for seed, fitted in enumerate(fits):
+        if fitted.record["seed"] != seed or any(fitted.record[k] != first[k] for k in same):
+            raise SystemExit(f"{folders[seed]}: not seed {seed} of the first fit's setting")
+    arch = first["architecture"]
+    net = guard.GuardNet(len(fits) * arch["members"], tuple(arch["channels"]), arch["hidden"])
+    for k, reader in enumerate(r for fitted in fits for r in fitted.net.readers):
+        net.readers[k] = reader
+    return net.eval(), first
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("folders", nargs="+", type=Path, help="the fits of seeds 0, 1, ... in order")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--weights", type=Path, default=ROOT / "weights")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    net, first = pooled(args.folders)
+    arch, fitted_on = first["architecture"], first["fitted_on"]
+
+    def trained(sources, members, seed, epochs, **kwargs):
+        return net  # the pooled readers, in the order train_guard trains them
+
+    guard_fit.train_guard = trained
+    files = guard_fit.fit(
+        args.weights,
+        first["epochs"],
+        0,
+        log=print,
+        entropic=fitted_on["entropic"],
+        out=args.out,
+        members=len(net.readers),
+        channels=tuple(arch["channels"]),
+        hidden=arch["hidden"],
+        hold_out=bool(fitted_on["characters_held_out"]),
+    )
+    print("wrote " + ", ".join(map(str, files)))
+
+
+if __name__ == "__main__":
+    main()
