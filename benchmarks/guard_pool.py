@@ -65,6 +65,7 @@ def main() -> None:
         channels=tuple(arch["channels"]),
         hidden=arch["hidden"],
         hold_out=bool(fitted_on["characters_held_out"]),
+        untaught=fitted_on.get("untaught", ""),
     )
     print("wrote " + ", ".join(map(str, files)))
 

@@ -114,6 +114,22 @@ def test_fit_guard_holds_characters_out_unless_told_to_fit_every_one(
     assert asked["hold_out"] is hold_out
 
 
+def test_fit_guard_teaches_every_character_it_measures_unless_told_and_refuses_digits(
+    monkeypatch, tmp_path
+):
+    asked = {}
+    monkeypatch.setattr("digitpair.lab.cli.load_data", lambda data_dir: None)
+    monkeypatch.setattr("digitpair.guard.fit.fit", lambda *a, **kw: asked.update(kw) or [])
+    for untaught in ([], ["--untaught", "fy?"]):
+        result = CliRunner().invoke(app, ["fit-guard", "--weights", str(tmp_path), *untaught])
+        assert result.exit_code == 0, result.output
+        assert asked["untaught"] == "".join(untaught[1:])
+    for bad in ("f7", "fO"):  # a digit; an O, left out as drawn like a 0
+        asked.clear()
+        result = CliRunner().invoke(app, ["fit-guard", "--untaught", bad])
+        assert result.exit_code == 2 and "--untaught" in result.output and not asked
+
+
 def test_study_refuses_seed_overrides(tmp_path):
     result = CliRunner().invoke(
         app,

@@ -329,6 +329,8 @@ def test_held_out_characters_are_never_fitted_on_and_measured_apart_unless_every
     assert n == fit_writers * len(characters)
     assert measured["choose"]["pen_characters"] == set(characters)
     assert "pen_characters_unseen" not in measured["report"]
+    untaught = guard_fit.training_set(load, False, "AE")["pen_characters"]
+    assert len(untaught.y) == fit_writers * (len(characters) - 2)  # measured as before
 
 
 def test_the_rates_line_names_unseen_characters_only_where_some_were_held_out():

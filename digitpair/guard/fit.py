@@ -75,6 +75,10 @@ BUDGETED = ("pen", "mnist", "mnist_pen")
 # Keep a fifth of the non-digit-like characters out of fitting (data.character_role), to measure
 # how the guard meets characters it never learned from.
 HOLD_OUT = True
+# Characters measured but never taught as "not a digit" (`fit-guard --untaught`): a character drawn
+# like a digit, taught, can raise the limit that spares the digits it resembles, for every other
+# non-digit too.
+UNTAUGHT = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,8 +122,11 @@ def unseen_characters(characters: gd.Part, hold_out: bool) -> np.ndarray:
     return np.array([gd.character_role(c) != "fit" for c in characters.label])
 
 
-def training_set(load: Callable[[str], gd.Part], hold_out: bool = HOLD_OUT) -> dict[str, Labelled]:
-    """{source of SHARES: its fitting drawings}; `hold_out`: leave the held-out characters out."""
+def training_set(
+    load: Callable[[str], gd.Part], hold_out: bool = HOLD_OUT, untaught: str = UNTAUGHT
+) -> dict[str, Labelled]:
+    """{source of SHARES: its fitting drawings}; `hold_out`: leave the held-out characters out,
+    and the `untaught` ones."""
     train = load("mnist_train")
     fit_mnist = ~mnist_split(len(train))
     pen_digits = [load(name) for name in ("pen_digits", "pen_digits_brushes")]
@@ -129,7 +136,10 @@ def training_set(load: Callable[[str], gd.Part], hold_out: bool = HOLD_OUT) -> d
         "mnist_train_pen": digits_of(load("mnist_train_pen"), fit_mnist),
         "pen_digits": cat([digits_of(p, roles(p) == "fit") for p in pen_digits]),
         "pen_characters": others_of(
-            characters, (roles(characters) == "fit") & ~unseen_characters(characters, hold_out)
+            characters,
+            (roles(characters) == "fit")
+            & ~unseen_characters(characters, hold_out)
+            & ~np.isin(characters.label, list(untaught)),
         ),
         "doodles": cat(
             [
@@ -604,17 +614,19 @@ def fit(
     channels: tuple[int, int, int] = guard.CHANNELS,
     hidden: int = guard.HIDDEN,
     hold_out: bool = HOLD_OUT,
+    untaught: str = UNTAUGHT,
 ) -> list[Path]:
     """The whole fit (this module's docstring): trains (`members` readers; `entropic`, `channels`
     and `hidden`: `train`'s), chooses, measures, and writes `weights/guard/` (or `out`: a folder
     to compare, the served guard left as it is); `mnist` a data.MNIST (None: found as data.MNIST
-    finds it); `hold_out`: keep a fifth of the characters out of fitting, to measure them.
+    finds it); `hold_out`: keep a fifth of the characters out of fitting, to measure them;
+    `untaught`: characters not taught as "not a digit" (still measured).
     Returns the files written."""
 
     def load(name):
         return gd.load(name, mnist)
 
-    sources = training_set(load, hold_out)
+    sources = training_set(load, hold_out, untaught)
     log("fitting on " + ", ".join(f"{name} {len(s.y)}" for name, s in sources.items()))
     net = train_guard(
         sources, members, seed, epochs, log=log, entropic=entropic, channels=channels, hidden=hidden
@@ -626,6 +638,7 @@ def fit(
         "shares": SHARES,
         "digit_like_left_out": "".join(sorted(gd.DIGIT_LIKE)),
         "characters_held_out": "".join(sorted(held)),
+        "untaught": "".join(sorted(set(untaught))),
         "kinds": {group: list(kinds) for group, kinds in doodles.GROUPS.items()},
         "writers": "pen writers (source files) by a hash of the name: 60 % fit, "
         "20 % choose, 20 % report",

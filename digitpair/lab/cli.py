@@ -681,6 +681,11 @@ def fit_guard_command(
         help="Keep a fifth of the letters and symbols out of fitting, to measure how it meets "
         "characters it never learned from, or fit on every one.",
     ),
+    untaught: Optional[str] = typer.Option(
+        None,
+        show_default="guard.fit.UNTAUGHT",
+        help="Characters measured but never taught as 'not a digit', e.g. 'fy?'.",
+    ),
     out: Optional[Path] = typer.Option(
         None,
         "--out",
@@ -693,9 +698,15 @@ def fit_guard_command(
     from ..core.weights import WeightsError
     from ..core.writers import WritersError
     from ..guard import CHANNELS, HIDDEN
-    from ..guard.fit import ENTROPIC, EPOCHS, HOLD_OUT, MEMBERS, fit
+    from ..guard.data import DIGIT_LIKE
+    from ..guard.fit import ENTROPIC, EPOCHS, HOLD_OUT, MEMBERS, UNTAUGHT, fit
 
     widths = CHANNELS if channels is None else parse_channels(channels)
+    if untaught and (set(untaught) & (set("0123456789") | DIGIT_LIKE)):
+        raise fail(
+            f"--untaught {untaught!r}: name letters and symbols the guard measures, not digits "
+            f"or characters left out as drawn like digits ({''.join(sorted(DIGIT_LIKE))})"
+        )
     mnist = load_data(data_dir)
     try:
         files = fit(
@@ -710,6 +721,7 @@ def fit_guard_command(
             channels=widths,
             hidden=hidden or HIDDEN,
             hold_out=HOLD_OUT if hold_out is None else hold_out,
+            untaught=UNTAUGHT if untaught is None else untaught,
         )
     except (PenError, WritersError, WeightsError) as e:
         raise fail(str(e)) from None
