@@ -1,10 +1,12 @@
-"""Pool the readers of fits of seeds 0, 1, ... into one guard, and choose its limits and measure
-it as `digitpair-train fit-guard` does.
+"""Pool the readers of n fits of consecutive seeds into one guard, and choose its limits and
+measure it as `digitpair-train fit-guard` does.
 
 `fit.train_guard` trains reader k of a fit of seed S and M readers from seed S * M + k, so the
 readers of `fit-guard --seed 0` and `--seed 1` (three each) are the six that `fit-guard --members
-6 --seed 0` trains (tests/test_guard.py checks this). This runs `fit.fit` with its training step
-handed those readers: the same limits, rates and files, without training them again.
+6 --seed 0` trains, and those of seeds 2 and 3 the six of `--members 6 --seed 1`: n fits of seeds
+nK ... nK + n - 1 are the fit of n x M readers and seed K (tests/test_guard.py checks this). This
+runs `fit.fit` with its training step handed those readers: the same limits, rates and files,
+without training them again.
 
     python benchmarks/guard_pool.py FIT_SEED_0 FIT_SEED_1 [...] --out FOLDER [--weights weights]
 """
@@ -24,20 +26,22 @@ from digitpair import guard  # noqa: E402
 from digitpair.guard import fit as guard_fit  # noqa: E402
 
 
-def pooled(folders: list[Path]) -> tuple[guard.GuardNet, dict]:
-    """The readers of fits of seeds 0, 1, ... in seed order, as one GuardNet, and the first fit's
-    record; refused unless the fits differ in their seed alone."""
+def pooled(folders: list[Path]) -> tuple[guard.GuardNet, dict, int]:
+    """The readers of n fits of seeds nK, nK + 1, ... in seed order, as one GuardNet, the first
+    fit's record and K; refused unless the fits differ in their seed alone."""
     fits = [guard.load(folder) for folder in folders]
-    first = fits[0].record
+    first, n = fits[0].record, len(fits)
+    if first["seed"] % n:
+        raise SystemExit(f"{folders[0]}: {n} fits pool from a seed that {n} divides")
     same = ("architecture", "epochs", "fitted_on")
-    for seed, fitted in enumerate(fits):
+    for seed, (folder, fitted) in enumerate(zip(folders, fits), first["seed"]):
         if fitted.record["seed"] != seed or any(fitted.record[k] != first[k] for k in same):
-            raise SystemExit(f"{folders[seed]}: not seed {seed} of the first fit's setting")
+            raise SystemExit(f"{folder}: not seed {seed} of the first fit's setting")
     arch = first["architecture"]
     net = guard.GuardNet(len(fits) * arch["members"], tuple(arch["channels"]), arch["hidden"])
     for k, reader in enumerate(r for fitted in fits for r in fitted.net.readers):
         net.readers[k] = reader
-    return net.eval(), first
+    return net.eval(), first, first["seed"] // n
 
 
 def main() -> None:
@@ -47,7 +51,7 @@ def main() -> None:
     p.add_argument("--weights", type=Path, default=ROOT / "weights")
     args = p.parse_args()
     torch.set_num_threads(1)
-    net, first = pooled(args.folders)
+    net, first, seed = pooled(args.folders)
     arch, fitted_on = first["architecture"], first["fitted_on"]
 
     def trained(sources, members, seed, epochs, **kwargs):
@@ -57,7 +61,7 @@ def main() -> None:
     files = guard_fit.fit(
         args.weights,
         first["epochs"],
-        0,
+        seed,
         log=print,
         entropic=fitted_on["entropic"],
         out=args.out,

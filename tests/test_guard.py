@@ -346,7 +346,7 @@ def test_the_rates_line_names_unseen_characters_only_where_some_were_held_out():
 
 
 def test_fits_of_consecutive_seeds_hold_the_readers_of_one_fit_with_more_members():
-    # benchmarks/guard_pool.py pools fits of seeds 0 and 1 as the fit of twice the readers.
+    # benchmarks/guard_pool.py pools fits of seeds 2K and 2K + 1 as seed K of twice the readers.
     train = blobs(600, 0)
 
     def fit(members, seed):
@@ -354,7 +354,10 @@ def test_fits_of_consecutive_seeds_hold_the_readers_of_one_fit_with_more_members
             {"blobs": train}, members, seed, 1, epoch=300, channels=(4, 8, 8), hidden=8
         )
 
-    both = [*fit(2, 0).readers, *fit(2, 1).readers]
-    for pooled, trained in zip(both, fit(4, 0).readers, strict=True):
-        for a, b in zip(pooled.state_dict().values(), trained.state_dict().values(), strict=True):
-            assert torch.equal(a, b)
+    for seed in (0, 1):  # seeds 2K and 2K + 1 of two readers: seed K of four
+        both = [*fit(2, 2 * seed).readers, *fit(2, 2 * seed + 1).readers]
+        for pooled, trained in zip(both, fit(4, seed).readers, strict=True):
+            for a, b in zip(
+                pooled.state_dict().values(), trained.state_dict().values(), strict=True
+            ):
+                assert torch.equal(a, b)
