@@ -25,11 +25,10 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere: this checkout's 
 from digitpair.guard import fit as guard_fit  # noqa: E402
 
 DIGITS = ("pen", "mnist", "mnist_pen", "usps", "uci")
-HEADER = (
-    "| guard | readers x width | epochs, seed | score | choosing: mean | validation: characters "
-    "| unseen characters | learned by all: choosing, validation | unseen kinds "
-    "| misread pen digits flagged "
-    "| read right flagged: pen, MNIST, MNIST penned, USPS, UCI |"
+RATES = (  # the rates' columns, as `cells` fills them
+    "score | choosing: mean | validation: characters | unseen characters "
+    "| learned by all: choosing, validation | unseen kinds | misread pen digits flagged "
+    "| read right flagged: pen, MNIST, MNIST penned, USPS, UCI"
 )
 
 
@@ -44,28 +43,45 @@ def mean_over(rates: dict, characters: set[str]) -> float:
     return sum(per[c] for c in characters) / len(characters)
 
 
-def row(folder: Path, record: dict, networks: str, characters: set[str]) -> str:
-    arch, chosen = record["architecture"], record["networks"][networks]
-    choice, rates = chosen["choice"], chosen["rates"]
-    choosing = guard_fit.chosen_mean(choice)
+def header(*first: str, learned: bool = True) -> list[str]:
+    """A markdown table's first two lines: the `first` columns, then the rates' (`cells`;
+    `learned`: with the "learned by all" column)."""
+    columns = [*first, *(c for c in RATES.split(" | ") if learned or "learned" not in c)]
+    return ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+
+
+def cells(chosen: dict, characters: set[str] | None = None) -> list[str]:
+    """The rates' cells of a set of networks' limits and rates, as guard.json records them
+    ({"limits", "choice", "rates"}); `characters` None: without the "learned by all" column."""
+    choice, rates, limits = chosen["choice"], chosen["rates"], chosen["limits"]
     digits = rates["digits"]
-    flagged = ", ".join(f"{digits[name]['read_right_flagged']:.2f}" for name in DIGITS)
-    width = f"{arch['members']} x {'/'.join(map(str, arch['channels']))}, {arch['hidden']}"
-    limits = chosen["limits"]
     unseen = (  # "-": fitted on every character, none held out
         f"{rates['pen_characters_unseen']['not_a_digit']:.2f}"
         if "pen_characters_unseen" in rates
         else "-"
     )
-    return (
-        f"| {folder} | {width} | {record['epochs']}, {record['seed']} "
-        f"| {limits['score']} (weight {limits['weight']}) | {choosing:.2f} "
-        f"| {rates['pen_characters']['not_a_digit']:.2f} "
-        f"| {unseen} "
-        f"| {mean_over(choice, characters):.2f}, {mean_over(rates, characters):.2f} "
-        f"| {rates['doodles']['not_a_digit']:.2f} | {digits['pen']['misread_flagged']:.2f} "
-        f"| {flagged} |"
+    learned = (
+        []
+        if characters is None
+        else [f"{mean_over(choice, characters):.2f}, {mean_over(rates, characters):.2f}"]
     )
+    return [
+        f"{limits['score']} (weight {limits['weight']})",
+        f"{guard_fit.chosen_mean(choice):.2f}",
+        f"{rates['pen_characters']['not_a_digit']:.2f}",
+        unseen,
+        *learned,
+        f"{rates['doodles']['not_a_digit']:.2f}",
+        f"{digits['pen']['misread_flagged']:.2f}",
+        ", ".join(f"{digits[name]['read_right_flagged']:.2f}" for name in DIGITS),
+    ]
+
+
+def row(folder: Path, record: dict, networks: str, characters: set[str]) -> str:
+    arch = record["architecture"]
+    width = f"{arch['members']} x {'/'.join(map(str, arch['channels']))}, {arch['hidden']}"
+    first = [str(folder), width, f"{record['epochs']}, {record['seed']}"]
+    return "| " + " | ".join(first + cells(record["networks"][networks], characters)) + " |"
 
 
 def main() -> None:
@@ -73,8 +89,7 @@ def main() -> None:
     parser.add_argument("folders", nargs="+", type=Path, help="guard folders (guard.json inside)")
     parser.add_argument("--networks", default="ours", help="the set whose limits and rates")
     args = parser.parse_args()
-    print(HEADER)
-    print("|" + " --- |" * (HEADER.count("|") - 1))
+    print("\n".join(header("guard", "readers x width", "epochs, seed")))
     records = [json.loads((f / "guard.json").read_text()) for f in args.folders]
     characters = learned_by_all([r["networks"][args.networks] for r in records])
     for folder, record in zip(args.folders, records):

@@ -118,6 +118,29 @@ def test_the_limits_are_chosen_by_the_score_that_tells_non_digits_apart(separati
     assert guard_fit.other_rates(others["doodles"], limits)["not_a_digit"] > 90
 
 
+def test_a_larger_budget_flags_more_digits_and_catches_more_non_digits():
+    """benchmarks/guard_budget.py's premise: choosing at a larger target keeps within it, and
+    buys more "not a digit" (scores 2 sigma apart: no budget catches them all)."""
+    digits, others = sets_scored("energy")
+    others = {
+        "doodles": dataclasses.replace(
+            others["doodles"],
+            scores={s: v - 2 * (s == "energy") for s, v in others["doodles"].scores.items()},
+        )
+    }
+    sets = {"choose": (digits, others), "report": (digits, others)}
+    caught = []
+    for target in (0.7, 2.0, 5.0):
+        chosen = guard_fit.limits_and_rates(sets, target=target)
+        for name in digits:
+            assert chosen["choice"]["digits"][name]["read_right_flagged"] <= target
+        caught.append(chosen["choice"]["doodles"]["not_a_digit"])
+    assert caught == sorted(caught) and caught[0] < caught[-1] < 100
+    assert guard_fit.limits_and_rates(sets)["limits"] == dataclasses.asdict(
+        guard_fit.choose(digits, others)
+    )  # the fit's own budget, TARGET, by default
+
+
 @pytest.mark.parametrize("score", list(guard.SCORES))
 def test_the_page_judges_as_the_fit_measured(score):
     """guard.judge (the page, /compare) and fit.judgements (the limits' choice and the rates) say

@@ -372,13 +372,15 @@ def choose(
     digits: dict[str, Judged],
     others: dict[str, Judged],
     scores: tuple[str, ...] = tuple(guard.SCORES),
+    target: float = TARGET,
 ) -> Limits:
     """The limits (this module's docstring, 2): of every score x `WEIGHTS` x `SHARES_OTHER`, the
     ones that call the most of `others` "not a digit" (the mean over its sets), among those that
     flag GOALS["misread_flagged"] % of the pen digits the readers misread, where any do; on a tie
-    the first tried."""
+    the first tried. `target`: the % of each budgeted set's digits read right that may be
+    flagged."""
     tried = [
-        limits_at(digits, score, weight, share)
+        limits_at(digits, score, weight, share, target)
         for score in scores
         for weight in WEIGHTS
         for share in SHARES_OTHER
@@ -456,7 +458,11 @@ def guard_logits(net: guard.GuardNet, fields: np.ndarray) -> torch.Tensor:
 def guard_read(net: guard.GuardNet, fields: np.ndarray) -> tuple[np.ndarray, dict]:
     """(N, 28, 28) fields -> the guard's probabilities (N, 11) and scores {name: (N,)}, as
     guard.judge computes them."""
-    logits = guard_logits(net, fields)
+    return read_logits(guard_logits(net, fields))
+
+
+def read_logits(logits: torch.Tensor) -> tuple[np.ndarray, dict]:
+    """(members, N, 11) logits -> `guard_read`'s probabilities and scores."""
     scores = {name: score(logits.double()).numpy() for name, score in guard.SCORES.items()}
     return guard.probabilities(logits).numpy(), scores
 
@@ -520,6 +526,57 @@ def split_rates(digits: dict[str, Judged], others: dict[str, Judged], limits: Li
     }
 
 
+Splits = dict[str, dict[str, tuple[gd.Part, np.ndarray]]]
+
+
+def fields_of(splits: Splits) -> dict[tuple[str, str], np.ndarray]:
+    """{(split, set name): its fields (n, 28, 28)}, the drawings preprocess accepts."""
+    return {
+        (split, name): part.x[keep & part.accepted]
+        for split, sets in splits.items()
+        for name, (part, keep) in sets.items()
+    }
+
+
+def judged_sets(
+    splits: Splits, read: dict[tuple[str, str], tuple], readings: dict[tuple[str, str], np.ndarray]
+) -> dict[str, tuple[dict[str, Judged], dict[str, Judged]]]:
+    """{split: (its digit sets, its non-digit sets)}, each set `Judged` from the guard's `read`
+    of it (`guard_read`) and the readers' `readings` (`reading`), both keyed as `fields_of`."""
+    out = {}
+    for split, named in splits.items():
+        sets = {
+            name: Judged(
+                *read[split, name],
+                readings[split, name],
+                part.label[keep & part.accepted],
+                int((keep & ~part.accepted).sum()),
+            )
+            for name, (part, keep) in named.items()
+        }
+        out[split] = (
+            {n: s for n, s in sets.items() if n in guard.DIGIT_SETS},
+            {n: s for n, s in sets.items() if n not in guard.DIGIT_SETS},
+        )
+    return out
+
+
+def limits_and_rates(
+    sets: dict[str, tuple[dict[str, Judged], dict[str, Judged]]],
+    limits: Limits | None = None,
+    target: float = TARGET,
+) -> dict:
+    """The limits chosen on the choosing split of `judged_sets` (with `target`; or given) and the
+    rates under them: {"limits", "rates" (the reporting split's), "choice" (the choosing's)}."""
+    chosen = choose(*sets["choose"], target=target) if limits is None else limits
+    rates = {split: split_rates(*judged, chosen) for split, judged in sets.items()}
+    return {
+        "limits": dataclasses.asdict(chosen),
+        "rates": rates["report"],
+        "choice": rates["choose"],
+    }
+
+
 def measure(
     net: guard.GuardNet,
     weights: str | os.PathLike,
@@ -531,43 +588,17 @@ def measure(
     """Per set of networks: its networks' fingerprints, the limits chosen on the choosing split
     (or given: `limits`, {set: Limits}) and the rates on both splits (`hold_out`: as fitted)."""
     splits = held_out(load, hold_out)
-    fields = {
-        (split, name): part.x[keep & part.accepted]
-        for split, sets in splits.items()
-        for name, (part, keep) in sets.items()
-    }
+    fields = fields_of(splits)
     read = {key: guard_read(net, f) for key, f in fields.items()}
     out = {}
     for networks in NETWORKS:
         models = load_pretrained(weights, networks=networks)  # all must load
         digit_readers = readers(models)
-        sets = {
-            split: {
-                name: Judged(
-                    *read[split, name],
-                    reading(digit_readers, fields[split, name]),
-                    part.label[keep & part.accepted],
-                    int((keep & ~part.accepted).sum()),
-                )
-                for name, (part, keep) in named.items()
-            }
-            for split, named in splits.items()
-        }
-        digits = {
-            split: {n: s for n, s in named.items() if n in guard.DIGIT_SETS}
-            for split, named in sets.items()
-        }
-        others = {
-            split: {n: s for n, s in named.items() if n not in guard.DIGIT_SETS}
-            for split, named in sets.items()
-        }
-        chosen = limits[networks] if limits else choose(digits["choose"], others["choose"])
-        rates = {split: split_rates(digits[split], others[split], chosen) for split in splits}
+        readings = {key: reading(digit_readers, f) for key, f in fields.items()}
+        sets = judged_sets(splits, read, readings)
         out[networks] = {
             "fingerprints": {name: guard.fingerprint(m) for name, m in models.items()},
-            "limits": dataclasses.asdict(chosen),
-            "rates": rates["report"],
-            "choice": rates["choose"],
+            **limits_and_rates(sets, limits[networks] if limits else None),
         }
         log(f"{networks}: limits {json.dumps(out[networks]['limits'])}")
     return out

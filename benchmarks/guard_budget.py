@@ -1,0 +1,60 @@
+"""What the guard's goals cost each other: its limits chosen on the choosing split under larger
+budgets of real digits flagged, and the held-out rates each gives; prints a markdown table.
+
+`digitpair-train fit-guard` chooses the limits so that at most fit.TARGET % (0.7) of each budgeted
+set's digits the networks read right are flagged on the choosing writers (`fit.choose`), a margin
+under the goal's 1 %. This script chooses them again, the same way, at each of BUDGETS, and
+measures each choice on the held-out writers and kinds (validation): how many real digits the
+guard's network must flag to call 95 % of the pen letters and symbols "not a digit". A budget
+over the goal's 1 % is not a candidate for the served limits; it is read here only to measure
+the distance to the goal.
+
+    python benchmarks/guard_budget.py [--weights weights] [--networks ours] [--guard FOLDER]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: this checkout's digitpair
+
+import torch  # noqa: E402
+
+from benchmarks import guard_fits  # noqa: E402
+from digitpair import guard  # noqa: E402
+from digitpair.guard import data as guard_data  # noqa: E402
+from digitpair.guard import fit as guard_fit  # noqa: E402
+from digitpair.guard.pretrained import load_pretrained  # noqa: E402
+
+BUDGETS = (guard_fit.TARGET, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)  # % of digits read right
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--weights", type=Path, default=ROOT / "weights")
+    p.add_argument("--networks", default="ours")
+    p.add_argument("--guard", type=Path, help="the guard's folder [default: WEIGHTS/guard]")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+
+    fitted = guard.load(args.guard or args.weights / guard.FOLDER)
+    hold_out = bool(fitted.record["fitted_on"]["characters_held_out"])
+    splits = guard_fit.held_out(guard_data.load, hold_out)
+    fields = guard_fit.fields_of(splits)
+    models = guard_fit.readers(load_pretrained(args.weights, networks=args.networks))
+    sets = guard_fit.judged_sets(
+        splits,
+        {key: guard_fit.guard_read(fitted.net, f) for key, f in fields.items()},
+        {key: guard_fit.reading(models, f) for key, f in fields.items()},
+    )
+    print("\n".join(guard_fits.header("budget on the choosing writers, %", learned=False)))
+    for budget in BUDGETS:
+        chosen = guard_fit.limits_and_rates(sets, target=budget)
+        print("| " + " | ".join([f"{budget:g}", *guard_fits.cells(chosen)]) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
