@@ -80,7 +80,9 @@ def main() -> None:
     for folder, fitted in zip(args.folders, fits):
         chosen = pooled(names[folder])
         recorded = fitted.record["networks"][args.networks]
-        same = all(chosen[k] == recorded[k] for k in ("limits", "rates", "choice"))
+        # The rates, not the limits: a limit is a quantile of float32 outputs, whose last digits
+        # vary with the CPU's kernels; the drawings on either side of it do not.
+        same = all(chosen[k] == recorded[k] for k in ("rates", "choice"))
         print(row(f"{folder} as fitted ({'as' if same else 'NOT as'} recorded)", chosen))
 
 
