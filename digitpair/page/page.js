@@ -64,10 +64,13 @@
                           meta: {_type: "gradio.FileData"}};
             return {url, value: {background: file, layers: [], composite: file}};
         });
+        // Decoding first only lets the pads paint at once: a decode that fails (the file slow to
+        // arrive, the browser short of memory) must not stop the Clear or the example, whose pads
+        // then load the file themselves.
         await Promise.all(values.map(({url}) => {
             const image = new Image();
             image.src = url;
-            return image.decode();
+            return image.decode().catch(() => undefined);
         }));
         return values.map(({value}) => value);
     };
