@@ -164,25 +164,16 @@ def main() -> None:
     net = guard.load(args.guard or args.weights / guard.FOLDER).net
     banks = knn_banks(net, guard_data.load)
     splits = guard_fit.held_out(guard_data.load)
+    fields = guard_fit.fields_of(splits)
     models = guard_fit.readers(load_pretrained(args.weights, networks=args.networks))
-    sets = {}
-    for split, named in splits.items():
-        for name, (part, keep) in named.items():
-            fields = part.x[keep & part.accepted]
-            sets[split, name] = (
-                read(net, fields, banks),
-                guard_fit.reading(models, fields),
-                part.label[keep & part.accepted],
-                int((keep & ~part.accepted).sum()),
-            )
+    reads = {key: read(net, f, banks) for key, f in fields.items()}
+    readings = {key: guard_fit.reading(models, f) for key, f in fields.items()}
     print(f"read every set in {time.time() - start:.0f} s", file=sys.stderr)
 
-    def scored(score: str, split: str, digit_sets: bool) -> dict[str, guard_fit.Judged]:
-        return {
-            name: guard_fit.Judged(r.p, {score: SCORES[score](r).numpy()}, readers, labels, refused)
-            for (s, name), (r, readers, labels, refused) in sets.items()
-            if s == split and (name in guard.DIGIT_SETS) == digit_sets
-        }
+    def scored(score: str) -> dict[str, tuple[dict, dict]]:
+        """{split: (its digit sets, its non-digit sets)}, judged by `score` alone."""
+        judged = {key: (r.p, {score: SCORES[score](r).numpy()}) for key, r in reads.items()}
+        return guard_fit.judged_sets(splits, judged, readings)
 
     print(
         f"choosing split, {args.networks} networks, % (limits chosen on it, fit.choose): mean of "
@@ -191,7 +182,7 @@ def main() -> None:
     )
     chosen = {}
     for score in SCORES:
-        digits, others = scored(score, "choose", True), scored(score, "choose", False)
+        digits, others = scored(score)["choose"]
         limits = guard_fit.choose(digits, others, scores=(score,))
         rates = guard_fit.split_rates(digits, others, limits)
         misread = rates["digits"]["pen"]["misread_flagged"]
@@ -206,9 +197,7 @@ def main() -> None:
     table.loader.exec_module(benchmark)
     for score in dict.fromkeys(["background", best]):
         limits = chosen[score][0]
-        rates = guard_fit.split_rates(
-            scored(score, "report", True), scored(score, "report", False), limits
-        )
+        rates = guard_fit.split_rates(*scored(score)["report"], limits)
         print(f"\nmeasuring split (validation), {score}: limits {json.dumps(vars(limits))}")
         print("\n".join(benchmark.table(rates)))
 
