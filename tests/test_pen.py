@@ -67,6 +67,21 @@ def test_random_places_keep_the_ink_on_the_paper():
         ).all()
 
 
+def test_a_random_place_moves_a_character_as_one_its_strokes_where_the_writer_put_them():
+    # A four's two strokes, touching: placed, they still touch, at the same scale and offsets.
+    strokes = [
+        np.array([[0.0, 0.0], [0.0, 30.0], [25.0, 30.0]]),
+        np.array([[20.0, 0.0], [20.0, 50.0]]),
+    ]
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        placed = pen.random_place(strokes, rng)
+        scale = np.ptp(np.concatenate(placed)[:, 1]) / 50
+        shifts = [p - s * scale for p, s in zip(placed, strokes)]
+        np.testing.assert_allclose(shifts[0] - shifts[0][0], 0, atol=1e-9)
+        np.testing.assert_allclose(shifts[1] - shifts[0][0], 0, atol=1e-9)
+
+
 @pytest.fixture(scope="module")
 def digits() -> pen.PenSet:
     try:

@@ -135,11 +135,13 @@ def random_place(
     heights: tuple[float, float] = HEIGHTS,
     brush: float = BRUSH,
 ) -> list[np.ndarray]:
-    """`place` at a height uniform in `heights`, anywhere the ink stays on the paper."""
+    """`place` at a height uniform in `heights`, anywhere the ink stays on the paper: the whole
+    character moved as one, its strokes where the writer put them."""
     placed = place(strokes, rng.uniform(*heights), (0.0, 0.0))
     extent = np.concatenate(placed).max(0)
     free = np.maximum(PAPER - brush - extent, 0.0)
-    return [s + brush / 2 + rng.uniform(0, 1, 2) * free for s in placed]
+    shift = brush / 2 + rng.uniform(0, 1, 2) * free
+    return [s + shift for s in placed]
 
 
 def draw(strokes: list[np.ndarray], brush: float = BRUSH, paper: int = PAPER) -> np.ndarray:
