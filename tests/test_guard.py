@@ -294,7 +294,33 @@ def test_every_kind_of_non_digit_is_drawn_with_the_pen_and_reaches_the_networks(
                     continue
                 assert x.shape == (14, 14) and x.max() > 100
     grouped = sorted(k for g in doodles.GROUPS.values() for k in g)
-    assert grouped == sorted([*doodles.KINDS, *doodles.CROSSED])
+    assert grouped == sorted([*doodles.KINDS, *doodles.OF_DIGITS])
+
+
+def ink_box(image: np.ndarray) -> np.ndarray:
+    rows, cols = np.flatnonzero((image < 128).any(1)), np.flatnonzero((image < 128).any(0))
+    return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def test_a_near_miss_is_a_digit_mirrored_or_turned_a_quarter_from_the_fitting_writers_only():
+    digits = pen.load("digits")
+    seven = digits.strokes(int(np.flatnonzero(digits.label == "7")[0]))
+    placed = ink_box(pen.draw(pen.random_place(seven, np.random.default_rng(0))))
+    mirrored = ink_box(pen.draw(doodles.mirrored(np.random.default_rng(0), seven)))
+    assert mirrored.shape == placed.shape  # the same place and size, left for right
+    assert np.abs(mirrored.astype(int) - placed[:, ::-1]).mean() < 3
+    for seed in range(4):
+        turned = ink_box(pen.draw(doodles.turned(np.random.default_rng(seed), seven)))
+        tall, wide = placed.shape
+        assert turned.shape[1] / turned.shape[0] == pytest.approx(tall / wide, rel=0.1)
+    for kind in doodles.NEAR_MISSES:
+        made = guard_data.made_of(kind, digits)
+        assert len(made) and set(made.label) == set(doodles.NEAR_DIGITS[kind])
+        assert {guard_data.writer_role(s) for s in made.source} == {"fit"}
+    assert not set("018") & set("".join(doodles.NEAR_DIGITS.values()))  # those still read as digits
+    for kind in doodles.CROSSED:  # a crossed-out digit is its own group's writers'
+        made = guard_data.made_of(kind, digits)
+        assert {guard_data.writer_role(s) for s in made.source} == {guard_data.group_of(kind)}
 
 
 def test_writers_and_characters_split_by_a_stable_hash():
@@ -354,6 +380,10 @@ def test_held_out_characters_are_never_fitted_on_and_measured_apart_unless_every
     assert "pen_characters_unseen" not in measured["report"]
     untaught = guard_fit.training_set(load, False, "AE")["pen_characters"]
     assert len(untaught.y) == fit_writers * (len(characters) - 2)  # measured as before
+    plain, near = (guard_fit.training_set(load, near_misses=n) for n in (False, True))
+    assert set(near) - set(plain) == {"near_misses"} and set(plain) <= set(guard_fit.SHARES)
+    assert len(near["near_misses"].y) == len(doodles.NEAR_MISSES) * 10 * len(sources)
+    assert (near["near_misses"].y == guard.OTHER).all()
 
 
 def test_the_rates_line_names_unseen_characters_only_where_some_were_held_out():

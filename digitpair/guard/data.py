@@ -169,20 +169,20 @@ def mnist_drawings(images: np.ndarray, seed: int | None) -> Drawn:
     return Drawn(len(images), lambda i: pen_drawn(images[i], np.random.default_rng([seed, i])))
 
 
-def doodle_drawings(kind: str, n: int, digits: pen.PenSet, seed: int) -> Drawn:
-    """n drawings of a doodles kind; a crossed-out kind strikes out digits of `digits`."""
-    index = list(doodles.KINDS) + list(doodles.CROSSED)
+def doodle_drawings(kind: str, n: int, digits: pen.PenSet | None, seed: int) -> Drawn:
+    """n drawings of a doodles kind; one OF_DIGITS is made of `digits` (`made_of`)."""
+    index = list(doodles.KINDS) + list(doodles.OF_DIGITS)
 
     def make(i: int) -> np.ndarray:
         rng = np.random.default_rng([seed, index.index(kind), i])
-        digit = digits.strokes(int(rng.integers(len(digits)))) if kind in doodles.CROSSED else None
+        digit = None if digits is None else digits.strokes(int(rng.integers(len(digits))))
         return doodles.draw(kind, rng, random_brush(rng), digit)
 
     return Drawn(n, make)
 
 
 # Generated drawings per kind: the fitting kinds' are what the guard learns "not a digit" from.
-PER_KIND = {"fit": 4000, "choose": 600, "report": 600}
+PER_KIND = {"fit": 4000, "choose": 600, "report": 600, "near": 4000}
 PARTS = (
     "pen_digits",
     "pen_digits_brushes",
@@ -211,7 +211,8 @@ def code_version(name: str) -> str:
 
 def build(name: str, mnist) -> Part:
     """Draw part `name` (PARTS) from scratch; `mnist`: a data.MNIST."""
-    if name.startswith("pen_digits") or name.startswith("doodles_crossed"):
+    kind = name.removeprefix("doodles_")
+    if name.startswith("pen_digits") or kind in doodles.OF_DIGITS:
         digits = pen.load("digits")
     if name in ("pen_digits", "pen_digits_brushes"):
         brush, seed = (pen.BRUSH, 0) if name == "pen_digits" else (None, 1)
@@ -229,17 +230,25 @@ def build(name: str, mnist) -> Part:
     if name in ("usps", "uci"):
         w = writers.load(name)
         return Part(*through_app(w.images), w.labels.numpy().astype(str), np.full(len(w), ""))
-    kind = name.removeprefix("doodles_")
-    group = next(g for g, kinds in doodles.GROUPS.items() if kind in kinds)
-    # A crossed-out digit is one of its group's writers' digits: the report's strike out digits
-    # by writers the guard never saw.
-    struck = (
-        digits.subset(np.array([writer_role(s) == group for s in digits.source]))
-        if kind in doodles.CROSSED
-        else None
-    )
-    n = PER_KIND[group]
+    struck = made_of(kind, digits) if kind in doodles.OF_DIGITS else None
+    n = PER_KIND[group_of(kind)]
     return Part(*through_app(doodle_drawings(kind, n, struck, 5)), np.full(n, kind), np.full(n, ""))
+
+
+def group_of(kind: str) -> str:
+    return next(g for g, kinds in doodles.GROUPS.items() if kind in kinds)
+
+
+def made_of(kind: str, digits: pen.PenSet) -> pen.PenSet:
+    """The pen digits a crossed-out kind or a near miss is made of. A crossed-out digit is one of
+    its group's writers' digits: the report's strike out digits by writers the guard never saw. A
+    near miss, which is only fitted on, is one of the fitting writers' doodles.NEAR_DIGITS."""
+    group = group_of(kind)
+    writer = "fit" if group == "near" else group
+    keep = np.array([writer_role(s) == writer for s in digits.source])
+    if kind in doodles.NEAR_MISSES:
+        keep &= np.isin(digits.label, list(doodles.NEAR_DIGITS[kind]))
+    return digits.subset(keep)
 
 
 def load(name: str, mnist=None) -> Part:

@@ -400,7 +400,21 @@ def crossed(how: str) -> Callable[[np.random.Generator, Strokes], Strokes]:
     return strike
 
 
-# Kinds of non-digit, each {name: strokes from a generator}; CROSSED kinds strike out a digit.
+def mirrored(rng, digit: Strokes) -> Strokes:
+    """A digit drawn as in a mirror, as a child may write it: a near miss, no digit's shape."""
+    return pen.random_place([s * np.array([-1, 1], np.float32) for s in digit], rng)
+
+
+def turned(rng, digit: Strokes) -> Strokes:
+    """A digit given a quarter turn, either way: a near miss, no digit's shape."""
+    sign = np.array([1, -1] if rng.integers(2) else [-1, 1], np.float32)
+    return pen.random_place([s[:, ::-1] * sign for s in digit], rng)
+
+
+# Kinds of non-digit, each {name: strokes from a generator}; CROSSED kinds strike out a digit,
+# NEAR_MISSES make a digit into something that is none (Hendrycks et al., 2019, find outliers
+# close to the data teach a sharper boundary than far ones), each from the digits in NEAR_DIGITS:
+# a mirrored 0, 1, 5, 6 or 8 reads as a digit (5 as an S, 6 as a b), as does a turned 0, 1 or 8.
 KINDS: dict[str, Callable] = {
     "dot": dot,
     "dots": dots,
@@ -425,8 +439,12 @@ CROSSED = {
     "crossed_lines": crossed("lines"),
     "crossed_scribble": crossed("scribble"),
 }
+NEAR_MISSES = {"mirrored": mirrored, "turned": turned}
+NEAR_DIGITS = {"mirrored": "23479", "turned": "2345679"}
+OF_DIGITS = {**CROSSED, **NEAR_MISSES}  # the kinds made of a pen digit
 # Which kinds the guard fits on, which choose its limits, and which only measure it: held out
-# whole, so its stated rates are for kinds of drawing it never saw.
+# whole, so its stated rates are for kinds of drawing it never saw. The near misses are fitted on
+# where a fit takes them (fit.NEAR_MISSES), made from the fitting writers' digits.
 GROUPS = {
     "fit": (
         "dot",
@@ -443,13 +461,14 @@ GROUPS = {
     ),
     "choose": ("dots", "spiral", "figure", "scene", "crossed_lines"),
     "report": ("wave", "sign", "object", "crossed_scribble"),
+    "near": tuple(NEAR_MISSES),
 }
 
 
 def draw(
     kind: str, rng: np.random.Generator, brush: float, digit: Strokes | None = None
 ) -> np.ndarray:
-    """One drawing of `kind` (280x280 uint8, black on white) with a `brush` px wide; a CROSSED kind
-    strikes out `digit`'s strokes (a pen digit's, in its own units)."""
-    marks = CROSSED[kind](rng, digit) if kind in CROSSED else KINDS[kind](rng)
+    """One drawing of `kind` (280x280 uint8, black on white) with a `brush` px wide; a kind
+    OF_DIGITS is made of `digit`'s strokes (a pen digit's, in its own units)."""
+    marks = OF_DIGITS[kind](rng, digit) if kind in OF_DIGITS else KINDS[kind](rng)
     return pen.draw(marks, brush)

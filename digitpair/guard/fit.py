@@ -56,6 +56,7 @@ SHARES = {
     "pen_digits": 25,
     "pen_characters": 25,
     "doodles": 25,
+    "near_misses": 10,
 }
 # EPOCHS chosen on the choosing writers and kinds at guard.CHANNELS' width: 8 against 4
 # (benchmarks/README.md).
@@ -79,6 +80,9 @@ HOLD_OUT = True
 # taught character drawn like a digit raises the limit for every other non-digit: on two seeds,
 # leaving the nine caught least untaught raised no other character's rate (benchmarks/README.md).
 UNTAUGHT = ""
+# Fit on the near misses too (doodles.NEAR_MISSES: the fitting writers' digits mirrored or turned),
+# a share of their own (SHARES).
+NEAR_MISSES = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,15 +127,18 @@ def unseen_characters(characters: gd.Part, hold_out: bool) -> np.ndarray:
 
 
 def training_set(
-    load: Callable[[str], gd.Part], hold_out: bool = HOLD_OUT, untaught: str = UNTAUGHT
+    load: Callable[[str], gd.Part],
+    hold_out: bool = HOLD_OUT,
+    untaught: str = UNTAUGHT,
+    near_misses: bool = NEAR_MISSES,
 ) -> dict[str, Labelled]:
     """{source of SHARES: its fitting drawings}; `hold_out`: leave the held-out characters out,
-    and the `untaught` ones."""
+    and the `untaught` ones; `near_misses`: with them."""
     train = load("mnist_train")
     fit_mnist = ~mnist_split(len(train))
     pen_digits = [load(name) for name in ("pen_digits", "pen_digits_brushes")]
     characters = load("pen_characters")
-    return {
+    sources = {
         "mnist_train": digits_of(train, fit_mnist),
         "mnist_train_pen": digits_of(load("mnist_train_pen"), fit_mnist),
         "pen_digits": cat([digits_of(p, roles(p) == "fit") for p in pen_digits]),
@@ -148,6 +155,10 @@ def training_set(
             ]
         ),
     }
+    if near_misses:
+        near = [load(f"doodles_{k}") for k in doodles.GROUPS["near"]]
+        sources["near_misses"] = cat([others_of(p, np.ones(len(p), bool)) for p in near])
+    return sources
 
 
 def jitter(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -646,18 +657,20 @@ def fit(
     hidden: int = guard.HIDDEN,
     hold_out: bool = HOLD_OUT,
     untaught: str = UNTAUGHT,
+    near_misses: bool = NEAR_MISSES,
 ) -> list[Path]:
     """The whole fit (this module's docstring): trains (`members` readers; `entropic`, `channels`
     and `hidden`: `train`'s), chooses, measures, and writes `weights/guard/` (or `out`: a folder
     to compare, the served guard left as it is); `mnist` a data.MNIST (None: found as data.MNIST
     finds it); `hold_out`: keep a fifth of the characters out of fitting, to measure them;
-    `untaught`: characters not taught as "not a digit" (still measured).
+    `untaught`: characters not taught as "not a digit" (still measured); `near_misses`: fit on
+    them too.
     Returns the files written."""
 
     def load(name):
         return gd.load(name, mnist)
 
-    sources = training_set(load, hold_out, untaught)
+    sources = training_set(load, hold_out, untaught, near_misses)
     log("fitting on " + ", ".join(f"{name} {len(s.y)}" for name, s in sources.items()))
     net = train_guard(
         sources, members, seed, epochs, log=log, entropic=entropic, channels=channels, hidden=hidden
@@ -666,11 +679,15 @@ def fit(
     held = set(characters.label[unseen_characters(characters, hold_out)])
     fitted_on = {
         "sources": {name: len(s.y) for name, s in sources.items()},
-        "shares": SHARES,
+        "shares": {name: SHARES[name] for name in sources},
         "digit_like_left_out": "".join(sorted(gd.DIGIT_LIKE)),
         "characters_held_out": "".join(sorted(held)),
         "untaught": "".join(sorted(set(untaught))),
-        "kinds": {group: list(kinds) for group, kinds in doodles.GROUPS.items()},
+        "kinds": {
+            group: list(kinds)
+            for group, kinds in doodles.GROUPS.items()
+            if group != "near" or near_misses
+        },
         "writers": "pen writers (source files) by a hash of the name: 60 % fit, "
         "20 % choose, 20 % report",
         "mnist": f"MNIST training digits, {gd.MNIST_CHOOSE} of them kept to choose; "

@@ -686,6 +686,12 @@ def fit_guard_command(
         show_default="guard.fit.UNTAUGHT",
         help="Characters measured but never taught as 'not a digit', e.g. 'fy?'.",
     ),
+    near_misses: Optional[bool] = typer.Option(
+        None,
+        "--near-misses/--no-near-misses",
+        show_default="guard.fit.NEAR_MISSES",
+        help="Fit on digits mirrored or turned as 'not a digit' too.",
+    ),
     out: Optional[Path] = typer.Option(
         None,
         "--out",
@@ -699,7 +705,7 @@ def fit_guard_command(
     from ..core.writers import WritersError
     from ..guard import CHANNELS, HIDDEN
     from ..guard.data import DIGIT_LIKE
-    from ..guard.fit import ENTROPIC, EPOCHS, HOLD_OUT, MEMBERS, UNTAUGHT, fit
+    from ..guard.fit import ENTROPIC, EPOCHS, HOLD_OUT, MEMBERS, NEAR_MISSES, UNTAUGHT, fit
 
     widths = CHANNELS if channels is None else parse_channels(channels)
     if untaught and (set(untaught) & (set("0123456789") | DIGIT_LIKE)):
@@ -722,6 +728,7 @@ def fit_guard_command(
             hidden=hidden or HIDDEN,
             hold_out=HOLD_OUT if hold_out is None else hold_out,
             untaught=UNTAUGHT if untaught is None else untaught,
+            near_misses=NEAR_MISSES if near_misses is None else near_misses,
         )
     except (PenError, WritersError, WeightsError) as e:
         raise fail(str(e)) from None
