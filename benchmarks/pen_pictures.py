@@ -30,7 +30,6 @@ from scipy import ndimage
 from digitpair.core import writers
 from digitpair.core.conventions import CLASS, Conventions, draw_conventions
 from digitpair.core.data import MNIST, PairSet
-from digitpair.core.weights import load_weights
 from digitpair.lab import records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,13 +101,7 @@ def misread(runs: Path, setting: str) -> tuple[PIL.Image.Image, list[str]]:
         for r in records.load(runs)
         if r.setting == setting and r.variant == "shared_aux" and r.round == 0
     )
-    model = load_weights(
-        records.weights_path(runs, run),
-        run.variant,
-        run.config.encoder,
-        run.config.head,
-        run.config.members,
-    )
+    model = records.load_model(runs, run)
     x = pen.inputs
     read = model.predict(torch.stack((x, x), 1)).digit_probs[:, 0].argmax(-1)
     wrong = (read != pen.labels) & ~pen.refused

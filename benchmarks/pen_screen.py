@@ -27,7 +27,6 @@ from digitpair.core import writers
 from digitpair.core.data import MNIST
 from digitpair.core.drawing import PEN_BAND, preprocess
 from digitpair.core.models import VARIANTS
-from digitpair.core.weights import load_weights
 from digitpair.lab import records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,13 +81,7 @@ def main() -> None:
             for band, pen in BANDS.items()
         }
         for r in (r for r in runs if r.round == rounds):
-            model = load_weights(
-                records.weights_path(args.runs, r),
-                r.variant,
-                r.config.encoder,
-                r.config.head,
-                r.config.members,
-            )
+            model = records.load_model(args.runs, r)
             for band in BANDS:
                 key = (r.setting, r.variant, band)
                 cells.setdefault((*key, "mnist"), []).append(

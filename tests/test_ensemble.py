@@ -162,6 +162,9 @@ def test_an_ensembles_record_keeps_its_members_metrics(tiny, tmp_path):
     folder = records.write(tmp_path, RunSpec("s", "e2", 0, cfg), result, prov)
     record = records.read_run(folder)
     assert record.metrics == result.metrics and record.metrics.member_selected_epochs == [2, 2]
+    loaded = records.load_model(tmp_path, record)  # as benchmarks read a study's networks again
+    x = tiny.round(0, 100, 20, 0).train.input[:8]
+    torch.testing.assert_close(loaded.predict(x).p_leq, result.model.predict(x).p_leq)
     single = replace(cfg, members=1)
     folder = records.write(tmp_path, RunSpec("s", "e1", 0, single), train_run(single, tiny), prov)
     assert "member_val_acc" not in records.read_run(folder).to_dict()["metrics"]

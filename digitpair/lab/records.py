@@ -55,7 +55,14 @@ from safetensors import SafetensorError
 
 from ..core import typed
 from ..core.config import UNKNOWN, Metrics, Provenance, RunConfig
-from ..core.weights import CONFIG_NAME, WEIGHTS_NAME, WeightsError, read_config, save_variant
+from ..core.weights import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    WeightsError,
+    load_weights,
+    read_config,
+    save_variant,
+)
 from .provenance import now
 from .training import RunResult
 
@@ -234,6 +241,12 @@ def weights_path(out: str | os.PathLike, record: RunRecord) -> Path:
     """Where a run's weights are, if this machine trained it (they are never packed or
     committed)."""
     return Path(out) / record.name / WEIGHTS_NAME
+
+
+def load_model(out: str | os.PathLike, record: RunRecord):
+    """The run's trained network, from `weights_path` (a WeightsError where it is missing)."""
+    c = record.config
+    return load_weights(weights_path(out, record), record.variant, c.encoder, c.head, c.members)
 
 
 def clean_partials(out: Path) -> int:
