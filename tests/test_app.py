@@ -874,18 +874,10 @@ GUARD_BEGIN = "<!-- guard:begin (python benchmarks/guard.py --readme) -->"
 GUARD_END = "<!-- guard:end -->"
 
 
-# The issue's goal names a drawn A; the guard misses it: A is among the characters held out of its
-# fitting so that its rates speak for characters it never saw, and what it learned from other
-# letters carries to them less (guard.json's rates: pen_characters_unseen against pen_characters).
-MISSED = pytest.mark.xfail(
-    strict=True,
-    reason="goal not met: a letter of a class held out of the guard's fitting, read as a 4",
-)
-
-
-@pytest.mark.parametrize(
-    "kind", [pytest.param(k, marks=MISSED) if k == "letter A" else k for k in NON_DIGITS]
-)
+# The issue's goal names a drawn A. A is among the characters held out of the guard's fitting (its
+# rates then speak for characters it never saw): this A passes the limit by a small margin (odds
+# 0.642 against 0.633 for both sets), where 60.48 % of the held-out writers' pen As do.
+@pytest.mark.parametrize("kind", list(NON_DIGITS))
 def test_the_guard_says_not_a_digit_to_a_dot_a_blot_a_scribble_letters_and_a_crossed_out_digit(
     served_sets, mnist, kind
 ):
