@@ -188,6 +188,24 @@ def test_the_entropic_term_leaves_a_non_digits_digits_flat_and_the_digits_learne
     assert own_entropy(entropic, digits).mean() < 1.0  # a digit's outputs still pick it
 
 
+def test_the_objectosphere_term_shrinks_a_non_digits_features_and_keeps_a_digits():
+    train, held = blobs(3000, 0), blobs(1000, 1)
+
+    def norms(objectosphere):
+        sources = {"blobs": train}
+        net = guard_fit.train_guard(
+            sources, members=1, epochs=3, epoch=3000, objectosphere=objectosphere
+        )
+        assert (net.probabilities(held.x).argmax(1) == held.y).float().mean() > 0.95
+        with torch.no_grad():
+            norm = net.readers[0].hidden(held.x.float()).norm(dim=1)
+        return norm[held.y == guard.OTHER].mean(), norm[held.y < guard.OTHER].median()
+
+    (plain_other, _), (other, digit) = norms(0.0), norms(0.01)
+    assert other < plain_other / 4  # pulled toward zero
+    assert digit > 0.8 * guard_fit.XI  # held near XI or beyond
+
+
 def test_the_limits_word_each_judgement_and_name_two_digits():
     x = torch.rand(3, 28, 28) * 255
     readers = torch.zeros(3, 10)

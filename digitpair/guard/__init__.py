@@ -128,8 +128,12 @@ class Reader(nn.Module):
             nn.Linear(hidden, OTHER + 1),
         )
 
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 28, 28) raw 0-255 -> (N, hidden): the features the last layer reads."""
+        return self.features[:-1](x[:, None] / 255.0)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x[:, None] / 255.0)
+        return self.features[-1](self.hidden(x))
 
 
 class GuardNet(nn.Module):

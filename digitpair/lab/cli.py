@@ -663,6 +663,12 @@ def fit_guard_command(
         show_default="guard.fit.ENTROPIC",
         help="Weight of the entropic open-set term beside the background class (0: none).",
     ),
+    objectosphere: Optional[float] = typer.Option(
+        None,
+        min=0.0,
+        show_default="guard.fit.OBJECTOSPHERE",
+        help="Weight of the objectosphere term on the readers' hidden features (0: none).",
+    ),
     members: Optional[int] = typer.Option(
         None, min=1, show_default="guard.fit.MEMBERS", help="Readers trained, their odds averaged."
     ),
@@ -705,7 +711,16 @@ def fit_guard_command(
     from ..core.writers import WritersError
     from ..guard import CHANNELS, HIDDEN
     from ..guard.data import DIGIT_LIKE
-    from ..guard.fit import ENTROPIC, EPOCHS, HOLD_OUT, MEMBERS, NEAR_MISSES, UNTAUGHT, fit
+    from ..guard.fit import (
+        ENTROPIC,
+        EPOCHS,
+        HOLD_OUT,
+        MEMBERS,
+        NEAR_MISSES,
+        OBJECTOSPHERE,
+        UNTAUGHT,
+        fit,
+    )
 
     widths = CHANNELS if channels is None else parse_channels(channels)
     if untaught and (set(untaught) & (set("0123456789") | DIGIT_LIKE)):
@@ -729,6 +744,7 @@ def fit_guard_command(
             hold_out=HOLD_OUT if hold_out is None else hold_out,
             untaught=UNTAUGHT if untaught is None else untaught,
             near_misses=NEAR_MISSES if near_misses is None else near_misses,
+            objectosphere=OBJECTOSPHERE if objectosphere is None else objectosphere,
         )
     except (PenError, WritersError, WeightsError) as e:
         raise fail(str(e)) from None
