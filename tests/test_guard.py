@@ -206,6 +206,23 @@ def test_the_objectosphere_term_shrinks_a_non_digits_features_and_keeps_a_digits
     assert digit > 0.8 * guard_fit.XI  # held near XI or beyond
 
 
+def test_an_elastic_distortion_bends_a_drawing_smoothly_and_keeps_its_ink():
+    x = blobs(64, 0).x
+
+    def draw(alpha):
+        return guard_fit.jitter(x, torch.Generator().manual_seed(3), alpha)
+
+    assert torch.equal(draw(0.0), guard_fit.jitter(x, torch.Generator().manual_seed(3)))
+    bent = draw(34.0)
+    assert (bent - draw(0.0)).abs().mean() > 1.0  # it moves ink
+    ink = bent.sum((1, 2)) / draw(0.0).sum((1, 2))
+    # Stretched here, squeezed there (the field's Jacobian), never erased or smeared away.
+    assert (ink - 1).abs().mean() < 0.15 and ((ink > 0.6) & (ink < 1.4)).all()
+    field = guard_fit.elastic(16, 28, 28, torch.Generator().manual_seed(0), 34.0) * 14  # px
+    assert 0.5 < field.std() < 3  # px: Simard et al.'s scale at 28x28
+    assert (field[:, 1:] - field[:, :-1]).abs().mean() < 0.2 * field.abs().mean()  # smooth
+
+
 def test_the_limits_word_each_judgement_and_name_two_digits():
     x = torch.rand(3, 28, 28) * 255
     readers = torch.zeros(3, 10)

@@ -71,6 +71,10 @@ ENTROPIC = 1.0
 # writers' pen digits (median 22, 90th percentile 33 on each reader; their letters' median 19).
 OBJECTOSPHERE, XI = 0.0, 30.0
 TURN, SLANT, SCALE = 0.2, 0.2, 0.1  # `jitter`: radians, shear, share of the size
+# `jitter`'s elastic distortion (Simard et al., 2003, "Best Practices for Convolutional Neural
+# Networks Applied to Visual Document Analysis"): its scale ALPHA in px (0: none) and its smoothness
+# SIGMA in px, the paper's for 28x28 digits.
+ELASTIC, SIGMA = 0.0, 4.0
 # % of each budgeted set's digits read right that may be flagged: a margin under the goal's 1 %,
 # for limits chosen on one set of writers and applied to others.
 TARGET = 0.7
@@ -166,9 +170,24 @@ def training_set(
     return sources
 
 
-def jitter(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def elastic(n: int, h: int, w: int, g: torch.Generator, alpha: float) -> torch.Tensor:
+    """(n, h, w, 2) displacements in grid_sample's units: uniform noise in [-1, 1] smoothed by a
+    Gaussian of SIGMA px, times `alpha` px (Simard et al., 2003)."""
+    noise = torch.rand(n * 2, 1, h, w, generator=g) * 2 - 1
+    radius = int(2 * SIGMA)
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = (-(t**2) / (2 * SIGMA**2)).exp()
+    k = k / k.sum()
+    smooth = torch.nn.functional.conv2d(noise, k.view(1, 1, -1, 1), padding=(radius, 0))
+    smooth = torch.nn.functional.conv2d(smooth, k.view(1, 1, 1, -1), padding=(0, radius))
+    pixels = alpha * smooth.view(n, 2, h, w).permute(0, 2, 3, 1)  # (x, y) last
+    return pixels * torch.tensor([2 / w, 2 / h])
+
+
+def jitter(x: torch.Tensor, g: torch.Generator, alpha: float = ELASTIC) -> torch.Tensor:
     """Each drawing (N, H, W) turned, slanted and scaled a little, as another hand draws it: up
-    to TURN radians, SLANT, SCALE, about its centre (preprocess has centred it)."""
+    to TURN radians, SLANT, SCALE, about its centre (preprocess has centred it); with `alpha`
+    above 0, then bent by an elastic distortion of that scale (`elastic`)."""
     n = len(x)
 
     def u(span):
@@ -184,6 +203,8 @@ def jitter(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         1,
     )
     grid = torch.nn.functional.affine_grid(theta, (n, 1, *x.shape[1:]), align_corners=False)
+    if alpha:
+        grid = grid + elastic(n, *x.shape[1:], g, alpha)
     return torch.nn.functional.grid_sample(x[:, None], grid, align_corners=False)[:, 0]
 
 
@@ -200,6 +221,7 @@ def train(
     channels: tuple[int, int, int] = guard.CHANNELS,
     hidden: int = guard.HIDDEN,
     objectosphere: float = OBJECTOSPHERE,
+    alpha: float = ELASTIC,
 ) -> guard.Reader:
     """A Reader trained by cross-entropy over its 11 classes, each epoch `epoch` drawings drawn
     (with replacement) from the sources in proportion to `shares`, each `jitter`ed; AdamW, a
@@ -242,7 +264,7 @@ def train(
             loss_sum = 0.0
             for start in range(0, len(index), batch):
                 part = index[start : start + batch]
-                features = net.hidden(jitter(whole.x[part], g))
+                features = net.hidden(jitter(whole.x[part], g, alpha))
                 logits = net.features[-1](features)
                 y = whole.y[part]
                 other = y == guard.OTHER
@@ -276,6 +298,7 @@ def train_guard(
     channels: tuple[int, int, int] = guard.CHANNELS,
     hidden: int = guard.HIDDEN,
     objectosphere: float = OBJECTOSPHERE,
+    alpha: float = ELASTIC,
 ) -> guard.GuardNet:
     """A GuardNet of `members` Readers of the given width, trained from seeds seed * members + k;
     the sources in SHARES (any others alike)."""
@@ -293,6 +316,7 @@ def train_guard(
             channels=channels,
             hidden=hidden,
             objectosphere=objectosphere,
+            alpha=alpha,
         )
     return net.eval()
 
@@ -676,13 +700,14 @@ def fit(
     untaught: str = UNTAUGHT,
     near_misses: bool = NEAR_MISSES,
     objectosphere: float = OBJECTOSPHERE,
+    alpha: float = ELASTIC,
 ) -> list[Path]:
     """The whole fit (this module's docstring): trains (`members` readers; `entropic`, `channels`
     and `hidden`: `train`'s), chooses, measures, and writes `weights/guard/` (or `out`: a folder
     to compare, the served guard left as it is); `mnist` a data.MNIST (None: found as data.MNIST
     finds it); `hold_out`: keep a fifth of the characters out of fitting, to measure them;
     `untaught`: characters not taught as "not a digit" (still measured); `near_misses`: fit on
-    them too; `objectosphere`: `train`'s.
+    them too; `objectosphere` and `alpha`: `train`'s.
     Returns the files written."""
 
     def load(name):
@@ -700,6 +725,7 @@ def fit(
         channels=channels,
         hidden=hidden,
         objectosphere=objectosphere,
+        alpha=alpha,
     )
     characters = load("pen_characters")
     held = set(characters.label[unseen_characters(characters, hold_out)])
@@ -724,6 +750,8 @@ def fit(
     }
     if objectosphere:  # recorded only where used: the default fit's record stays as it was
         fitted_on["objectosphere"] = {"weight": objectosphere, "xi": XI}
+    if alpha:
+        fitted_on["elastic"] = {"alpha": alpha, "sigma": SIGMA}
     record = {
         "command": "digitpair-train fit-guard",
         "seed": seed,

@@ -669,6 +669,12 @@ def fit_guard_command(
         show_default="guard.fit.OBJECTOSPHERE",
         help="Weight of the objectosphere term on the readers' hidden features (0: none).",
     ),
+    elastic: Optional[float] = typer.Option(
+        None,
+        min=0.0,
+        show_default="guard.fit.ELASTIC",
+        help="Scale in px of an elastic distortion of every drawing it learns from (0: none).",
+    ),
     members: Optional[int] = typer.Option(
         None, min=1, show_default="guard.fit.MEMBERS", help="Readers trained, their odds averaged."
     ),
@@ -712,6 +718,7 @@ def fit_guard_command(
     from ..guard import CHANNELS, HIDDEN
     from ..guard.data import DIGIT_LIKE
     from ..guard.fit import (
+        ELASTIC,
         ENTROPIC,
         EPOCHS,
         HOLD_OUT,
@@ -745,6 +752,7 @@ def fit_guard_command(
             untaught=UNTAUGHT if untaught is None else untaught,
             near_misses=NEAR_MISSES if near_misses is None else near_misses,
             objectosphere=OBJECTOSPHERE if objectosphere is None else objectosphere,
+            alpha=ELASTIC if elastic is None else elastic,
         )
     except (PenError, WritersError, WeightsError) as e:
         raise fail(str(e)) from None
