@@ -9,18 +9,26 @@ guard's network must flag to call 95 % of the pen letters and symbols "not a dig
 over the goal's 1 % is not a candidate for the served limits; it is read here only to measure
 the distance to the goal.
 
+Then which choosing writers' digits set the limit: the writers of the TAIL read-right pen digits
+the guard finds least like a digit, and the choice made again at the served budget without the
+writer who holds most of them, to show how much one writer's way of writing moves the limit (a
+measurement, not a candidate: leaving a writer out is no way to choose).
+
     python benchmarks/guard_budget.py [--weights weights] [--networks ours] [--guard FOLDER]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import dataclasses
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: this checkout's digitpair
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks import guard_fits  # noqa: E402
@@ -30,6 +38,18 @@ from digitpair.guard import fit as guard_fit  # noqa: E402
 from digitpair.guard.pretrained import load_pretrained  # noqa: E402
 
 BUDGETS = (guard_fit.TARGET, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)  # % of digits read right
+TAIL = 30  # the choosing split's read-right pen digits least like a digit, by writer
+
+
+def without(judged: guard_fit.Judged, keep: np.ndarray) -> guard_fit.Judged:
+    """`judged` over the drawings `keep` marks."""
+    return dataclasses.replace(
+        judged,
+        p=judged.p[keep],
+        scores={name: score[keep] for name, score in judged.scores.items()},
+        readers=judged.readers[:, keep],
+        labels=judged.labels[keep],
+    )
 
 
 def main() -> None:
@@ -54,6 +74,31 @@ def main() -> None:
     for budget in BUDGETS:
         chosen = guard_fit.limits_and_rates(sets, target=budget)
         print("| " + " | ".join([f"{budget:g}", *guard_fits.cells(chosen)]) + " |", flush=True)
+
+    part, keep = splits["choose"]["pen"]
+    writers = part.source[keep & part.accepted]
+    digits, others = sets["choose"]
+    pen = digits["pen"]
+    limits = fitted.limits[args.networks]
+    odds = pen.odds(limits.score, limits.weight).max(0)  # a drawing's likelier box to be flagged
+    right = np.flatnonzero(~pen.misread().any(0))
+    tail = right[np.argsort(-odds[right], kind="stable")[:TAIL]]
+    held = collections.Counter(writers[tail].tolist()).most_common()
+    print(
+        f"\nThe {TAIL} read-right pen digits of the choosing writers ({len(set(writers))} writers, "
+        f"{len(writers)} digits) the guard finds least like a digit, by writer: "
+        + ", ".join(
+            f"{w} {n} (of its {(writers == w).sum()}: "
+            f"{' '.join(sorted(set(pen.labels[writers == w])))})"
+            for w, n in held
+        )
+    )
+    first = held[0][0]
+    alt = {**sets, "choose": ({**digits, "pen": without(pen, writers != first)}, others)}
+    print("\n" + "\n".join(guard_fits.header("choosing pen digits", learned=False)))
+    for name, judged in (("all", sets), (f"all but {first}", alt)):
+        cells = guard_fits.cells(guard_fit.limits_and_rates(judged))
+        print("| " + " | ".join([name, *cells]) + " |", flush=True)
 
 
 if __name__ == "__main__":
