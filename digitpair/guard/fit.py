@@ -8,8 +8,8 @@ files.
    MNIST_CHOOSE, enlarged onto the paper and redrawn with the pad's pen), the fitting writers' pen
    digits (two brushes), their letters and symbols (where HOLD_OUT, of the fitting characters
    only), and the fitting kinds of generated non-digit; each source a fixed share of every epoch
-   (`SHARES`), digits and non-digits half each; each drawing turned, slanted and scaled a little
-   (`jitter`).
+   (`SHARES`), digits and non-digits half each; each drawing turned, slanted and scaled a little,
+   then bent by an elastic distortion (`jitter`).
 2. The limits are chosen for each set of networks on the choosing writers and kinds, which the
    network never saw (`choose`): for each score (guard.SCORES), `WEIGHTS` and share of the
    budget, "not a digit" where its odds flag at most that share of TARGET % of each budgeted
@@ -72,9 +72,12 @@ ENTROPIC = 1.0
 OBJECTOSPHERE, XI = 0.0, 30.0
 TURN, SLANT, SCALE = 0.2, 0.2, 0.1  # `jitter`: radians, shear, share of the size
 # `jitter`'s elastic distortion (Simard et al., 2003, "Best Practices for Convolutional Neural
-# Networks Applied to Visual Document Analysis"): its scale ALPHA in px (0: none) and its smoothness
-# SIGMA in px, the paper's for 28x28 digits.
-ELASTIC, SIGMA = 0.0, 4.0
+# Networks Applied to Visual Document Analysis"): its scale in px (0: none) and its smoothness
+# SIGMA in px, the paper's for 28x28 digits. Chosen on the choosing writers and kinds against
+# none: +4.95 and +2.29 points of their mean on two seeds of the whole fit, +4.76 and +3.57 on two
+# single readers (benchmarks/README.md); the limit is set by the ways a few writers write a digit,
+# and the distortion teaches more of them.
+ELASTIC, SIGMA = 34.0, 4.0
 # % of each budgeted set's digits read right that may be flagged: a margin under the goal's 1 %,
 # for limits chosen on one set of writers and applied to others.
 TARGET = 0.7
