@@ -69,6 +69,8 @@ ENTROPIC = 1.0
 # held to (Dhamija et al., 2018): a non-digit's features are pulled to zero, a digit's kept at XI
 # or more. XI is about the 75th percentile of the norms the served readers give the choosing
 # writers' pen digits (median 22, 90th percentile 33 on each reader; their letters' median 19).
+# Off: on two single readers it lowered the choosing split's mean by 12.6 and 17.3 points at a
+# weight of 1e-4, by 21.5 and 33.2 at 1e-3 (benchmarks/README.md).
 OBJECTOSPHERE, XI = 0.0, 30.0
 TURN, SLANT, SCALE = 0.2, 0.2, 0.1  # `jitter`: radians, shear, share of the size
 # `jitter`'s elastic distortion (Simard et al., 2003, "Best Practices for Convolutional Neural
