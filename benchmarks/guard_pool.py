@@ -63,13 +63,18 @@ def main() -> None:
         first["epochs"],
         seed,
         log=print,
-        entropic=fitted_on["entropic"],
         out=args.out,
         members=len(net.readers),
-        channels=tuple(arch["channels"]),
-        hidden=arch["hidden"],
         hold_out=bool(fitted_on["characters_held_out"]),
         untaught=fitted_on.get("untaught", ""),
+        # The fits' recipe as recorded; a term a record does not name was not used.
+        recipe=guard_fit.Recipe(
+            channels=tuple(arch["channels"]),
+            hidden=arch["hidden"],
+            entropic=fitted_on["entropic"],
+            objectosphere=fitted_on.get("objectosphere", {}).get("weight", 0.0),
+            alpha=fitted_on.get("elastic", {}).get("alpha", 0.0),
+        ),
     )
     print("wrote " + ", ".join(map(str, files)))
 

@@ -81,7 +81,11 @@ def test_fitting_separable_data_learns_it_and_is_reproducible_to_the_byte(tmp_pa
 def test_a_guard_of_another_width_is_written_and_loaded_at_its_width(tmp_path):
     train, held = blobs(3000, 0), blobs(200, 1)
     net = guard_fit.train_guard(
-        {"blobs": train}, members=1, epochs=1, epoch=1000, channels=(4, 8, 8), hidden=16
+        {"blobs": train},
+        members=1,
+        epochs=1,
+        epoch=1000,
+        recipe=guard_fit.Recipe(channels=(4, 8, 8), hidden=16),
     )
     record = {"networks": {"ours": {"fingerprints": {}, "limits": dataclasses.asdict(NEVER)}}}
     guard_fit.write(tmp_path, net, record)
@@ -176,7 +180,8 @@ def test_the_entropic_term_leaves_a_non_digits_digits_flat_and_the_digits_learne
 
     def fit(entropic):
         sources = {"blobs": train}
-        return guard_fit.train_guard(sources, members=1, epochs=3, epoch=3000, entropic=entropic)
+        recipe = guard_fit.Recipe(entropic=entropic)
+        return guard_fit.train_guard(sources, members=1, epochs=3, epoch=3000, recipe=recipe)
 
     plain, entropic = fit(0.0), fit(1.0)
     p = entropic.probabilities(held.x).numpy()
@@ -194,9 +199,8 @@ def test_the_objectosphere_term_shrinks_a_non_digits_features_and_keeps_a_digits
     def norms(objectosphere):
         sources = {"blobs": train}
         # No elastic distortion: these classes lie 2 px apart, under its reach.
-        net = guard_fit.train_guard(
-            sources, members=1, epochs=3, epoch=3000, objectosphere=objectosphere, alpha=0.0
-        )
+        recipe = guard_fit.Recipe(objectosphere=objectosphere, alpha=0.0)
+        net = guard_fit.train_guard(sources, members=1, epochs=3, epoch=3000, recipe=recipe)
         assert (net.probabilities(held.x).argmax(1) == held.y).float().mean() > 0.95
         with torch.no_grad():
             norm = net.readers[0].hidden(held.x.float()).norm(dim=1)
@@ -442,7 +446,12 @@ def test_fits_of_consecutive_seeds_hold_the_readers_of_one_fit_with_more_members
 
     def fit(members, seed):
         return guard_fit.train_guard(
-            {"blobs": train}, members, seed, 1, epoch=300, channels=(4, 8, 8), hidden=8
+            {"blobs": train},
+            members,
+            seed,
+            1,
+            epoch=300,
+            recipe=guard_fit.Recipe(channels=(4, 8, 8), hidden=8),
         )
 
     for seed in (0, 1):  # seeds 2K and 2K + 1 of two readers: seed K of four

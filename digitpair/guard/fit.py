@@ -100,6 +100,18 @@ NEAR_MISSES = False
 
 
 @dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How each reader is built and learns (`train`): its width, the weights of the entropic and
+    objectosphere terms, the scale of the elastic distortion (`jitter`)."""
+
+    channels: tuple[int, int, int] = guard.CHANNELS
+    hidden: int = guard.HIDDEN
+    entropic: float = ENTROPIC
+    objectosphere: float = OBJECTOSPHERE
+    alpha: float = ELASTIC
+
+
+@dataclasses.dataclass(frozen=True)
 class Labelled:
     """Drawings (N, 28, 28) raw 0-255 and their classes (N,): a digit 0-9, or guard.OTHER."""
 
@@ -222,29 +234,26 @@ def train(
     lr: float = LR,
     batch: int = BATCH,
     log: Callable[[str], None] = lambda line: None,
-    entropic: float = ENTROPIC,
-    channels: tuple[int, int, int] = guard.CHANNELS,
-    hidden: int = guard.HIDDEN,
-    objectosphere: float = OBJECTOSPHERE,
-    alpha: float = ELASTIC,
+    recipe: Recipe = Recipe(),
 ) -> guard.Reader:
     """A Reader trained by cross-entropy over its 11 classes, each epoch `epoch` drawings drawn
-    (with replacement) from the sources in proportion to `shares`, each `jitter`ed; AdamW, a
-    one-cycle schedule. One thread, seeded: the same sources give the same weights.
+    (with replacement) from the sources in proportion to `shares`, each `jitter`ed (by
+    `recipe.alpha`); AdamW, a one-cycle schedule. One thread, seeded: the same sources give the
+    same weights.
 
-    With `entropic` above 0, each non-digit also adds that weight times the cross-entropy of its
-    ten digit outputs to the uniform distribution (the entropic open-set loss, Dhamija et al.,
-    2018, "Reducing Network Agnostophobia", beside the background class): a non-digit's digit
-    outputs learn to say nothing, so the guard's own digit distribution of a drawing unlike
-    anything it learned is flat rather than sure. With `objectosphere` above 0, each drawing also
-    adds that weight times the objectosphere term of the same paper on its hidden features: a
-    non-digit's squared norm, a digit's squared shortfall under XI; a drawing unlike any digit
-    then gets small features and low logits, which the energy score reads."""
+    With `recipe.entropic` above 0, each non-digit also adds that weight times the cross-entropy of
+    its ten digit outputs to the uniform distribution (the entropic open-set loss, Dhamija et
+    al., 2018, "Reducing Network Agnostophobia", beside the background class): a non-digit's
+    digit outputs learn to say nothing, so the guard's own digit distribution of a drawing
+    unlike anything it learned is flat rather than sure. With `recipe.objectosphere` above 0,
+    each drawing also adds that weight times the objectosphere term of the same paper on its
+    hidden features: a non-digit's squared norm, a digit's squared shortfall under XI; a drawing
+    unlike any digit then gets small features and low logits, which the energy score reads."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         torch.manual_seed(seed)
-        net = guard.Reader(channels, hidden)
+        net = guard.Reader(recipe.channels, recipe.hidden)
         g = torch.Generator().manual_seed(seed)
         names = list(sources)
         whole = cat([sources[n] for n in names])
@@ -269,18 +278,18 @@ def train(
             loss_sum = 0.0
             for start in range(0, len(index), batch):
                 part = index[start : start + batch]
-                features = net.hidden(jitter(whole.x[part], g, alpha))
+                features = net.hidden(jitter(whole.x[part], g, recipe.alpha))
                 logits = net.features[-1](features)
                 y = whole.y[part]
                 other = y == guard.OTHER
                 loss = torch.nn.functional.cross_entropy(logits, y)
-                if entropic:
+                if recipe.entropic:
                     flat = -logits[other, : guard.OTHER].log_softmax(1).mean(1)
-                    loss = loss + entropic * flat.sum() / len(y)
-                if objectosphere:
+                    loss = loss + recipe.entropic * flat.sum() / len(y)
+                if recipe.objectosphere:
                     norm = features.norm(dim=1)
                     ring = torch.where(other, norm, (XI - norm).clamp_min(0)).square()
-                    loss = loss + objectosphere * ring.mean()
+                    loss = loss + recipe.objectosphere * ring.mean()
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -299,29 +308,15 @@ def train_guard(
     epochs: int = EPOCHS,
     epoch: int = EPOCH,
     log: Callable[[str], None] = lambda line: None,
-    entropic: float = ENTROPIC,
-    channels: tuple[int, int, int] = guard.CHANNELS,
-    hidden: int = guard.HIDDEN,
-    objectosphere: float = OBJECTOSPHERE,
-    alpha: float = ELASTIC,
+    recipe: Recipe = Recipe(),
 ) -> guard.GuardNet:
     """A GuardNet of `members` Readers of the given width, trained from seeds seed * members + k;
     the sources in SHARES (any others alike)."""
-    net = guard.GuardNet(members, channels, hidden)
+    net = guard.GuardNet(members, recipe.channels, recipe.hidden)
     shares = {name: SHARES.get(name, 1) for name in sources}
     for k in range(members):
         net.readers[k] = train(
-            sources,
-            shares,
-            epochs,
-            epoch,
-            seed * members + k,
-            log=log,
-            entropic=entropic,
-            channels=channels,
-            hidden=hidden,
-            objectosphere=objectosphere,
-            alpha=alpha,
+            sources, shares, epochs, epoch, seed * members + k, log=log, recipe=recipe
         )
     return net.eval()
 
@@ -696,42 +691,26 @@ def fit(
     seed: int = 0,
     log: Callable[[str], None] = lambda line: None,
     mnist=None,
-    entropic: float = ENTROPIC,
     out: str | os.PathLike | None = None,
     members: int = MEMBERS,
-    channels: tuple[int, int, int] = guard.CHANNELS,
-    hidden: int = guard.HIDDEN,
     hold_out: bool = HOLD_OUT,
     untaught: str = UNTAUGHT,
     near_misses: bool = NEAR_MISSES,
-    objectosphere: float = OBJECTOSPHERE,
-    alpha: float = ELASTIC,
+    recipe: Recipe = Recipe(),
 ) -> list[Path]:
-    """The whole fit (this module's docstring): trains (`members` readers; `entropic`, `channels`
-    and `hidden`: `train`'s), chooses, measures, and writes `weights/guard/` (or `out`: a folder
-    to compare, the served guard left as it is); `mnist` a data.MNIST (None: found as data.MNIST
-    finds it); `hold_out`: keep a fifth of the characters out of fitting, to measure them;
-    `untaught`: characters not taught as "not a digit" (still measured); `near_misses`: fit on
-    them too; `objectosphere` and `alpha`: `train`'s.
-    Returns the files written."""
+    """The whole fit (this module's docstring): trains (`members` readers by `recipe`), chooses,
+    measures, and writes `weights/guard/` (or `out`: a folder to compare, the served guard left
+    as it is); `mnist` a data.MNIST (None: found as data.MNIST finds it); `hold_out`: keep a
+    fifth of the characters out of fitting, to measure them; `untaught`: characters not taught
+    as "not a digit" (still measured); `near_misses`: fit on them too. Returns the files
+    written."""
 
     def load(name):
         return gd.load(name, mnist)
 
     sources = training_set(load, hold_out, untaught, near_misses)
     log("fitting on " + ", ".join(f"{name} {len(s.y)}" for name, s in sources.items()))
-    net = train_guard(
-        sources,
-        members,
-        seed,
-        epochs,
-        log=log,
-        entropic=entropic,
-        channels=channels,
-        hidden=hidden,
-        objectosphere=objectosphere,
-        alpha=alpha,
-    )
+    net = train_guard(sources, members, seed, epochs, log=log, recipe=recipe)
     characters = load("pen_characters")
     held = set(characters.label[unseen_characters(characters, hold_out)])
     fitted_on = {
@@ -750,13 +729,13 @@ def fit(
         "mnist": f"MNIST training digits, {gd.MNIST_CHOOSE} of them kept to choose; "
         "MNIST test digits are measured only",
         "budget": {"target": TARGET, "sets": list(BUDGETED)},
-        "entropic": entropic,
+        "entropic": recipe.entropic,
         "scores": list(guard.SCORES),
     }
-    if objectosphere:  # recorded only where used: the default fit's record stays as it was
-        fitted_on["objectosphere"] = {"weight": objectosphere, "xi": XI}
-    if alpha:
-        fitted_on["elastic"] = {"alpha": alpha, "sigma": SIGMA}
+    if recipe.objectosphere:  # recorded only where used: older fits' records stay as they were
+        fitted_on["objectosphere"] = {"weight": recipe.objectosphere, "xi": XI}
+    if recipe.alpha:
+        fitted_on["elastic"] = {"alpha": recipe.alpha, "sigma": SIGMA}
     record = {
         "command": "digitpair-train fit-guard",
         "seed": seed,

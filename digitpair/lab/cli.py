@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Optional
@@ -715,21 +716,17 @@ def fit_guard_command(
     from ..core.pen import PenError
     from ..core.weights import WeightsError
     from ..core.writers import WritersError
-    from ..guard import CHANNELS, HIDDEN
     from ..guard.data import DIGIT_LIKE
-    from ..guard.fit import (
-        ELASTIC,
-        ENTROPIC,
-        EPOCHS,
-        HOLD_OUT,
-        MEMBERS,
-        NEAR_MISSES,
-        OBJECTOSPHERE,
-        UNTAUGHT,
-        fit,
-    )
+    from ..guard.fit import EPOCHS, HOLD_OUT, MEMBERS, NEAR_MISSES, UNTAUGHT, Recipe, fit
 
-    widths = CHANNELS if channels is None else parse_channels(channels)
+    given = {
+        "channels": None if channels is None else parse_channels(channels),
+        "hidden": hidden,
+        "entropic": entropic,
+        "objectosphere": objectosphere,
+        "alpha": elastic,
+    }
+    recipe = dataclasses.replace(Recipe(), **{k: v for k, v in given.items() if v is not None})
     if untaught and (set(untaught) & (set("0123456789") | DIGIT_LIKE)):
         raise fail(
             f"--untaught {untaught!r}: name letters and symbols the guard measures, not digits "
@@ -743,16 +740,12 @@ def fit_guard_command(
             seed,
             log=console.print,
             mnist=mnist,
-            entropic=ENTROPIC if entropic is None else entropic,
             out=out,
             members=members or MEMBERS,
-            channels=widths,
-            hidden=hidden or HIDDEN,
             hold_out=HOLD_OUT if hold_out is None else hold_out,
             untaught=UNTAUGHT if untaught is None else untaught,
             near_misses=NEAR_MISSES if near_misses is None else near_misses,
-            objectosphere=OBJECTOSPHERE if objectosphere is None else objectosphere,
-            alpha=ELASTIC if elastic is None else elastic,
+            recipe=recipe,
         )
     except (PenError, WritersError, WeightsError) as e:
         raise fail(str(e)) from None
