@@ -14,6 +14,7 @@ import torch
 
 from digitpair import guard
 from digitpair.core import pen
+from digitpair.core.augment import elastic_displacement
 from digitpair.core.drawing import DrawingError, preprocess
 from digitpair.core.weights import HUB_FILES, NETWORKS
 from digitpair.guard import Judgement, Limits, doodles
@@ -225,7 +226,8 @@ def test_an_elastic_distortion_bends_a_drawing_smoothly_and_keeps_its_ink():
     ink = bent.sum((1, 2)) / draw(0.0).sum((1, 2))
     # Stretched here, squeezed there (the field's Jacobian), never erased or smeared away.
     assert (ink - 1).abs().mean() < 0.15 and ((ink > 0.6) & (ink < 1.4)).all()
-    field = guard_fit.elastic(16, 28, 28, torch.Generator().manual_seed(0), 34.0) * 14  # px
+    g = torch.Generator().manual_seed(0)
+    field = elastic_displacement(16, 28, 28, g, 34.0, guard_fit.SIGMA) * 14  # px
     assert 0.5 < field.std() < 3  # px: Simard et al.'s scale at 28x28
     assert (field[:, 1:] - field[:, :-1]).abs().mean() < 0.2 * field.abs().mean()  # smooth
 

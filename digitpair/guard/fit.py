@@ -42,6 +42,7 @@ import torch
 from safetensors.torch import save as save_tensors
 
 from .. import guard
+from ..core.augment import elastic_displacement
 from ..core.models import VARIANTS
 from ..core.weights import NETWORKS
 from ..guard import Judgement, Limits
@@ -187,24 +188,11 @@ def training_set(
     return sources
 
 
-def elastic(n: int, h: int, w: int, g: torch.Generator, alpha: float) -> torch.Tensor:
-    """(n, h, w, 2) displacements in grid_sample's units: uniform noise in [-1, 1] smoothed by a
-    Gaussian of SIGMA px, times `alpha` px (Simard et al., 2003)."""
-    noise = torch.rand(n * 2, 1, h, w, generator=g) * 2 - 1
-    radius = int(2 * SIGMA)
-    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    k = (-(t**2) / (2 * SIGMA**2)).exp()
-    k = k / k.sum()
-    smooth = torch.nn.functional.conv2d(noise, k.view(1, 1, -1, 1), padding=(radius, 0))
-    smooth = torch.nn.functional.conv2d(smooth, k.view(1, 1, 1, -1), padding=(0, radius))
-    pixels = alpha * smooth.view(n, 2, h, w).permute(0, 2, 3, 1)  # (x, y) last
-    return pixels * torch.tensor([2 / w, 2 / h])
-
-
 def jitter(x: torch.Tensor, g: torch.Generator, alpha: float = ELASTIC) -> torch.Tensor:
     """Each drawing (N, H, W) turned, slanted and scaled a little, as another hand draws it: up
     to TURN radians, SLANT, SCALE, about its centre (preprocess has centred it); with `alpha`
-    above 0, then bent by an elastic distortion of that scale (`elastic`)."""
+    above 0, then bent by an elastic distortion of that scale, smoothed over SIGMA px
+    (core.augment.elastic_displacement, the one the study's networks learn with)."""
     n = len(x)
 
     def u(span):
@@ -221,7 +209,7 @@ def jitter(x: torch.Tensor, g: torch.Generator, alpha: float = ELASTIC) -> torch
     )
     grid = torch.nn.functional.affine_grid(theta, (n, 1, *x.shape[1:]), align_corners=False)
     if alpha:
-        grid = grid + elastic(n, *x.shape[1:], g, alpha)
+        grid = grid + elastic_displacement(n, *x.shape[1:], g, alpha, SIGMA)
     return torch.nn.functional.grid_sample(x[:, None], grid, align_corners=False)[:, 0]
 
 
