@@ -99,15 +99,15 @@ class GuardError(RuntimeError):
 
 
 # The Reader's width: its three convolutions' channels and its hidden layer's units. Chosen on the
-# choosing writers and kinds over half as wide (benchmarks/README.md): a better reader of digits is
-# a better judge (Vaze et al., 2022).
-CHANNELS, HIDDEN = (32, 64, 128), 128
+# choosing writers and kinds over a third and two thirds as wide (benchmarks/README.md): a better
+# reader of digits is a better judge (Vaze et al., 2022).
+CHANNELS, HIDDEN = (48, 96, 192), 192
 
 
 class Reader(nn.Module):
     """(N, 28, 28) raw 0-255 drawings, boxed and centred as `drawing.mnist_field` makes them ->
     (N, 11) logits: the ten digits and "not a digit". Three 3x3 convolutions (`channels`), each
-    followed by a 2x2 max-pool, and one hidden layer: 242k parameters at CHANNELS and HIDDEN."""
+    followed by a 2x2 max-pool, and one hidden layer: 542k parameters at CHANNELS and HIDDEN."""
 
     def __init__(self, channels: tuple[int, int, int] = CHANNELS, hidden: int = HIDDEN):
         super().__init__()
@@ -138,7 +138,7 @@ class Reader(nn.Module):
 
 class GuardNet(nn.Module):
     """`members` Readers trained alike from different seeds, their probabilities averaged: under
-    2 ms a drawing on one CPU thread at CHANNELS and HIDDEN."""
+    3 ms a drawing on one CPU thread at CHANNELS and HIDDEN."""
 
     def __init__(
         self, members: int = 3, channels: tuple[int, int, int] = CHANNELS, hidden: int = HIDDEN

@@ -59,8 +59,8 @@ SHARES = {
     "doodles": 25,
     "near_misses": 10,
 }
-# EPOCHS chosen on the choosing writers and kinds at guard.CHANNELS' width: 8 against 4 and 12, and
-# against 6 and 12 again with the elastic distortion (benchmarks/README.md).
+# EPOCHS chosen on the choosing writers and kinds at two thirds of guard.CHANNELS' width: 8 against
+# 4 and 12, and against 6 and 12 again with the elastic distortion (benchmarks/README.md).
 MEMBERS, EPOCH, EPOCHS, BATCH, LR = 3, 100_000, 8, 128, 2e-3
 # The weight of the entropic open-set term (`train`; 0: the background class alone). Chosen on
 # the choosing writers and kinds: 58.91 % of their non-digits "not a digit" at 1, against 49.21 %
