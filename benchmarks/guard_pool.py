@@ -23,19 +23,21 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere: this checkout's 
 import torch  # noqa: E402
 
 from digitpair import guard  # noqa: E402
+from digitpair.core.config import UNKNOWN  # noqa: E402
 from digitpair.guard import fit as guard_fit  # noqa: E402
 
 
 def pooled(folders: list[Path]) -> tuple[guard.GuardNet, dict, int]:
     """The readers of n fits of seeds nK, nK + 1, ... in seed order, as one GuardNet, the first
-    fit's record and K; refused unless the fits differ in their seed alone."""
+    fit's record and K; refused unless the fits differ in their seed alone (the same code and
+    recipe)."""
     fits = [guard.load(folder) for folder in folders]
     first, n = fits[0].record, len(fits)
     if first["seed"] % n:
         raise SystemExit(f"{folders[0]}: {n} fits pool from a seed that {n} divides")
-    same = ("architecture", "epochs", "fitted_on")
+    same = ("architecture", "epochs", "fitted_on", "commit")
     for seed, (folder, fitted) in enumerate(zip(folders, fits), first["seed"]):
-        if fitted.record["seed"] != seed or any(fitted.record[k] != first[k] for k in same):
+        if fitted.record["seed"] != seed or any(fitted.record.get(k) != first.get(k) for k in same):
             raise SystemExit(f"{folder}: not seed {seed} of the first fit's setting")
     arch = first["architecture"]
     net = guard.GuardNet(len(fits) * arch["members"], tuple(arch["channels"]), arch["hidden"])
@@ -75,6 +77,7 @@ def main() -> None:
             objectosphere=fitted_on.get("objectosphere", {}).get("weight", 0.0),
             alpha=fitted_on.get("elastic", {}).get("alpha", 0.0),
         ),
+        commit=first.get("commit", UNKNOWN),  # the readers' code, "unknown" where not recorded
     )
     print("wrote " + ", ".join(map(str, files)))
 

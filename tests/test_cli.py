@@ -114,6 +114,16 @@ def test_fit_guard_holds_characters_out_unless_told_to_fit_every_one(
     assert asked["hold_out"] is hold_out
 
 
+def test_fit_guard_records_the_commit_of_the_code_that_fits(monkeypatch, tmp_path):
+    asked = {}
+    monkeypatch.setattr("digitpair.lab.cli.load_data", lambda data_dir: None)
+    monkeypatch.setattr("digitpair.guard.fit.fit", lambda *a, **kw: asked.update(kw) or [])
+    monkeypatch.setenv("DIGITPAIR_COMMIT", "abc1234-dirty")  # what git_commit reads of such code
+    result = CliRunner().invoke(app, ["fit-guard", "--weights", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert asked["commit"] == "abc1234-dirty"
+
+
 def test_fit_guard_teaches_every_character_it_measures_unless_told_and_refuses_digits(
     monkeypatch, tmp_path
 ):

@@ -43,6 +43,7 @@ from safetensors.torch import save as save_tensors
 
 from .. import guard
 from ..core.augment import elastic_displacement
+from ..core.config import UNKNOWN
 from ..core.models import VARIANTS
 from ..core.weights import NETWORKS
 from ..guard import Judgement, Limits
@@ -688,12 +689,14 @@ def fit(
     untaught: str = UNTAUGHT,
     near_misses: bool = NEAR_MISSES,
     recipe: Recipe = Recipe(),
+    commit: str = UNKNOWN,
 ) -> list[Path]:
     """The whole fit (this module's docstring): trains (`members` readers by `recipe`), chooses,
     measures, and writes `weights/guard/` (or `out`: a folder to compare, the served guard left
     as it is); `mnist` a data.MNIST (None: found as data.MNIST finds it); `hold_out`: keep a
     fifth of the characters out of fitting, to measure them; `untaught`: characters not taught
-    as "not a digit" (still measured); `near_misses`: fit on them too. Returns the files
+    as "not a digit" (still measured); `near_misses`: fit on them too; `commit`: the code's, as
+    the record names it (`fit-guard` passes lab.provenance.git_commit's). Returns the files
     written."""
 
     def load(name):
@@ -729,6 +732,7 @@ def fit(
         fitted_on["elastic"] = {"alpha": recipe.alpha, "sigma": SIGMA}
     record = {
         "command": "digitpair-train fit-guard",
+        "commit": commit,
         "seed": seed,
         "epochs": epochs,
         "networks": measure(net, weights, load, log=log, hold_out=hold_out),

@@ -718,6 +718,7 @@ def fit_guard_command(
     from ..core.writers import WritersError
     from ..guard.data import DIGIT_LIKE
     from ..guard.fit import EPOCHS, HOLD_OUT, MEMBERS, NEAR_MISSES, UNTAUGHT, Recipe, fit
+    from .provenance import git_commit
 
     given = {
         "channels": None if channels is None else parse_channels(channels),
@@ -746,6 +747,7 @@ def fit_guard_command(
             untaught=UNTAUGHT if untaught is None else untaught,
             near_misses=NEAR_MISSES if near_misses is None else near_misses,
             recipe=recipe,
+            commit=git_commit(),
         )
     except (PenError, WritersError, WeightsError) as e:
         raise fail(str(e)) from None
