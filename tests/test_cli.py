@@ -99,45 +99,45 @@ def test_a_bad_guard_width_is_one_clear_error_before_any_fitting(channels, tmp_p
     assert "Traceback" not in result.output and not list(tmp_path.iterdir())
 
 
+@pytest.fixture
+def fit_asked(monkeypatch) -> dict:
+    """What `fit-guard` hands `guard.fit.fit` (its keyword arguments), with nothing fitted."""
+    asked = {}
+    monkeypatch.setattr("digitpair.lab.cli.load_data", lambda data_dir: None)
+    monkeypatch.setattr("digitpair.guard.fit.fit", lambda *a, **kw: asked.update(kw) or [])
+    return asked
+
+
 @pytest.mark.parametrize(
     "flag, hold_out",
     [([], True), (["--every-character"], False), (["--hold-out-characters"], True)],
 )
 def test_fit_guard_holds_characters_out_unless_told_to_fit_every_one(
-    flag, hold_out, monkeypatch, tmp_path
+    flag, hold_out, fit_asked, tmp_path
 ):
-    asked = {}
-    monkeypatch.setattr("digitpair.lab.cli.load_data", lambda data_dir: None)
-    monkeypatch.setattr("digitpair.guard.fit.fit", lambda *a, **kw: asked.update(kw) or [])
     result = CliRunner().invoke(app, ["fit-guard", "--weights", str(tmp_path), *flag])
     assert result.exit_code == 0, result.output
-    assert asked["hold_out"] is hold_out
+    assert fit_asked["hold_out"] is hold_out
 
 
-def test_fit_guard_records_the_commit_of_the_code_that_fits(monkeypatch, tmp_path):
-    asked = {}
-    monkeypatch.setattr("digitpair.lab.cli.load_data", lambda data_dir: None)
-    monkeypatch.setattr("digitpair.guard.fit.fit", lambda *a, **kw: asked.update(kw) or [])
+def test_fit_guard_records_the_commit_of_the_code_that_fits(fit_asked, monkeypatch, tmp_path):
     monkeypatch.setenv("DIGITPAIR_COMMIT", "abc1234-dirty")  # what git_commit reads of such code
     result = CliRunner().invoke(app, ["fit-guard", "--weights", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert asked["commit"] == "abc1234-dirty"
+    assert fit_asked["commit"] == "abc1234-dirty"
 
 
 def test_fit_guard_teaches_every_character_it_measures_unless_told_and_refuses_digits(
-    monkeypatch, tmp_path
+    fit_asked, tmp_path
 ):
-    asked = {}
-    monkeypatch.setattr("digitpair.lab.cli.load_data", lambda data_dir: None)
-    monkeypatch.setattr("digitpair.guard.fit.fit", lambda *a, **kw: asked.update(kw) or [])
     for untaught in ([], ["--untaught", "fy?"]):
         result = CliRunner().invoke(app, ["fit-guard", "--weights", str(tmp_path), *untaught])
         assert result.exit_code == 0, result.output
-        assert asked["untaught"] == "".join(untaught[1:])
+        assert fit_asked["untaught"] == "".join(untaught[1:])
     for bad in ("f7", "fO"):  # a digit; an O, left out as drawn like a 0
-        asked.clear()
+        fit_asked.clear()
         result = CliRunner().invoke(app, ["fit-guard", "--untaught", bad])
-        assert result.exit_code == 2 and "--untaught" in result.output and not asked
+        assert result.exit_code == 2 and "--untaught" in result.output and not fit_asked
 
 
 def test_study_refuses_seed_overrides(tmp_path):
