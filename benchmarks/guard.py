@@ -74,9 +74,8 @@ def main() -> None:
         networks: Limits(**chosen["limits"])
         for networks, chosen in fitted.record["networks"].items()
     }
-    hold_out = bool(fitted.record["fitted_on"]["characters_held_out"])
     measured = guard_fit.measure(
-        fitted.net, args.weights, guard_data.load, limits, hold_out=hold_out
+        fitted.net, args.weights, guard_data.load, limits, **guard_fit.splits_of(fitted.record)
     )
     for networks, m in measured.items():
         recorded = fitted.record["networks"][networks]

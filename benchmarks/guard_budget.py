@@ -61,8 +61,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     fitted = guard.load(args.guard or args.weights / guard.FOLDER)
-    hold_out = bool(fitted.record["fitted_on"]["characters_held_out"])
-    splits = guard_fit.held_out(guard_data.load, hold_out)
+    splits = guard_fit.held_out(guard_data.load, **guard_fit.splits_of(fitted.record))
     fields = guard_fit.fields_of(splits)
     models = guard_fit.readers(load_pretrained(args.weights, networks=args.networks))
     sets = guard_fit.judged_sets(

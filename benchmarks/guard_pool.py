@@ -67,8 +67,9 @@ def main() -> None:
         log=print,
         out=args.out,
         members=len(net.readers),
-        hold_out=bool(fitted_on["characters_held_out"]),
+        **guard_fit.splits_of(first),
         untaught=fitted_on.get("untaught", ""),
+        near_misses="near" in fitted_on["kinds"],
         # The fits' recipe as recorded; a term a record does not name was not used.
         recipe=guard_fit.Recipe(
             channels=tuple(arch["channels"]),

@@ -41,10 +41,12 @@ def main() -> None:
     torch.set_num_threads(1)
 
     fits = [guard.load(folder) for folder in args.folders]
-    held = {fitted.record["fitted_on"]["characters_held_out"] for fitted in fits}
-    if len(held) != 1:
-        raise SystemExit("the fits hold out different characters: their splits differ")
-    splits = guard_fit.held_out(guard_data.load, bool(held.pop()))
+    split = {tuple(guard_fit.splits_of(fitted.record).items()) for fitted in fits}
+    if len(split) != 1:
+        raise SystemExit(
+            "the fits hold out different characters or USPS digits: their splits differ"
+        )
+    splits = guard_fit.held_out(guard_data.load, **dict(split.pop()))
     fields = guard_fit.fields_of(splits)
     models = guard_fit.readers(load_pretrained(args.weights, networks=args.networks))
     readings = {key: guard_fit.reading(models, f) for key, f in fields.items()}

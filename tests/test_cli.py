@@ -109,15 +109,20 @@ def fit_asked(monkeypatch) -> dict:
 
 
 @pytest.mark.parametrize(
-    "flag, hold_out",
-    [([], True), (["--every-character"], False), (["--hold-out-characters"], True)],
+    "flag, switches",
+    [
+        ([], {"hold_out": True, "usps": False}),
+        (["--every-character"], {"hold_out": False, "usps": False}),
+        (["--hold-out-characters"], {"hold_out": True, "usps": False}),
+        (["--usps"], {"hold_out": True, "usps": True}),
+    ],
 )
-def test_fit_guard_holds_characters_out_unless_told_to_fit_every_one(
-    flag, hold_out, fit_asked, tmp_path
+def test_fit_guard_holds_characters_out_and_fits_on_usps_only_when_told(
+    flag, switches, fit_asked, tmp_path
 ):
     result = CliRunner().invoke(app, ["fit-guard", "--weights", str(tmp_path), *flag])
     assert result.exit_code == 0, result.output
-    assert fit_asked["hold_out"] is hold_out
+    assert {name: fit_asked[name] for name in switches} == switches
 
 
 def test_fit_guard_records_the_commit_of_the_code_that_fits(fit_asked, monkeypatch, tmp_path):

@@ -431,6 +431,32 @@ def test_held_out_characters_are_never_fitted_on_and_measured_apart_unless_every
     assert (near["near_misses"].y == guard.OTHER).all()
 
 
+def test_usps_digits_a_fit_learns_from_are_never_the_ones_it_is_measured_on():
+    sources = [f"lab/{i}" for i in range(10)]
+
+    def load(name):
+        if name == "usps":
+            return fake_part("0123456789" * 20, [""])
+        return fake_part("AE" if name == "pen_characters" else "0123456789", sources)
+
+    taught = guard_fit.training_set(load, usps=True)
+    assert set(taught) - set(guard_fit.training_set(load)) == {"usps"}
+    measured = {
+        usps: guard_fit.held_out(load, usps=usps)["report"]["usps"][1] for usps in (False, True)
+    }
+    assert measured[False].all()  # not fitted on: every USPS digit is measured
+    fitted = ~measured[True]
+    assert 0.4 < fitted.mean() < 0.6  # half each way, by the hash of the index
+    assert torch.equal(taught["usps"].y, torch.from_numpy(load("usps").label[fitted].astype(int)))
+    shares = guard_fit.shares(taught)
+    digits = sum(shares[name] for name in taught if (taught[name].y != guard.OTHER).all())
+    assert digits == sum(shares.values()) - digits == 50  # digits still half of every epoch
+    plain = guard_fit.training_set(load)
+    assert guard_fit.shares(plain) == {name: guard_fit.SHARES[name] for name in plain}
+    record = {"fitted_on": {"characters_held_out": "", "sources": {"usps": 3645}}}
+    assert guard_fit.splits_of(record) == {"hold_out": False, "usps": True}
+
+
 def test_the_rates_line_names_unseen_characters_only_where_some_were_held_out():
     folder = Path(__file__).resolve().parents[1] / "weights" / guard.FOLDER
     record = json.loads((folder / guard.RECORD_NAME).read_text())

@@ -6,10 +6,10 @@ files.
 1. Each of the network's MEMBERS learns, with outlier exposure (a background class, Hendrycks et
    al., 2019), from the fitting writers and kinds only: MNIST's training digits (all but
    MNIST_CHOOSE, enlarged onto the paper and redrawn with the pad's pen), the fitting writers' pen
-   digits (two brushes), their letters and symbols (where HOLD_OUT, of the fitting characters
-   only), and the fitting kinds of generated non-digit; each source a fixed share of every epoch
-   (`SHARES`), digits and non-digits half each; each drawing turned, slanted and scaled a little,
-   then bent by an elastic distortion (`jitter`).
+   digits (two brushes) and their letters and symbols (where HOLD_OUT, of the fitting characters
+   only), where USPS half of USPS's digits, and the fitting kinds of generated non-digit; each
+   source a fixed share of every epoch (`shares`), digits and non-digits half each; each drawing
+   turned, slanted and scaled a little, then bent by an elastic distortion (`jitter`).
 2. The limits are chosen for each set of networks on the choosing writers and kinds, which the
    network never saw (`choose`): for each score (guard.SCORES), `WEIGHTS` and share of the
    budget, "not a digit" where its odds flag at most that share of TARGET % of each budgeted
@@ -21,8 +21,8 @@ files.
    digits read right.
 3. The rates are measured on the reporting writers (pen digits and characters), the characters
    never fitted on (where HOLD_OUT), the reporting kinds of generated non-digit, MNIST's test
-   digits, USPS and UCI: drawings of writers and kinds neither the fitting nor the choice saw
-   (`measure`).
+   digits, USPS (where USPS, the half not fitted on) and UCI: drawings of writers and kinds
+   neither the fitting nor the choice saw, but for USPS's writers (`measure`).
 
 Everything runs on one thread from fixed seeds, in a fixed order: the same inputs give the same
 bytes (tests/test_guard.py fits twice on synthetic data and compares).
@@ -102,6 +102,11 @@ UNTAUGHT = ""
 # Fit on the near misses too (doodles.NEAR_MISSES: the fitting writers' digits mirrored or turned),
 # a share of their own (SHARES).
 NEAR_MISSES = False
+# Fit on half of USPS's digits too (data.usps_role; its rates then measured on the other half): more
+# ways of writing a digit than MNIST's and the fitting pen writers', at SHARES_USPS, the digits
+# still half of every epoch. UCI stays unseen, a check of whether that carries to other writers.
+USPS = False
+SHARES_USPS = {"mnist_train": 10, "mnist_train_pen": 5, "usps": 10}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,9 +167,10 @@ def training_set(
     hold_out: bool = HOLD_OUT,
     untaught: str = UNTAUGHT,
     near_misses: bool = NEAR_MISSES,
+    usps: bool = USPS,
 ) -> dict[str, Labelled]:
-    """{source of SHARES: its fitting drawings}; `hold_out`: leave the held-out characters out,
-    and the `untaught` ones; `near_misses`: with them."""
+    """{source of `shares`: its fitting drawings}; `hold_out`: leave the held-out characters out,
+    and the `untaught` ones; `near_misses`, `usps`: with them."""
     train = load("mnist_train")
     fit_mnist = ~mnist_split(len(train))
     pen_digits = [load(name) for name in ("pen_digits", "pen_digits_brushes")]
@@ -189,7 +195,21 @@ def training_set(
     if near_misses:
         near = [load(f"doodles_{k}") for k in doodles.GROUPS["near"]]
         sources["near_misses"] = cat([others_of(p, np.ones(len(p), bool)) for p in near])
+    if usps:
+        digits = load("usps")
+        sources["usps"] = digits_of(digits, usps_roles(digits) == "fit")
     return sources
+
+
+def usps_roles(part: gd.Part) -> np.ndarray:
+    return np.array([gd.usps_role(i) for i in range(len(part))])
+
+
+def shares(sources: dict[str, Labelled]) -> dict[str, float]:
+    """Each source's share of every epoch, in %: SHARES, with USPS's where it is fitted on
+    (SHARES_USPS); a source neither names gets 1."""
+    given = {**SHARES, **(SHARES_USPS if "usps" in sources else {})}
+    return {name: given.get(name, 1) for name in sources}
 
 
 def jitter(x: torch.Tensor, g: torch.Generator, alpha: float = ELASTIC) -> torch.Tensor:
@@ -303,12 +323,11 @@ def train_guard(
     recipe: Recipe = Recipe(),
 ) -> guard.GuardNet:
     """A GuardNet of `members` Readers of the given width, trained from seeds seed * members + k;
-    the sources in SHARES (any others alike)."""
+    the sources in their `shares`."""
     net = guard.GuardNet(members, recipe.channels, recipe.hidden)
-    shares = {name: SHARES.get(name, 1) for name in sources}
     for k in range(members):
         net.readers[k] = train(
-            sources, shares, epochs, epoch, seed * members + k, log=log, recipe=recipe
+            sources, shares(sources), epochs, epoch, seed * members + k, log=log, recipe=recipe
         )
     return net.eval()
 
@@ -512,11 +531,11 @@ def read_logits(logits: torch.Tensor) -> tuple[np.ndarray, dict]:
 
 
 def held_out(
-    load: Callable[[str], gd.Part], hold_out: bool = HOLD_OUT
+    load: Callable[[str], gd.Part], hold_out: bool = HOLD_OUT, usps: bool = USPS
 ) -> dict[str, dict[str, tuple[gd.Part, np.ndarray]]]:
     """{"choose" | "report": {set name: (part, which of its drawings)}}: the digit sets first
-    (guard.DIGIT_SETS), then the non-digits (pen characters, with `hold_out` the characters never
-    fitted on apart, then each kind of doodle)."""
+    (guard.DIGIT_SETS; with `usps`, USPS's report half), then the non-digits (pen characters,
+    with `hold_out` the characters never fitted on apart, then each kind of doodle)."""
     pen_digits, characters, train = load("pen_digits"), load("pen_characters"), load("mnist_train")
     writer, char_writer, chosen = roles(pen_digits), roles(characters), mnist_split(len(train))
     unseen = unseen_characters(characters, hold_out)
@@ -527,12 +546,16 @@ def held_out(
     def doodle(group):
         return {k: (p, every(p)) for k in doodles.GROUPS[group] for p in [load(f"doodles_{k}")]}
 
-    measured = (
-        ("mnist", "mnist_test"),
-        ("mnist_pen", "mnist_test_pen"),
-        ("usps", "usps"),
-        ("uci", "uci"),
-    )
+    measured = {
+        name: (p, usps_roles(p) == "report" if usps and name == "usps" else every(p))
+        for name, part in (
+            ("mnist", "mnist_test"),
+            ("mnist_pen", "mnist_test_pen"),
+            ("usps", "usps"),
+            ("uci", "uci"),
+        )
+        for p in [load(part)]
+    }
     return {
         "choose": {
             "pen": (pen_digits, writer == "choose"),
@@ -543,7 +566,7 @@ def held_out(
         },
         "report": {
             "pen": (pen_digits, writer == "report"),
-            **{name: (p, every(p)) for name, part in measured for p in [load(part)]},
+            **measured,
             "pen_characters": (characters, char_writer == "report"),
             **(
                 {"pen_characters_unseen": (characters, (char_writer == "report") & unseen)}
@@ -628,10 +651,12 @@ def measure(
     limits: dict[str, Limits] | None = None,
     log: Callable[[str], None] = lambda line: None,
     hold_out: bool = HOLD_OUT,
+    usps: bool = USPS,
 ) -> dict:
     """Per set of networks: its networks' fingerprints, the limits chosen on the choosing split
-    (or given: `limits`, {set: Limits}) and the rates on both splits (`hold_out`: as fitted)."""
-    splits = held_out(load, hold_out)
+    (or given: `limits`, {set: Limits}) and the rates on both splits (`hold_out`, `usps`: as
+    fitted, `splits_of`)."""
+    splits = held_out(load, hold_out, usps)
     fields = fields_of(splits)
     read = {key: guard_read(net, f) for key, f in fields.items()}
     out = {}
@@ -646,6 +671,16 @@ def measure(
         }
         log(f"{networks}: limits {json.dumps(out[networks]['limits'])}")
     return out
+
+
+def splits_of(record: dict) -> dict[str, bool]:
+    """How a fit's record (guard.json) says its drawings were split: `held_out`'s and `measure`'s
+    `hold_out` and `usps`, to measure it again as it was measured."""
+    fitted_on = record["fitted_on"]
+    return {
+        "hold_out": bool(fitted_on["characters_held_out"]),
+        "usps": "usps" in fitted_on["sources"],
+    }
 
 
 # --- the files -------------------------------------------------------------------------------
@@ -688,6 +723,7 @@ def fit(
     hold_out: bool = HOLD_OUT,
     untaught: str = UNTAUGHT,
     near_misses: bool = NEAR_MISSES,
+    usps: bool = USPS,
     recipe: Recipe = Recipe(),
     commit: str = UNKNOWN,
 ) -> list[Path]:
@@ -695,21 +731,21 @@ def fit(
     measures, and writes `weights/guard/` (or `out`: a folder to compare, the served guard left
     as it is); `mnist` a data.MNIST (None: found as data.MNIST finds it); `hold_out`: keep a
     fifth of the characters out of fitting, to measure them; `untaught`: characters not taught
-    as "not a digit" (still measured); `near_misses`: fit on them too; `commit`: the code's, as
-    the record names it (`fit-guard` passes lab.provenance.git_commit's). Returns the files
-    written."""
+    as "not a digit" (still measured); `near_misses`, `usps`: fit on them too; `commit`: the
+    code's, as the record names it (`fit-guard` passes lab.provenance.git_commit's). Returns the
+    files written."""
 
     def load(name):
         return gd.load(name, mnist)
 
-    sources = training_set(load, hold_out, untaught, near_misses)
+    sources = training_set(load, hold_out, untaught, near_misses, usps)
     log("fitting on " + ", ".join(f"{name} {len(s.y)}" for name, s in sources.items()))
     net = train_guard(sources, members, seed, epochs, log=log, recipe=recipe)
     characters = load("pen_characters")
     held = set(characters.label[unseen_characters(characters, hold_out)])
     fitted_on = {
         "sources": {name: len(s.y) for name, s in sources.items()},
-        "shares": {name: SHARES[name] for name in sources},
+        "shares": shares(sources),
         "digit_like_left_out": "".join(sorted(gd.DIGIT_LIKE)),
         "characters_held_out": "".join(sorted(held)),
         "untaught": "".join(sorted(set(untaught))),
@@ -720,6 +756,11 @@ def fit(
         },
         "writers": "pen writers (source files) by a hash of the name: 60 % fit, "
         "20 % choose, 20 % report",
+        **(
+            {"usps": "USPS digits by a hash of their index: half fit, half measured"}
+            if usps
+            else {}
+        ),
         "mnist": f"MNIST training digits, {gd.MNIST_CHOOSE} of them kept to choose; "
         "MNIST test digits are measured only",
         "budget": {"target": TARGET, "sets": list(BUDGETED)},
@@ -735,7 +776,7 @@ def fit(
         "commit": commit,
         "seed": seed,
         "epochs": epochs,
-        "networks": measure(net, weights, load, log=log, hold_out=hold_out),
+        "networks": measure(net, weights, load, log=log, hold_out=hold_out, usps=usps),
         "fitted_on": fitted_on,
     }
     return write(Path(weights) / guard.FOLDER if out is None else out, net, record)

@@ -705,6 +705,13 @@ def fit_guard_command(
         show_default="guard.fit.NEAR_MISSES",
         help="Fit on digits mirrored or turned as 'not a digit' too.",
     ),
+    usps: Optional[bool] = typer.Option(
+        None,
+        "--usps/--no-usps",
+        show_default="guard.fit.USPS",
+        help="Fit on half of USPS's digits too (by a hash of each one's index); USPS's rates are "
+        "then measured on the other half.",
+    ),
     out: Optional[Path] = typer.Option(
         None,
         "--out",
@@ -717,7 +724,7 @@ def fit_guard_command(
     from ..core.weights import WeightsError
     from ..core.writers import WritersError
     from ..guard.data import DIGIT_LIKE
-    from ..guard.fit import EPOCHS, HOLD_OUT, MEMBERS, NEAR_MISSES, UNTAUGHT, Recipe, fit
+    from ..guard.fit import EPOCHS, HOLD_OUT, MEMBERS, NEAR_MISSES, UNTAUGHT, USPS, Recipe, fit
     from .provenance import git_commit
 
     given = {
@@ -746,6 +753,7 @@ def fit_guard_command(
             hold_out=HOLD_OUT if hold_out is None else hold_out,
             untaught=UNTAUGHT if untaught is None else untaught,
             near_misses=NEAR_MISSES if near_misses is None else near_misses,
+            usps=USPS if usps is None else usps,
             recipe=recipe,
             commit=git_commit(),
         )
