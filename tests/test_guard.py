@@ -469,6 +469,15 @@ def test_the_rates_line_names_unseen_characters_only_where_some_were_held_out():
     assert "never learned" not in line and "% of pen letters and symbols and " in line
 
 
+def test_the_rates_line_says_which_usps_digits_were_measured_where_a_fit_learned_from_half():
+    folder = Path(__file__).resolve().parents[1] / "weights" / guard.FOLDER
+    record = json.loads((folder / guard.RECORD_NAME).read_text())
+    assert "% of USPS digits," in guard.rates_markdown(record)
+    record["fitted_on"]["sources"]["usps"] = 3597  # as a fit-guard --usps records
+    line = guard.rates_markdown(record)
+    assert "% of USPS digits" not in line and "% of the half of USPS's digits it did not" in line
+
+
 def test_fits_of_consecutive_seeds_hold_the_readers_of_one_fit_with_more_members():
     # benchmarks/guard_pool.py pools fits of seeds 2K and 2K + 1 as seed K of twice the readers.
     train = blobs(600, 0)

@@ -313,14 +313,16 @@ def load(folder: str | os.PathLike) -> Guard:
 def rates_markdown(record: dict) -> str:
     """The held-out rates of a guard record, one line per set of networks: for the README and
     the About panel."""
-    lines = []
+    lines, titles = [], dict(TITLES)
+    if "usps" in record.get("fitted_on", {}).get("sources", {}):  # fit-guard --usps
+        titles["usps"] = "the half of USPS's digits it did not learn from (its writers unknown)"
     for networks, chosen in record.get("networks", {}).items():
         if "rates" not in chosen:  # a record written without measuring (tests' guards)
             continue
         r = chosen["rates"]
         digits = r["digits"]
         right = ", ".join(
-            f"{digits[name]['read_right_flagged']} % of {TITLES[name]}" for name in DIGIT_SETS
+            f"{digits[name]['read_right_flagged']} % of {titles[name]}" for name in DIGIT_SETS
         )
         every = ", ".join(f"{digits[name]['flagged']} %" for name in DIGIT_SETS)
         unseen = (  # a guard fitted on every character has none held out to measure
