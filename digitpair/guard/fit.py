@@ -52,10 +52,10 @@ from . import doodles
 from .pretrained import load_pretrained
 
 # Each epoch's draw from each source, in %: digits half, non-digits half (`training_set`). Kept
-# against two changes screened on two single readers (benchmarks/README.md): a third of the
+# against three changes screened on two single readers (benchmarks/README.md): a third of the
 # doodles' share given to the characters lowered the choosing split's mean by 3.57 and 5.63
-# points; MNIST penned 20 and scanned 5 moved it by +1.62 and -3.53, and flagged 3.70 and 3.24 % of
-# UCI's digits read right, over that goal's 2 %.
+# points; MNIST scanned 20 and penned 5 by 4.23 and 5.68; MNIST penned 20 and scanned 5 moved it
+# by +1.62 and -3.53, and flagged 3.70 and 3.24 % of UCI's digits read right, over that goal's 2 %.
 SHARES = {
     "mnist_train": 15,
     "mnist_train_pen": 10,
