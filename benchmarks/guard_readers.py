@@ -41,12 +41,12 @@ def main() -> None:
     torch.set_num_threads(1)
 
     fits = [guard.load(folder) for folder in args.folders]
-    split = {tuple(guard_fit.splits_of(fitted.record).items()) for fitted in fits}
-    if len(split) != 1:
+    split = guard_fit.splits_of(fits[0].record)
+    if any(guard_fit.splits_of(fitted.record) != split for fitted in fits):
         raise SystemExit(
             "the fits hold out different characters or USPS digits: their splits differ"
         )
-    splits = guard_fit.held_out(guard_data.load, **dict(split.pop()))
+    splits = guard_fit.held_out(guard_data.load, **split)
     fields = guard_fit.fields_of(splits)
     models = guard_fit.readers(load_pretrained(args.weights, networks=args.networks))
     readings = {key: guard_fit.reading(models, f) for key, f in fields.items()}

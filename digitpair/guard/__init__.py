@@ -310,11 +310,17 @@ def load(folder: str | os.PathLike) -> Guard:
     return Guard(net.eval(), limits, fingerprints, record)
 
 
+def learned_from_usps(record: dict) -> bool:
+    """Whether a guard record's fit learned from half of USPS's digits (`fit-guard --usps`), its
+    USPS rate then measured on the other half."""
+    return "usps" in record.get("fitted_on", {}).get("sources", {})
+
+
 def rates_markdown(record: dict) -> str:
     """The held-out rates of a guard record, one line per set of networks: for the README and
     the About panel."""
     lines, titles = [], dict(TITLES)
-    if "usps" in record.get("fitted_on", {}).get("sources", {}):  # fit-guard --usps
+    if learned_from_usps(record):
         titles["usps"] = "the half of USPS's digits it did not learn from (its writers unknown)"
     for networks, chosen in record.get("networks", {}).items():
         if "rates" not in chosen:  # a record written without measuring (tests' guards)

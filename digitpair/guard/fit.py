@@ -682,10 +682,9 @@ def measure(
 def splits_of(record: dict) -> dict[str, bool]:
     """How a fit's record (guard.json) says its drawings were split: `held_out`'s and `measure`'s
     `hold_out` and `usps`, to measure it again as it was measured."""
-    fitted_on = record["fitted_on"]
     return {
-        "hold_out": bool(fitted_on["characters_held_out"]),
-        "usps": "usps" in fitted_on["sources"],
+        "hold_out": bool(record["fitted_on"]["characters_held_out"]),
+        "usps": guard.learned_from_usps(record),
     }
 
 
