@@ -51,7 +51,8 @@ def blobs(n: int, seed: int) -> guard_fit.Labelled:
             x[i, 2 * label : 2 * label + 6, 2:10] += 200
         else:
             x[i, 8:20, 16:26] += 200
-    return guard_fit.Labelled(x, y)
+    names = np.array([str(label) if label < guard.OTHER else "square" for label in y.tolist()])
+    return guard_fit.Labelled(x, y, names)
 
 
 def test_fitting_separable_data_learns_it_and_is_reproducible_to_the_byte(tmp_path):

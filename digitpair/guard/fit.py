@@ -79,6 +79,12 @@ ENTROPIC = 1.0
 # Off: on two single readers it lowered the choosing split's mean by 12.6 and 17.3 points at a
 # weight of 1e-4, by 21.5 and 33.2 at 1e-3 (benchmarks/README.md).
 OBJECTOSPHERE, XI = 0.0, 30.0
+# The weight of naming each non-digit (`train`; 0: none): a second head of its own reads, off the
+# same hidden features, which character or kind of doodle a non-digit is, by cross-entropy, and is
+# dropped once fitted. One background class asks the features only to tell digits from the rest;
+# naming the rest asks them to tell its shapes apart too, which a shape never learned from may
+# share (Vaze et al., 2022: a richer closed-set classifier is a better open-set one).
+NAMING = 0.0
 TURN, SLANT, SCALE = 0.2, 0.2, 0.1  # `jitter`: radians, shear, share of the size
 # `jitter`'s elastic distortion (Simard et al., 2003, "Best Practices for Convolutional Neural
 # Networks Applied to Visual Document Analysis"): its scale in px (0: none) and its smoothness
@@ -118,21 +124,25 @@ SHARES_USPS = {"mnist_train": 10, "mnist_train_pen": 5, "usps": 10}
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     """How each reader is built and learns (`train`): its width, the weights of the entropic and
-    objectosphere terms, the scale of the elastic distortion (`jitter`)."""
+    objectosphere terms, the scale of the elastic distortion (`jitter`), the weight of naming
+    each non-digit."""
 
     channels: tuple[int, int, int] = guard.CHANNELS
     hidden: int = guard.HIDDEN
     entropic: float = ENTROPIC
     objectosphere: float = OBJECTOSPHERE
     alpha: float = ELASTIC
+    naming: float = NAMING
 
 
 @dataclasses.dataclass(frozen=True)
 class Labelled:
-    """Drawings (N, 28, 28) raw 0-255 and their classes (N,): a digit 0-9, or guard.OTHER."""
+    """Drawings (N, 28, 28) raw 0-255, their classes (N,): a digit 0-9, or guard.OTHER, and their
+    names (N,) str: the digit, the character or the kind of doodle."""
 
     x: torch.Tensor
     y: torch.Tensor
+    names: np.ndarray
 
 
 def mnist_split(n: int, seed: int = 0) -> np.ndarray:
@@ -149,16 +159,21 @@ def roles(part: gd.Part) -> np.ndarray:
 def digits_of(part: gd.Part, keep: np.ndarray) -> Labelled:
     keep = keep & part.accepted
     labels = torch.from_numpy(part.label[keep].astype(np.int64))
-    return Labelled(torch.from_numpy(part.x[keep]), labels)
+    return Labelled(torch.from_numpy(part.x[keep]), labels, part.label[keep])
 
 
 def others_of(part: gd.Part, keep: np.ndarray) -> Labelled:
     keep = keep & part.accepted
-    return Labelled(torch.from_numpy(part.x[keep]), torch.full((int(keep.sum()),), guard.OTHER))
+    others = torch.full((int(keep.sum()),), guard.OTHER)
+    return Labelled(torch.from_numpy(part.x[keep]), others, part.label[keep])
 
 
 def cat(sets: list[Labelled]) -> Labelled:
-    return Labelled(torch.cat([s.x for s in sets]), torch.cat([s.y for s in sets]))
+    return Labelled(
+        torch.cat([s.x for s in sets]),
+        torch.cat([s.y for s in sets]),
+        np.concatenate([s.names for s in sets]),
+    )
 
 
 def unseen_characters(characters: gd.Part, hold_out: bool) -> np.ndarray:
@@ -266,7 +281,10 @@ def train(
     unlike anything it learned is flat rather than sure. With `recipe.objectosphere` above 0,
     each drawing also adds that weight times the objectosphere term of the same paper on its
     hidden features: a non-digit's squared norm, a digit's squared shortfall under XI; a drawing
-    unlike any digit then gets small features and low logits, which the energy score reads."""
+    unlike any digit then gets small features and low logits, which the energy score reads. With
+    `recipe.naming` above 0, each non-digit also adds that weight times the cross-entropy of a
+    second head's guess at its name (its character or kind of doodle) off the same hidden
+    features; the head is not part of the Reader returned."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -280,7 +298,17 @@ def train(
         total = sum(shares[n] for n in names)
         counts = [round(epoch * shares[n] / total) for n in names]
         steps = epochs * -(-sum(counts) // batch)
-        optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+        learned = list(net.parameters())
+        if recipe.naming:
+            # Made after the reader, so that the reader starts as it would without it.
+            kinds, named = np.unique(
+                whole.names[(whole.y == guard.OTHER).numpy()], return_inverse=True
+            )
+            kind = torch.full_like(whole.y, -1)
+            kind[whole.y == guard.OTHER] = torch.from_numpy(named)
+            namer = torch.nn.Linear(recipe.hidden, len(kinds))
+            learned += list(namer.parameters())
+        optimizer = torch.optim.AdamW(learned, lr=lr, weight_decay=1e-4)
         schedule = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, lr, total_steps=steps, pct_start=0.1
         )
@@ -308,6 +336,12 @@ def train(
                     norm = features.norm(dim=1)
                     ring = torch.where(other, norm, (XI - norm).clamp_min(0)).square()
                     loss = loss + recipe.objectosphere * ring.mean()
+                if recipe.naming and other.any():
+                    said = namer(features[other])
+                    named = torch.nn.functional.cross_entropy(
+                        said, kind[part][other], reduction="sum"
+                    )
+                    loss = loss + recipe.naming * named / len(y)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -776,6 +810,8 @@ def fit(
         fitted_on["objectosphere"] = {"weight": recipe.objectosphere, "xi": XI}
     if recipe.alpha:
         fitted_on["elastic"] = {"alpha": recipe.alpha, "sigma": SIGMA}
+    if recipe.naming:
+        fitted_on["naming"] = recipe.naming
     record = {
         "command": "digitpair-train fit-guard",
         "commit": commit,

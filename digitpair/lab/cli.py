@@ -676,6 +676,13 @@ def fit_guard_command(
         show_default="guard.fit.ELASTIC",
         help="Scale in px of an elastic distortion of every drawing it learns from (0: none).",
     ),
+    naming: Optional[float] = typer.Option(
+        None,
+        min=0.0,
+        show_default="guard.fit.NAMING",
+        help="Weight of naming each non-digit (its character or kind) by a second head, dropped "
+        "once fitted (0: none).",
+    ),
     members: Optional[int] = typer.Option(
         None, min=1, show_default="guard.fit.MEMBERS", help="Readers trained, their odds averaged."
     ),
@@ -733,6 +740,7 @@ def fit_guard_command(
         "entropic": entropic,
         "objectosphere": objectosphere,
         "alpha": elastic,
+        "naming": naming,
     }
     recipe = dataclasses.replace(Recipe(), **{k: v for k, v in given.items() if v is not None})
     if untaught and (set(untaught) & (set("0123456789") | DIGIT_LIKE)):
