@@ -23,7 +23,12 @@ less like a digit"; over the members' logits L (members, n, 11), their softmax P
 - background + c x entropy: logit(p_other) + c x the entropy (nats) of the guard's own digits;
 - kNN: the mean over members of the distance from a drawing's normalized features (the hidden
   layer) to its k-th nearest fitting digit (Sun et al., 2022), a sample of the digits fit-guard
-  learns from.
+  learns from;
+- Mahalanobis: the log of the members' mean squared Mahalanobis distance from a drawing's
+  features to the nearest digit's mean, the covariance shared by the ten (Lee et al., 2018), both
+  taken over the same sample; in the energy's units (times the ratio of the two scores' spreads
+  over that sample), so that
+- energy + c x Mahalanobis weighs the two alike at c = 1.
 
     python benchmarks/guard_scores.py [--weights weights] [--networks ours] [--guard FOLDER]
 """
@@ -53,36 +58,61 @@ from digitpair.guard.pretrained import load_pretrained  # noqa: E402
 OTHER = guard.OTHER
 KNN_K, KNN_BANK = 50, 20_000  # the k-th neighbour, and how many fitting digits are searched
 ENTROPY_WEIGHTS = (1.0, 2.0, 4.0, 8.0)
+MAHALANOBIS_WEIGHTS = (0.5, 1.0, 2.0)
 
 
 @dataclasses.dataclass(frozen=True)
 class Read:
     """What the guard's members make of one set: their logits (members, n, 11), the guard's
-    averaged probabilities (n, 11) as fit-guard computes them, and the kNN distances (n,)."""
+    averaged probabilities (n, 11) as fit-guard computes them, the kNN distances (n,) and the
+    Mahalanobis distances (n,), in the energy's units."""
 
     logits: torch.Tensor
     p: np.ndarray
     knn: np.ndarray
+    mahalanobis: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class Bank:
+    """Fitting digits' features, per member: normalized (kNN), and each digit's mean of the
+    hidden features with the inverse of the covariance around them (Mahalanobis); `scale`: the
+    energy's spread over the Mahalanobis distance's, on these digits."""
+
+    normalized: list[torch.Tensor]
+    means: list[torch.Tensor]
+    precision: list[torch.Tensor]
+    scale: float = 1.0
 
 
 def features(reader: guard.Reader, x: torch.Tensor) -> torch.Tensor:
-    """(N, 28, 28) raw -> (N, hidden): a reader's hidden layer, normalized to length 1."""
-    hidden = reader.features[:-1](x[:, None] / 255.0)
-    return torch.nn.functional.normalize(hidden, dim=1)
+    """(N, 28, 28) raw -> (N, hidden): a reader's hidden layer."""
+    return reader.features[:-1](x[:, None] / 255.0)
+
+
+def nearest_mean(f: torch.Tensor, means: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
+    """(N, hidden) features -> (N,): the squared Mahalanobis distance to the nearest mean."""
+    apart = f.double()[:, None, :] - means[None]
+    return torch.einsum("ncd,de,nce->nc", apart, precision, apart).min(1).values
 
 
 @torch.inference_mode()
-def read(net: guard.GuardNet, fields: np.ndarray, banks: list[torch.Tensor]) -> Read:
+def read(net: guard.GuardNet, fields: np.ndarray, bank: Bank) -> Read:
     logits = guard_fit.guard_logits(net, fields)
     x = torch.from_numpy(fields).float()
     chunks = [x[i : i + 4096] for i in range(0, len(x), 4096)]
-    knn = np.zeros(len(x))
-    for reader, bank in zip(net.readers, banks):
+    knn, squared = np.zeros(len(x)), np.zeros(len(x))
+    members = len(net.readers)
+    for k, reader in enumerate(net.readers):
         for i, c in enumerate(chunks):
-            distance = torch.cdist(features(reader, c), bank)
+            f = features(reader, c)
+            distance = torch.cdist(torch.nn.functional.normalize(f, dim=1), bank.normalized[k])
             kth = distance.kthvalue(KNN_K, dim=1).values
-            knn[i * 4096 : i * 4096 + len(c)] += kth.double().numpy() / len(net.readers)
-    return Read(logits, guard.probabilities(logits).numpy(), knn)
+            knn[i * 4096 : i * 4096 + len(c)] += kth.double().numpy() / members
+            near = nearest_mean(f, bank.means[k], bank.precision[k])
+            squared[i * 4096 : i * 4096 + len(c)] += near.numpy() / members
+    mahalanobis = bank.scale * np.log(np.maximum(squared, 1e-12))
+    return Read(logits, guard.probabilities(logits).numpy(), knn, mahalanobis)
 
 
 def digit_logits(r: Read) -> torch.Tensor:
@@ -128,17 +158,39 @@ SCORES: dict[str, Callable[[Read], torch.Tensor]] = {
         for c in ENTROPY_WEIGHTS
     },
     "kNN": lambda r: torch.from_numpy(r.knn),
+    "Mahalanobis": lambda r: torch.from_numpy(r.mahalanobis),
+    **{
+        f"energy + {c:g} x Mahalanobis": (
+            lambda r, c=c: (
+                guard.SCORES["energy"](r.logits.double()) + c * torch.from_numpy(r.mahalanobis)
+            )
+        )
+        for c in MAHALANOBIS_WEIGHTS
+    },
 }
 
 
-def knn_banks(net: guard.GuardNet, load, seed: int = 0) -> list[torch.Tensor]:
-    """Each member's features of KNN_BANK digits drawn from those fit-guard learns from."""
+def digit_bank(net: guard.GuardNet, load, seed: int = 0) -> Bank:
+    """Each member's features of KNN_BANK digits drawn from those fit-guard learns from, and
+    their statistics (`Bank`)."""
     sources = guard_fit.training_set(load)
     digits = guard_fit.cat([sources[n] for n in ("mnist_train", "mnist_train_pen", "pen_digits")])
     pick = torch.randperm(len(digits.y), generator=torch.Generator().manual_seed(seed))
-    x = digits.x[pick[:KNN_BANK]].float()
+    x, y = digits.x[pick[:KNN_BANK]].float(), digits.y[pick[:KNN_BANK]]
+    normalized, means, precision = [], [], []
     with torch.inference_mode():
-        return [features(r.eval(), x) for r in net.readers]
+        for reader in net.readers:
+            f = features(reader.eval(), x).double()
+            mean = torch.stack([f[y == c].mean(0) for c in range(OTHER)])
+            apart = f - mean[y]
+            covariance = apart.T @ apart / len(f)
+            ridge = 1e-3 * covariance.diagonal().mean() * torch.eye(len(covariance))
+            normalized.append(torch.nn.functional.normalize(f.float(), dim=1))
+            means.append(mean)
+            precision.append(torch.linalg.inv(covariance + ridge))
+    unscaled = read(net, x.numpy(), Bank(normalized, means, precision))
+    energy = guard.SCORES["energy"](unscaled.logits.double()).numpy()
+    return Bank(normalized, means, precision, float(energy.std() / unscaled.mahalanobis.std()))
 
 
 def row(name: str, limits: guard.Limits, rates: dict) -> str:
@@ -162,11 +214,11 @@ def main() -> None:
     start = time.time()
 
     net = guard.load(args.guard or args.weights / guard.FOLDER).net
-    banks = knn_banks(net, guard_data.load)
+    bank = digit_bank(net, guard_data.load)
     splits = guard_fit.held_out(guard_data.load)
     fields = guard_fit.fields_of(splits)
     models = guard_fit.readers(load_pretrained(args.weights, networks=args.networks))
-    reads = {key: read(net, f, banks) for key, f in fields.items()}
+    reads = {key: read(net, f, bank) for key, f in fields.items()}
     readings = {key: guard_fit.reading(models, f) for key, f in fields.items()}
     print(f"read every set in {time.time() - start:.0f} s", file=sys.stderr)
 
