@@ -125,6 +125,20 @@ def test_fit_guard_holds_characters_out_and_fits_on_usps_only_when_told(
     assert {name: fit_asked[name] for name in switches} == switches
 
 
+def test_fit_guard_hands_its_recipe_options_to_the_fit_and_keeps_the_defaults_unless_told(
+    fit_asked, tmp_path
+):
+    from digitpair.guard.fit import Recipe
+
+    result = CliRunner().invoke(app, ["fit-guard", "--weights", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert fit_asked["recipe"] == Recipe()
+    told = ["--naming", "0.5", "--entropic", "0", "--elastic", "20", "--hidden", "64"]
+    result = CliRunner().invoke(app, ["fit-guard", "--weights", str(tmp_path), *told])
+    assert result.exit_code == 0, result.output
+    assert fit_asked["recipe"] == Recipe(naming=0.5, entropic=0.0, alpha=20.0, hidden=64)
+
+
 def test_fit_guard_records_the_commit_of_the_code_that_fits(fit_asked, monkeypatch, tmp_path):
     monkeypatch.setenv("DIGITPAIR_COMMIT", "abc1234-dirty")  # what git_commit reads of such code
     result = CliRunner().invoke(app, ["fit-guard", "--weights", str(tmp_path)])
