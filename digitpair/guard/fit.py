@@ -341,10 +341,10 @@ def train(
                     loss = loss + recipe.objectosphere * ring.mean()
                 if recipe.naming and other.any():
                     said = namer(features[other])
-                    named = torch.nn.functional.cross_entropy(
+                    misnamed = torch.nn.functional.cross_entropy(
                         said, kind[part][other], reduction="sum"
                     )
-                    loss = loss + recipe.naming * named / len(y)
+                    loss = loss + recipe.naming * misnamed / len(y)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
