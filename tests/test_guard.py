@@ -214,6 +214,34 @@ def test_the_objectosphere_term_shrinks_a_non_digits_features_and_keeps_a_digits
     assert digit > 0.8 * guard_fit.XI  # held near XI or beyond
 
 
+def test_naming_the_non_digits_sets_their_kinds_apart_and_leaves_no_head_behind():
+    """Two kinds of non-digit, a filled square and a hollow one: the background class alone asks
+    the features for nothing that tells them apart, naming each asks for just that."""
+    train, held = blobs(3000, 0), blobs(1000, 1)
+    for data in (train, held):
+        hollow = (data.y == guard.OTHER) & (torch.arange(len(data.y)) % 2 == 0)
+        data.x[hollow, 11:17, 19:23] = 0.0
+        data.names[hollow.numpy()] = "hollow"
+
+    def fit(naming):
+        recipe = guard_fit.Recipe(naming=naming, alpha=0.0)
+        return guard_fit.train_guard(
+            {"blobs": train}, members=1, epochs=3, epoch=3000, recipe=recipe
+        )
+
+    def apart(net):
+        """The two kinds' features: the distance of their means over their spread."""
+        with torch.no_grad():
+            features = net.readers[0].hidden(held.x)
+        a, b = (features[torch.from_numpy(held.names == name)] for name in ("square", "hollow"))
+        return (a.mean(0) - b.mean(0)).square().sum() / (a.var(0).sum() + b.var(0).sum())
+
+    plain, named = fit(0.0), fit(1.0)
+    assert (named.probabilities(held.x).argmax(1) == held.y).float().mean() > 0.95
+    assert apart(named) > 2 * apart(plain)
+    assert named.state_dict().keys() == plain.state_dict().keys()  # the namer is not kept
+
+
 def test_an_elastic_distortion_bends_a_drawing_smoothly_and_keeps_its_ink():
     x = blobs(64, 0).x
 
