@@ -82,12 +82,7 @@ class Bank:
     normalized: list[torch.Tensor]
     means: list[torch.Tensor]
     precision: list[torch.Tensor]
-    scale: float = 1.0
-
-
-def features(reader: guard.Reader, x: torch.Tensor) -> torch.Tensor:
-    """(N, 28, 28) raw -> (N, hidden): a reader's hidden layer."""
-    return reader.features[:-1](x[:, None] / 255.0)
+    scale: float
 
 
 def nearest_mean(f: torch.Tensor, means: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
@@ -105,7 +100,7 @@ def read(net: guard.GuardNet, fields: np.ndarray, bank: Bank) -> Read:
     members = len(net.readers)
     for k, reader in enumerate(net.readers):
         for i, c in enumerate(chunks):
-            f = features(reader, c)
+            f = reader.hidden(c)
             distance = torch.cdist(torch.nn.functional.normalize(f, dim=1), bank.normalized[k])
             kth = distance.kthvalue(KNN_K, dim=1).values
             knn[i * 4096 : i * 4096 + len(c)] += kth.double().numpy() / members
@@ -177,20 +172,24 @@ def digit_bank(net: guard.GuardNet, load, seed: int = 0) -> Bank:
     digits = guard_fit.cat([sources[n] for n in ("mnist_train", "mnist_train_pen", "pen_digits")])
     pick = torch.randperm(len(digits.y), generator=torch.Generator().manual_seed(seed))
     x, y = digits.x[pick[:KNN_BANK]].float(), digits.y[pick[:KNN_BANK]]
-    normalized, means, precision = [], [], []
+    normalized, means, precision, logits, squared = [], [], [], [], 0.0
     with torch.inference_mode():
         for reader in net.readers:
-            f = features(reader.eval(), x).double()
+            hidden = reader.eval().hidden(x)
+            f = hidden.double()
             mean = torch.stack([f[y == c].mean(0) for c in range(OTHER)])
             apart = f - mean[y]
             covariance = apart.T @ apart / len(f)
             ridge = 1e-3 * covariance.diagonal().mean() * torch.eye(len(covariance))
-            normalized.append(torch.nn.functional.normalize(f.float(), dim=1))
+            normalized.append(torch.nn.functional.normalize(hidden, dim=1))
             means.append(mean)
             precision.append(torch.linalg.inv(covariance + ridge))
-    unscaled = read(net, x.numpy(), Bank(normalized, means, precision))
-    energy = guard.SCORES["energy"](unscaled.logits.double()).numpy()
-    return Bank(normalized, means, precision, float(energy.std() / unscaled.mahalanobis.std()))
+            # The two scores on these digits, as `read` computes them, for their spreads.
+            logits.append(reader.features[-1](hidden))
+            squared = squared + nearest_mean(hidden, mean, precision[-1]) / len(net.readers)
+    energy = guard.SCORES["energy"](torch.stack(logits).double())
+    mahalanobis = squared.clamp_min(1e-12).log()
+    return Bank(normalized, means, precision, float(energy.std() / mahalanobis.std()))
 
 
 def row(name: str, limits: guard.Limits, rates: dict) -> str:
