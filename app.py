@@ -104,6 +104,13 @@ def cleared(networks: str, current: int) -> list:
     return [shown.headline, shown.cards, None, None, current + 1, current + 1]
 
 
+def landed(answer) -> None:
+    """After a drawing's answer (an event), the browser counts it landed, come or failed (page.js):
+    gradio runs .then's step after an answer that came, .failure's after one that failed."""
+    answer.then(None, js=browser.LANDED, api_visibility="private")
+    answer.failure(None, js=browser.LANDED, api_visibility="private")
+
+
 def pad(box: str) -> gr.Sketchpad:
     # White paper, black brush; a 280x280 canvas is MNIST's 28x28 at 10x, and a 12 px brush
     # radius gives strokes of MNIST's thickness for a digit that fills the box.
@@ -177,26 +184,36 @@ with gr.Blocks(
         gr.Markdown(ABOUT)
 
     # .input: the person drew (an example or Clear setting the pads is not a drawing: page.js).
+    # A drawing's answer is counted on its way until it lands or fails (page.js's `sending`).
     for box in (first, second):
-        box.input(
+        answer = box.input(
             None, js=browser.SETTLE, trigger_mode="always_last", api_visibility="private"
         ).success(
             show,
             [first, second, choice, generation, current],
             outputs,
+            js=browser.SENDING,
+            # A stroke ended while the last one's answer is on its way is answered after it, with
+            # the pads as they are then (gradio's default skips it, and the page would show the
+            # answer for the drawing without that stroke).
+            trigger_mode="always_last",
             show_progress="hidden",
             concurrency_id=PAGE,
             api_visibility="private",
         )
+        landed(answer)
     # Another set answers for the drawings already in the boxes: nothing is redrawn.
-    choice.input(
-        show,
-        [first, second, choice, generation, current],
-        outputs,
-        trigger_mode="always_last",
-        show_progress="hidden",
-        concurrency_id=PAGE,
-        api_visibility="private",
+    landed(
+        choice.input(
+            show,
+            [first, second, choice, generation, current],
+            outputs,
+            js=browser.SENDING,
+            trigger_mode="always_last",
+            show_progress="hidden",
+            concurrency_id=PAGE,
+            api_visibility="private",
+        )
     )
     # An example: the browser puts its two files in the pads, lets them paint, then asks for the
     # answer once, read from the same files on the server.

@@ -42,6 +42,8 @@ TWO = [
     ]
 ]
 SEVEN = [[(0.2, 0.15), (0.8, 0.15), (0.6, 0.5), (0.45, 0.88)]]
+# The same seven in two strokes, as many write it: its stem alone reads as a one.
+STEM, BAR = [SEVEN[0][1:]], [SEVEN[0][:2]]
 # Not digits: a dab of the brush, a scribble back and forth over a patch (as one scribbles out),
 # and a letter K.
 DOT = [[(0.5, 0.5), (0.51, 0.5)]]
@@ -403,6 +405,79 @@ def test_quick_hands_digit_after_digit_and_clear_at_once(served_app):
             page.wait_for_timeout(500)  # nothing late arrives after the clearing
             expect(page.locator("#consensus")).to_have_text("Draw a digit in both boxes.")
             expect(page.locator("#cards .card")).to_have_count(0)
+
+
+def held_answers(app, page, first_only: bool = False) -> list:
+    """Hold up the replies to the page's requests for a drawing's answer, as a loaded machine does
+    (gradio's client holds an answer until the reply to its request to join the queue has come):
+    the server answers, the browser does not hear it. Returns the list the held (route, reply)
+    pairs are added to, to be fulfilled by the test; `first_only`: hold only the first."""
+    shows = {i for i, f in app.demo.fns.items() if getattr(f.fn, "func", f.fn) is app.show}
+    held = []
+
+    def hold(route):
+        asked = (route.request.post_data_json or {}).get("fn_index") in shows
+        if asked and not (first_only and held):
+            held.append((route, route.fetch()))
+        else:
+            route.continue_()
+
+    page.route("**/queue/join*", hold)
+    return held
+
+
+def wait_for(page, held: list) -> None:
+    for _ in range(200):
+        if held:
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError("the drawing asked for no answer")
+
+
+def test_a_stroke_drawn_while_an_answer_is_on_its_way_is_answered_too(served_app):
+    """A seven's stem, then its bar while the stem's answer is held up on the way: once that lands,
+    the page answers for the whole seven, not for the one the stem alone reads as."""
+    from playwright.sync_api import expect
+
+    with desktop_page(served_app[1]) as page:
+        draw(page, "first", TWO)
+        page.wait_for_timeout(1000)  # the first box's answer (asking for a second digit) landed
+        held = held_answers(served_app[0], page, first_only=True)
+        draw(page, "second", STEM)
+        wait_for(page, held)
+        draw(page, "second", BAR)
+        page.wait_for_timeout(1000)
+        for route, reply in held:
+            route.fulfill(response=reply)
+        for name in DIGIT_HEADS:
+            expect(page.locator(f"#card-{name} .reading")).to_contain_text(
+                re.compile(r"second: 7 \(\d+%\)"), timeout=20_000
+            )
+            expect(page.locator(f"#card-{name} .verdict")).to_have_text("first ≤ second")
+
+
+def test_an_answer_held_up_on_its_way_lands_before_a_clear_not_after(served_app):
+    """A drawing's answer whose reply is held up on the way, as on a loaded machine (gradio's client
+    holds an answer until the reply to its request to join the queue has come), and Clear pressed
+    meanwhile: the answer lands first, the Clear after it, and the page ends cleared."""
+    from playwright.sync_api import expect
+
+    with desktop_page(served_app[1]) as page:
+        draw(page, "first", TWO)
+        draw(page, "second", SEVEN)
+        answered(page)
+        held = held_answers(served_app[0], page)
+        draw(page, "first", SEVEN)
+        wait_for(page, held)
+        page.get_by_role("button", name="Clear both").click()
+        page.wait_for_timeout(1500)
+        for route, reply in held:
+            route.fulfill(response=reply)
+        page.unroute("**/queue/join*")
+        expect_cleared(page, expect)
+        page.wait_for_timeout(1000)  # nothing lands later
+        expect(page.locator("#consensus")).to_have_text("Draw a digit in both boxes.")
+        expect(page.locator("#cards .card")).to_have_count(0)
 
 
 def test_a_phone_reads_and_draws_at_390_px(served_app, tmp_path):

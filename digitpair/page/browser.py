@@ -14,6 +14,14 @@ PAINT_MS = 5000
 PAINTED = f"() => window.digitpair.painted({PAINT_MS})"
 
 
+# A drawing's answer asked for (the request's inputs pass through), and landed or failed: page.js
+# counts the answers on their way, for Clear and the examples to wait for.
+SENDING = "(...inputs) => window.digitpair.sending(inputs)"
+LANDED = "() => window.digitpair.landed()"
+# The longest Clear or an example waits for the answers on their way before it sets the pads.
+LANDING_MS = 5000
+
+
 def set_pads(first: Path, second: Path) -> str:
     """The call that puts two image files in the pads, from the browser (see page.js's setPads)."""
-    return f"() => window.digitpair.setPads({json.dumps([str(first), str(second)])})"
+    return f"() => window.digitpair.setPads({json.dumps([str(first), str(second)])}, {LANDING_MS})"

@@ -50,12 +50,30 @@
         quiet();
     };
 
-    // The pads' new values, two image files the server serves (`paths`), from the browser: the
-    // images decoded first, so the pads can paint them at once, and the page quiet. A query
-    // string that changes every time makes each value new to the pads, which otherwise ignore a
-    // value equal to the last.
-    page.setPads = async (paths) => {
+    // Answers on their way: asked for (`sending`, handed the request's inputs) and not yet landed
+    // (`landed`, after the answer or its failure). The server answers in the order it was asked,
+    // but gradio's client holds an answer until the reply to its request to join the queue has
+    // come back, and on a loaded machine that reply can come after a later Clear's whole answer:
+    // the drawing's answer would then land on the cleared page. So Clear and the examples wait for
+    // the answers on their way before they set the pads (`setPads`).
+    page.onTheWay = 0;
+    page.sending = (inputs) => {
+        page.onTheWay += 1;
+        return inputs;
+    };
+    page.landed = () => {
+        page.onTheWay = Math.max(0, page.onTheWay - 1);
+    };
+
+    // The pads' new values, two image files the server serves (`paths`), from the browser, once
+    // the answers on their way have landed (at most `ms`): the images decoded first, so the pads
+    // can paint them at once, and the page quiet. A query string that changes every time makes
+    // each value new to the pads, which otherwise ignore a value equal to the last.
+    page.setPads = async (paths, ms) => {
         page.quiet = true;
+        const start = performance.now();
+        while (page.onTheWay > 0 && performance.now() - start < ms) await frame();
+        page.onTheWay = 0; // one lost on the way (a dropped connection) holds up one Clear, not all
         page.shown = Object.fromEntries(boxes.map((box) => [box, page.ink(box)]));
         const stamp = Date.now();
         const values = paths.map((path) => {
