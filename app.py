@@ -183,38 +183,29 @@ with gr.Blocks(
     with gr.Accordion("About", open=False, elem_id="about"):
         gr.Markdown(ABOUT)
 
-    # .input: the person drew (an example or Clear setting the pads is not a drawing: page.js).
-    # A drawing's answer is counted on its way until it lands or fails (page.js's `sending`).
-    for box in (first, second):
-        answer = box.input(
-            None, js=browser.SETTLE, trigger_mode="always_last", api_visibility="private"
-        ).success(
-            show,
-            [first, second, choice, generation, current],
-            outputs,
-            js=browser.SENDING,
-            # A stroke ended while the last one's answer is on its way is answered after it, with
-            # the pads as they are then (gradio's default skips it, and the page would show the
-            # answer for the drawing without that stroke).
-            trigger_mode="always_last",
-            show_progress="hidden",
-            concurrency_id=PAGE,
-            api_visibility="private",
-        )
-        landed(answer)
-    # Another set answers for the drawings already in the boxes: nothing is redrawn.
-    landed(
-        choice.input(
-            show,
-            [first, second, choice, generation, current],
-            outputs,
-            js=browser.SENDING,
-            trigger_mode="always_last",
-            show_progress="hidden",
-            concurrency_id=PAGE,
-            api_visibility="private",
-        )
+    # The answer for the drawings in the boxes, counted on its way until it lands or fails
+    # (page.js's `sending`). A trigger while the last answer is on its way is answered after it,
+    # with the boxes as they are then (gradio's default skips it, and the page would show the
+    # answer for the drawing without the last stroke).
+    answer = dict(
+        fn=show,
+        inputs=[first, second, choice, generation, current],
+        outputs=outputs,
+        js=browser.SENDING,
+        trigger_mode="always_last",
+        show_progress="hidden",
+        concurrency_id=PAGE,
+        api_visibility="private",
     )
+    # .input: the person drew (an example or Clear setting the pads is not a drawing: page.js).
+    for box in (first, second):
+        landed(
+            box.input(
+                None, js=browser.SETTLE, trigger_mode="always_last", api_visibility="private"
+            ).success(**answer)
+        )
+    # Another set answers for the drawings already in the boxes: nothing is redrawn.
+    landed(choice.input(**answer))
     # An example: the browser puts its two files in the pads, lets them paint, then asks for the
     # answer once, read from the same files on the server.
     for index, (button, example) in enumerate(zip(example_buttons, EXAMPLES)):
