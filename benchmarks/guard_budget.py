@@ -1,4 +1,4 @@
-"""What the guard's goals cost each other: its limits chosen on the choosing split under larger
+"""What the guard's goals cost each other: its limits chosen on the choosing split under other
 budgets of real digits flagged, and the held-out rates each gives; prints a markdown table.
 
 `digitpair-train fit-guard` chooses the limits so that at most fit.TARGET % (0.7) of each budgeted
@@ -15,6 +15,7 @@ writer who holds most of them, to show how much one writer's way of writing move
 measurement, not a candidate: leaving a writer out is no way to choose).
 
     python benchmarks/guard_budget.py [--weights weights] [--networks ours] [--guard FOLDER]
+        [--budgets 0.5,0.6,0.7]
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def main() -> None:
     p.add_argument("--weights", type=Path, default=ROOT / "weights")
     p.add_argument("--networks", default="ours")
     p.add_argument("--guard", type=Path, help="the guard's folder [default: WEIGHTS/guard]")
+    p.add_argument(
+        "--budgets",
+        type=lambda text: tuple(float(b) for b in text.split(",")),
+        default=BUDGETS,
+        help="comma-separated %% of digits read right, e.g. 0.5,0.6,0.7 [default: %(default)s]",
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
 
@@ -70,7 +77,7 @@ def main() -> None:
         {key: guard_fit.reading(models, f) for key, f in fields.items()},
     )
     print("\n".join(guard_fits.header("budget on the choosing writers, %", learned=False)))
-    for budget in BUDGETS:
+    for budget in args.budgets:
         chosen = guard_fit.limits_and_rates(sets, target=budget)
         print("| " + " | ".join([f"{budget:g}", *guard_fits.cells(chosen)]) + " |", flush=True)
 
