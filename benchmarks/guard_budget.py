@@ -14,8 +14,13 @@ the guard finds least like a digit, and the choice made again at the served budg
 writer who holds most of them, to show how much one writer's way of writing moves the limit (a
 measurement, not a candidate: leaving a writer out is no way to choose).
 
+--uci-half budgets half of UCI's digits on the choosing side beside the pen and MNIST (split by a
+hash of each one's index, as `fit-guard --usps` splits USPS) and measures UCI on the other half:
+how the limits move when they see digits like UCI's, with UCI's rate still held out. UCI records
+no writer, so that rate predicts other digits of UCI's writers, not other writers.
+
     python benchmarks/guard_budget.py [--weights weights] [--networks ours] [--guard FOLDER]
-        [--budgets 0.5,0.6,0.7]
+        [--budgets 0.5,0.6,0.7] [--uci-half]
 """
 
 from __future__ import annotations
@@ -59,6 +64,12 @@ def main() -> None:
     p.add_argument("--networks", default="ours")
     p.add_argument("--guard", type=Path, help="the guard's folder [default: WEIGHTS/guard]")
     p.add_argument(
+        "--uci-half",
+        action="store_true",
+        help="budget half of UCI's digits on the choosing side too (by a hash of each one's "
+        "index), and measure UCI on the other half",
+    )
+    p.add_argument(
         "--budgets",
         type=lambda text: tuple(float(b) for b in text.split(",")),
         default=BUDGETS,
@@ -69,6 +80,10 @@ def main() -> None:
 
     fitted = guard.load(args.guard or args.weights / guard.FOLDER)
     splits = guard_fit.held_out(guard_data.load, **guard_fit.splits_of(fitted.record))
+    if args.uci_half:
+        uci, every = splits["report"]["uci"]
+        half = np.array([guard_data.stable_hash(f"uci:{i}") % 2 == 0 for i in range(len(uci))])
+        splits["choose"]["uci"], splits["report"]["uci"] = (uci, every & half), (uci, every & ~half)
     fields = guard_fit.fields_of(splits)
     models = guard_fit.readers(load_pretrained(args.weights, networks=args.networks))
     sets = guard_fit.judged_sets(
