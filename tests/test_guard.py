@@ -147,6 +147,27 @@ def test_a_larger_budget_flags_more_digits_and_catches_more_non_digits():
     )  # the fit's own budget, TARGET, by default
 
 
+def test_a_set_can_have_a_budget_of_its_own():
+    """Digits less like the rest (UCI's, say: a sigma further from the others by the score) set the
+    limit for every set under one budget. Given a larger budget of their own, they keep within
+    it, the other digits within theirs, and more non-digits are caught. One % for all is the same
+    as that % for each set."""
+    digits, others = sets_scored("energy")
+    farther = {s: v + (s == "energy") for s, v in digits["mnist"].scores.items()}
+    digits = {"pen": digits["pen"], "uci": dataclasses.replace(digits["mnist"], scores=farther)}
+    target = guard_fit.TARGET
+    one = guard_fit.choose(digits, others)
+    assert one == guard_fit.choose(digits, others, target={"pen": target, "uci": target})
+    budgets = {"pen": target, "uci": 2 * target}
+    own = guard_fit.choose(digits, others, target=budgets)
+    for name, s in digits.items():
+        assert guard_fit.digit_rates(s, one)["read_right_flagged"] <= target
+        assert guard_fit.digit_rates(s, own)["read_right_flagged"] <= budgets[name]
+    assert guard_fit.digit_rates(digits["uci"], own)["read_right_flagged"] > target
+    caught = [guard_fit.other_rates(others["doodles"], x)["not_a_digit"] for x in (one, own)]
+    assert caught[0] < caught[1] < 100
+
+
 @pytest.mark.parametrize("score", list(guard.SCORES))
 def test_the_page_judges_as_the_fit_measured(score):
     """guard.judge (the page, /compare) and fit.judgements (the limits' choice and the rates) say

@@ -454,18 +454,27 @@ def judgements(s: Judged, limits: Limits) -> np.ndarray:
 
 
 def limits_at(
-    digits: dict[str, Judged], score: str, weight: float, share: float, target: float = TARGET
+    digits: dict[str, Judged],
+    score: str,
+    weight: float,
+    share: float,
+    target: float | dict[str, float] = TARGET,
 ) -> Limits:
     """The limits by `score` that flag at most `share` x `target` % of each set's digits read
-    right as "not a digit", and at most `target` % in all (both boxes of every drawing count)."""
+    right as "not a digit", and at most `target` % in all (both boxes of every drawing count);
+    `target` one % for every set, or each set's ({set name: %})."""
+    budget = {n: target[n] if isinstance(target, dict) else target for n in digits}
     right = {name: ~s.misread() for name, s in digits.items()}
     odds = {name: s.odds(score, weight) for name, s in digits.items()}
-    max_odds = limit_above([odds[n][right[n]] for n in digits], share * target)
+    max_odds = max(
+        limit_above([odds[n][right[n]]], share * budget[n]) for n in digits if right[n].any()
+    )
     # Among the read-right digits the "not a digit" limit spares, those "unsure" may flag: what
     # is left of the budget, as a share of them.
     spared = {n: right[n] & (odds[n] <= max_odds) for n in digits}
     left = {
-        n: (target * right[n].sum() / 100 - (right[n] & ~spared[n]).sum()) / max(spared[n].sum(), 1)
+        n: (budget[n] * right[n].sum() / 100 - (right[n] & ~spared[n]).sum())
+        / max(spared[n].sum(), 1)
         for n in digits
     }
     min_agreement = min(
@@ -478,13 +487,13 @@ def choose(
     digits: dict[str, Judged],
     others: dict[str, Judged],
     scores: tuple[str, ...] = tuple(guard.SCORES),
-    target: float = TARGET,
+    target: float | dict[str, float] = TARGET,
 ) -> Limits:
     """The limits (this module's docstring, 2): of every score x `WEIGHTS` x `SHARES_OTHER`, the
     ones that call the most of `others` "not a digit" (the mean over its sets), among those that
     flag GOALS["misread_flagged"] % of the pen digits the readers misread, where any do; on a tie
     the first tried. `target`: the % of each budgeted set's digits read right that may be
-    flagged."""
+    flagged (one for all, or {set name: %})."""
     tried = [
         limits_at(digits, score, weight, share, target)
         for score in scores
@@ -674,7 +683,7 @@ def judged_sets(
 def limits_and_rates(
     sets: dict[str, tuple[dict[str, Judged], dict[str, Judged]]],
     limits: Limits | None = None,
-    target: float = TARGET,
+    target: float | dict[str, float] = TARGET,
 ) -> dict:
     """The limits chosen on the choosing split of `judged_sets` (with `target`; or given) and the
     rates under them: {"limits", "rates" (the reporting split's), "choice" (the choosing's)}."""
