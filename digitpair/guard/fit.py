@@ -401,13 +401,21 @@ def reading(models: dict[str, torch.nn.Module], fields: np.ndarray) -> np.ndarra
 # --- choosing the limits ---------------------------------------------------------------------
 
 
-def limit_above(scores: list[np.ndarray], budget: float) -> float:
-    """The least limit that at most `budget` % of each set of `scores` lies above: the largest of
-    the sets' (100 - budget) % quantiles ("higher": a value that is in the set)."""
-    return float(max(np.quantile(s, 1 - budget / 100, method="higher") for s in scores if len(s)))
+def limit_above(scores: list[np.ndarray], budget: float | list[float]) -> float:
+    """The least limit that at most `budget` % of each set of `scores` lies above (one % for all,
+    or each set's): the largest of the sets' (100 - budget) % quantiles ("higher": a value that is
+    in the set)."""
+    budgets = budget if isinstance(budget, list) else [budget] * len(scores)
+    return float(
+        max(
+            np.quantile(s, 1 - b / 100, method="higher")
+            for s, b in zip(scores, budgets, strict=True)
+            if len(s)
+        )
+    )
 
 
-def limit_below(scores: list[np.ndarray], budget: float) -> float:
+def limit_below(scores: list[np.ndarray], budget: float | list[float]) -> float:
     """The greatest limit that at most `budget` % of each set of `scores` lies below."""
     return -limit_above([-s for s in scores], budget)
 
@@ -466,9 +474,7 @@ def limits_at(
     budget = {n: target[n] if isinstance(target, dict) else target for n in digits}
     right = {name: ~s.misread() for name, s in digits.items()}
     odds = {name: s.odds(score, weight) for name, s in digits.items()}
-    max_odds = max(
-        limit_above([odds[n][right[n]]], share * budget[n]) for n in digits if right[n].any()
-    )
+    max_odds = limit_above([odds[n][right[n]] for n in digits], [share * budget[n] for n in digits])
     # Among the read-right digits the "not a digit" limit spares, those "unsure" may flag: what
     # is left of the budget, as a share of them.
     spared = {n: right[n] & (odds[n] <= max_odds) for n in digits}
