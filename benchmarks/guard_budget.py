@@ -15,7 +15,7 @@ writer who holds most of them, to show how much one writer's way of writing move
 measurement, not a candidate: leaving a writer out is no way to choose).
 
 --uci-half budgets half of UCI's digits on the choosing side beside the pen and MNIST (split by a
-hash of each one's index, as `fit-guard --usps` splits USPS) and measures UCI on the other half:
+hash of each one's index, as `fit-guard --uci` splits UCI) and measures UCI on the other half:
 how the limits move when they see digits like UCI's, with UCI's rate still held out. UCI records
 no writer, so that rate predicts other digits of UCI's writers, not other writers. --uci-budget
 gives that half a budget of its own (UCI's goal is twice the others', 2 %).
@@ -87,8 +87,10 @@ def main() -> None:
     fitted = guard.load(args.guard or args.weights / guard.FOLDER)
     splits = guard_fit.held_out(guard_data.load, **guard_fit.splits_of(fitted.record))
     if args.uci_half:
+        if "uci" in guard.learned_halves(fitted.record):
+            p.error("--uci-half: this guard learned from half of UCI, measured on the other")
         uci, every = splits["report"]["uci"]
-        half = np.array([guard_data.stable_hash(f"uci:{i}") % 2 == 0 for i in range(len(uci))])
+        half = guard_fit.half_roles("uci", uci) == "report"  # the half a --uci fit measures
         splits["choose"]["uci"], splits["report"]["uci"] = (uci, every & half), (uci, every & ~half)
     fields = guard_fit.fields_of(splits)
     models = guard_fit.readers(load_pretrained(args.weights, networks=args.networks))

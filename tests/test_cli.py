@@ -111,13 +111,15 @@ def fit_asked(monkeypatch) -> dict:
 @pytest.mark.parametrize(
     "flag, switches",
     [
-        ([], {"hold_out": True, "usps": False}),
-        (["--every-character"], {"hold_out": False, "usps": False}),
-        (["--hold-out-characters"], {"hold_out": True, "usps": False}),
-        (["--usps"], {"hold_out": True, "usps": True}),
+        ([], {"hold_out": True, "halves": ()}),
+        (["--every-character"], {"hold_out": False, "halves": ()}),
+        (["--hold-out-characters"], {"hold_out": True, "halves": ()}),
+        (["--usps"], {"hold_out": True, "halves": ("usps",)}),
+        (["--uci"], {"hold_out": True, "halves": ("uci",)}),
+        (["--uci", "--usps"], {"hold_out": True, "halves": ("usps", "uci")}),
     ],
 )
-def test_fit_guard_holds_characters_out_and_fits_on_usps_only_when_told(
+def test_fit_guard_holds_characters_out_and_fits_on_usps_or_uci_only_when_told(
     flag, switches, fit_asked, tmp_path
 ):
     result = CliRunner().invoke(app, ["fit-guard", "--weights", str(tmp_path), *flag])

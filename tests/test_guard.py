@@ -481,30 +481,34 @@ def test_held_out_characters_are_never_fitted_on_and_measured_apart_unless_every
     assert (near["near_misses"].y == guard.OTHER).all()
 
 
-def test_usps_digits_a_fit_learns_from_are_never_the_ones_it_is_measured_on():
+@pytest.mark.parametrize("halves", [("usps",), ("uci",), ("usps", "uci")])
+def test_usps_or_uci_digits_a_fit_learns_from_are_never_the_ones_it_is_measured_on(halves):
     sources = [f"lab/{i}" for i in range(10)]
 
     def load(name):
-        if name == "usps":
+        if name in guard.HALVED:
             return fake_part("0123456789" * 20, [""])
         return fake_part("AE" if name == "pen_characters" else "0123456789", sources)
 
-    taught = guard_fit.training_set(load, usps=True)
-    assert set(taught) - set(guard_fit.training_set(load)) == {"usps"}
-    measured = {
-        usps: guard_fit.held_out(load, usps=usps)["report"]["usps"][1] for usps in (False, True)
-    }
-    assert measured[False].all()  # not fitted on: every USPS digit is measured
-    fitted = ~measured[True]
-    assert 0.4 < fitted.mean() < 0.6  # half each way, by the hash of the index
-    assert torch.equal(taught["usps"].y, torch.from_numpy(load("usps").label[fitted].astype(int)))
+    taught = guard_fit.training_set(load, halves=halves)
+    assert set(taught) - set(guard_fit.training_set(load)) == set(halves)
+    for name in guard.HALVED:
+        measured = {h: guard_fit.held_out(load, halves=h)["report"][name][1] for h in ((), halves)}
+        assert measured[()].all()  # not fitted on: every digit is measured
+        fitted = ~measured[halves]
+        if name not in halves:
+            assert not fitted.any()
+            continue
+        assert 0.4 < fitted.mean() < 0.6  # half each way, by the hash of the index
+        assert torch.equal(taught[name].y, torch.from_numpy(load(name).label[fitted].astype(int)))
     shares = guard_fit.shares(taught)
+    assert all(share > 0 for share in shares.values())
     digits = sum(shares[name] for name in taught if (taught[name].y != guard.OTHER).all())
     assert digits == sum(shares.values()) - digits == 50  # digits still half of every epoch
     plain = guard_fit.training_set(load)
     assert guard_fit.shares(plain) == {name: guard_fit.SHARES[name] for name in plain}
-    record = {"fitted_on": {"characters_held_out": "", "sources": {"usps": 3645}}}
-    assert guard_fit.splits_of(record) == {"hold_out": False, "usps": True}
+    record = {"fitted_on": {"characters_held_out": "", "sources": {h: 3645 for h in halves}}}
+    assert guard_fit.splits_of(record) == {"hold_out": False, "halves": halves}
 
 
 def test_the_rates_line_names_unseen_characters_only_where_some_were_held_out():
@@ -519,13 +523,17 @@ def test_the_rates_line_names_unseen_characters_only_where_some_were_held_out():
     assert "never learned" not in line and "% of pen letters and symbols and " in line
 
 
-def test_the_rates_line_says_which_usps_digits_were_measured_where_a_fit_learned_from_half():
+@pytest.mark.parametrize("name, title", [("usps", "USPS"), ("uci", "UCI")])
+def test_the_rates_line_says_which_usps_or_uci_digits_were_measured_where_a_fit_learned_half(
+    name, title
+):
     folder = Path(__file__).resolve().parents[1] / "weights" / guard.FOLDER
     record = json.loads((folder / guard.RECORD_NAME).read_text())
-    assert "% of USPS digits," in guard.rates_markdown(record)
-    record["fitted_on"]["sources"]["usps"] = 3597  # as a fit-guard --usps records
+    assert f"% of {title} digits" in guard.rates_markdown(record)
+    record["fitted_on"]["sources"][name] = 3597  # as a fit-guard --usps or --uci records
     line = guard.rates_markdown(record)
-    assert "% of USPS digits" not in line and "% of the half of USPS's digits it did not" in line
+    assert f"% of {title} digits" not in line
+    assert f"% of the half of {title}'s digits it did not" in line
 
 
 def test_fits_of_consecutive_seeds_hold_the_readers_of_one_fit_with_more_members():

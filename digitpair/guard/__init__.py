@@ -310,18 +310,21 @@ def load(folder: str | os.PathLike) -> Guard:
     return Guard(net.eval(), limits, fingerprints, record)
 
 
-def learned_from_usps(record: dict) -> bool:
-    """Whether a guard record's fit learned from half of USPS's digits (`fit-guard --usps`), its
-    USPS rate then measured on the other half."""
-    return "usps" in record.get("fitted_on", {}).get("sources", {})
+def learned_halves(record: dict) -> tuple[str, ...]:
+    """The digit sets a guard record's fit learned half of (`fit-guard --usps`, `--uci`), their
+    rates then measured on the other half."""
+    sources = record.get("fitted_on", {}).get("sources", {})
+    return tuple(name for name in HALVED if name in sources)
 
 
 def rates_markdown(record: dict) -> str:
     """The held-out rates of a guard record, one line per set of networks: for the README and
     the About panel."""
     lines, titles = [], dict(TITLES)
-    if learned_from_usps(record):
-        titles["usps"] = "the half of USPS's digits it did not learn from (its writers unknown)"
+    for name in learned_halves(record):
+        titles[name] = (
+            f"the half of {HALVED[name]}'s digits it did not learn from (its writers unknown)"
+        )
     for networks, chosen in record.get("networks", {}).items():
         if "rates" not in chosen:  # a record written without measuring (tests' guards)
             continue
@@ -359,3 +362,5 @@ TITLES = {
     "usps": "USPS digits",
     "uci": "UCI digits",
 }
+# The digit sets that name no writers, of which a fit may learn half (fit.HALVES), by name.
+HALVED = {"usps": "USPS", "uci": "UCI"}

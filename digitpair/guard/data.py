@@ -18,9 +18,9 @@ the same bytes rebuilt or read back, since every drawing comes from its own seed
 Writers are split by their `source` file (one writer or session), by a hash of its name
 (`writer_role`): fit (60 %), choose (20 %), report (20 %); the non-digit-like characters by a hash
 of the character (`character_role`): 80 % fit, 20 % that a fit may hold out (fit.HOLD_OUT:
-measured, never shown to the guard). USPS names no writers: its digits split by a hash of their
-index (`usps_role`), half that a fit may learn from (fit.USPS), half measured. Generated kinds by
-doodles.GROUPS.
+measured, never shown to the guard). USPS and UCI name no writers: their digits split by a hash of
+their index (`half_role`), half that a fit may learn from (fit.HALVES), half measured. Generated
+kinds by doodles.GROUPS.
 """
 
 from __future__ import annotations
@@ -94,11 +94,11 @@ def character_role(character: str) -> str:
     return "fit" if stable_hash(f"character:{character}") % 5 else "held out"
 
 
-def usps_role(index: int) -> str:
-    """fit (50 %) or report (50 %) for USPS's digit `index`, by a hash of it. USPS records no
-    writer, so a writer may have digits on both sides: a rate on the report half predicts other
-    digits of these writers, not other writers (`fit.USPS`)."""
-    return "fit" if stable_hash(f"usps:{index}") % 2 else "report"
+def half_role(name: str, index: int) -> str:
+    """fit (50 %) or report (50 %) for digit `index` of `name` (guard.HALVED), by a hash of it.
+    Neither set records its writers, so a writer may have digits on both sides: a rate on the
+    report half predicts other digits of these writers, not other writers (`fit.HALVES`)."""
+    return "fit" if stable_hash(f"{name}:{index}") % 2 else "report"
 
 
 def through_app(images) -> tuple[np.ndarray, np.ndarray]:

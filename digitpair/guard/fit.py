@@ -7,9 +7,10 @@ files.
    al., 2019), from the fitting writers and kinds only: MNIST's training digits (all but
    MNIST_CHOOSE, enlarged onto the paper and redrawn with the pad's pen), the fitting writers' pen
    digits (two brushes) and their letters and symbols (where HOLD_OUT, of the fitting characters
-   only), where USPS half of USPS's digits, and the fitting kinds of generated non-digit; each
-   source a fixed share of every epoch (`shares`), digits and non-digits half each; each drawing
-   turned, slanted and scaled a little, then bent by an elastic distortion (`jitter`).
+   only), half of USPS's or UCI's digits where HALVES names them, and the fitting kinds of
+   generated non-digit; each source a fixed share of every epoch (`shares`), digits and
+   non-digits half each; each drawing turned, slanted and scaled a little, then bent by an
+   elastic distortion (`jitter`).
 2. The limits are chosen for each set of networks on the choosing writers and kinds, which the
    network never saw (`choose`): for each score (guard.SCORES), `WEIGHTS` and share of the
    budget, "not a digit" where its odds flag at most that share of TARGET % of each budgeted
@@ -21,8 +22,9 @@ files.
    digits read right.
 3. The rates are measured on the reporting writers (pen digits and characters), the characters
    never fitted on (where HOLD_OUT), the reporting kinds of generated non-digit, MNIST's test
-   digits, USPS (where USPS, the half not fitted on) and UCI: drawings of writers and kinds
-   neither the fitting nor the choice saw, but for USPS's writers (`measure`).
+   digits, USPS and UCI (of a set in HALVES, the half not fitted on): drawings of writers and
+   kinds neither the fitting nor the choice saw, but for the writers of a set in HALVES
+   (`measure`).
 
 Everything runs on one thread from fixed seeds, in a fixed order: the same inputs give the same
 bytes (tests/test_guard.py fits twice on synthetic data and compares).
@@ -116,12 +118,16 @@ UNTAUGHT = ""
 # Fit on the near misses too (doodles.NEAR_MISSES: the fitting writers' digits mirrored or turned),
 # a share of their own (SHARES).
 NEAR_MISSES = False
-# Fit on half of USPS's digits too (data.usps_role; its rates then measured on the other half), at
-# SHARES_USPS, the digits still half of every epoch. Off: on two single readers it lowered the
-# choosing split's mean by 4.02 and 7.57 points, the held-out letters and symbols by 5.21 and 7.61,
-# and did not lower the share of UCI's digits flagged (benchmarks/README.md).
-USPS = False
-SHARES_USPS = {"mnist_train": 10, "mnist_train_pen": 5, "usps": 10}
+# Fit on half of these digit sets' digits too (guard.HALVED, data.half_role; their rates then
+# measured on the other half), each taking its share of every epoch from MNIST's (SHARES_HALVES),
+# the digits still half of it. USPS: on two single readers it lowered the choosing split's mean by
+# 4.02 and 7.57 points, the held-out letters and symbols by 5.21 and 7.61, and did not lower the
+# share of UCI's digits flagged (benchmarks/README.md).
+HALVES: tuple[str, ...] = ()
+SHARES_HALVES = {
+    "usps": {"mnist_train": -5, "mnist_train_pen": -5, "usps": 10},
+    "uci": {"mnist_train": -5, "uci": 5},
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,10 +197,10 @@ def training_set(
     hold_out: bool = HOLD_OUT,
     untaught: str = UNTAUGHT,
     near_misses: bool = NEAR_MISSES,
-    usps: bool = USPS,
+    halves: tuple[str, ...] = HALVES,
 ) -> dict[str, Labelled]:
     """{source of `shares`: its fitting drawings}; `hold_out`: leave the held-out characters out,
-    and the `untaught` ones; `near_misses`, `usps`: with them."""
+    and the `untaught` ones; `near_misses`: with them; `halves`: with the fitting half of each."""
     train = load("mnist_train")
     fit_mnist = ~mnist_split(len(train))
     pen_digits = [load(name) for name in ("pen_digits", "pen_digits_brushes")]
@@ -219,20 +225,24 @@ def training_set(
     if near_misses:
         near = [load(f"doodles_{k}") for k in doodles.GROUPS["near"]]
         sources["near_misses"] = cat([others_of(p, np.ones(len(p), bool)) for p in near])
-    if usps:
-        digits = load("usps")
-        sources["usps"] = digits_of(digits, usps_roles(digits) == "fit")
+    for name in halves:
+        digits = load(name)
+        sources[name] = digits_of(digits, half_roles(name, digits) == "fit")
     return sources
 
 
-def usps_roles(part: gd.Part) -> np.ndarray:
-    return np.array([gd.usps_role(i) for i in range(len(part))])
+def half_roles(name: str, part: gd.Part) -> np.ndarray:
+    return np.array([gd.half_role(name, i) for i in range(len(part))])
 
 
 def shares(sources: dict[str, Labelled]) -> dict[str, float]:
-    """Each source's share of every epoch, in %: SHARES, with USPS's where it is fitted on
-    (SHARES_USPS); a source neither names gets 1."""
-    given = {**SHARES, **(SHARES_USPS if "usps" in sources else {})}
+    """Each source's share of every epoch, in %: SHARES, moved by SHARES_HALVES for each halved
+    set fitted on; a source neither names gets 1."""
+    given = dict(SHARES)
+    for name in guard.HALVED:
+        if name in sources:
+            for source, change in SHARES_HALVES[name].items():
+                given[source] = given.get(source, 0) + change
     return {name: given.get(name, 1) for name in sources}
 
 
@@ -589,10 +599,10 @@ def read_logits(logits: torch.Tensor) -> tuple[np.ndarray, dict]:
 
 
 def held_out(
-    load: Callable[[str], gd.Part], hold_out: bool = HOLD_OUT, usps: bool = USPS
+    load: Callable[[str], gd.Part], hold_out: bool = HOLD_OUT, halves: tuple[str, ...] = HALVES
 ) -> dict[str, dict[str, tuple[gd.Part, np.ndarray]]]:
     """{"choose" | "report": {set name: (part, which of its drawings)}}: the digit sets first
-    (guard.DIGIT_SETS; with `usps`, USPS's report half), then the non-digits (pen characters,
+    (guard.DIGIT_SETS; of those in `halves`, the report half), then the non-digits (pen characters,
     with `hold_out` the characters never fitted on apart, then each kind of doodle)."""
     pen_digits, characters, train = load("pen_digits"), load("pen_characters"), load("mnist_train")
     writer, char_writer, chosen = roles(pen_digits), roles(characters), mnist_split(len(train))
@@ -605,7 +615,7 @@ def held_out(
         return {k: (p, every(p)) for k in doodles.GROUPS[group] for p in [load(f"doodles_{k}")]}
 
     measured = {
-        name: (p, usps_roles(p) == "report" if usps and name == "usps" else every(p))
+        name: (p, half_roles(name, p) == "report" if name in halves else every(p))
         for name, part in (
             ("mnist", "mnist_test"),
             ("mnist_pen", "mnist_test_pen"),
@@ -709,12 +719,12 @@ def measure(
     limits: dict[str, Limits] | None = None,
     log: Callable[[str], None] = lambda line: None,
     hold_out: bool = HOLD_OUT,
-    usps: bool = USPS,
+    halves: tuple[str, ...] = HALVES,
 ) -> dict:
     """Per set of networks: its networks' fingerprints, the limits chosen on the choosing split
-    (or given: `limits`, {set: Limits}) and the rates on both splits (`hold_out`, `usps`: as
+    (or given: `limits`, {set: Limits}) and the rates on both splits (`hold_out`, `halves`: as
     fitted, `splits_of`)."""
-    splits = held_out(load, hold_out, usps)
+    splits = held_out(load, hold_out, halves)
     fields = fields_of(splits)
     read = {key: guard_read(net, f) for key, f in fields.items()}
     out = {}
@@ -731,12 +741,12 @@ def measure(
     return out
 
 
-def splits_of(record: dict) -> dict[str, bool]:
+def splits_of(record: dict) -> dict:
     """How a fit's record (guard.json) says its drawings were split: `held_out`'s and `measure`'s
-    `hold_out` and `usps`, to measure it again as it was measured."""
+    `hold_out` and `halves`, to measure it again as it was measured."""
     return {
         "hold_out": bool(record["fitted_on"]["characters_held_out"]),
-        "usps": guard.learned_from_usps(record),
+        "halves": guard.learned_halves(record),
     }
 
 
@@ -780,7 +790,7 @@ def fit(
     hold_out: bool = HOLD_OUT,
     untaught: str = UNTAUGHT,
     near_misses: bool = NEAR_MISSES,
-    usps: bool = USPS,
+    halves: tuple[str, ...] = HALVES,
     recipe: Recipe = Recipe(),
     commit: str = UNKNOWN,
 ) -> list[Path]:
@@ -788,14 +798,15 @@ def fit(
     measures, and writes `weights/guard/` (or `out`: a folder to compare, the served guard left
     as it is); `mnist` a data.MNIST (None: found as data.MNIST finds it); `hold_out`: keep a
     fifth of the characters out of fitting, to measure them; `untaught`: characters not taught
-    as "not a digit" (still measured); `near_misses`, `usps`: fit on them too; `commit`: the
+    as "not a digit" (still measured); `near_misses`: fit on them too; `halves`: fit on half of
+    each of these digit sets (guard.HALVED) and measure the other half; `commit`: the
     code's, as the record names it (`fit-guard` passes lab.provenance.git_commit's). Returns the
     files written."""
 
     def load(name):
         return gd.load(name, mnist)
 
-    sources = training_set(load, hold_out, untaught, near_misses, usps)
+    sources = training_set(load, hold_out, untaught, near_misses, halves)
     log("fitting on " + ", ".join(f"{name} {len(s.y)}" for name, s in sources.items()))
     net = train_guard(sources, members, seed, epochs, log=log, recipe=recipe)
     characters = load("pen_characters")
@@ -813,11 +824,10 @@ def fit(
         },
         "writers": "pen writers (source files) by a hash of the name: 60 % fit, "
         "20 % choose, 20 % report",
-        **(
-            {"usps": "USPS digits by a hash of their index: half fit, half measured"}
-            if usps
-            else {}
-        ),
+        **{
+            name: f"{guard.TITLES[name]} by a hash of their index: half fit, half measured"
+            for name in halves
+        },
         "mnist": f"MNIST training digits, {gd.MNIST_CHOOSE} of them kept to choose; "
         "MNIST test digits are measured only",
         "budget": {"target": TARGET, "sets": list(BUDGETED)},
@@ -835,7 +845,7 @@ def fit(
         "commit": commit,
         "seed": seed,
         "epochs": epochs,
-        "networks": measure(net, weights, load, log=log, hold_out=hold_out, usps=usps),
+        "networks": measure(net, weights, load, log=log, hold_out=hold_out, halves=halves),
         "fitted_on": fitted_on,
     }
     return write(Path(weights) / guard.FOLDER if out is None else out, net, record)

@@ -715,9 +715,15 @@ def fit_guard_command(
     usps: Optional[bool] = typer.Option(
         None,
         "--usps/--no-usps",
-        show_default="guard.fit.USPS",
+        show_default="guard.fit.HALVES",
         help="Fit on half of USPS's digits too (by a hash of each one's index); USPS's rates are "
         "then measured on the other half.",
+    ),
+    uci: Optional[bool] = typer.Option(
+        None,
+        "--uci/--no-uci",
+        show_default="guard.fit.HALVES",
+        help="Fit on half of UCI's digits too, as --usps does USPS's.",
     ),
     out: Optional[Path] = typer.Option(
         None,
@@ -731,7 +737,7 @@ def fit_guard_command(
     from ..core.weights import WeightsError
     from ..core.writers import WritersError
     from ..guard.data import DIGIT_LIKE
-    from ..guard.fit import EPOCHS, HOLD_OUT, MEMBERS, NEAR_MISSES, UNTAUGHT, USPS, Recipe, fit
+    from ..guard.fit import EPOCHS, HALVES, HOLD_OUT, MEMBERS, NEAR_MISSES, UNTAUGHT, Recipe, fit
     from .provenance import git_commit
 
     given = {
@@ -748,6 +754,8 @@ def fit_guard_command(
             f"--untaught {untaught!r}: name letters and symbols the guard measures, not digits "
             f"or characters left out as drawn like digits ({''.join(sorted(DIGIT_LIKE))})"
         )
+    told = {"usps": usps, "uci": uci}
+    halves = tuple(name for name in told if (name in HALVES if told[name] is None else told[name]))
     mnist = load_data(data_dir)
     try:
         files = fit(
@@ -761,7 +769,7 @@ def fit_guard_command(
             hold_out=HOLD_OUT if hold_out is None else hold_out,
             untaught=UNTAUGHT if untaught is None else untaught,
             near_misses=NEAR_MISSES if near_misses is None else near_misses,
-            usps=USPS if usps is None else usps,
+            halves=halves,
             recipe=recipe,
             commit=git_commit(),
         )
