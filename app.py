@@ -198,11 +198,12 @@ with gr.Blocks(
         api_visibility="private",
     )
     # .input: the person drew (an example or Clear setting the pads is not a drawing: page.js).
+    drawn = {**answer, "js": browser.sending_drawn(answer["inputs"].index(generation))}
     for box in (first, second):
         landed(
             box.input(
                 None, js=browser.SETTLE, trigger_mode="always_last", api_visibility="private"
-            ).success(**answer)
+            ).success(**drawn)
         )
     # Another set answers for the drawings already in the boxes: nothing is redrawn.
     landed(choice.input(**answer))

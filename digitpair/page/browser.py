@@ -14,10 +14,18 @@ PAINT_MS = 5000
 PAINTED = f"() => window.digitpair.painted({PAINT_MS})"
 
 
-# A drawing's answer asked for (the request's inputs pass through), and landed or failed: page.js
-# counts the answers on their way, for Clear and the examples to wait for.
+# An answer asked for (the request's inputs pass through), and landed or failed: page.js counts
+# the answers on their way, for Clear and the examples to wait for.
 SENDING = "(...inputs) => window.digitpair.sending(inputs)"
 LANDED = "() => window.digitpair.landed()"
+
+
+def sending_drawn(generation: int) -> str:
+    """SENDING for an answer to a drawing, whose input at index `generation` is the generation the
+    pads were read in: -1 once Clear or an example has set the pads since (page.js)."""
+    return f"(...inputs) => window.digitpair.sending(inputs, {generation})"
+
+
 # The longest Clear or an example waits for the answers on their way before it sets the pads.
 LANDING_MS = 5000
 

@@ -56,9 +56,15 @@
     // come back, and on a loaded machine that reply can come after a later Clear's whole answer:
     // the drawing's answer would then land on the cleared page. So Clear and the examples wait for
     // the answers on their way before they set the pads (`setPads`).
+    //
+    // A drawing's answer is asked for some time after its stroke passed `settle`: gradio reads the
+    // pads first, which takes a while. A Clear or an example that begins meanwhile finds nothing on
+    // its way yet. So a drawing's answer asked for once the page has set the pads goes as read in
+    // generation -1 (the input at index `generation`), which the server answers with no change.
     page.onTheWay = 0;
-    page.sending = (inputs) => {
+    page.sending = (inputs, generation) => {
         page.onTheWay += 1;
+        if (generation !== undefined && page.quiet) inputs[generation] = -1;
         return inputs;
     };
     page.landed = () => {
