@@ -8,9 +8,12 @@ the record. Every figure is validation: the pen writers and the kinds of drawing
 ones the guard was neither fitted nor chosen on, MNIST's test digits are only measured, USPS and
 UCI never seen.
 
-    python benchmarks/guard.py [--weights weights] [--readme]
+    python benchmarks/guard.py [--weights weights] [--guard FOLDER [--uci-half]] [--readme]
 
---readme rewrites the README's block between the guard markers from the record.
+--readme rewrites the README's block between the guard markers from the record. --guard measures a
+fit's folder (`fit-guard --out`) instead of the served guard; --uci-half measures UCI only on the
+half a `fit-guard --uci` fit is measured on, to set a guard that did not learn from UCI beside one
+that did.
 """
 
 from __future__ import annotations
@@ -66,17 +69,24 @@ def main() -> None:
     p.add_argument(
         "--readme", action="store_true", help="rewrite the README's guard block from the record"
     )
+    p.add_argument("--guard", type=Path, help="a fit's folder [default: WEIGHTS/guard]")
+    p.add_argument(
+        "--uci-half", action="store_true", help="measure UCI on the half a --uci fit is measured on"
+    )
     args = p.parse_args()
+    if args.readme and (args.guard or args.uci_half):
+        p.error("--readme writes the served guard's rates as recorded: no --guard, no --uci-half")
     torch.set_num_threads(1)
 
-    fitted = guard.load(args.weights / guard.FOLDER)
+    fitted = guard.load(args.guard or args.weights / guard.FOLDER)
     limits = {
         networks: Limits(**chosen["limits"])
         for networks, chosen in fitted.record["networks"].items()
     }
-    measured = guard_fit.measure(
-        fitted.net, args.weights, guard_data.load, limits, **guard_fit.splits_of(fitted.record)
-    )
+    splits = guard_fit.splits_of(fitted.record)
+    if args.uci_half:
+        splits["halves"] = tuple(sorted({*splits["halves"], "uci"}, key=list(guard.HALVED).index))
+    measured = guard_fit.measure(fitted.net, args.weights, guard_data.load, limits, **splits)
     for networks, m in measured.items():
         recorded = fitted.record["networks"][networks]
         print(f"{networks} networks, limits {json.dumps(recorded['limits'])}")
