@@ -84,8 +84,8 @@ def main() -> None:
         for networks, chosen in fitted.record["networks"].items()
     }
     splits = guard_fit.splits_of(fitted.record)
-    if args.uci_half:
-        splits["halves"] = tuple(sorted({*splits["halves"], "uci"}, key=list(guard.HALVED).index))
+    if args.uci_half and "uci" not in splits["halves"]:
+        splits["halves"] += ("uci",)
     measured = guard_fit.measure(fitted.net, args.weights, guard_data.load, limits, **splits)
     for networks, m in measured.items():
         recorded = fitted.record["networks"][networks]

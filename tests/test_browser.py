@@ -336,7 +336,7 @@ def test_drawing_clearing_and_an_example(served_app, tmp_path):
         page.wait_for_timeout(1000)  # nothing else is asked for later
         # Besides the example's one request, only a drawing's request read before the Clear may
         # arrive late, on a loaded machine; the server answers it with no change (app.PAGE).
-        fns = [getattr(f.fn, "func", f.fn) for f in map(served_app[0].demo.fns.get, asked)]
+        fns = [event_fn(served_app[0], index) for index in asked]
         assert fns.count(served_app[0].show_example) == 1, fns
         assert set(fns) <= {served_app[0].show_example, served_app[0].show}, fns
         expect_marked(page, expect)
@@ -407,17 +407,27 @@ def test_quick_hands_digit_after_digit_and_clear_at_once(served_app):
             expect(page.locator("#cards .card")).to_have_count(0)
 
 
+def event_fn(app, index):
+    """The function the app's event `index` runs (a functools.partial unwrapped)."""
+    event = app.demo.fns[index]
+    return getattr(event.fn, "func", event.fn)
+
+
+def asks_for(route, app, fn) -> bool:
+    """Whether a request to join the queue asks for the app's event that runs `fn`."""
+    index = (route.request.post_data_json or {}).get("fn_index")
+    return index in app.demo.fns and event_fn(app, index) is fn
+
+
 def held_answers(app, page, first_only: bool = False) -> list:
     """Hold up the replies to the page's requests for a drawing's answer, as a loaded machine does
     (gradio's client holds an answer until the reply to its request to join the queue has come):
     the server answers, the browser does not hear it. Returns the list the held (route, reply)
     pairs are added to, to be fulfilled by the test; `first_only`: hold only the first."""
-    shows = {i for i, f in app.demo.fns.items() if getattr(f.fn, "func", f.fn) is app.show}
     held = []
 
     def hold(route):
-        asked = (route.request.post_data_json or {}).get("fn_index") in shows
-        if asked and not (first_only and held):
+        if asks_for(route, app, app.show) and not (first_only and held):
             held.append((route, route.fetch()))
         else:
             route.continue_()
@@ -508,11 +518,10 @@ def test_a_drawing_read_as_a_clear_begins_never_lands_after_it(served_app):
         answered(page)
         page.evaluate(ASKED_AFTER_CLEAR_BEGINS)
         held = held_answers(app, page)
-        clears = {i for i, f in app.demo.fns.items() if f.fn is app.cleared}
         clearing = []
 
         def after_the_answer(route):  # the Clear's request goes once the answer's has
-            if (route.request.post_data_json or {}).get("fn_index") in clears:
+            if asks_for(route, app, app.cleared):
                 clearing.append(route)
             else:
                 route.fallback()
