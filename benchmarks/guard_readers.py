@@ -8,9 +8,11 @@ is a guard of its own: its limits chosen on the choosing writers and kinds and i
 on the held-out ones, as `digitpair-train fit-guard` does (`fit.limits_and_rates`). Then the
 readers, ranked by the choosing split alone (its mean of "not a digit" over characters and kinds,
 `fit.chosen_mean`, what `fit.choose` ranks limits by), are pooled best first, 1 to --pool of them;
-and each fit as fitted, which must give its record's rates again. Every rate is validation.
+with --groups M, the guards `fit-guard --members M --seed m` would fit (readers of seeds M * m to
+M * m + M - 1) wherever the fits hold all of their readers; and each fit as fitted, which must give
+its record's rates again. Every rate is validation.
 
-    python benchmarks/guard_readers.py FOLDER [FOLDER ...] [--weights weights] [--pool 3]
+    python benchmarks/guard_readers.py FOLDER [FOLDER ...] [--pool 3] [--groups 2]
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def main() -> None:
     p.add_argument("--weights", type=Path, default=ROOT / "weights")
     p.add_argument("--networks", default="ours")
     p.add_argument("--pool", type=int, default=3, help="pool the best 1 ... POOL readers")
+    p.add_argument("--groups", type=int, help="pool as fit-guard --members GROUPS fits")
     args = p.parse_args()
     torch.set_num_threads(1)
 
@@ -53,14 +56,17 @@ def main() -> None:
 
     logits = {}  # {reader's name: {set key: (1, n, 11) logits}}
     names = {}  # {fit's folder: its readers' names}
+    seeds = {}  # {reader's seed: its name}
     for folder, fitted in zip(args.folders, fits):
         arch = fitted.record["architecture"]
         for k, reader in enumerate(fitted.net.readers):
             alone = guard.GuardNet(1, tuple(arch["channels"]), arch["hidden"])
             alone.readers[0] = reader
-            name = f"{folder}, reader {k} (seed {fitted.record['seed'] * arch['members'] + k})"
+            seed = fitted.record["seed"] * arch["members"] + k
+            name = f"{folder}, reader {k} (seed {seed})"
             logits[name] = {key: guard_fit.guard_logits(alone, f) for key, f in fields.items()}
             names.setdefault(folder, []).append(name)
+            seeds[seed] = name
 
     def pooled(readers: list[str]) -> dict:
         read = {
@@ -79,6 +85,11 @@ def main() -> None:
     ranked = sorted(alone, key=lambda n: -guard_fit.chosen_mean(alone[n]["choice"]))
     for n in range(2, args.pool + 1):
         print(row(f"the best {n} by the choosing split", pooled(ranked[:n])), flush=True)
+    for m in range(max(seeds) // args.groups + 1 if args.groups else 0):
+        group = range(args.groups * m, args.groups * (m + 1))
+        if all(seed in seeds for seed in group):
+            label = f"--members {args.groups} --seed {m} (readers of seeds {group[0]}-{group[-1]})"
+            print(row(label, pooled([seeds[seed] for seed in group])), flush=True)
     for folder, fitted in zip(args.folders, fits):
         chosen = pooled(names[folder])
         recorded = fitted.record["networks"][args.networks]

@@ -1,6 +1,7 @@
 """The app: its computation on small models saved in tmp, then the real server through
 gradio_client."""
 
+import copy
 import dataclasses
 import json
 import os
@@ -868,6 +869,26 @@ def test_the_committed_guard_is_for_the_committed_weights_and_the_readme_cites_i
     readme = (ROOT / "README.md").read_text()
     assert f"{GUARD_BEGIN}\n{guard.rates_markdown(record)}\n{GUARD_END}" in readme
     assert guard.rates_markdown(record) in about.about_markdown(served_sets)
+
+
+def test_the_page_serves_in_channels_last_and_says_what_the_trained_layout_says(served_sets, mnist):
+    """`served.serving_layout` (speed: benchmarks/serving_layout.py) changes no word of answers."""
+    two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
+    pairs = [(two, seven), (seven, two), (two, NON_DIGITS["dot"](mnist))]
+    for networks, loaded in served_sets.items():
+        nets = [*loaded.models.values(), loaded.judge.guard.net]
+        convs = [m for net in nets for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+        trained = copy.deepcopy(loaded)
+        for net in [*trained.models.values(), trained.judge.guard.net]:
+            net.to(memory_format=torch.contiguous_format)
+        for first, second in pairs:
+            a, b = (compare(s, first, second).to_json() for s in (loaded, trained))
+            for name, model in a["models"].items():
+                assert model["p_leq"] == pytest.approx(b["models"][name]["p_leq"], abs=1e-5)
+                assert model["first_is_leq"] == b["models"][name]["first_is_leq"], networks
+            judged = [[d["judgement"] for d in r["drawings"].values()] for r in (a, b)]
+            assert judged[0] == judged[1], networks
 
 
 GUARD_BEGIN = "<!-- guard:begin (python benchmarks/guard.py --readme) -->"
