@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from digitpair.core.config import Metrics, RunConfig
 from digitpair.core.models import VARIANTS
+from digitpair.guard import fit as guard_fit
 from digitpair.lab.cli import app
 from digitpair.lab.study import Study, grid
 
@@ -111,15 +112,15 @@ def fit_asked(monkeypatch) -> dict:
 @pytest.mark.parametrize(
     "flag, switches",
     [
-        ([], {"hold_out": True, "halves": ()}),
-        (["--every-character"], {"hold_out": False, "halves": ()}),
-        (["--hold-out-characters"], {"hold_out": True, "halves": ()}),
-        (["--usps"], {"hold_out": True, "halves": ("usps",)}),
-        (["--uci"], {"hold_out": True, "halves": ("uci",)}),
+        ([], {"hold_out": True, "halves": guard_fit.HALVES}),
+        (["--every-character"], {"hold_out": False, "halves": guard_fit.HALVES}),
+        (["--hold-out-characters", "--no-uci"], {"hold_out": True, "halves": ()}),
+        (["--usps", "--no-uci"], {"hold_out": True, "halves": ("usps",)}),
+        (["--uci", "--no-usps"], {"hold_out": True, "halves": ("uci",)}),
         (["--uci", "--usps"], {"hold_out": True, "halves": ("usps", "uci")}),
     ],
 )
-def test_fit_guard_holds_characters_out_and_fits_on_usps_or_uci_only_when_told(
+def test_fit_guard_holds_characters_out_and_fits_on_usps_or_uci_as_told_else_as_fit_halves(
     flag, switches, fit_asked, tmp_path
 ):
     result = CliRunner().invoke(app, ["fit-guard", "--weights", str(tmp_path), *flag])
