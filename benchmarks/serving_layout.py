@@ -26,8 +26,7 @@ def contiguous(sets: dict) -> dict:
     """A copy of the served sets with every network and guard back in the contiguous layout."""
     sets = copy.deepcopy(sets)
     for loaded in sets.values():
-        nets = [*loaded.models.values(), *([loaded.judge.guard.net] if loaded.judge else [])]
-        for net in nets:
+        for net in loaded.nets:
             net.to(memory_format=torch.contiguous_format)
     return sets
 

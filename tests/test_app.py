@@ -876,11 +876,10 @@ def test_the_page_serves_in_channels_last_and_says_what_the_trained_layout_says(
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
     pairs = [(two, seven), (seven, two), (two, NON_DIGITS["dot"](mnist))]
     for networks, loaded in served_sets.items():
-        nets = [*loaded.models.values(), loaded.judge.guard.net]
-        convs = [m for net in nets for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+        convs = [m for net in loaded.nets for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
         assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
         trained = copy.deepcopy(loaded)
-        for net in [*trained.models.values(), trained.judge.guard.net]:
+        for net in trained.nets:
             net.to(memory_format=torch.contiguous_format)
         for first, second in pairs:
             a, b = (compare(s, first, second).to_json() for s in (loaded, trained))

@@ -39,6 +39,11 @@ class NetworkSet:
     not_judged: str | None = "no guard loaded"  # why drawings are not judged; None where judged
     configs: dict[str, VariantConfig] = field(default_factory=dict)  # {variant: its config.json}
 
+    @property
+    def nets(self) -> list[torch.nn.Module]:
+        """Every network it serves: the variants', then the guard's where it has one."""
+        return [*self.models.values(), *([self.judge.guard.net] if self.judge else [])]
+
 
 class ChoiceError(ValueError):
     """`/compare` was asked for a set of networks the page does not have."""
@@ -72,9 +77,10 @@ def load_set(
         log.warning(
             "digitpair: drawings are not judged for the %s networks: %s", networks, not_judged
         )
-    for net in [*models.values(), *([judge.guard.net] if judge else [])]:
+    loaded = NetworkSet(dict(models), missing, source, networks, judge, not_judged, configs)
+    for net in loaded.nets:
         serving_layout(net)
-    return NetworkSet(dict(models), missing, source, networks, judge, not_judged, configs)
+    return loaded
 
 
 def serving_layout(net: torch.nn.Module) -> torch.nn.Module:
