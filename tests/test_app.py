@@ -871,18 +871,18 @@ def test_the_committed_guard_is_for_the_committed_weights_and_the_readme_cites_i
     assert guard.rates_markdown(record) in about.about_markdown(served_sets)
 
 
-def test_the_page_serves_in_channels_last_and_says_what_the_trained_layout_says(served_sets, mnist):
+def test_the_page_serves_in_channels_last_and_says_what_the_loaded_layout_says(served_sets, mnist):
     """`served.serving_layout` (speed: benchmarks/serving_layout.py) changes no word of answers."""
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
     pairs = [(two, seven), (seven, two), (two, NON_DIGITS["dot"](mnist))]
     for networks, loaded in served_sets.items():
         convs = [m for net in loaded.nets for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
         assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
-        trained = copy.deepcopy(loaded)
-        for net in trained.nets:
+        as_loaded = copy.deepcopy(loaded)  # contiguous, as the weights are saved
+        for net in as_loaded.nets:
             net.to(memory_format=torch.contiguous_format)
         for first, second in pairs:
-            a, b = (compare(s, first, second).to_json() for s in (loaded, trained))
+            a, b = (compare(s, first, second).to_json() for s in (loaded, as_loaded))
             for name, model in a["models"].items():
                 assert model["p_leq"] == pytest.approx(b["models"][name]["p_leq"], abs=1e-5)
                 assert model["first_is_leq"] == b["models"][name]["first_is_leq"], networks

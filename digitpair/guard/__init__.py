@@ -139,8 +139,8 @@ class Reader(nn.Module):
 
 class GuardNet(nn.Module):
     """`members` Readers trained alike from different seeds, their probabilities averaged: about
-    2.5 ms a drawing for two readers on one CPU thread at CHANNELS and HIDDEN, served in
-    channels-last (page.served.serving_layout)."""
+    2 ms a drawing (two at a time) for two readers on one CPU thread at CHANNELS and HIDDEN,
+    served in channels-last (page.served.serving_layout)."""
 
     def __init__(
         self, members: int = 2, channels: tuple[int, int, int] = CHANNELS, hidden: int = HIDDEN
