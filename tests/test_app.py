@@ -1,7 +1,6 @@
 """The app: its computation on small models saved in tmp, then the real server through
 gradio_client."""
 
-import copy
 import dataclasses
 import json
 import os
@@ -26,6 +25,7 @@ from gradio_client.exceptions import AppError
 from digitpair import VARIANTS, WeightsError, build_model, guard
 from digitpair.core.checkout import ROOT
 from digitpair.core.drawing import MAX_SIDE, BlankDrawing, DrawingError, preprocess
+from digitpair.core.models import Ensemble, StackedEnsemble
 from digitpair.core.weights import NETWORKS, save_variant
 from digitpair.guard import Drawing, Judgement, Limits
 from digitpair.page import about, served
@@ -871,23 +871,40 @@ def test_the_committed_guard_is_for_the_committed_weights_and_the_readme_cites_i
     assert guard.rates_markdown(record) in about.about_markdown(served_sets)
 
 
-def test_the_page_serves_in_channels_last_and_says_what_the_loaded_layout_says(served_sets, mnist):
-    """`served.serving_layout` (speed: benchmarks/serving_layout.py) changes no word of answers."""
+def flat(digits: dict | list | None) -> list[float]:
+    """A `/compare` answer's digits ({box: [[digit, p], ...]} or [[digit, p], ...]) as one list."""
+    rows = [*digits.values()] if isinstance(digits, dict) else [digits or []]
+    return [float(x) for row in rows for pair in row for x in pair]
+
+
+def test_the_page_serves_stacked_in_channels_last_and_says_what_the_loaded_networks_say(
+    served_sets, mnist
+):
+    """`served.serving` (speed: benchmarks/serving.py) changes no word of answers."""
     two, seven = drawing(first_of(mnist, 2)), drawing(first_of(mnist, 7))
     pairs = [(two, seven), (seven, two), (two, NON_DIGITS["dot"](mnist))]
-    for networks, loaded in served_sets.items():
-        convs = [m for net in loaded.nets for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    for networks, answering in served_sets.items():
+        layers = [m for net in answering.nets for m in net.modules()]
+        convs = [m for m in layers if isinstance(m, torch.nn.Conv2d)]
         assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
-        as_loaded = copy.deepcopy(loaded)  # contiguous, as the weights are saved
-        for net in as_loaded.nets:
-            net.to(memory_format=torch.contiguous_format)
+        assert isinstance(answering.judge.guard.net, guard.StackedReaders)
+        as_loaded = load_set(networks=networks)  # one by one, contiguous, as the weights are saved
+        for name, model in answering.models.items():
+            stacked = isinstance(model, StackedEnsemble)
+            assert stacked == isinstance(as_loaded.models[name], Ensemble), (networks, name)
         for first, second in pairs:
-            a, b = (compare(s, first, second).to_json() for s in (loaded, as_loaded))
+            a, b = (compare(s, first, second).to_json() for s in (answering, as_loaded))
             for name, model in a["models"].items():
                 assert model["p_leq"] == pytest.approx(b["models"][name]["p_leq"], abs=1e-5)
                 assert model["first_is_leq"] == b["models"][name]["first_is_leq"], networks
-            judged = [[d["judgement"] for d in r["drawings"].values()] for r in (a, b)]
-            assert judged[0] == judged[1], networks
+                assert flat(model["digits"]) == pytest.approx(
+                    flat(b["models"][name]["digits"]), abs=1e-5
+                )
+            for box, said in a["drawings"].items():
+                assert said["judgement"] == b["drawings"][box]["judgement"], networks
+                assert flat(said["digits"]) == pytest.approx(
+                    flat(b["drawings"][box]["digits"]), abs=1e-5
+                )
 
 
 GUARD_BEGIN = "<!-- guard:begin (python benchmarks/guard.py --readme) -->"

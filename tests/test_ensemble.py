@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from digitpair.core.config import RunConfig
-from digitpair.core.models import VARIANTS, Ensemble, build_model
+from digitpair.core.models import VARIANTS, Ensemble, StackedEnsemble, build_model, count_members
+from digitpair.core.stacking import stack
 from digitpair.core.weights import WeightsError, load_variant, save_variant
 from digitpair.lab.provenance import now, provenance
 from digitpair.lab.training import train_run
@@ -51,6 +52,45 @@ def test_predict_is_the_mean_of_the_members(name):
     torch.testing.assert_close(out.pair_logits.softmax(1)[:, 1], ours.p_leq, atol=1e-6, rtol=1e-5)
     with pytest.raises(ValueError, match="shape"):
         model.predict(torch.zeros(2, 1, 14, 14))  # checked as one network's input
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("encoder", ["pooled", "padded", "strided"])
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_stacked_members_answer_as_the_ensemble_does(name, encoder, layout):
+    members = []
+    for i in range(3):
+        torch.manual_seed(200 + i)
+        m = build_model(name, encoder)
+        m.set_normalization(pairs(i))
+        for bn in (b for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d)):
+            bn.running_mean.normal_()  # statistics of their own: each member's must reach it
+            bn.running_var.uniform_(0.5, 2)
+        members.append(m)
+    model = Ensemble(members).eval()
+    stacked = StackedEnsemble(model).to(memory_format=layout)
+    x = pairs(7)
+    ours, theirs = stacked.predict(x), model.predict(x)
+    torch.testing.assert_close(ours.p_leq, theirs.p_leq, atol=1e-6, rtol=1e-5)
+    if VARIANTS[name].digit_loss:
+        torch.testing.assert_close(ours.digit_probs, theirs.digit_probs, atol=1e-6, rtol=1e-5)
+    else:
+        assert ours.digit_probs is None
+    assert count_members(stacked) == count_members(model) == 3
+    assert not any(m.training for m in stacked.modules())  # it only answers
+    assert stacked.head_name == model.head_name and stacked.encoder_name == encoder
+    with pytest.raises(ValueError, match="shape"):
+        stacked.predict(torch.zeros(2, 1, 14, 14))  # checked as the ensemble's input
+
+
+def test_only_networks_of_one_shape_and_known_layers_stack():
+    narrow, wide = build_model("simple_cnn", "pooled"), build_model("simple_cnn", "padded")
+    with pytest.raises(ValueError, match="one shape"):
+        stack([list(narrow.encoder.features), list(wide.encoder.features)])
+    with pytest.raises(ValueError, match="one shape"):
+        stack([list(narrow.encoder.features), list(narrow.encoder.features)[:-1]])
+    with pytest.raises(TypeError, match="GELU"):
+        stack([[torch.nn.GELU()], [torch.nn.GELU()]])
 
 
 @pytest.mark.parametrize("name", ["shared_aux", "unshared"])

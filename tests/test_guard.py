@@ -96,6 +96,17 @@ def test_a_guard_of_another_width_is_written_and_loaded_at_its_width(tmp_path):
     assert torch.equal(loaded.logits(held.x), net.logits(held.x))
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_stacked_readers_read_as_the_readers_do(layout):
+    torch.manual_seed(0)
+    net = guard.GuardNet(members=3, channels=(4, 8, 8), hidden=16)
+    stacked = guard.StackedReaders(net).to(memory_format=layout)
+    x = blobs(50, 1).x
+    torch.testing.assert_close(stacked.logits(x), net.logits(x), atol=1e-5, rtol=1e-5)
+    assert stacked.logits(x).shape == (3, len(x), guard.OTHER + 1)
+    assert not any(m.training for m in stacked.modules())
+
+
 def sets_scored(separating: str, n: int = 20_000) -> tuple[dict, dict]:
     """Judged digit and non-digit sets whose answer is known: by every score but `separating`
     non-digits are digits' twins (N(0, 1) both); by `separating` they lie 4 above (N(4, 1))."""

@@ -1,11 +1,13 @@
 """The networks the page serves: two sets of the five variants (core.weights.NETWORKS), ours,
 whose pair networks compare with the order head, and the 2020 report's, whose pair networks
 compare with its fully connected head. Both are loaded once, at start-up (`load_sets`), each with
-the guard fitted for it and what its weights record about themselves (their config.json); a
-request names one (`choose`)."""
+the guard fitted for it and what its weights record about themselves (their config.json), and put
+in the form the page answers with (`serving`); a request names one (`choose`)."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -14,7 +16,7 @@ import torch
 
 from .. import guard
 from ..core.checkout import ROOT
-from ..core.models import VARIANTS, PairNet
+from ..core.models import VARIANTS, Ensemble, PairNet, StackedEnsemble
 from ..core.weights import NETWORKS, VariantConfig, WeightsError
 from ..guard.pretrained import load_pretrained
 
@@ -31,7 +33,7 @@ class NetworkSet:
     """One set of networks as served: the variants that loaded, the ones that did not and why,
     the guard that judges drawings for them, and each loaded variant's config.json."""
 
-    models: dict[str, PairNet]  # the variants that loaded, registry order
+    models: dict[str, PairNet | Ensemble | StackedEnsemble]  # those that loaded, registry order
     missing: dict[str, str]  # {variant: why it did not load}
     source: str  # the folder or Hub repo id it was loaded from
     networks: str = DEFAULT_NETWORKS  # which set: a key of weights.NETWORKS
@@ -77,24 +79,33 @@ def load_set(
         log.warning(
             "digitpair: drawings are not judged for the %s networks: %s", networks, not_judged
         )
-    loaded = NetworkSet(dict(models), missing, source, networks, judge, not_judged, configs)
-    for net in loaded.nets:
-        serving_layout(net)
-    return loaded
+    return NetworkSet(dict(models), missing, source, networks, judge, not_judged, configs)
 
 
-def serving_layout(net: torch.nn.Module) -> torch.nn.Module:
-    """`net` with its weights in channels-last, in place: oneDNN's convolutions and max-pooling
-    then answer a request about a sixth faster on CPU (`python benchmarks/serving_layout.py`), as
-    they train the networks faster (lab/training.py). Weights load contiguous, as saved; the
+def serving(loaded: NetworkSet) -> NetworkSet:
+    """A set as the page answers with it, the loaded one left as it is: each ensemble's members
+    stacked into one network (models.StackedEnsemble), the guard's readers too
+    (guard.StackedReaders), and every weight in channels-last, in which oneDNN's convolutions
+    and max-pooling run faster on a CPU, as they train the networks faster (lab/training.py).
+    A request then takes about half the time (`python benchmarks/serving.py`); the
     answers move in float32's last bits only."""
-    return net.to(memory_format=torch.channels_last)
+
+    def served(net: torch.nn.Module) -> torch.nn.Module:
+        stacked = StackedEnsemble(net) if isinstance(net, Ensemble) else copy.deepcopy(net)
+        return stacked.to(memory_format=torch.channels_last)
+
+    judge = loaded.judge
+    if judge is not None:
+        net = served(guard.StackedReaders(judge.guard.net))
+        judge = dataclasses.replace(judge, guard=dataclasses.replace(judge.guard, net=net))
+    models = {name: served(model) for name, model in loaded.models.items()}
+    return dataclasses.replace(loaded, models=models, judge=judge)
 
 
 def load_sets(source: str | None = None, revision: str | None = None) -> dict[str, NetworkSet]:
-    """Both sets, {"ours": ..., "report": ...}: a set whose folder is missing or broken only has
-    its variants in `missing`; the other still serves."""
-    return {networks: load_set(source, revision, networks) for networks in NETWORKS}
+    """Both sets as the page serves them (`serving`), {"ours": ..., "report": ...}: a set whose
+    folder is missing or broken only has its variants in `missing`; the other still serves."""
+    return {networks: serving(load_set(source, revision, networks)) for networks in NETWORKS}
 
 
 def choose(sets: dict[str, NetworkSet], networks) -> NetworkSet:
