@@ -1,6 +1,6 @@
 """k networks of one shape as one, to answer with: each layer's k copies become one layer k times
 as wide, a convolution of k groups or a batched matrix product. The page runs five ensembles of
-five small networks and a guard of two readers for every request; one at a time, each network's
+five small networks and a guard of three readers for every request; one at a time, each network's
 layers are a few kernel calls on a few hundred values, and the calls' overhead, not their
 arithmetic, takes most of the time (`python benchmarks/serving.py`). Stacked, one call
 does the work of k. For answering only: the layers are evaluated as in eval mode (batch norm

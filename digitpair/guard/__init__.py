@@ -101,7 +101,7 @@ class GuardError(RuntimeError):
 
 # The Reader's width: its three convolutions' channels and its hidden layer's units. Chosen on the
 # choosing writers and kinds: 48/96/192 over a third and two thirds as wide, then this step
-# wider, as two readers that learn half of UCI's digits too (fit.MEMBERS, fit.HALVES;
+# wider, as three readers that learn half of UCI's digits too (fit.MEMBERS, fit.HALVES;
 # benchmarks/README.md): a better reader of digits is a better judge (Vaze et al., 2022).
 CHANNELS, HIDDEN = (64, 128, 256), 256
 
@@ -140,11 +140,11 @@ class Reader(nn.Module):
 
 class GuardNet(nn.Module):
     """`members` Readers trained alike from different seeds, their probabilities averaged: about
-    2 ms a drawing (two at a time) for two readers on one CPU thread at CHANNELS and HIDDEN in
-    channels-last, and a sixth less served stacked (`StackedReaders`, page.served.serving)."""
+    2.5 ms a drawing (two at a time) for three readers on one CPU thread at CHANNELS and HIDDEN
+    in channels-last, and a sixth less served stacked (`StackedReaders`, page.served.serving)."""
 
     def __init__(
-        self, members: int = 2, channels: tuple[int, int, int] = CHANNELS, hidden: int = HIDDEN
+        self, members: int = 3, channels: tuple[int, int, int] = CHANNELS, hidden: int = HIDDEN
     ):
         super().__init__()
         self.readers = nn.ModuleList(Reader(channels, hidden) for _ in range(members))
