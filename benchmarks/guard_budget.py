@@ -42,7 +42,6 @@ from benchmarks import guard_fits  # noqa: E402
 from digitpair import guard  # noqa: E402
 from digitpair.guard import data as guard_data  # noqa: E402
 from digitpair.guard import fit as guard_fit  # noqa: E402
-from digitpair.guard.pretrained import load_pretrained  # noqa: E402
 
 BUDGETS = (guard_fit.TARGET, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)  # % of digits read right
 TAIL = 30  # the choosing split's read-right pen digits least like a digit, by writer
@@ -60,10 +59,7 @@ def without(judged: guard_fit.Judged, keep: np.ndarray) -> guard_fit.Judged:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--weights", type=Path, default=ROOT / "weights")
-    p.add_argument("--networks", default="ours")
-    p.add_argument("--guard", type=Path, help="the guard's folder [default: WEIGHTS/guard]")
+    p = guard_fits.guard_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     p.add_argument(
         "--uci-half",
         action="store_true",
@@ -92,13 +88,7 @@ def main() -> None:
         uci, every = splits["report"]["uci"]
         half = guard_fit.half_roles("uci", uci) == "report"  # the half a --uci fit measures
         splits["choose"]["uci"], splits["report"]["uci"] = (uci, every & half), (uci, every & ~half)
-    fields = guard_fit.fields_of(splits)
-    models = guard_fit.readers(load_pretrained(args.weights, networks=args.networks))
-    sets = guard_fit.judged_sets(
-        splits,
-        {key: guard_fit.guard_read(fitted.net, f) for key, f in fields.items()},
-        {key: guard_fit.reading(models, f) for key, f in fields.items()},
-    )
+    sets = guard_fits.judged(fitted.net, splits, args.weights, args.networks)
     print("\n".join(guard_fits.header("budget on the choosing writers, %", learned=False)))
     for budget in args.budgets:
         target = {name: budget for name in sets["choose"][0]}

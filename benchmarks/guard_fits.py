@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: this checkout's digitpair
 
 from digitpair.guard import fit as guard_fit  # noqa: E402
+from digitpair.guard.pretrained import load_pretrained  # noqa: E402
 
 DIGITS = ("pen", "mnist", "mnist_pen", "usps", "uci")
 RATES = (  # the rates' columns, as `cells` fills them
@@ -30,6 +31,26 @@ RATES = (  # the rates' columns, as `cells` fills them
     "| learned by all: choosing, validation | unseen kinds | misread pen digits flagged "
     "| read right flagged: pen, MNIST, MNIST penned, USPS, UCI"
 )
+
+
+def guard_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of the scripts that measure one guard again: --weights, --networks, --guard."""
+    p.add_argument("--weights", type=Path, default=ROOT / "weights")
+    p.add_argument("--networks", default="ours")
+    p.add_argument("--guard", type=Path, help="the guard's folder [default: WEIGHTS/guard]")
+    return p
+
+
+def judged(net, splits: guard_fit.Splits, weights: Path, networks: str) -> dict:
+    """`splits` (`fit.held_out`) read by the guard's `net` and by the digit readers of the
+    `networks` in `weights`: `fit.judged_sets`' {split: (digit sets, non-digit sets)}."""
+    fields = guard_fit.fields_of(splits)
+    models = guard_fit.readers(load_pretrained(weights, networks=networks))
+    return guard_fit.judged_sets(
+        splits,
+        {key: guard_fit.guard_read(net, f) for key, f in fields.items()},
+        {key: guard_fit.reading(models, f) for key, f in fields.items()},
+    )
 
 
 def learned_by_all(records: list[dict]) -> set[str]:

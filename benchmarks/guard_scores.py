@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere: this checkout's 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks import guard_fits  # noqa: E402
 from digitpair import guard  # noqa: E402
 from digitpair.guard import data as guard_data  # noqa: E402
 from digitpair.guard import fit as guard_fit  # noqa: E402
@@ -204,10 +205,7 @@ def row(name: str, limits: guard.Limits, rates: dict) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--weights", type=Path, default=ROOT / "weights")
-    p.add_argument("--networks", default="ours")
-    p.add_argument("--guard", type=Path, help="the guard's folder [default: WEIGHTS/guard]")
+    p = guard_fits.guard_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     args = p.parse_args()
     torch.set_num_threads(1)
     start = time.time()

@@ -83,12 +83,39 @@ def test_stacked_members_answer_as_the_ensemble_does(name, encoder, layout):
         stacked.predict(torch.zeros(2, 1, 14, 14))  # checked as the ensemble's input
 
 
+def test_stacked_layers_compute_each_networks_own_outputs():
+    def chain(seed):
+        torch.manual_seed(seed)
+        layers = [
+            torch.nn.Conv2d(2, 4, 3, padding=1, bias=False),
+            torch.nn.BatchNorm2d(4),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(),
+            torch.nn.Dropout(0.5),
+            torch.nn.Linear(4 * 3 * 3, 5, bias=False),
+            torch.nn.ReLU(),
+            torch.nn.Linear(5, 3),
+        ]
+        layers[1].running_mean.normal_()  # statistics of its own: each network's must reach it
+        layers[1].running_var.uniform_(0.5, 2)
+        return torch.nn.Sequential(*layers).eval()
+
+    chains = [chain(seed) for seed in range(3)]
+    x = torch.randn(4, 3, 2, 6, 6)  # (N, k, C, H, W): network i reads x[:, i]
+    stacked = stack([list(c) for c in chains])(x.flatten(1, 2))  # (k, N, 3)
+    for i, c in enumerate(chains):
+        torch.testing.assert_close(stacked[i], c(x[:, i]), atol=1e-5, rtol=1e-5)
+
+
 def test_only_networks_of_one_shape_and_known_layers_stack():
     narrow, wide = build_model("simple_cnn", "pooled"), build_model("simple_cnn", "padded")
     with pytest.raises(ValueError, match="one shape"):
         stack([list(narrow.encoder.features), list(wide.encoder.features)])
     with pytest.raises(ValueError, match="one shape"):
         stack([list(narrow.encoder.features), list(narrow.encoder.features)[:-1]])
+    with pytest.raises(ValueError, match="one shape"):
+        stack([[torch.nn.Conv2d(1, 4, 3, padding=1)], [torch.nn.Conv2d(1, 4, 3)]])  # same weights
     with pytest.raises(TypeError, match="GELU"):
         stack([[torch.nn.GELU()], [torch.nn.GELU()]])
 

@@ -31,7 +31,11 @@ class StackedLinear(nn.Module):
     def __init__(self, layers: list[nn.Linear]):
         super().__init__()
         self.register_buffer("weight", torch.stack([layer.weight.t() for layer in layers]))
-        self.register_buffer("bias", torch.stack([layer.bias for layer in layers])[:, None])
+        biases = [
+            torch.zeros(layer.out_features) if layer.bias is None else layer.bias
+            for layer in layers
+        ]
+        self.register_buffer("bias", torch.stack(biases)[:, None])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.bias, x, self.weight)
@@ -77,11 +81,7 @@ def stack(chains: list[list[nn.Module]]) -> nn.Sequential:
         raise ValueError("stack takes networks of one shape: their chains differ in length")
     for layers in zip(*chains):
         first = layers[0]
-        if any(type(layer) is not type(first) for layer in layers) or any(
-            p.shape != q.shape
-            for layer in layers
-            for p, q in zip(layer.state_dict().values(), first.state_dict().values())
-        ):
+        if any(repr(layer) != repr(first) for layer in layers):  # type, sizes and settings
             raise ValueError(f"stack takes networks of one shape: their {first} layers differ")
         if isinstance(first, nn.Conv2d):
             stacked.append(stacked_conv(layers))
