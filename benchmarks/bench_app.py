@@ -61,15 +61,22 @@ def start_app(timeout: float = 60.0) -> tuple[subprocess.Popen, str, float]:
     raise SystemExit(f"app.py did not serve {url} within {timeout:.0f} s")
 
 
+def medians_ms(calls: dict[str, object], n: int) -> dict[str, float]:
+    """{name: a call} -> {name: median ms of n calls}, the calls alternating (so a machine's
+    drift weighs on each alike), after 10 of each to warm up: first calls pay for lazy
+    initialisation."""
+    times = {name: [] for name in calls}
+    for i in range(10 + n):
+        for name, call in calls.items():
+            t = time.perf_counter()
+            call()
+            if i >= 10:
+                times[name].append(time.perf_counter() - t)
+    return {name: 1000 * statistics.median(t) for name, t in times.items()}
+
+
 def median_ms(fn, n: int) -> float:
-    for _ in range(10):  # warm-up: first calls pay for lazy initialisation
-        fn()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
+    return medians_ms({"": fn}, n)[""]
 
 
 def main() -> None:

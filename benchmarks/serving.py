@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import sys
-import time
 from itertools import product
 from pathlib import Path
 
@@ -25,6 +23,7 @@ sys.path.insert(0, str(ROOT))  # app.py is a script at the repo root, not part o
 
 import torch  # noqa: E402
 
+from benchmarks.bench_app import medians_ms  # noqa: E402
 from digitpair.page.served import load_set, serving  # noqa: E402
 
 
@@ -35,18 +34,6 @@ def forms(networks: str) -> dict[str, object]:
     for net in channels_last.nets:
         net.to(memory_format=torch.channels_last)
     return {"served": serving(loaded), "channels-last": channels_last, "as loaded": loaded}
-
-
-def median_ms(calls: dict[str, object], repeats: int) -> dict[str, float]:
-    """{name: a call}: each timed `repeats` times, alternating, after 10 to warm up -> median ms."""
-    times = {name: [] for name in calls}
-    for i in range(10 + repeats):
-        for name, call in calls.items():
-            t = time.perf_counter()
-            call()
-            if i >= 10:
-                times[name].append(time.perf_counter() - t)
-    return {name: 1000 * statistics.median(t) for name, t in times.items()}
 
 
 def said(answer: dict) -> tuple:
@@ -106,7 +93,7 @@ def main() -> None:
 
             return call
 
-        ms = median_ms({name: request(form) for name, form in sets.items()}, args.requests)
+        ms = medians_ms({name: request(form) for name, form in sets.items()}, args.requests)
         columns = [f"{t:.1f}" for t in ms.values()] + [
             f"{ms[name] / ms['as loaded']:.2f}" for name in ("served", "channels-last")
         ]
@@ -125,7 +112,7 @@ def main() -> None:
         alone["guard"] = (guards[0].logits, guards[1].logits, drawings)
     with torch.inference_mode():
         for name, (stacked, one_by_one, x) in alone.items():
-            ms = median_ms({"s": lambda: stacked(x), "o": lambda: one_by_one(x)}, args.requests)
+            ms = medians_ms({"s": lambda: stacked(x), "o": lambda: one_by_one(x)}, args.requests)
             print(f"| {name} | {ms['s']:.2f} | {ms['o']:.2f} | {ms['s'] / ms['o']:.2f} |")
 
 

@@ -106,6 +106,12 @@ class GuardError(RuntimeError):
 CHANNELS, HIDDEN = (64, 128, 256), 256
 
 
+def scaled(x: torch.Tensor) -> torch.Tensor:
+    """(N, 28, 28) raw 0-255 drawings -> (N, 1, 28, 28) in 0-1: what a Reader's first convolution
+    reads."""
+    return x[:, None] / 255.0
+
+
 class Reader(nn.Module):
     """(N, 28, 28) raw 0-255 drawings, boxed and centred as `drawing.mnist_field` makes them ->
     (N, 11) logits: the ten digits and "not a digit". Three 3x3 convolutions (`channels`), each
@@ -132,7 +138,7 @@ class Reader(nn.Module):
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 28, 28) raw 0-255 -> (N, hidden): the features the last layer reads."""
-        return self.features[:-1](x[:, None] / 255.0)
+        return self.features[:-1](scaled(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features[-1](self.hidden(x))
@@ -175,7 +181,7 @@ class StackedReaders(nn.Module):
     @torch.inference_mode()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 28, 28) raw 0-255 -> (members, N, 11), as `GuardNet.logits`."""
-        return self.readers((x.float()[:, None] / 255.0).expand(-1, self.members, -1, -1))
+        return self.readers(scaled(x.float()).expand(-1, self.members, -1, -1))
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:
