@@ -10,10 +10,10 @@ UCI never seen.
 
     python benchmarks/guard.py [--weights weights] [--guard FOLDER [--uci-half]] [--readme]
 
---readme rewrites the README's block between the guard markers from the record. --guard measures a
-fit's folder (`fit-guard --out`) instead of the served guard; --uci-half measures UCI only on the
-half a `fit-guard --uci` fit is measured on, to set a guard that did not learn from UCI beside one
-that did.
+--readme rewrites the guard blocks of the README and docs/guard.md from the record. --guard
+measures a fit's folder (`fit-guard --out`) instead of the served guard; --uci-half measures UCI
+only on the half a `fit-guard --uci` fit is measured on, to set a guard that did not learn from
+UCI beside one that did.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from digitpair.guard import data as guard_data  # noqa: E402
 from digitpair.guard import fit as guard_fit  # noqa: E402
 from digitpair.lab.report import replace_block  # noqa: E402
 
-README = ROOT / "README.md"
+README, DOCS = ROOT / "README.md", ROOT / "docs" / "guard.md"
 BEGIN, END = "<!-- guard:begin (python benchmarks/guard.py --readme) -->", "<!-- guard:end -->"
 
 
@@ -67,7 +67,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--weights", type=Path, default=ROOT / "weights")
     p.add_argument(
-        "--readme", action="store_true", help="rewrite the README's guard block from the record"
+        "--readme",
+        action="store_true",
+        help="rewrite the guard blocks of the README and docs/guard.md from the record",
     )
     p.add_argument("--guard", type=Path, help="a fit's folder [default: WEIGHTS/guard]")
     p.add_argument(
@@ -95,9 +97,10 @@ def main() -> None:
         print(f"  {'the same as' if same else 'NOT the same as'} the rates guard.json records")
     print(guard.rates_markdown(fitted.record))
     if args.readme:
-        block = guard.rates_markdown(fitted.record)
-        README.write_text(replace_block(README.read_text(), BEGIN, END, block))
-        print(f"wrote {README}'s guard block")
+        blocks = {README: guard.rates_markdown, DOCS: guard.docs_markdown}
+        for page, markdown in blocks.items():
+            page.write_text(replace_block(page.read_text(), BEGIN, END, markdown(fitted.record)))
+            print(f"wrote {page.relative_to(ROOT)}'s guard block")
 
 
 if __name__ == "__main__":

@@ -861,13 +861,15 @@ def served_sets():
     return sets
 
 
-def test_the_committed_guard_is_for_the_committed_weights_and_the_readme_cites_it(served_sets):
+def test_the_committed_guard_is_for_the_committed_weights_and_the_docs_cite_it(served_sets):
     for networks, loaded in served_sets.items():
         # After exporting new weights, run `digitpair-train fit-guard`: it fits the guard for them.
         assert loaded.judge is not None, f"weights/guard, {networks} networks: {loaded.not_judged}"
     record = about.guard_record(served_sets)
     readme = (ROOT / "README.md").read_text()
     assert f"{GUARD_BEGIN}\n{guard.rates_markdown(record)}\n{GUARD_END}" in readme
+    docs = (ROOT / "docs" / "guard.md").read_text()
+    assert f"{GUARD_BEGIN}\n{guard.docs_markdown(record)}\n{GUARD_END}" in docs
     assert guard.rates_markdown(record) in about.about_markdown(served_sets)
 
 

@@ -534,6 +534,28 @@ def test_the_rates_line_names_unseen_characters_only_where_some_were_held_out():
     assert "never learned" not in line and "% of pen letters and symbols and " in line
 
 
+def test_the_docs_block_says_what_was_fitted_and_what_it_catches_least():
+    folder = Path(__file__).resolve().parents[1] / "weights" / guard.FOLDER
+    record = json.loads((folder / guard.RECORD_NAME).read_text())
+    record["architecture"] = {"channels": [8, 16, 32], "hidden": 40, "members": 2}
+    record["seed"], record["epochs"] = 7, 3
+    record.pop("commit", None)  # a record fitted before fits named their commit
+    for chosen in record["networks"].values():
+        chosen["rates"]["pen_characters"]["per_label"] = {"A": 90.0, ">": 10.0, "J": 50.0}
+        chosen["rates"]["doodles"]["per_kind"] = {"wave": 99.0, "object": 70.0}
+    block = guard.docs_markdown(record)
+    size = sum(p.numel() for p in guard.Reader((8, 16, 32), 40).parameters())
+    assert block.startswith(
+        f"The served guard: 2 readers, each three convolutions of 8/16/32 channels and 40 hidden "
+        f"units ({size / 1000:.0f}k parameters), 3 epochs, seed 7, fitted by "
+        "`digitpair-train fit-guard` at commit unknown."
+    )
+    assert guard.rates_markdown(record) in block
+    least = "characters caught least: `>` 10.0 %, `J` 50.0 %, `A` 90.0 %; the kinds never seen: "
+    assert block.count(least + "object 70.0 %, wave 99.0 %.") == len(record["networks"])
+    assert guard.misses_markdown(record, most=1).count("least: `>` 10.0 %; the kinds") == 2
+
+
 @pytest.mark.parametrize("name, title", [("usps", "USPS"), ("uci", "UCI")])
 def test_the_rates_line_says_which_usps_or_uci_digits_were_measured_where_a_fit_learned_half(
     name, title

@@ -381,6 +381,48 @@ def rates_markdown(record: dict) -> str:
     return "\n".join(lines)
 
 
+def fitted_markdown(record: dict) -> str:
+    """What a guard record says was fitted and how its limits were chosen, one paragraph: for
+    docs/guard.md."""
+    arch, budget = record["architecture"], record["fitted_on"]["budget"]
+    channels, hidden = tuple(arch["channels"]), arch["hidden"]
+    size = sum(p.numel() for p in Reader(channels, hidden).parameters())
+    sets = ", ".join(CHOOSING_TITLES.get(name, name) for name in budget["sets"])
+    return (
+        f"The served guard: {arch['members']} readers, each three convolutions of "
+        f"{'/'.join(map(str, channels))} channels and {hidden} hidden units ({size / 1000:.0f}k "
+        f"parameters), {record['epochs']} epochs, seed {record['seed']}, fitted by "
+        f"`{record['command']}` at commit {record.get('commit', 'unknown')}. Its limits flag at "
+        f"most {budget['target']:g} % of the choosing side's digits the networks read right "
+        f"({sets})."
+    )
+
+
+def misses_markdown(record: dict, most: int = 6) -> str:
+    """The held-out characters and unseen kinds of drawing a guard record's rates catch least,
+    one line per set of networks: for docs/guard.md."""
+    lines = []
+    for networks, chosen in record.get("networks", {}).items():
+        if "rates" not in chosen:
+            continue
+        r = chosen["rates"]
+        least = sorted(r["pen_characters"].get("per_label", {}).items(), key=lambda kv: kv[1])
+        kinds = sorted(r["doodles"]["per_kind"].items(), key=lambda kv: kv[1])
+        lines.append(
+            f"- {networks} networks, the held-out writers' characters caught least: "
+            + ", ".join(f"`{c}` {v} %" for c, v in least[:most])
+            + "; the kinds never seen: "
+            + ", ".join(f"{k} {v} %" for k, v in kinds)
+            + "."
+        )
+    return "\n".join(lines)
+
+
+def docs_markdown(record: dict) -> str:
+    """docs/guard.md's block: what was fitted, its held-out rates, what it catches least."""
+    return "\n\n".join([fitted_markdown(record), rates_markdown(record), misses_markdown(record)])
+
+
 DIGIT_SETS = ("pen", "mnist", "mnist_pen", "usps", "uci")
 TITLES = {
     "pen": "pen digits",
@@ -389,5 +431,12 @@ TITLES = {
     "usps": "USPS digits",
     "uci": "UCI digits",
 }
+# The digit sets the limits are chosen on, by name (fit.held_out: writers and digits never fitted).
+CHOOSING_TITLES = {
+    "pen": "the choosing writers' pen digits",
+    "mnist": "MNIST training digits kept out of fitting, drawn on the canvas",
+    "mnist_pen": "the same redrawn with the pad's pen",
+}
+
 # The digit sets that name no writers, of which a fit may learn half (fit.HALVES), by name.
 HALVED = {"usps": "USPS", "uci": "UCI"}
