@@ -544,10 +544,9 @@ def test_the_docs_block_says_what_was_fitted_and_what_it_catches_least():
         chosen["rates"]["pen_characters"]["per_label"] = {"A": 90.0, ">": 10.0, "J": 50.0}
         chosen["rates"]["doodles"]["per_kind"] = {"wave": 99.0, "object": 70.0}
     block = guard.docs_markdown(record)
-    size = sum(p.numel() for p in guard.Reader((8, 16, 32), 40).parameters())
-    assert block.startswith(
-        f"The served guard: 2 readers, each three convolutions of 8/16/32 channels and 40 hidden "
-        f"units ({size / 1000:.0f}k parameters), 3 epochs, seed 7, fitted by "
+    assert block.startswith(  # 80 + 1168 + 4640 + 11560 + 451 parameters a reader
+        "The served guard: 2 readers, each three convolutions of 8/16/32 channels and 40 hidden "
+        "units (18k parameters), 3 epochs, seed 7, fitted by "
         "`digitpair-train fit-guard` at commit unknown."
     )
     assert guard.rates_markdown(record) in block

@@ -49,6 +49,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from torch import nn
 
+from ..core.config import UNKNOWN
 from ..core.stacking import stack
 from ..core.weights import GUARD_FILES, GUARD_FOLDER
 
@@ -394,7 +395,7 @@ def fitted_markdown(record: dict) -> str:
         f"The served guard: {arch['members']} readers, each three convolutions of "
         f"{'/'.join(map(str, channels))} channels and {hidden} hidden units ({size / 1000:.0f}k "
         f"parameters), {record['epochs']} epochs, seed {record['seed']}, fitted by "
-        f"`{record['command']}` at commit {record.get('commit', 'unknown')}. Its limits flag at "
+        f"`{record['command']}` at commit {record.get('commit', UNKNOWN)}. Its limits flag at "
         f"most {budget['target']:g} % of the choosing side's digits the networks read right "
         f"({sets})."
     )
